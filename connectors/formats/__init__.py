@@ -1,0 +1,1 @@
+"""Pure decoders from vendor dialects to hub Events: no I/O."""

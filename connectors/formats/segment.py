@@ -1,0 +1,140 @@
+"""Decodes Segment Tracking API messages (track, identify, page, screen, group, alias) into Events."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import msgspec
+
+from hub.errors import RejectedError
+from hub.events import Event, EventKind, SourceRef, to_epoch_secs
+
+CALLS = ("track", "identify", "page", "screen", "group", "alias")
+
+Id = str | int  # SDKs send numeric user ids too; they are kept as their decimal string
+
+
+class SegmentMessage(msgspec.Struct, kw_only=True):
+    """The fields of a Segment message the hub reads (segment-docs spec/common.md); others are ignored."""
+
+    type: str | None = None
+    messageId: str | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
+    previousId: Id | None = None
+    event: str | None = None
+    name: str | None = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    timestamp: str | float | None = None
+    originalTimestamp: str | float | None = None
+    sentAt: str | float | None = None
+
+
+def decode_message(
+    message: Any,
+    *,
+    source_id: str,
+    request_id: str | None = None,
+    call: str | None = None,
+    batch_context: dict[str, Any] | None = None,
+    received_at: float | None = None,
+) -> Event | None:
+    """One Segment message → Event; None for calls Personalize has no use for (group).
+
+    `call` forces the type (the single-call endpoints `/v1/track` etc. imply it). Raises RejectedError
+    with a reason code and a message naming the field.
+    """
+    if not isinstance(message, dict):
+        raise RejectedError("invalid_type", f"a message must be a JSON object, got {type(message).__name__}")
+    try:
+        msg = msgspec.convert(message, SegmentMessage, strict=False)
+    except msgspec.ValidationError as err:
+        raise RejectedError("invalid_type", _field_error(err)) from None
+    kind_of = call or msg.type
+    if kind_of not in CALLS:
+        raise RejectedError("unsupported_type", f"type: expected one of {', '.join(CALLS)}, got {kind_of!r}")
+    if kind_of == "group":
+        return None
+    user_id = _id(msg.userId)
+    anonymous_id = _id(msg.anonymousId)
+    if user_id is None and anonymous_id is None:
+        raise RejectedError("missing_identity", "userId or anonymousId: one of them is required")
+    if kind_of == "track" and not msg.event:
+        raise RejectedError("missing_field", "event: a track call needs an event name")
+    previous_id = _id(msg.previousId)
+    if kind_of == "alias" and (previous_id is None or user_id is None):
+        raise RejectedError("missing_field", "previousId and userId: an alias call needs both")
+
+    context = {**batch_context, **msg.context} if batch_context and msg.context else (msg.context or batch_context or {})
+    properties = msg.properties or {}
+    name = msg.event if kind_of == "track" else (msg.name or properties.get("name"))
+    kind = {
+        "identify": EventKind.IDENTIFY,
+        "alias": EventKind.ALIAS,
+    }.get(kind_of, EventKind.INTERACTION)
+    session_id = context.get("sessionId")
+    return Event(
+        kind=kind,
+        source=SourceRef(
+            source_id=source_id, message_id=msg.messageId or _content_id(message), request_id=request_id
+        ),
+        timestamp=_timestamp(msg, received_at),
+        name=name,
+        call=kind_of,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        session_id=str(session_id) if session_id not in (None, "") else None,
+        previous_id=previous_id,
+        properties=properties,
+        traits=msg.traits or context.get("traits") or {},
+        context=context,
+        raw=message,
+    )
+
+
+def _id(value: Id | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    # Placeholders are missing ids, not ids: Personalize silently drops events with "null" (peers.md §7.1).
+    return None if text in ("", "null", "undefined", "None") else text
+
+
+def _timestamp(msg: SegmentMessage, received_at: float | None) -> float:
+    """Segment's rule (spec/common.md): timestamp = receivedAt − (sentAt − originalTimestamp)."""
+    received = received_at if received_at is not None else time.time()
+    try:
+        if msg.timestamp is not None:
+            return to_epoch_secs(msg.timestamp)
+        if msg.originalTimestamp is not None:
+            original = to_epoch_secs(msg.originalTimestamp)
+            if msg.sentAt is None:
+                return original
+            return received - (to_epoch_secs(msg.sentAt) - original)
+    except ValueError as err:
+        field = "timestamp" if msg.timestamp is not None else "originalTimestamp/sentAt"
+        raise RejectedError("invalid_timestamp", f"{field}: {err}") from None
+    return received
+
+
+def _content_id(message: dict[str, Any]) -> str:
+    """A message id derived from the content, so a redelivered message without one keeps the same id."""
+    return "sha256:" + hashlib.sha256(msgspec.json.encode(message, order="sorted")).hexdigest()[:32]
+
+
+def _field_error(err: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `str`, got `int` - at `$.userId`": lead with the field, as the HTTP API does.
+    text = str(err)
+    if " - at `$." in text:
+        message, _, path = text.partition(" - at `$.")
+        return f"{path.rstrip('`')}: {message}"
+    return text
+
+
+def encoded_size(message: Any) -> int:
+    """Bytes of a message as compact JSON, for the per-event size limit inside a batch."""
+    return len(msgspec.json.encode(message))

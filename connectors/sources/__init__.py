@@ -1,0 +1,1 @@
+"""Where events come from: webhooks and Kafka."""

@@ -1,0 +1,93 @@
+"""The `hub` command: run | check | connectors (and the commands other modules add)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from hub.errors import ConfigError
+
+
+def _load(path: str):
+    from hub.config import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        click.echo(str(err), err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="personalize-hub")
+def main() -> None:
+    """personalize-hub: clickstream and catalog into Amazon Personalize, recommendations out to marketing."""
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+@click.option("--host", default=None, help="Override http.host.")
+@click.option("--port", default=None, type=int, help="Override http.port.")
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default: $HUB_LOG_LEVEL or INFO).")
+def run(config_path: str, host: str | None, port: int | None, log_level: str | None) -> None:
+    """Serve the hub: webhooks, Kafka consumers, delivery, /metrics."""
+    import uvicorn
+
+    from hub.ingest import build_app
+    from hub.runtime import Hub
+    from hub.telemetry import setup_logging
+
+    setup_logging(log_level)
+    config = _load(config_path)
+    app = build_app(Hub(config))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host or config.http.host,
+            port=port if port is not None else config.http.port,
+            log_level=(log_level or "info").lower(),
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    asyncio.run(server.serve())
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+def check(config_path: str) -> None:
+    """Validate a config file and report every problem at once (exit 2 if any)."""
+    config = _load(config_path)
+    click.echo(
+        f"ok: {len(config.sources)} source(s), {len(config.destinations)} destination(s), "
+        f"dead letter: {config.dead_letter.type}"
+    )
+
+
+@main.command()
+@click.argument("type_", metavar="[TYPE]", required=False)
+def connectors(type_: str | None) -> None:
+    """List built-in connectors, or print one connector's configuration fields."""
+    from hub import registry
+
+    if type_ is None:
+        for name, cls in sorted({**registry.sources(), **registry.destinations()}.items()):
+            kind = "source" if name in registry.sources() else "destination"
+            click.echo(f"{name:24} {kind:12} {(cls.__doc__ or '').strip().splitlines()[0]}")
+        return
+    try:
+        info = registry.describe(type_)
+    except KeyError:
+        click.echo(f"unknown connector type {type_!r}; `hub connectors` lists them", err=True)
+        sys.exit(2)
+    click.echo(f"{info['type']} ({info['kind']}): {info['summary']}")
+    for name, field in info["fields"].items():
+        default = "required" if field["required"] else f"default {json.dumps(field['default'], default=str)}"
+        click.echo(f"  {name:22} {default:28} {field['description']}")
+
+
+if __name__ == "__main__":
+    main()

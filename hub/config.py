@@ -1,0 +1,165 @@
+"""HubConfig: the YAML file, `${VAR}` / `${VAR:-default}` interpolation and every problem in one error."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from hub import registry
+from hub.delivery.retry import RetryConfig
+from hub.errors import ConfigError
+
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+
+
+class HttpConfig(BaseModel):
+    """The hub's HTTP server: webhooks, /metrics, health and /recommendations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 only behind a proxy or in a container.")
+    port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+
+
+class AwsConfig(BaseModel):
+    """How AWS clients are built (hub/aws.py); credentials come from the standard AWS chain, never config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str = Field("us-east-1", description="AWS region.")
+    personalize_endpoint_url: str | None = Field(
+        None, description="Personalize endpoint override, e.g. local_personalize; empty means real AWS."
+    )
+    endpoint_url: str | None = Field(None, description="Endpoint override for other services (S3, SES).")
+
+
+class _HubConfigBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    aws: AwsConfig = Field(default_factory=AwsConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig, description="Delivery retry budget.")
+
+    @model_validator(mode="after")
+    def _check_references(self) -> _HubConfigBase:
+        ids = [c.id for c in [*self.sources, *self.destinations]]  # type: ignore[attr-defined]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"connector ids must be unique; repeated: {', '.join(duplicates)}")
+        dead_letter = self.dead_letter  # type: ignore[attr-defined]
+        if not registry.can_hold_dead_letter(dead_letter.type):
+            raise ValueError(f"dead_letter: type {dead_letter.type!r} cannot hold a dead letter")
+        return self
+
+
+def _build_model() -> type[BaseModel]:
+    destination = registry.destination_config_type()
+    return create_model(
+        "HubConfig",
+        __base__=_HubConfigBase,
+        __doc__="The whole hub: sources, destinations, dead letter and shared settings.",
+        sources=(list[registry.source_config_type()], Field(default_factory=list)),
+        destinations=(list[destination], Field(default_factory=list)),
+        dead_letter=(
+            destination,
+            Field(
+                default_factory=lambda: {"type": "file", "id": "dead_letter", "path": "var/dead-letter.jsonl"},
+                validate_default=True,
+                description="Where rejected inputs go, with their reasons (a `file` or `kafka` destination).",
+            ),
+        ),
+    )
+
+
+HubConfig = _build_model()
+
+
+def interpolate(tree: Any, environ: Mapping[str, str] | None = None, missing: list[str] | None = None) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree (`$$` is a literal `$`).
+
+    Substitution happens after parsing, so a variable's value can never change the YAML structure.
+    Every missing variable is named with the path where it is used: appended to `missing` when given,
+    else raised at once as a ConfigError.
+    """
+    env = os.environ if environ is None else environ
+    collect = missing is not None
+    missing = [] if missing is None else missing
+
+    def substitute(text: str, path: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, has_default, default = match.group(1), match.group(2), match.group(3)
+            value = env.get(name)
+            if value is None or (has_default and value == ""):
+                if has_default:
+                    return default
+                missing.append(f"{path or '<root>'}: environment variable {name} is not set")
+                return ""
+            return value
+
+        return _VARIABLE.sub(replace, text)
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, str):
+            return substitute(node, path)
+        if isinstance(node, list):
+            return [walk(item, f"{path}[{i}]") for i, item in enumerate(node)]
+        if isinstance(node, dict):
+            return {key: walk(value, f"{path}.{key}" if path else str(key)) for key, value in node.items()}
+        return node
+
+    result = walk(tree, "")
+    if missing and not collect:
+        raise ConfigError(missing)
+    return result
+
+
+def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> BaseModel:
+    """Validate a parsed config tree; ConfigError lists every problem with its path."""
+    problems: list[str] = []
+    tree = interpolate(data if data is not None else {}, environ, problems)
+    try:
+        config = HubConfig.model_validate(tree)
+    except ValidationError as err:
+        problems += [_describe(e) for e in err.errors()]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> BaseModel:
+    """Read, interpolate and validate a YAML config file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError([f"{path}: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError([f"{path}: not valid YAML: {err}"]) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    return parse_config(data, environ)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """`sources[0].write_keys: unknown key`, the form every problem is reported in."""
+    # Drop the union-member tags pydantic adds to a discriminated union's path (e.g. "segment_webhook").
+    path = ""
+    for part in error["loc"]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in _TYPE_NAMES:
+            path += f".{part}" if path else part
+    message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+    return f"{path or '<root>'}: {message}"
+
+
+_TYPE_NAMES = set(registry.sources()) | set(registry.destinations())

@@ -1,0 +1,210 @@
+"""The contracts between the engine and connectors: sources, destinations, batch policy, outcomes."""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.events import Event, EventKind, Rejection
+
+
+class Outcome(str, enum.Enum):
+    """How an event settled. Ordered by severity: a source acknowledges only DELIVERED and REJECTED."""
+
+    DELIVERED = "delivered"  # every destination it routes to has it (or it was deliberately skipped)
+    REJECTED = "rejected"  # can never be delivered as it is; the dead letter has it with a reason
+    RETRY = "retry"  # not settled: do not acknowledge, redeliver later
+
+    @staticmethod
+    def worst(outcomes: Sequence[Outcome]) -> Outcome:
+        if Outcome.RETRY in outcomes:
+            return Outcome.RETRY
+        if Outcome.REJECTED in outcomes:
+            return Outcome.REJECTED
+        return Outcome.DELIVERED
+
+
+@dataclass(slots=True)
+class EmitReport:
+    """The settlement of one `emit` call: one outcome per event passed in, plus decode rejections."""
+
+    outcomes: list[Outcome]
+    rejections: list[Rejection] = field(default_factory=list)  # every reason, incl. decode-time ones
+    dead_letter_failed: bool = False  # rejections could not be recorded: acknowledge nothing
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.dead_letter_failed:
+            return Outcome.RETRY
+        return Outcome.worst(self.outcomes)
+
+    @property
+    def delivered(self) -> int:
+        return self.outcomes.count(Outcome.DELIVERED)
+
+    @property
+    def rejected(self) -> int:
+        return self.outcomes.count(Outcome.REJECTED)
+
+    @property
+    def retry(self) -> int:
+        return self.outcomes.count(Outcome.RETRY)
+
+
+Emit = Callable[[Sequence[Event], Sequence[Rejection]], Awaitable[EmitReport]]
+"""`await emit(events, rejections)` is the acknowledgement: it returns once every event has settled.
+
+`rejections` are inputs the source could not even decode; they are dead-lettered before emit returns.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """How a destination batches: the API's limits (in the destination module, with their source)."""
+
+    max_events: int
+    max_bytes: int | None = None
+    max_wait_secs: float = 0.05
+    max_requests_per_sec: float | None = None
+    max_in_flight: int = 8
+
+    def lowered_by(self, overrides: BatchOverrides) -> BatchPolicy:
+        """Apply config overrides, which may only lower the limits (validated in `DestinationConfig`)."""
+        changes = {k: v for k, v in overrides.model_dump().items() if v is not None}
+        return replace(self, **changes)
+
+
+class BatchOverrides(BaseModel):
+    """Per-destination tuning; each value may only be lower than the API limit the destination declares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_events: int | None = Field(None, ge=1, description="Events per request.")
+    max_bytes: int | None = Field(None, ge=1, description="Bytes per request.")
+    max_wait_secs: float | None = Field(None, ge=0, description="Longest an event waits for its batch to fill.")
+    max_requests_per_sec: float | None = Field(None, gt=0, description="Client-side request rate ceiling.")
+    max_in_flight: int | None = Field(None, ge=1, description="Concurrent requests.")
+
+
+class ConnectorConfig(BaseModel):
+    """Base of every connector's config; subclasses declare `type: Literal["<module name>"]`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field("", description="Name used in metrics, logs and the dead letter; defaults to the type.")
+
+    @model_validator(mode="after")
+    def _default_id(self) -> ConnectorConfig:
+        if not self.id:
+            self.id = getattr(self, "type", type(self).__name__)
+        return self
+
+
+class SourceConfig(ConnectorConfig):
+    """Base of source configs."""
+
+
+class DestinationConfig(ConnectorConfig):
+    """Base of destination configs: what is routed here and how it is batched."""
+
+    api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=100)
+    default_kinds: ClassVar[frozenset[EventKind]] = frozenset(EventKind)
+
+    kinds: list[EventKind] | None = Field(
+        None, description="Event kinds routed to this destination; default: what the destination accepts."
+    )
+    batch: BatchOverrides = Field(default_factory=BatchOverrides, description="Batching overrides.")
+
+    @model_validator(mode="after")
+    def _overrides_only_lower(self) -> DestinationConfig:
+        limits = self.api_limits
+        for name in ("max_events", "max_bytes", "max_requests_per_sec", "max_in_flight"):
+            value, limit = getattr(self.batch, name), getattr(limits, name)
+            if value is not None and limit is not None and value > limit:
+                raise ValueError(f"batch.{name}={value} exceeds the API limit {limit}")
+        return self
+
+    def batch_policy(self) -> BatchPolicy:
+        return self.api_limits.lowered_by(self.batch)
+
+    def routed_kinds(self) -> frozenset[EventKind]:
+        return frozenset(self.kinds) if self.kinds is not None else self.default_kinds
+
+
+@dataclass
+class Context:
+    """What the engine lends every connector: a logger and shared factories set up at start."""
+
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("hub"))
+    aws: Any = None  # hub.aws.AwsClients, set by the runtime
+
+
+class Source(abc.ABC):
+    """Produces events and acknowledges them only after `emit` settled them."""
+
+    Config: ClassVar[type[SourceConfig]]
+
+    def __init__(self, config: SourceConfig, context: Context):
+        self.config = config
+        self.context = context
+
+    async def run(self, emit: Emit) -> None:  # noqa: B027 - webhook sources have no loop of their own
+        """Pull and emit until cancelled. Push-based sources (webhooks) leave this empty."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release connections."""
+
+
+class WebhookSource(Source):
+    """A source whose events arrive over HTTP on the hub's shared app."""
+
+    @abc.abstractmethod
+    def routes(self, emit: Emit) -> list[Any]:
+        """Starlette routes serving this source; handlers answer only after `emit` returned."""
+
+
+class Destination(abc.ABC):
+    """Sends batches of mapped events to one service.
+
+    `send` returns normally when the whole batch was delivered, raises RetryableError when it may succeed
+    later, RejectedError when it never will, and PartialFailure naming the members that failed.
+    """
+
+    Config: ClassVar[type[DestinationConfig]]
+
+    def __init__(self, config: DestinationConfig, context: Context):
+        self.config = config
+        self.context = context
+
+    def accepts(self, event: Event) -> bool:
+        return event.kind in self.config.routed_kinds()
+
+    def partition_key(self, event: Event) -> str:
+        """Events with the same key are sent in order, never in two batches at once."""
+        return ""
+
+    def size_of(self, event: Event) -> int:
+        """Bytes the event adds to a request, for `BatchPolicy.max_bytes`."""
+        return 0
+
+    async def start(self) -> None:  # noqa: B027
+        """Open clients; called once before the first send."""
+
+    @abc.abstractmethod
+    async def send(self, batch: Sequence[Event]) -> None: ...
+
+    async def close(self) -> None:  # noqa: B027
+        """Flush and release clients."""
+
+
+@runtime_checkable
+class RecordSink(Protocol):
+    """A destination that can also hold the dead letter: it stores plain JSON records as they are."""
+
+    async def write_records(self, records: Sequence[dict[str, Any]]) -> None: ...

@@ -1,0 +1,1 @@
+"""Getting events out: partitioned batching, retries, adaptive rate limiting and the dead letter."""

@@ -1,0 +1,123 @@
+"""The one internal Event every source decodes into and every stage and destination works on."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+
+class EventKind(str, enum.Enum):
+    """What an event means for Personalize, independent of the dialect it arrived in."""
+
+    INTERACTION = "interaction"  # a user did something with an item (PutEvents)
+    ITEM = "item"  # catalog upsert or removal (PutItems)
+    USER = "user"  # profile attributes (PutUsers)
+    IDENTIFY = "identify"  # anonymousId becomes known as userId (identity store; may also carry traits)
+    ALIAS = "alias"  # previousId and userId are the same person (identity store)
+
+
+class SourceRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an event came from, so it can be acknowledged, dead-lettered and replayed."""
+
+    source_id: str
+    message_id: str
+    partition: int | None = None
+    offset: int | None = None
+    request_id: str | None = None
+
+
+class Event(msgspec.Struct, kw_only=True):
+    """A decoded, dialect-free event; `record` is filled by mapping with the destination-ready body.
+
+    Identity fields are the ones the source sent; the identity stage overwrites `user_id` and
+    `session_id` with the stitched values. `raw` keeps the original payload for the dead letter.
+    """
+
+    kind: EventKind
+    source: SourceRef
+    timestamp: float  # epoch seconds, UTC; normalised by `to_epoch_secs` in one place
+    name: str | None = None  # the event's name in its dialect, e.g. "Product Viewed"
+    call: str | None = None  # the dialect's call type, e.g. "track", "page", "commerce_event"
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    session_id: str | None = None
+    previous_id: str | None = None  # alias: the id being merged into user_id
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+    traits: dict[str, Any] = msgspec.field(default_factory=dict)
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    raw: Any = None
+    record: dict[str, Any] | None = None
+
+    @property
+    def message_id(self) -> str:
+        return self.source.message_id
+
+    def derive(self, index: int, **changes: Any) -> Event:
+        """A child event (e.g. one interaction per product of an order) with a stable derived message id."""
+        source = msgspec.structs.replace(self.source, message_id=f"{self.source.message_id}:{index}")
+        return msgspec.structs.replace(self, source=source, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+
+def event_id_for(message_id: str) -> str:
+    """Deterministic Personalize eventId from the source message id, so redelivery is idempotent.
+
+    Personalize ignores repeated eventIds for training (personalize-api.md §3.1); eventId is 1..256
+    characters, so long message ids are hashed rather than truncated (truncation could collide).
+    """
+    if 0 < len(message_id) <= 256:
+        return message_id
+    return hashlib.sha256(message_id.encode()).hexdigest()
+
+
+_MILLIS_THRESHOLD = 1e11  # epoch seconds reach 1e11 only in the year 5138; larger numbers are milliseconds
+
+
+def to_epoch_secs(value: Any) -> float:
+    """Normalise a timestamp (ISO-8601 string, epoch seconds or milliseconds, datetime) to epoch seconds.
+
+    The one place timestamps are interpreted: users report events silently ignored by Personalize
+    because sentAt was sent in the wrong unit (peers.md §7.2). Raises ValueError on anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        secs = float(value)
+    elif isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            secs = float(text)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+            except ValueError:
+                raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
+            return to_epoch_secs(dt)
+    else:
+        raise ValueError(f"not a timestamp: {value!r}")
+    if not math.isfinite(secs) or secs < 0:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return secs / 1000.0 if secs >= _MILLIS_THRESHOLD else secs
+
+
+class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+    """An input that cannot be delivered as it is, with a machine-readable reason code.
+
+    `reason` is a short snake_case code (metrics label, dead-letter filter for replay); `message` says
+    what a person should fix, naming the field.
+    """
+
+    source: SourceRef
+    reason: str
+    message: str
+    raw: Any = None

@@ -1,0 +1,109 @@
+"""emit(): identity → mapping → validate → route → await settle → one Outcome per event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+from hub import telemetry
+from hub.connector import EmitReport, Outcome
+from hub.delivery.dead_letter import DeadLetter, DeadLetterRecord
+from hub.delivery.runner import DestinationRunner
+from hub.errors import RetryableError
+from hub.events import Event, Rejection
+
+StageResult = list[Event] | Rejection
+"""Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on."""
+
+
+class Stage(Protocol):
+    """A step between decoding and delivery, applied to a micro-batch so it can batch its own I/O."""
+
+    async def apply(self, events: list[Event]) -> list[StageResult]:
+        """Return exactly one result per input event, in order."""
+        ...
+
+
+_SEVERITY = {Outcome.DELIVERED: 0, Outcome.REJECTED: 1, Outcome.RETRY: 2}
+
+
+class Pipeline:
+    """Carries events from sources to destination runners and tells the source when they settled.
+
+    The acknowledgement contract: `emit` returns only when every event is DELIVERED, REJECTED with its
+    dead-letter record written, or RETRY (nothing may be acknowledged; the source redelivers).
+    """
+
+    def __init__(self, stages: Sequence[Stage], runners: Sequence[DestinationRunner], dead_letter: DeadLetter):
+        self.stages = list(stages)
+        self.runners = list(runners)
+        self.dead_letter = dead_letter
+
+    async def emit(self, events: Sequence[Event], rejections: Sequence[Rejection] = ()) -> EmitReport:
+        outcomes = [Outcome.DELIVERED] * len(events)
+        dead: list[DeadLetterRecord] = [DeadLetterRecord.of(r) for r in rejections]
+        dead_roots: list[int | None] = [None] * len(dead)
+        all_rejections = list(rejections)
+
+        def mark(root: int, outcome: Outcome) -> None:
+            if _SEVERITY[outcome] > _SEVERITY[outcomes[root]]:
+                outcomes[root] = outcome
+
+        def reject(root: int, rejection: Rejection, record: DeadLetterRecord) -> None:
+            mark(root, Outcome.REJECTED)
+            all_rejections.append(rejection)
+            dead.append(record)
+            dead_roots.append(root)
+
+        received = Counter(e.source.source_id for e in events)
+        received.update(r.source.source_id for r in rejections)
+        for source_id, count in received.items():
+            telemetry.EVENTS_IN.labels(source_id).inc(count)
+
+        current: list[tuple[int, Event]] = list(enumerate(events))
+        for stage in self.stages:
+            results = await stage.apply([event for _, event in current])
+            following: list[tuple[int, Event]] = []
+            for (root, event), result in zip(current, results, strict=True):
+                if isinstance(result, Rejection):
+                    reject(root, result, DeadLetterRecord.of(result, event=event))
+                else:
+                    following.extend((root, child) for child in result)
+            current = following
+
+        waiting: list[tuple[int, Event, DestinationRunner, asyncio.Future]] = []
+        for root, event in current:
+            targets = [runner for runner in self.runners if runner.destination.accepts(event)]
+            if not targets:
+                telemetry.EVENTS_SKIPPED.labels("no_destination").inc()
+            for runner in targets:
+                waiting.append((root, event, runner, await runner.submit(event)))
+
+        settlements = await asyncio.gather(*(future for *_, future in waiting))
+        for (root, event, runner, _), settlement in zip(waiting, settlements, strict=True):
+            if settlement.outcome is Outcome.RETRY:
+                mark(root, Outcome.RETRY)
+            elif settlement.outcome is Outcome.REJECTED:
+                rejection = Rejection(
+                    source=event.source,
+                    reason=settlement.reason or "rejected",
+                    message=settlement.message or "",
+                    raw=event.raw,
+                )
+                record = DeadLetterRecord.of(
+                    rejection, event=event, attempts=settlement.attempts, destination=runner.name
+                )
+                reject(root, rejection, record)
+
+        report = EmitReport(outcomes, all_rejections)
+        try:
+            await self.dead_letter.write(dead)
+        except RetryableError:
+            # Nothing rejected is settled without its record: the source must redeliver all of it.
+            for root in dead_roots:
+                if root is not None:
+                    mark(root, Outcome.RETRY)
+            report.dead_letter_failed = bool(dead)
+        return report

@@ -1,0 +1,79 @@
+"""Turns `connectors.CATALOGUE` into the config unions and builds connectors from their configs."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, Union
+
+from pydantic import Field
+
+from hub.connector import Context, Destination, DestinationConfig, RecordSink, Source, SourceConfig
+
+
+def _catalogue() -> list[type[Source] | type[Destination]]:
+    from connectors import CATALOGUE  # late: connectors import hub modules
+
+    return list(CATALOGUE)
+
+
+def type_name(cls: type[Source] | type[Destination]) -> str:
+    """The `type` a connector is configured by: the single value of its config's `type` Literal."""
+    (value,) = cls.Config.model_fields["type"].annotation.__args__
+    return value
+
+
+@functools.cache
+def sources() -> dict[str, type[Source]]:
+    return {type_name(c): c for c in _catalogue() if issubclass(c, Source)}
+
+
+@functools.cache
+def destinations() -> dict[str, type[Destination]]:
+    return {type_name(c): c for c in _catalogue() if issubclass(c, Destination)}
+
+
+def _union(classes: list[type]) -> Any:
+    configs = tuple(c.Config for c in classes)
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[configs], Field(discriminator="type")]  # noqa: UP007 - built at run time
+
+
+def source_config_type() -> Any:
+    return _union(list(sources().values()))
+
+
+def destination_config_type() -> Any:
+    return _union(list(destinations().values()))
+
+
+def build_source(config: SourceConfig, context: Context) -> Source:
+    return sources()[config.type](config, context)  # type: ignore[attr-defined]
+
+
+def build_destination(config: DestinationConfig, context: Context) -> Destination:
+    return destinations()[config.type](config, context)  # type: ignore[attr-defined]
+
+
+def can_hold_dead_letter(type_: str) -> bool:
+    cls = destinations().get(type_)
+    return cls is not None and issubclass(cls, RecordSink)
+
+
+def describe(type_: str) -> dict[str, Any]:
+    """The user documentation of one connector: its docstring and every config field's description."""
+    cls = sources().get(type_) or destinations().get(type_)
+    if cls is None:
+        raise KeyError(type_)
+    fields = {}
+    for name, info in cls.Config.model_fields.items():
+        if name == "type":
+            continue
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        fields[name] = {
+            "required": info.is_required(),
+            "default": default,
+            "description": info.description or "",
+        }
+    return {"type": type_, "kind": "source" if issubclass(cls, Source) else "destination",
+            "summary": (cls.__doc__ or "").strip().splitlines()[0], "fields": fields}

@@ -1,0 +1,69 @@
+"""Assembles a running hub from its config: destinations and runners, dead letter, stages, sources."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from hub import registry
+from hub.connector import Context, Destination, Source, WebhookSource
+from hub.delivery.dead_letter import DeadLetter
+from hub.delivery.runner import DestinationRunner
+from hub.pipeline import Pipeline, Stage
+
+log = logging.getLogger(__name__)
+
+
+def build_stages(config: Any) -> list[Stage]:
+    """The stages between decoding and delivery, in order, as the config asks for them."""
+    return []
+
+
+class Hub:
+    """One hub process: `start()` opens every connector, `stop()` drains and closes them."""
+
+    def __init__(self, config: Any, context: Context | None = None):
+        self.config = config
+        self.context = context or Context()
+        retry = config.retry.policy()
+        self.destinations: list[Destination] = [
+            registry.build_destination(c, self.context) for c in config.destinations
+        ]
+        self.runners = [DestinationRunner(d, d.config.batch_policy(), retry) for d in self.destinations]
+        self.dead_letter_sink = registry.build_destination(config.dead_letter, self.context)
+        self.dead_letter = DeadLetter(self.dead_letter_sink)  # type: ignore[arg-type]
+        self.pipeline = Pipeline(build_stages(config), self.runners, self.dead_letter)
+        self.sources: list[Source] = [registry.build_source(c, self.context) for c in config.sources]
+        self._source_tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    @property
+    def webhook_sources(self) -> list[WebhookSource]:
+        return [s for s in self.sources if isinstance(s, WebhookSource)]
+
+    async def start(self) -> None:
+        await self.dead_letter_sink.start()
+        for runner in self.runners:
+            await runner.start()
+        for source in self.sources:
+            task = asyncio.create_task(source.run(self.pipeline.emit), name=f"source:{source.config.id}")
+            task.add_done_callback(self._source_stopped)
+            self._source_tasks.append(task)
+        self.started = True
+
+    def _source_stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("source %s stopped", task.get_name(), exc_info=task.exception())
+
+    async def stop(self) -> None:
+        """Stop taking input, deliver what was accepted, then close everything."""
+        self.started = False
+        for task in self._source_tasks:
+            task.cancel()
+        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        for source in self.sources:
+            await source.close()
+        for runner in self.runners:
+            await runner.close()
+        await self.dead_letter_sink.close()
