@@ -20,10 +20,13 @@ PY
 }
 
 # start_service NAME COMMAND...: runs COMMAND in the background with its output in $STATE_DIR/NAME.log.
+# setsid: a Ctrl-C meant for pytest must not kill the services while tests still clean up against
+# them; stop_services ends them afterwards. setpriv --pdeathsig: should this script be killed with
+# SIGKILL (no trap runs), the kernel still sends each service SIGTERM. Both exec, so $! is the service.
 start_service() {
     local name=$1
     shift
-    "$@" </dev/null >"$STATE_DIR/$name.log" 2>&1 &
+    setsid setpriv --pdeathsig TERM "$@" </dev/null >"$STATE_DIR/$name.log" 2>&1 &
     SERVICE_NAMES+=("$name")
     SERVICE_PIDS+=("$!")
 }
