@@ -93,9 +93,13 @@ class BatchOverrides(BaseModel):
 
 
 class ConnectorConfig(BaseModel):
-    """Base of every connector's config; subclasses declare `type: Literal["<module name>"]`."""
+    """Base of every connector's config; subclasses declare `type: Literal["<module name>"]`.
+
+    `example` is a minimal working config for the docs and the conformance suite (`${VAR}` allowed).
+    """
 
     model_config = ConfigDict(extra="forbid")
+    example: ClassVar[dict[str, Any]] = {}
 
     id: str = Field("", description="Name used in metrics, logs and the dead letter; defaults to the type.")
 

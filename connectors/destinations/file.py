@@ -15,10 +15,11 @@ from hub.connector import BatchPolicy, Destination, DestinationConfig
 from hub.events import Event
 
 
-class FileConfig(DestinationConfig):
+class FileDestinationConfig(DestinationConfig):
     """Writes JSON Lines to a local file: for the embedded mode, demos, exports and the dead letter."""
 
     type: Literal["file"]
+    example = {"type": "file", "id": "events", "path": "var/events.jsonl"}
     # A local file has no API limit; 500 lines per write amortises the syscall and the thread hop.
     api_limits = BatchPolicy(max_events=500, max_wait_secs=0.05, max_in_flight=1)
 
@@ -29,10 +30,10 @@ class FileConfig(DestinationConfig):
 class FileDestination(Destination):
     """JSON Lines file destination."""
 
-    Config = FileConfig
-    config: FileConfig
+    Config = FileDestinationConfig
+    config: FileDestinationConfig
 
-    def __init__(self, config: FileConfig, context):
+    def __init__(self, config: FileDestinationConfig, context):
         super().__init__(config, context)
         self._file: IO[bytes] | None = None
         self._lock = asyncio.Lock()

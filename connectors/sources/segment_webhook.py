@@ -35,6 +35,7 @@ class SegmentWebhookConfig(SourceConfig):
     """Receives Segment SDK or server traffic at the Tracking API's own paths."""
 
     type: Literal["segment_webhook"]
+    example = {"type": "segment_webhook", "id": "web", "write_keys": ["${SEGMENT_WRITE_KEY}"]}
     write_keys: list[SecretStr] = Field(
         ..., min_length=1, description="Accepted write keys (several allow rotation); from the environment."
     )

@@ -1,0 +1,96 @@
+"""HubConfig: interpolation, defaults, and every problem reported at once with its path."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.config import interpolate, load_config, parse_config
+from hub.errors import ConfigError
+
+MINIMAL = {
+    "sources": [{"type": "segment_webhook", "write_keys": ["k"]}],
+    "destinations": [{"type": "file", "path": "out.jsonl"}],
+}
+
+
+def test_interpolates_variables_and_defaults():
+    env = {"KEY": "secret", "EMPTY": ""}
+    tree = {"a": "${KEY}", "b": "x-${MISSING:-dflt}-y", "c": ["${EMPTY:-fallback}"], "d": "$${KEY}", "e": 5}
+    assert interpolate(tree, env) == {"a": "secret", "b": "x-dflt-y", "c": ["fallback"], "d": "${KEY}", "e": 5}
+
+
+def test_values_cannot_change_structure():
+    assert interpolate({"a": "${V}"}, {"V": "{b: 1}\nc: 2"}) == {"a": "{b: 1}\nc: 2"}
+
+
+def test_every_missing_variable_is_reported_with_its_path():
+    with pytest.raises(ConfigError) as err:
+        interpolate({"x": {"y": "${ONE}"}, "z": ["${TWO}", "${ONE}"]}, {})
+    assert err.value.problems == [
+        "x.y: environment variable ONE is not set",
+        "z[0]: environment variable TWO is not set",
+        "z[1]: environment variable ONE is not set",
+    ]
+
+
+def test_minimal_config_gets_defaults():
+    config = parse_config(MINIMAL, {})
+    assert config.http.host == "127.0.0.1"
+    assert config.sources[0].id == "segment_webhook"
+    assert config.dead_letter.type == "file"
+    assert config.destinations[0].batch_policy().max_events == 500
+
+
+def test_unknown_keys_missing_variables_and_limits_reported_together():
+    data = {
+        "sources": [{"type": "segment_webhook", "write_keys": ["${NOPE}"], "bogus": 1}],
+        "destinations": [{"type": "file", "path": "o.jsonl", "batch": {"max_events": 10_000}}],
+        "extra": True,
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, {})
+    problems = err.value.problems
+    assert "sources[0].write_keys[0]: environment variable NOPE is not set" in problems
+    assert "sources[0].bogus: unknown key" in problems
+    assert "extra: unknown key" in problems
+    assert any(p.startswith("destinations[0]") and "exceeds the API limit 500" in p for p in problems)
+
+
+def test_overrides_may_lower_limits():
+    data = {**MINIMAL, "destinations": [{"type": "file", "path": "o", "batch": {"max_events": 7, "max_wait_secs": 1}}]}
+    policy = parse_config(data, {}).destinations[0].batch_policy()
+    assert (policy.max_events, policy.max_wait_secs) == (7, 1)
+
+
+def test_duplicate_ids_rejected():
+    data = {**MINIMAL, "destinations": [{"type": "file", "id": "a", "path": "1"}, {"type": "file", "id": "a", "path": "2"}]}
+    with pytest.raises(ConfigError, match="repeated: a"):
+        parse_config(data, {})
+
+
+def test_write_keys_are_secret():
+    data = {**MINIMAL, "sources": [{"type": "segment_webhook", "write_keys": ["s3cr3t-key"]}]}
+    config = parse_config(data, {})
+    assert "s3cr3t-key" not in repr(config) and "s3cr3t-key" not in config.model_dump_json()
+
+
+def test_load_config_reports_yaml_and_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="No such file"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(listy)
+
+
+def test_examples_validate(monkeypatch):
+    from pathlib import Path
+
+    root = Path(__file__).parents[3] / "examples"
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "k")
+    config = load_config(root / "embedded.yaml")
+    assert config.sources and config.destinations

@@ -1,0 +1,82 @@
+"""Pipeline.emit: the acknowledgement contract (DELIVERED / REJECTED after the dead letter / RETRY)."""
+
+from __future__ import annotations
+
+from hub.connector import Outcome
+from hub.delivery.dead_letter import DeadLetter
+from hub.delivery.retry import RetryPolicy
+from hub.delivery.runner import DestinationRunner
+from hub.errors import RetryableError
+from hub.events import Rejection, SourceRef
+from hub.pipeline import Pipeline
+
+from .fakes import ListSink, RecordingDestination, event
+
+FAST = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.002, max_attempts=3, max_elapsed_secs=2)
+
+
+class SkipOrExplode:
+    """A stage that skips "skip", rejects "bad" and fans "order" out into two children."""
+
+    async def apply(self, events):
+        results = []
+        for e in events:
+            if e.message_id == "skip":
+                results.append([])
+            elif e.message_id == "bad":
+                results.append(Rejection(source=e.source, reason="missing_item_id", message="itemId: required", raw=e.raw))
+            elif e.message_id == "order":
+                results.append([e.derive(0), e.derive(1)])
+            else:
+                results.append([e])
+        return results
+
+
+async def make(destination, stages=()):
+    sink = ListSink()
+    runner = DestinationRunner(destination, destination.config.batch_policy(), FAST)
+    await runner.start()
+    return Pipeline(stages, [runner], DeadLetter(sink, RetryPolicy(max_attempts=2, base_delay_secs=0.001))), sink, runner
+
+
+async def test_outcomes_per_event_and_dead_letter_records():
+    destination = RecordingDestination(reject_ids={"order:1"})
+    pipeline, sink, runner = await make(destination, [SkipOrExplode()])
+    decode_failure = Rejection(source=SourceRef(source_id="test", message_id="r0"), reason="invalid_json", message="x", raw="{")
+    report = await pipeline.emit([event("ok"), event("skip"), event("bad"), event("order")], [decode_failure])
+    await runner.close()
+    assert report.outcomes == [Outcome.DELIVERED, Outcome.DELIVERED, Outcome.REJECTED, Outcome.REJECTED]
+    assert destination.delivered == ["ok", "order:0"]
+    by_reason = {r["reason"]: r for r in sink.records}
+    assert set(by_reason) == {"invalid_json", "missing_item_id", "invalid_input"}
+    assert by_reason["missing_item_id"]["payload"] == {"messageId": "bad"}
+    assert by_reason["invalid_input"]["destination"] == "recording"
+    assert by_reason["invalid_input"]["source"]["message_id"] == "order:1"
+    assert by_reason["invalid_input"]["attempts"] >= 1
+    assert report.outcome is Outcome.REJECTED and report.rejected == 2
+
+
+async def test_undeliverable_is_retry_and_nothing_is_dead_lettered():
+    destination = RecordingDestination(lambda batch, call: RetryableError("throttled", throttled=True))
+    pipeline, sink, runner = await make(destination)
+    report = await pipeline.emit([event("a")])
+    await runner.close()
+    assert report.outcome is Outcome.RETRY and sink.records == []
+
+
+async def test_dead_letter_down_means_retry_not_acknowledged():
+    destination = RecordingDestination()
+    pipeline, sink, runner = await make(destination, [SkipOrExplode()])
+    sink.fail = True
+    report = await pipeline.emit([event("ok"), event("bad")])
+    await runner.close()
+    assert report.outcomes == [Outcome.DELIVERED, Outcome.RETRY]
+    assert report.outcome is Outcome.RETRY
+
+
+async def test_events_no_destination_accepts_are_settled():
+    destination = RecordingDestination(kinds=["item"])
+    pipeline, sink, runner = await make(destination)
+    report = await pipeline.emit([event("a")])
+    await runner.close()
+    assert report.outcome is Outcome.DELIVERED and destination.calls == 0

@@ -1,0 +1,90 @@
+"""DestinationRunner: settles every event, retries, bisects rejected batches, honours partial failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hub.connector import Outcome
+from hub.delivery.retry import RetryPolicy
+from hub.delivery.runner import DestinationRunner
+from hub.errors import PartialFailure, RejectedError, RetryableError
+
+from .fakes import RecordingDestination, event
+
+FAST = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.002, max_attempts=4, max_elapsed_secs=5)
+
+
+async def run_all(destination, events, retry=FAST):
+    runner = DestinationRunner(destination, destination.config.batch_policy(), retry)
+    await runner.start()
+    futures = [await runner.submit(e) for e in events]
+    settlements = await asyncio.wait_for(asyncio.gather(*futures), 5)
+    await runner.close()
+    return settlements
+
+
+async def test_batches_respect_max_events_and_deliver_everything():
+    destination = RecordingDestination()
+    settlements = await run_all(destination, [event(f"m{i}") for i in range(25)])
+    assert all(s.outcome is Outcome.DELIVERED for s in settlements)
+    assert max(len(b) for b in destination.batches) <= 10
+    assert destination.delivered == [f"m{i}" for i in range(25)]
+
+
+async def test_retryable_errors_are_retried_until_delivered():
+    destination = RecordingDestination(lambda batch, call: RetryableError("503") if call <= 2 else None)
+    settlements = await run_all(destination, [event("a"), event("b")])
+    assert [s.outcome for s in settlements] == [Outcome.DELIVERED] * 2
+    assert destination.calls == 3
+
+
+async def test_retry_budget_exhausted_means_retry_outcome_not_loss():
+    destination = RecordingDestination(lambda batch, call: RetryableError("503"))
+    (settlement,) = await run_all(destination, [event("a")])
+    assert settlement.outcome is Outcome.RETRY and settlement.reason == "retries_exhausted"
+    assert destination.calls == FAST.max_attempts
+
+
+async def test_rejected_batch_is_bisected_so_good_members_are_delivered():
+    destination = RecordingDestination(reject_ids={"m3"})
+    settlements = await run_all(destination, [event(f"m{i}") for i in range(10)])
+    outcomes = {f"m{i}": s.outcome for i, s in enumerate(settlements)}
+    assert outcomes.pop("m3") is Outcome.REJECTED
+    assert set(outcomes.values()) == {Outcome.DELIVERED}
+    assert destination.delivered == [f"m{i}" for i in range(10) if i != 3]  # order kept
+
+
+async def test_partial_failure_settles_members_individually():
+    def script(batch, call):
+        if call == 1:
+            return PartialFailure(rejected={0: RejectedError("invalid_input", "nope")}, retry={2: RetryableError("t")})
+        return None
+
+    destination = RecordingDestination(script)
+    settlements = await run_all(destination, [event("a"), event("b"), event("c")])
+    assert [s.outcome for s in settlements] == [Outcome.REJECTED, Outcome.DELIVERED, Outcome.DELIVERED]
+    assert destination.batches == [["a", "b", "c"], ["c"]]
+
+
+async def test_partition_order_is_kept_across_retries():
+    failed_once = set()
+
+    def script(batch, call):
+        first = batch[0].message_id
+        if first not in failed_once:
+            failed_once.add(first)
+            return RetryableError("flaky")
+        return None
+
+    destination = RecordingDestination(script, batch={"max_events": 2})
+    events = [event(f"{u}{i}", user=u) for i in range(6) for u in ("x", "y")]
+    await run_all(destination, events)
+    for user in ("x", "y"):
+        got = [m for m in destination.delivered if m.startswith(user)]
+        assert got == [f"{user}{i}" for i in range(6)]
+
+
+async def test_a_crashing_destination_leaves_events_unsettled_for_redelivery():
+    destination = RecordingDestination(lambda batch, call: ZeroDivisionError("bug"))
+    (settlement,) = await run_all(destination, [event("a")])
+    assert settlement.outcome is Outcome.RETRY
