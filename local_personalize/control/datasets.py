@@ -1,0 +1,93 @@
+"""Control plane: datasets and dataset import jobs (personalize-api.md §6.1, §6.5)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from local_personalize.control.common import (
+    CREATE_PENDING, UNFINISHED, ControlContext, describe, list_page, operation, require_active, status_of)
+from local_personalize.errors import InvalidInput, LimitExceeded, ResourceInUse
+from local_personalize.schemas import DATASET_TYPES, check_for_dataset, parse_schema
+
+DATASET_KEYS = ("name", "datasetArn", "datasetType", "status", "creationDateTime", "lastUpdatedDateTime")
+IMPORT_JOB_KEYS = ("datasetImportJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime",
+                   "failureReason", "importMode")
+# Quota: 5 dataset import jobs PENDING or IN_PROGRESS per region (§4; message as in §2.2).
+MAX_UNFINISHED_IMPORT_JOBS = 5
+
+
+@operation("CreateDataset")
+def create_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    dataset_type = body["datasetType"].upper()
+    if dataset_type not in DATASET_TYPES:
+        raise InvalidInput(f"datasetType must be one of {', '.join(DATASET_TYPES)}, not {body['datasetType']}")
+    group = ctx.get(body["datasetGroupArn"], "dataset-group", "dataset group")
+    require_active(group, "Dataset group")
+    schema_resource = ctx.get(body["schemaArn"], "schema", "schema")
+    check_for_dataset(parse_schema(schema_resource.doc["schema"]), dataset_type, group.doc.get("domain"))
+    arn = ctx.arn(f"dataset/{group.doc['name']}/{dataset_type}")
+    doc = {"name": body["name"], "datasetArn": arn, "datasetGroupArn": group.arn, "datasetType": dataset_type,
+           "schemaArn": schema_resource.arn, "_tags": body.get("tags") or []}
+    if dataset_type == "ACTION_INTERACTIONS":
+        # The Action interactions dataset carries its own tracking id for PutActionInteractions (§3.3).
+        doc["trackingId"] = str(uuid.uuid4())
+    ctx.create(arn, "dataset", "Dataset", group.arn, doc)
+    return {"datasetArn": arn}
+
+
+@operation("DescribeDataset")
+def describe_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    return {"dataset": describe(ctx.get(body["datasetArn"], "dataset", "dataset"))}
+
+
+@operation("ListDatasets")
+def list_datasets(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    return list_page(ctx, body, "dataset", "datasets", DATASET_KEYS, body.get("datasetGroupArn"))
+
+
+@operation("DeleteDataset")
+def delete_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    dataset = ctx.get(body["datasetArn"], "dataset", "dataset")
+    busy = [job.arn for job in ctx.store.list_resources("dataset-import-job", dataset.arn)
+            if status_of(job) in UNFINISHED]
+    busy += [version.arn for version in ctx.store.list_resources("solution-version")
+             if version.doc["datasetGroupArn"] == dataset.parent_arn and status_of(version) in UNFINISHED]
+    if busy:
+        raise ResourceInUse(f"Dataset {dataset.arn} is used by unfinished jobs: {', '.join(busy[:5])}")
+    ctx.store.delete_interactions(dataset.arn)
+    ctx.store.delete_records(dataset.arn)
+    ctx.store.delete_resource(dataset.arn)
+    return {}
+
+
+@operation("CreateDatasetImportJob")
+def create_dataset_import_job(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    dataset = ctx.get(body["datasetArn"], "dataset", "dataset")
+    require_active(dataset, "Dataset")
+    unfinished = [job for job in ctx.store.list_resources("dataset-import-job") if job.status in UNFINISHED]
+    if len(unfinished) >= MAX_UNFINISHED_IMPORT_JOBS:
+        raise LimitExceeded(f"More than {MAX_UNFINISHED_IMPORT_JOBS} resources with PENDING or IN_PROGRESS status")
+    arn = ctx.arn(f"dataset-import-job/{body['jobName']}")
+    doc = {"jobName": body["jobName"], "datasetImportJobArn": arn, "datasetArn": dataset.arn,
+           "dataSource": body["dataSource"], "roleArn": body.get("roleArn"),
+           "importMode": body.get("importMode") or "FULL",
+           "publishAttributionMetricsToS3": bool(body.get("publishAttributionMetricsToS3", False)),
+           "_tags": body.get("tags") or []}
+    if not body["dataSource"].get("dataLocation"):
+        raise InvalidInput("dataSource.dataLocation is required")
+    ctx.create(arn, "dataset-import-job", "Dataset import job", dataset.arn,
+               {k: v for k, v in doc.items() if v is not None}, status=CREATE_PENDING)
+    ctx.defer("import", arn)
+    return {"datasetImportJobArn": arn}
+
+
+@operation("DescribeDatasetImportJob")
+def describe_dataset_import_job(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    job = ctx.get(body["datasetImportJobArn"], "dataset-import-job", "dataset import job")
+    return {"datasetImportJob": describe(job)}
+
+
+@operation("ListDatasetImportJobs")
+def list_dataset_import_jobs(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    return list_page(ctx, body, "dataset-import-job", "datasetImportJobs", IMPORT_JOB_KEYS, body.get("datasetArn"))

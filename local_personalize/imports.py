@@ -1,0 +1,128 @@
+"""Dataset import jobs: CSV from S3 or file:// into the store (runs in a job process, personalize-api.md §6.5)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
+from local_personalize.ingest import dataset_schema
+from local_personalize.objects import ObjectStore
+from local_personalize.schemas import DatasetSchema
+from local_personalize.settings import Settings
+from local_personalize.store import Store
+
+# Quota: an interactions import job needs at least 1000 records, FULL or INCREMENTAL (§4).
+MIN_INTERACTION_RECORDS = 1000
+# Interactions columns with their own store column; any other column goes into `properties`.
+INTERACTION_FIELDS = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",
+                      "RECOMMENDATION_ID")
+ROWS_PER_COMMIT = 50_000
+
+
+class ImportFailed(ValueError):
+    """The data cannot be imported; str(error) is the job's failureReason."""
+
+
+def _rows(schema: DatasetSchema, name: str, text: str) -> Iterator[dict[str, Any]]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return
+    fields = []
+    for column in header:
+        field = schema.field(column.strip()) or schema.field(column.strip().upper())
+        if field is None:
+            raise ImportFailed(f"{name}: column {column!r} is not a field of the dataset schema")
+        fields.append(field)
+    missing = [f.name for f in schema.fields if not f.nullable and f not in fields]
+    if missing:
+        raise ImportFailed(f"{name}: input CSV is missing the following columns: {missing}")
+    for line, cells in enumerate(reader, start=2):
+        if not cells:
+            continue
+        if len(cells) != len(fields):
+            raise ImportFailed(f"{name} line {line}: expected {len(fields)} values, found {len(cells)}")
+        try:
+            yield {field.name: field.coerce(cell) for field, cell in zip(fields, cells)}
+        except ValueError as error:
+            raise ImportFailed(f"{name} line {line}: {error}") from None
+
+
+def _interaction(row: dict[str, Any], source: str) -> tuple:
+    extra = {key: value for key, value in row.items() if key not in INTERACTION_FIELDS and value is not None}
+    return (row["USER_ID"], row["ITEM_ID"], None, float(row["TIMESTAMP"]), row.get("EVENT_TYPE"),
+            row.get("EVENT_VALUE"), None, row.get("IMPRESSION"), row.get("RECOMMENDATION_ID"),
+            orjson.dumps(extra).decode() if extra else None, source)
+
+
+def _batches(rows: Iterator, size: int) -> Iterator[list]:
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def import_dataset(store: Store, objects: ObjectStore, job_arn: str) -> None:
+    """Load the job's CSV files into its dataset; FULL replaces the bulk data, INCREMENTAL adds to it."""
+    job = store.get_resource(job_arn)
+    dataset = store.get_resource(job.doc["datasetArn"])
+    if dataset is None:
+        raise ImportFailed(f"Dataset {job.doc['datasetArn']} no longer exists")
+    schema = dataset_schema(store, dataset)
+    dataset_type = dataset.doc["datasetType"]
+    files = objects.list(job.doc["dataSource"]["dataLocation"])
+    if not files:
+        raise ImportFailed(f"No input files at {job.doc['dataSource']['dataLocation']}")
+    texts = [(url, objects.read(url).decode("utf-8-sig")) for url in files]
+    # A job that restarts after a crash first removes what its earlier attempt wrote.
+    is_interactions = dataset_type in ("INTERACTIONS", "ACTION_INTERACTIONS")
+    if is_interactions:
+        store.delete_interactions(dataset.arn, source=job_arn)
+    else:
+        store.delete_records(dataset.arn, source=job_arn)
+    # Check every row before writing any, so a bad file leaves the dataset as it was.
+    parsed = [row for url, text in texts for row in _rows(schema, url.rsplit("/", 1)[-1], text)]
+    if is_interactions and len(parsed) < MIN_INTERACTION_RECORDS:
+        raise ImportFailed(f"Import job has {len(parsed)} interaction records; at least "
+                           f"{MIN_INTERACTION_RECORDS} are required")
+    full = job.doc.get("importMode", "FULL") == "FULL"
+    if is_interactions:
+        if full:
+            store.delete_interactions(dataset.arn, bulk_only=True)
+        for batch in _batches((_interaction(row, job_arn) for row in parsed), ROWS_PER_COMMIT):
+            store.insert_interactions(dataset.arn, batch)
+        return
+    if full:
+        store.delete_records(dataset.arn, bulk_only=True)
+    id_field = next(name for name in ("ITEM_ID", "USER_ID", "ACTION_ID") if schema.field(name))
+    for batch in _batches(((row[id_field], row) for row in parsed), ROWS_PER_COMMIT):
+        store.upsert_records(dataset.arn, batch, source=job_arn)
+
+
+def run_import_job(settings: Settings, job_arn: str) -> None:
+    """Job-process entry point: run one import job and record its outcome in the store."""
+    store = Store(settings.db_path)
+    try:
+        store.update_resource(job_arn, status=CREATE_IN_PROGRESS)
+        try:
+            import_dataset(store, ObjectStore(settings.s3_endpoint_url, settings.region), job_arn)
+        except Exception as error:  # any failure (bad data, S3 error) becomes the job's failureReason
+            store.update_resource(job_arn, status=CREATE_FAILED, failureReason=_reason(error))
+            return
+        store.update_resource(job_arn, status=ACTIVE)
+    finally:
+        store.close()
+
+
+def _reason(error: Exception) -> str:
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return message[:1000]

@@ -1,0 +1,179 @@
+"""The server's state: the store thread, the job processes and the live models, and how work moves between them.
+
+SQLite is used from one dedicated thread, so no request blocks the event loop on disk and no two
+requests race on a write. Training, imports and batch jobs run in spawned processes (CPU-bound; they
+open the same database file); each records its own outcome, and the server reacts when one finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from local_personalize import batch, imports, training
+from local_personalize.control import OPERATIONS, ControlContext
+from local_personalize.control.common import ACTIVE, CREATE_FAILED, UNFINISHED
+from local_personalize.ingest import HANDLERS as INGEST_HANDLERS
+from local_personalize.serving import LiveModels
+from local_personalize.settings import Settings
+from local_personalize.store import Store
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Background work by kind → the job-process function that does it (see ControlContext.defer).
+RESUMABLE_KINDS = {"dataset-import-job": "import", "solution-version": "train",
+                   "batch-inference-job": "batch-inference-job", "batch-segment-job": "batch-segment-job"}
+
+
+def _run_batch_inference(settings: Settings, arn: str) -> None:
+    batch.run_batch_job(settings, arn, segment=False)
+
+
+def _run_batch_segment(settings: Settings, arn: str) -> None:
+    batch.run_batch_job(settings, arn, segment=True)
+
+
+# Background work by kind → the job-process function that does it (see ControlContext.defer); spawned
+# processes need importable functions, not lambdas.
+JOB_FUNCTIONS: dict[str, Callable[[Settings, str], None]] = {
+    "import": imports.run_import_job,
+    "train": training.run_solution_version,
+    "batch-inference-job": _run_batch_inference,
+    "batch-segment-job": _run_batch_segment,
+}
+
+
+class Service:
+    """Everything one local_personalize server holds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self.store = Store(settings.db_path)
+        self._jobs: ProcessPoolExecutor | None = None
+        self.models = LiveModels(self)
+        self._tasks: set[asyncio.Task] = set()
+
+    async def db(self, function: Callable[..., T], *args: Any) -> T:
+        """Run `function(*args)` on the store thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._store_thread, function, *args)
+
+    async def control(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        context = ControlContext(self.store, self.settings)
+        answer = await self.db(OPERATIONS[operation], context, body)
+        for work, arn in context.deferred:
+            self.start(work, arn)
+        return answer
+
+    async def ingest(self, operation: str, body: dict[str, Any]) -> None:
+        ingested = await self.db(INGEST_HANDLERS[operation], self.store, body)
+        if ingested.dataset_type == "INTERACTIONS":
+            self.models.observe(ingested)
+        elif ingested.dataset_type == "ITEMS":
+            self.models.records_changed(ingested.dataset_group_arn)
+
+    def start(self, work: str, arn: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(work, arn), name=f"{work} {arn}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, work: str, arn: str) -> None:
+        try:
+            if work in JOB_FUNCTIONS:
+                await self._run_job(work, arn)
+            elif work == "campaign":
+                await self._activate_campaign(arn)
+            elif work == "campaign-update":
+                await self._update_campaign(arn)
+            elif work == "campaign-delete":
+                self.models.drop(arn)
+        except Exception:
+            logger.exception("%s of %s failed", work, arn)
+
+    async def _run_job(self, work: str, arn: str) -> None:
+        if self._jobs is None:
+            # spawn: a forked child would inherit the event loop's threads and the SQLite connection.
+            self._jobs = ProcessPoolExecutor(self.settings.job_workers, mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._jobs, JOB_FUNCTIONS[work], self.settings, arn)
+        except Exception as error:  # the process died (killed, out of memory): fail the job, keep serving
+            logger.exception("job process for %s failed", arn)
+            resource = await self.db(Store.get_resource, self.store, arn)
+            if resource is not None and resource.status in UNFINISHED:
+                await self.db(lambda: self.store.update_resource(
+                    arn, status=CREATE_FAILED, failureReason=f"Job process failed: {error!r}"[:1000]))
+            return
+        logger.info("%s %s finished", work, arn)
+        if work == "import":
+            job = await self.db(Store.get_resource, self.store, arn)
+            dataset = await self.db(Store.get_resource, self.store, job.doc["datasetArn"]) if job else None
+            if dataset is not None:
+                self.models.records_changed(dataset.parent_arn)
+        elif work == "train":
+            await self._sync_campaigns(arn)
+
+    async def _activate_campaign(self, arn: str) -> None:
+        campaign = await self.db(Store.get_resource, self.store, arn)
+        if campaign is None:
+            return
+        try:
+            await self.models.activate(campaign.doc)
+        except Exception as error:  # a missing or unreadable model file fails the campaign with the reason
+            logger.exception("campaign %s failed to load", arn)
+            await self.db(lambda: self.store.update_resource(arn, status=CREATE_FAILED, failureReason=str(error)))
+            return
+        await self.db(lambda: self.store.update_resource(arn, status=ACTIVE))
+
+    async def _update_campaign(self, arn: str) -> None:
+        campaign = await self.db(Store.get_resource, self.store, arn)
+        if campaign is None:
+            return
+        update = campaign.doc["latestCampaignUpdate"]
+        new_doc = {**campaign.doc, "solutionVersionArn": update["solutionVersionArn"],
+                   "minProvisionedTPS": update["minProvisionedTPS"], "campaignConfig": update["campaignConfig"]}
+        try:
+            await self.models.activate(new_doc)
+        except Exception as error:  # the campaign keeps serving its previous version
+            await self.db(lambda: self.store.update_resource(
+                arn, latestCampaignUpdate={**update, "status": CREATE_FAILED, "failureReason": str(error)}))
+            return
+        await self.db(lambda: self.store.update_resource(
+            arn, solutionVersionArn=update["solutionVersionArn"], minProvisionedTPS=update["minProvisionedTPS"],
+            campaignConfig=update["campaignConfig"], latestCampaignUpdate={**update, "status": ACTIVE}))
+
+    async def _sync_campaigns(self, version_arn: str) -> None:
+        """Campaigns with syncWithLatestSolutionVersion move to a version of their solution once it is ACTIVE."""
+        version = await self.db(Store.get_resource, self.store, version_arn)
+        if version is None or version.status != ACTIVE:
+            return
+        campaigns = await self.db(lambda: self.store.list_resources("campaign", version.doc["solutionArn"]))
+        for campaign in campaigns:
+            if campaign.status == ACTIVE and campaign.doc["campaignConfig"].get("syncWithLatestSolutionVersion"):
+                update = {"solutionVersionArn": version_arn, "minProvisionedTPS": campaign.doc["minProvisionedTPS"],
+                          "campaignConfig": campaign.doc["campaignConfig"], "status": "CREATE PENDING"}
+                await self.db(lambda arn=campaign.arn: self.store.update_resource(arn, latestCampaignUpdate=update))
+                await self._update_campaign(campaign.arn)
+
+    async def startup(self) -> None:
+        """Resume work a previous run left unfinished and serve the campaigns that were ACTIVE."""
+        for kind, work in RESUMABLE_KINDS.items():
+            for resource in await self.db(lambda k=kind: self.store.list_resources(k)):
+                if resource.status in UNFINISHED:
+                    self.start(work, resource.arn)
+        for campaign in await self.db(lambda: self.store.list_resources("campaign")):
+            if campaign.status in UNFINISHED or campaign.status == ACTIVE:
+                self.start("campaign", campaign.arn)
+
+    async def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._jobs is not None:
+            self._jobs.shutdown(wait=False, cancel_futures=True)
+        await self.db(self.store.close)
+        self._store_thread.shutdown(wait=True)

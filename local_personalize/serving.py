@@ -1,0 +1,151 @@
+"""Live models: the loaded solution versions that campaigns serve, kept current with PutEvents.
+
+A version's model is loaded from its file, then the PutEvents rows newer than its training cut-off are
+replayed into it (`Model.observe`), so a restart loses no fold-in. Events that arrive while it loads are
+held and applied after the replay unless the replay already saw them (by store sequence number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from local_personalize.filters import ItemTable
+from local_personalize.ingest import Ingested, group_dataset
+from local_personalize.recipes import Exploration, Model, RecipeType, load_model
+from local_personalize.store import Store
+
+if TYPE_CHECKING:
+    from local_personalize.service import Service
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveModel:
+    """One loaded solution version and the catalogue views its requests need."""
+
+    version_arn: str
+    model: Model
+    dataset_group_arn: str
+    datasets: dict[str, str]  # dataset type → dataset ARN
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    item_table: ItemTable | None = None
+    items_stale: bool = True
+
+    def observe(self, user_id: str, item_id: str, timestamp: float, event_type: str | None) -> None:
+        self.model.observe(user_id, item_id, timestamp, event_type)
+
+
+@dataclass
+class LiveCampaign:
+    """An ACTIVE campaign: the live model it serves and its campaignConfig."""
+
+    arn: str
+    live: LiveModel
+    exploration: Exploration
+    metadata_enabled: bool
+
+
+def _load(store: Store, settings, version_arn: str) -> tuple[dict, dict[str, str], list[tuple], int]:
+    """Store-thread part of loading: version document, datasets and the events to replay."""
+    version = store.get_resource(version_arn)
+    if version is None:
+        raise LookupError(f"Solution version {version_arn} no longer exists")
+    group = version.doc["datasetGroupArn"]
+    datasets = {kind: dataset.arn for kind in ("INTERACTIONS", "ITEMS", "USERS")
+                if (dataset := group_dataset(store, group, kind)) is not None}
+    cutoff = version.doc.get("_cutoffSeq", 0)
+    replay = store.events_after(datasets["INTERACTIONS"], cutoff) if "INTERACTIONS" in datasets else []
+    return version.doc, datasets, replay, store.last_interaction_seq()
+
+
+class LiveModels:
+    """Every loaded version and ACTIVE campaign of this server."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.versions: dict[str, LiveModel] = {}
+        self.campaigns: dict[str, LiveCampaign] = {}
+        self._loading: dict[str, asyncio.Future[LiveModel]] = {}
+        self._held: dict[str, list[tuple[int, Ingested]]] = {}
+
+    async def version(self, version_arn: str) -> LiveModel:
+        """The live model of a version, loading it once however many campaigns ask."""
+        if version_arn in self.versions:
+            return self.versions[version_arn]
+        if version_arn not in self._loading:
+            self._loading[version_arn] = asyncio.ensure_future(self._load_version(version_arn))
+        try:
+            return await asyncio.shield(self._loading[version_arn])
+        finally:
+            if self._loading.get(version_arn) is not None and self._loading[version_arn].done():
+                self._loading.pop(version_arn, None)
+
+    async def _load_version(self, version_arn: str) -> LiveModel:
+        self._held[version_arn] = []
+        try:
+            doc, datasets, replay, seen_seq = await self.service.db(_load, self.service.settings, version_arn)
+            path = self.service.settings.models_dir / f"{doc['_modelId']}.npz"
+            model = await asyncio.to_thread(load_model, str(path))
+            live = LiveModel(version_arn, model, doc["datasetGroupArn"], datasets)
+            for user_id, item_id, ts, event_type in replay:
+                live.observe(user_id, item_id, ts, event_type)
+            for last_seq, ingested in self._held[version_arn]:
+                if last_seq > seen_seq:
+                    for event in ingested.interactions:
+                        live.observe(*event)
+            self.versions[version_arn] = live
+            logger.info("loaded %s (%s, %d events replayed)", version_arn, model.recipe_name, len(replay))
+            return live
+        finally:
+            self._held.pop(version_arn, None)
+
+    def observe(self, ingested: Ingested) -> None:
+        """Fold new PutEvents into every live model of their dataset group (no retraining, §3.4)."""
+        if not ingested.interactions:
+            return
+        for live in self.versions.values():
+            if live.dataset_group_arn == ingested.dataset_group_arn:
+                for event in ingested.interactions:
+                    live.observe(*event)
+        for version_arn, held in self._held.items():
+            held.append((ingested.last_seq, ingested))
+
+    def records_changed(self, dataset_group_arn: str) -> None:
+        """Item metadata changed (PutItems, import): rebuild item tables on next use."""
+        for live in self.versions.values():
+            if live.dataset_group_arn == dataset_group_arn:
+                live.items_stale = True
+
+    async def item_table(self, live: LiveModel) -> ItemTable:
+        if live.items_stale or live.item_table is None:
+            live.items_stale = False
+            dataset = live.datasets.get("ITEMS")
+            live.items = await self.service.db(Store.records, self.service.store, dataset) if dataset else {}
+            live.item_table = await asyncio.to_thread(ItemTable.from_rows, live.model.item_ids, live.items)
+        return live.item_table
+
+    async def activate(self, campaign: dict[str, Any]) -> LiveCampaign:
+        """Serve a campaign from its (possibly shared) live model."""
+        live = await self.version(campaign["solutionVersionArn"])
+        if live.model.recipe_type == RecipeType.USER_SEGMENTATION:
+            raise ValueError(f"{live.model.recipe_name} cannot back a campaign")
+        config = campaign.get("campaignConfig") or {}
+        recipe_is_v2 = live.model.recipe_name.endswith("-v2")
+        state = LiveCampaign(campaign["campaignArn"], live, Exploration.from_config(config.get("itemExplorationConfig")),
+                             bool(config.get("enableMetadataWithRecommendations")) or recipe_is_v2)
+        self.campaigns[state.arn] = state
+        self._release_unused()
+        return state
+
+    def drop(self, campaign_arn: str) -> None:
+        self.campaigns.pop(campaign_arn, None)
+        self._release_unused()
+
+    def _release_unused(self) -> None:
+        used = {campaign.live.version_arn for campaign in self.campaigns.values()}
+        for version_arn in [arn for arn in self.versions if arn not in used]:
+            del self.versions[version_arn]

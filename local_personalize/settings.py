@@ -1,0 +1,34 @@
+"""Settings of one local_personalize server: where it listens, keeps data, and what its ARNs say."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Command-line options of `python -m local_personalize`, shared by the server and its job processes."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8001
+    account_id: str = "000000000000"
+    region: str = "us-east-1"
+    s3_endpoint_url: str | None = None  # None: boto3's own resolution (AWS_ENDPOINT_URL, then AWS)
+    # Seconds a simple resource (dataset group, schema, ...) reports CREATE PENDING before ACTIVE.
+    provisioning_delay_secs: float = 0.0
+    # Processes that run training, import and batch jobs (the real service runs 5 of each, §4).
+    job_workers: int = 1
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "local_personalize.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def arn(self, resource: str) -> str:
+        """`arn:aws:personalize:<region>:<account>:<resource>` (§6.4)."""
+        return f"arn:aws:personalize:{self.region}:{self.account_id}:{resource}"

@@ -1,0 +1,246 @@
+"""SQLite store under --data: control-plane resources, interactions and item/user/action records.
+
+One `Store` belongs to one thread (the server's store thread, or a job process). WAL lets the job
+processes read and bulk-write while the server keeps answering; every write commits at once, so state
+survives a restart.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    arn TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    parent_arn TEXT,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resources_by_kind ON resources (kind, parent_arn);
+CREATE TABLE IF NOT EXISTS interactions (
+    seq INTEGER PRIMARY KEY,
+    dataset_arn TEXT NOT NULL,
+    user_id TEXT,
+    item_id TEXT,
+    session_id TEXT,
+    ts REAL NOT NULL,
+    event_type TEXT,
+    event_value REAL,
+    event_id TEXT,
+    impression TEXT,
+    recommendation_id TEXT,
+    properties TEXT,
+    source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions (dataset_arn, user_id);
+CREATE UNIQUE INDEX IF NOT EXISTS interactions_by_event_id ON interactions (dataset_arn, event_id)
+    WHERE event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS interactions_anonymous ON interactions (dataset_arn, session_id)
+    WHERE user_id IS NULL;
+CREATE TABLE IF NOT EXISTS records (
+    dataset_arn TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    updated REAL NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (dataset_arn, record_id)
+) WITHOUT ROWID;
+"""
+
+INTERACTION_COLUMNS = ("user_id", "item_id", "session_id", "ts", "event_type", "event_value", "event_id",
+                       "impression", "recommendation_id", "properties", "source")
+
+
+@dataclass
+class Resource:
+    """One control-plane resource: its describe document plus the columns the store queries on."""
+
+    seq: int
+    arn: str
+    kind: str
+    parent_arn: str | None
+    status: str
+    created: float
+    updated: float
+    doc: dict[str, Any]
+
+
+def _resource(row: tuple) -> Resource:
+    seq, arn, kind, parent_arn, status, created, updated, doc = row
+    return Resource(seq, arn, kind, parent_arn, status, created, updated, orjson.loads(doc))
+
+
+def _source_clause(source: str | None, bulk_only: bool) -> str:
+    # Rows written by Put* calls have source "event"; bulk rows carry their import job's ARN.
+    if source is not None:
+        return "AND source = ?"
+    return "AND source != 'event'" if bulk_only else ""
+
+
+class Store:
+    """Synchronous access to the database file; use it from one thread only."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- resources ---------------------------------------------------------------------------------
+
+    def insert_resource(self, arn: str, kind: str, parent_arn: str | None, status: str,
+                        doc: dict[str, Any], created: float | None = None) -> Resource:
+        now = created if created is not None else time.time()
+        cursor = self.db.execute(
+            "INSERT INTO resources (arn, kind, parent_arn, status, created, updated, doc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (arn, kind, parent_arn, status, now, now, orjson.dumps(doc)))
+        return Resource(cursor.lastrowid, arn, kind, parent_arn, status, now, now, doc)
+
+    def get_resource(self, arn: str) -> Resource | None:
+        row = self.db.execute("SELECT seq, arn, kind, parent_arn, status, created, updated, doc "
+                              "FROM resources WHERE arn = ?", (arn,)).fetchone()
+        return _resource(row) if row else None
+
+    def update_resource(self, arn: str, *, status: str | None = None, **changes: Any) -> Resource:
+        """Set `status` and merge `changes` into the document (a None value removes that key)."""
+        resource = self.get_resource(arn)
+        if resource is None:
+            raise KeyError(arn)
+        for key, value in changes.items():
+            if value is None:
+                resource.doc.pop(key, None)
+            else:
+                resource.doc[key] = value
+        resource.status = status or resource.status
+        resource.updated = time.time()
+        self.db.execute("UPDATE resources SET status = ?, updated = ?, doc = ? WHERE arn = ?",
+                        (resource.status, resource.updated, orjson.dumps(resource.doc), arn))
+        return resource
+
+    def delete_resource(self, arn: str) -> None:
+        self.db.execute("DELETE FROM resources WHERE arn = ?", (arn,))
+
+    def list_resources(self, kind: str, parent_arn: str | None = None, *, after_seq: int = 0,
+                       limit: int = 1_000_000) -> list[Resource]:
+        sql = ("SELECT seq, arn, kind, parent_arn, status, created, updated, doc FROM resources "
+               "WHERE kind = ? AND seq > ?")
+        args: list[Any] = [kind, after_seq]
+        if parent_arn is not None:
+            sql += " AND parent_arn = ?"
+            args.append(parent_arn)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [_resource(row) for row in self.db.execute(sql, args)]
+
+    def find_resource(self, kind: str, key: str, value: Any) -> Resource | None:
+        row = self.db.execute(
+            "SELECT seq, arn, kind, parent_arn, status, created, updated, doc FROM resources "
+            "WHERE kind = ? AND json_extract(doc, ?) = ?", (kind, f"$.{key}", value)).fetchone()
+        return _resource(row) if row else None
+
+    # --- interactions ------------------------------------------------------------------------------
+
+    def insert_interactions(self, dataset_arn: str, rows: Iterable[tuple]) -> int:
+        """Append rows ordered as INTERACTION_COLUMNS; a repeated event id is ignored (§3.1)."""
+        before = self.db.total_changes
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                f"INSERT OR IGNORE INTO interactions (dataset_arn, {', '.join(INTERACTION_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' * len(INTERACTION_COLUMNS))})",
+                ((dataset_arn, *row) for row in rows))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return self.db.total_changes - before
+
+    def claim_anonymous_session(self, dataset_arn: str, session_id: str, user_id: str) -> int:
+        """Tie earlier anonymous events of a session to the user who now appears in it (§3.1)."""
+        cursor = self.db.execute(
+            "UPDATE interactions SET user_id = ? WHERE dataset_arn = ? AND session_id = ? AND user_id IS NULL",
+            (user_id, dataset_arn, session_id))
+        return cursor.rowcount
+
+    def delete_interactions(self, dataset_arn: str, *, source: str | None = None, bulk_only: bool = False) -> None:
+        """Delete a dataset's interactions: all, one import job's (`source`), or all bulk-imported ones."""
+        self.db.execute(f"DELETE FROM interactions WHERE dataset_arn = ? {_source_clause(source, bulk_only)}",
+                        (dataset_arn, *([source] if source else [])))
+
+    def count_interactions(self, dataset_arn: str) -> int:
+        return self.db.execute("SELECT count(*) FROM interactions WHERE dataset_arn = ?",
+                               (dataset_arn,)).fetchone()[0]
+
+    def iter_interactions(self, dataset_arn: str, columns: tuple[str, ...] = INTERACTION_COLUMNS,
+                          batch_rows: int = 100_000) -> Iterator[list[tuple]]:
+        """Yield the dataset's interactions in arrival order, in batches of rows."""
+        cursor = self.db.execute(
+            f"SELECT {', '.join(columns)} FROM interactions WHERE dataset_arn = ? ORDER BY seq", (dataset_arn,))
+        while rows := cursor.fetchmany(batch_rows):
+            yield rows
+
+    def user_interactions(self, dataset_arn: str, user_id: str, limit: int = 10_000) -> list[tuple]:
+        """A user's most recent interactions as (item_id, event_type, ts, event_value), newest first."""
+        return self.db.execute(
+            "SELECT item_id, event_type, ts, event_value FROM interactions WHERE dataset_arn = ? AND user_id = ? "
+            "ORDER BY ts DESC, seq DESC LIMIT ?", (dataset_arn, user_id, limit)).fetchall()
+
+    # --- items / users / actions -------------------------------------------------------------------
+
+    def upsert_records(self, dataset_arn: str, records: Iterable[tuple[str, dict[str, Any]]], source: str) -> int:
+        """Insert or replace records by id (§3.2); `source` is "event" or the import job's ARN."""
+        now = time.time()
+        before = self.db.total_changes
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                "INSERT INTO records (dataset_arn, record_id, properties, updated, source) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (dataset_arn, record_id) DO UPDATE SET properties = excluded.properties, "
+                "updated = excluded.updated, source = excluded.source",
+                ((dataset_arn, record_id, orjson.dumps(properties), now, source) for record_id, properties in records))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return self.db.total_changes - before
+
+    def delete_records(self, dataset_arn: str, *, source: str | None = None, bulk_only: bool = False) -> None:
+        self.db.execute(f"DELETE FROM records WHERE dataset_arn = ? {_source_clause(source, bulk_only)}",
+                        (dataset_arn, *([source] if source else [])))
+
+    def records(self, dataset_arn: str) -> dict[str, dict[str, Any]]:
+        return {record_id: orjson.loads(properties) for record_id, properties in self.db.execute(
+            "SELECT record_id, properties FROM records WHERE dataset_arn = ?", (dataset_arn,))}
+
+    def record(self, dataset_arn: str, record_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT properties FROM records WHERE dataset_arn = ? AND record_id = ?",
+                              (dataset_arn, record_id)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def count_records(self, dataset_arn: str) -> int:
+        return self.db.execute("SELECT count(*) FROM records WHERE dataset_arn = ?", (dataset_arn,)).fetchone()[0]
+
+    def last_interaction_seq(self) -> int:
+        return self.db.execute("SELECT coalesce(max(seq), 0) FROM interactions").fetchone()[0]
+
+    def events_after(self, dataset_arn: str, after_seq: int) -> list[tuple]:
+        """PutEvents rows newer than a training cut-off, as (user or session id, item_id, ts, event_type)."""
+        return self.db.execute(
+            "SELECT coalesce(user_id, session_id), item_id, ts, event_type FROM interactions "
+            "WHERE dataset_arn = ? AND seq > ? AND source = 'event' ORDER BY seq", (dataset_arn, after_seq)).fetchall()

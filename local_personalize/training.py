@@ -1,0 +1,116 @@
+"""Solution versions: build TrainingData from the store, train the recipe, save the model, compute metrics.
+
+Runs in a job process. The model file is `<data>/models/<version id>.npz`; the store keeps the sequence
+number of the newest interaction trained on, so the server can replay later PutEvents into the loaded
+model (personalize-api.md §3.4).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
+from local_personalize.ingest import group_dataset
+from local_personalize.recipes import TrainingConfig, TrainingData, TrainingError, recipe_for_arn
+from local_personalize.settings import Settings
+from local_personalize.store import Store
+
+logger = logging.getLogger(__name__)
+STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
+
+
+def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingData, int]:
+    """The dataset group's data as TrainingData, and the interaction sequence number it reaches."""
+    interactions = group_dataset(store, dataset_group_arn, "INTERACTIONS")
+    if interactions is None:
+        raise TrainingError(f"Dataset group {dataset_group_arn} has no Interactions dataset")
+    cutoff_seq = store.last_interaction_seq()
+    user_pos: dict[str, int] = {}
+    item_pos: dict[str, int] = {}
+    type_pos: dict[str, int] = {}
+    users, items, stamps, kinds, values = [], [], [], [], []
+    # Anonymous events train under their session id, the id GetRecommendations uses for that visitor.
+    for batch in store.iter_interactions(interactions.arn, ("coalesce(user_id, session_id)", "item_id", "ts",
+                                                             "event_type", "event_value", "seq")):
+        for user_id, item_id, ts, event_type, event_value, seq in batch:
+            if seq > cutoff_seq:
+                continue
+            users.append(user_pos.setdefault(user_id, len(user_pos)))
+            items.append(item_pos.setdefault(item_id, len(item_pos)))
+            stamps.append(ts)
+            kinds.append(-1 if event_type is None else type_pos.setdefault(event_type, len(type_pos)))
+            values.append(np.nan if event_value is None else event_value)
+    items_dataset = group_dataset(store, dataset_group_arn, "ITEMS")
+    users_dataset = group_dataset(store, dataset_group_arn, "USERS")
+    item_metadata = store.records(items_dataset.arn) if items_dataset else {}
+    user_metadata = store.records(users_dataset.arn) if users_dataset else {}
+    for item_id in item_metadata:
+        item_pos.setdefault(item_id, len(item_pos))
+    for user_id in user_metadata:
+        user_pos.setdefault(user_id, len(user_pos))
+    data = TrainingData(
+        user_ids=list(user_pos), item_ids=list(item_pos), user_index=np.array(users, np.int32),
+        item_index=np.array(items, np.int32), timestamp=np.array(stamps, np.float64),
+        event_type=np.array(kinds, np.int16), event_types=list(type_pos),
+        event_value=np.array(values, np.float32), item_metadata=item_metadata, user_metadata=user_metadata)
+    return data, cutoff_seq
+
+
+def solution_metrics(recipe: type, data: TrainingData, config: TrainingConfig) -> dict[str, float]:
+    """GetSolutionMetrics on Personalize's holdout split (§6.9), from the recipes engineer's metrics module."""
+    from local_personalize import metrics
+
+    return {name: float(value) for name, value in metrics.evaluate(recipe, data, config).items()}
+
+
+def train_version(store: Store, settings: Settings, version_arn: str) -> dict[str, Any]:
+    """Train one solution version; returns the document changes that make it ACTIVE."""
+    version = store.get_resource(version_arn)
+    recipe = recipe_for_arn(version.doc["recipeArn"])
+    if recipe is None:
+        raise TrainingError(f"Unknown recipe {version.doc['recipeArn']}")
+    config = TrainingConfig.from_solution(version.doc.get("eventType"), version.doc.get("solutionConfig"))
+    started = time.monotonic()
+    data, cutoff_seq = build_training_data(store, version.doc["datasetGroupArn"])
+    model = recipe.train(data, config)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.models_dir / f"{version.doc['_modelId']}.npz"
+    partial = path.with_suffix(".partial")
+    model.save(str(partial))
+    os.replace(partial, path)
+    metrics = solution_metrics(recipe, data, config)
+    return {"_cutoffSeq": cutoff_seq, "_metrics": metrics,
+            "trainingHours": round((time.monotonic() - started) / 3600, 6)}
+
+
+def run_solution_version(settings: Settings, version_arn: str) -> None:
+    """Job-process entry point: train one version and record ACTIVE, CREATE FAILED or CREATE STOPPED."""
+    store = Store(settings.db_path)
+    try:
+        version = store.get_resource(version_arn)
+        if version is None or version.status in (STOPPING, STOPPED):
+            if version is not None:
+                store.update_resource(version_arn, status=STOPPED)
+            return
+        store.update_resource(version_arn, status=CREATE_IN_PROGRESS)
+        try:
+            changes = train_version(store, settings, version_arn)
+        except TrainingError as error:
+            store.update_resource(version_arn, status=CREATE_FAILED, failureReason=str(error))
+            return
+        except Exception as error:  # a crash in a recipe fails this version, not the server
+            logger.exception("training %s failed", version_arn)
+            store.update_resource(version_arn, status=CREATE_FAILED,
+                                  failureReason=f"Training failed: {type(error).__name__}: {error}"[:1000])
+            return
+        if store.get_resource(version_arn).status == STOPPING:
+            store.update_resource(version_arn, status=STOPPED)
+            return
+        store.update_resource(version_arn, status=ACTIVE, **changes)
+    finally:
+        store.close()
