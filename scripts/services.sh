@@ -51,6 +51,19 @@ wait_for_port() {
     done
 }
 
+# A port can answer because another program took it before our service bound it; the service
+# itself then exits. Called once every port is open, so even quick failures have shown by then.
+check_services_alive() {
+    local i
+    for i in "${!SERVICE_PIDS[@]}"; do
+        if ! kill -0 "${SERVICE_PIDS[$i]}" 2>/dev/null; then
+            echo "services: ${SERVICE_NAMES[$i]} (pid ${SERVICE_PIDS[$i]}) has exited" >&2
+            tail -n 40 "$STATE_DIR/${SERVICE_NAMES[$i]}.log" >&2 || true
+            return 1
+        fi
+    done
+}
+
 print_service_logs() {
     local name
     for name in "${SERVICE_NAMES[@]}"; do
