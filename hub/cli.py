@@ -89,5 +89,55 @@ def connectors(type_: str | None) -> None:
         click.echo(f"  {name:22} {default:28} {field['description']}")
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+@click.option("--from", "from_path", type=click.Path(exists=True, dir_okay=False),
+              help="Dead-letter JSON Lines file (default: the config's file dead letter).")
+@click.option("--reason", "reasons", multiple=True, help="Only records with this reason code (repeatable).")
+@click.option("--since", type=click.DateTime(), help="Only records dead-lettered at or after this time (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only records dead-lettered before this time (UTC).")
+def replay(config_path: str, from_path: str | None, reasons: tuple[str, ...], since, until) -> None:
+    """Send dead-lettered records through the pipeline again, after a fix."""
+    from datetime import timezone
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from hub.replay import ReplayFilter, read_dead_letter
+    from hub.replay import replay as run_replay
+    from hub.runtime import Hub
+
+    config = _load(config_path)
+    path = Path(from_path) if from_path else getattr(config.dead_letter, "path", None)
+    if path is None or not Path(path).exists():
+        click.echo("no dead-letter file to replay: give --from PATH", err=True)
+        sys.exit(2)
+    selection = ReplayFilter(
+        reasons=frozenset(reasons),
+        since=since.replace(tzinfo=timezone.utc) if since else None,
+        until=until.replace(tzinfo=timezone.utc) if until else None,
+    )
+    total = sum(1 for _ in read_dead_letter(Path(path)))
+
+    async def go():
+        hub = Hub(config)
+        await hub.start_delivery()
+        try:
+            with Progress(transient=True) as progress:
+                task = progress.add_task("replaying", total=total)
+                return await run_replay(hub, read_dead_letter(Path(path)), selection,
+                                        progress=lambda n: progress.advance(task, n))
+        finally:
+            await hub.stop()
+
+    summary = asyncio.run(go())
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())) or "nothing"
+    click.echo(f"read {summary.read}, replayed {summary.selected} ({counts})")
+    for reason, count in summary.reasons.most_common():
+        click.echo(f"  still rejected: {reason} x{count}")
+    if summary.outcomes.get("retry"):
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.events import Event, EventKind, Rejection
+from hub.events import Event, EventKind, Rejection, SourceRef
 
 
 class Outcome(str, enum.Enum):
@@ -160,6 +160,13 @@ class Source(abc.ABC):
 
     async def run(self, emit: Emit) -> None:  # noqa: B027 - webhook sources have no loop of their own
         """Pull and emit until cancelled. Push-based sources (webhooks) leave this empty."""
+
+    def decode(self, payload: Any, source: SourceRef) -> list[Event]:
+        """Decode one payload as this source received it (used by `hub replay` on dead-letter records).
+
+        Returns the events it becomes (none = nothing Personalize uses); raises RejectedError.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot replay payloads")
 
     async def close(self) -> None:  # noqa: B027
         """Release connections."""

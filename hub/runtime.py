@@ -42,10 +42,14 @@ class Hub:
     def webhook_sources(self) -> list[WebhookSource]:
         return [s for s in self.sources if isinstance(s, WebhookSource)]
 
-    async def start(self) -> None:
+    async def start_delivery(self) -> None:
+        """Open the dead letter and destinations, without taking input (used alone by `hub replay`)."""
         await self.dead_letter_sink.start()
         for runner in self.runners:
             await runner.start()
+
+    async def start(self) -> None:
+        await self.start_delivery()
         for source in self.sources:
             task = asyncio.create_task(source.run(self.pipeline.emit), name=f"source:{source.config.id}")
             task.add_done_callback(self._source_stopped)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from starlette.requests import Request
@@ -63,6 +63,10 @@ class SegmentWebhook(WebhookSource):
         routes = [Route(f"{prefix}/{call}", handler(call, MAX_EVENT_BYTES), methods=["POST"]) for call in segment.CALLS]
         routes += [Route(f"{prefix}/{path}", handler(None, MAX_BATCH_BYTES), methods=["POST"]) for path in ("batch", "import")]
         return routes
+
+    def decode(self, payload: Any, source: SourceRef) -> list[Event]:
+        event = segment.decode_message(payload, source_id=self.config.id, request_id=source.request_id)
+        return [] if event is None else [event]
 
     def _check_write_key(self, candidate: object) -> None:
         if not isinstance(candidate, str):
