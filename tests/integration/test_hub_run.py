@@ -1,0 +1,65 @@
+"""`hub run` as a user runs it: a real uvicorn process on loopback, Segment batches over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.services import free_port
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def hub_process(tmp_path):
+    port = free_port()
+    env = {**os.environ, "HUB_HTTP_PORT": str(port), "HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "run", "--config", str(ROOT / "examples" / "embedded.yaml")],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail(f"hub did not start: {process.stdout.read().decode()[-2000:]}")
+    yield base, tmp_path
+    process.terminate()
+    process.wait(10)
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_batch_with_a_malformed_event_over_real_http(hub_process):
+    base, data_dir = hub_process
+    batch = {"batch": [
+        {"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": "ok-1",
+         "properties": {"product_id": "p1"}},
+        {"type": "track", "userId": "u1", "messageId": "bad-1"},
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "ok-2", "traits": {"plan": "pro"}},
+    ]}
+    response = httpx.post(f"{base}/v1/batch", json=batch, auth=("wk-test", ""))
+    assert response.status_code == 200, response.text
+    assert (response.json()["accepted"], response.json()["rejected"]) == (2, 1)
+    delivered = {e["source"]["message_id"] for e in read_lines(data_dir / "events.jsonl")}
+    assert {"ok-1", "ok-2"} <= delivered and "bad-1" not in delivered
+    (dead,) = [r for r in read_lines(data_dir / "dead-letter.jsonl") if r["source"]["message_id"] == "bad-1"]
+    assert dead["reason"] == "missing_field" and dead["payload"] == batch["batch"][1]
+
+    assert httpx.post(f"{base}/v1/batch", json=batch, auth=("wrong", "")).status_code == 401
+    assert "hub_events_in_total" in httpx.get(f"{base}/metrics").text
