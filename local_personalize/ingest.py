@@ -25,7 +25,8 @@ class Ingested:
 
     dataset_group_arn: str
     dataset_type: str
-    interactions: list[tuple[str, str, float, str | None]] = field(default_factory=list)  # user, item, ts, type
+    # (user or session id, item id, timestamp, event type, event value), as Model.observe takes them
+    interactions: list[tuple[str, str, float, str | None, float | None]] = field(default_factory=list)
     last_seq: int = 0  # store sequence number of the newest row written, to skip events a replay saw
 
 
@@ -82,7 +83,8 @@ def put_events(store: Store, body: dict[str, Any]) -> Ingested:
         rows.append((user_id, event["itemId"], session_id, float(event["sentAt"]), event["eventType"],
                      event.get("eventValue"), event.get("eventId"), impression, event.get("recommendationId"),
                      orjson.dumps(properties).decode() if properties else None, "event"))
-        folded.append((user_id or session_id, event["itemId"], float(event["sentAt"]), event["eventType"]))
+        folded.append((user_id or session_id, event["itemId"], float(event["sentAt"]), event["eventType"],
+                       event.get("eventValue")))
     store.insert_interactions(dataset.arn, rows)
     if user_id is not None:
         store.claim_anonymous_session(dataset.arn, session_id, user_id)

@@ -35,8 +35,9 @@ class LiveModel:
     item_table: ItemTable | None = None
     items_stale: bool = True
 
-    def observe(self, user_id: str, item_id: str, timestamp: float, event_type: str | None) -> None:
-        self.model.observe(user_id, item_id, timestamp, event_type)
+    def observe(self, user_id: str, item_id: str, timestamp: float, event_type: str | None,
+                event_value: float | None = None) -> None:
+        self.model.observe(user_id, item_id, timestamp, event_type, event_value)
 
 
 @dataclass
@@ -91,8 +92,8 @@ class LiveModels:
             path = self.service.settings.models_dir / f"{doc['_modelId']}.npz"
             model = await asyncio.to_thread(load_model, str(path))
             live = LiveModel(version_arn, model, doc["datasetGroupArn"], datasets)
-            for user_id, item_id, ts, event_type in replay:
-                live.observe(user_id, item_id, ts, event_type)
+            for event in replay:
+                live.observe(*event)
             for last_seq, ingested in self._held[version_arn]:
                 if last_seq > seen_seq:
                     for event in ingested.interactions:

@@ -240,7 +240,7 @@ class Store:
         return self.db.execute("SELECT coalesce(max(seq), 0) FROM interactions").fetchone()[0]
 
     def events_after(self, dataset_arn: str, after_seq: int) -> list[tuple]:
-        """PutEvents rows newer than a training cut-off, as (user or session id, item_id, ts, event_type)."""
+        """PutEvents rows newer than a training cut-off, as (user or session id, item, ts, type, value)."""
         return self.db.execute(
-            "SELECT coalesce(user_id, session_id), item_id, ts, event_type FROM interactions "
+            "SELECT coalesce(user_id, session_id), item_id, ts, event_type, event_value FROM interactions "
             "WHERE dataset_arn = ? AND seq > ? AND source = 'event' ORDER BY seq", (dataset_arn, after_seq)).fetchall()

@@ -54,7 +54,8 @@ def _java_pattern(pattern: str) -> re.Pattern[str]:
     if pattern == S3_PATH_PATTERN:
         pattern = LOCAL_PATH_PATTERN
     # Java's \p{L}/\p{N}/\p{Z} (used by the tag patterns) have no `re` spelling; these are near enough.
-    translated = pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\d").replace(r"\p{Z}", r"\s")
+    translated = (pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\d").replace(r"\p{Z}", r"\s")
+                  .replace(r"\p{ASCII}", r"[\x00-\x7f]"))
     return re.compile(translated, re.DOTALL)
 
 
