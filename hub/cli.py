@@ -139,5 +139,38 @@ def replay(config_path: str, from_path: str | None, reasons: tuple[str, ...], si
         sys.exit(1)
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+def readiness(config_path: str) -> None:
+    """Per dataset group: interactions, users with >= 2, items, event types, against the training minimums."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.readiness import MIN_INTERACTIONS, MIN_USERS_WITH_TWO
+
+    config = _load(config_path)
+
+    async def collect():
+        store = config.readiness.build()
+        try:
+            return [await store.report(key) for key in await store.keys()]
+        finally:
+            await store.close()
+
+    reports = asyncio.run(collect())
+    if not reports:
+        click.echo("no interactions delivered to Personalize yet")
+        return
+    table = Table(title="Training readiness (what this hub delivered)")
+    for column in ("dataset group (tracking id)", f"interactions (>= {MIN_INTERACTIONS})",
+                   f"users with >= 2 (>= {MIN_USERS_WITH_TWO})", "users", "items", "event types", "ready"):
+        table.add_column(column)
+    for r in reports:
+        types = ", ".join(f"{t} {n}" for t, n in sorted(r.event_types.items(), key=lambda kv: -kv[1]))
+        table.add_row(r.key, str(r.interactions), str(r.users_with_two), str(r.users), str(r.items), types,
+                      "yes" if r.ready else "no: " + "; ".join(r.missing()))
+    Console().print(table)
+
+
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from hub import registry
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
+from hub.readiness import ReadinessConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
@@ -45,6 +46,7 @@ class _HubConfigBase(BaseModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     aws: AwsConfig = Field(default_factory=AwsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Delivery retry budget.")
+    readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
 
     @model_validator(mode="after")
     def _check_references(self) -> _HubConfigBase:

@@ -200,6 +200,10 @@ class Destination(abc.ABC):
         """Events with the same key are sent in order, never in two batches at once."""
         return ""
 
+    def readiness_key(self) -> str | None:
+        """Delivered interactions count toward this dataset group's training minimums (`hub readiness`)."""
+        return None
+
     def size_of(self, event: Event) -> int:
         """Bytes the event adds to a request, for `BatchPolicy.max_bytes`."""
         return 0

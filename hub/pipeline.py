@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -12,7 +12,8 @@ from hub.connector import EmitReport, Outcome
 from hub.delivery.dead_letter import DeadLetter, DeadLetterRecord
 from hub.delivery.runner import DestinationRunner
 from hub.errors import RetryableError
-from hub.events import Event, Rejection
+from hub.events import Event, EventKind, Rejection
+from hub.readiness import ReadinessRecorder
 
 StageResult = list[Event] | Rejection
 """Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on."""
@@ -36,10 +37,17 @@ class Pipeline:
     dead-letter record written, or RETRY (nothing may be acknowledged; the source redelivers).
     """
 
-    def __init__(self, stages: Sequence[Stage], runners: Sequence[DestinationRunner], dead_letter: DeadLetter):
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        runners: Sequence[DestinationRunner],
+        dead_letter: DeadLetter,
+        readiness: ReadinessRecorder | None = None,
+    ):
         self.stages = list(stages)
         self.runners = list(runners)
         self.dead_letter = dead_letter
+        self.readiness = readiness
 
     async def emit(self, events: Sequence[Event], rejections: Sequence[Rejection] = ()) -> EmitReport:
         outcomes = [Outcome.DELIVERED] * len(events)
@@ -82,8 +90,12 @@ class Pipeline:
                 waiting.append((root, event, runner, await runner.submit(event)))
 
         settlements = await asyncio.gather(*(future for *_, future in waiting))
+        delivered_for_readiness: dict[str, list[Event]] = defaultdict(list)
         for (root, event, runner, _), settlement in zip(waiting, settlements, strict=True):
-            if settlement.outcome is Outcome.RETRY:
+            if settlement.outcome is Outcome.DELIVERED:
+                if self.readiness and event.kind is EventKind.INTERACTION and (key := runner.destination.readiness_key()):
+                    delivered_for_readiness[key].append(event)
+            elif settlement.outcome is Outcome.RETRY:
                 mark(root, Outcome.RETRY)
             elif settlement.outcome is Outcome.REJECTED:
                 rejection = Rejection(
@@ -96,6 +108,9 @@ class Pipeline:
                     rejection, event=event, attempts=settlement.attempts, destination=runner.name
                 )
                 reject(root, rejection, record)
+
+        for key, delivered in delivered_for_readiness.items():
+            self.readiness.observe(key, delivered)  # type: ignore[union-attr]
 
         report = EmitReport(outcomes, all_rejections)
         try:

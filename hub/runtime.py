@@ -11,6 +11,7 @@ from hub.connector import Context, Destination, Source, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.runner import DestinationRunner
 from hub.pipeline import Pipeline, Stage
+from hub.readiness import ReadinessRecorder
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ class Hub:
         self.runners = [DestinationRunner(d, d.config.batch_policy(), retry) for d in self.destinations]
         self.dead_letter_sink = registry.build_destination(config.dead_letter, self.context)
         self.dead_letter = DeadLetter(self.dead_letter_sink)  # type: ignore[arg-type]
-        self.pipeline = Pipeline(build_stages(config), self.runners, self.dead_letter)
+        self.readiness = ReadinessRecorder(config.readiness.build())
+        self.pipeline = Pipeline(build_stages(config), self.runners, self.dead_letter, self.readiness)
         self.sources: list[Source] = [registry.build_source(c, self.context) for c in config.sources]
         self._source_tasks: list[asyncio.Task[None]] = []
         self.started = False
@@ -71,3 +73,4 @@ class Hub:
         for runner in self.runners:
             await runner.close()
         await self.dead_letter_sink.close()
+        await self.readiness.close()
