@@ -1,9 +1,15 @@
 """Vendor code: the one explicit list of built-in connectors (sources and destinations)."""
 
 from connectors.destinations.file import FileDestination
+from connectors.destinations.personalize.events import PersonalizeEvents
+from connectors.destinations.personalize.items import PersonalizeItems
+from connectors.destinations.personalize.users import PersonalizeUsers
 from connectors.sources.segment_webhook import SegmentWebhook
 
 CATALOGUE = [
     SegmentWebhook,
     FileDestination,
+    PersonalizeEvents,
+    PersonalizeItems,
+    PersonalizeUsers,
 ]

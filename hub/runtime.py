@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from hub import registry
+from hub.aws import AwsClients
 from hub.connector import Context, Destination, Source, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.runner import DestinationRunner
@@ -27,6 +28,9 @@ class Hub:
     def __init__(self, config: Any, context: Context | None = None):
         self.config = config
         self.context = context or Context()
+        self._owns_aws = self.context.aws is None
+        if self._owns_aws:
+            self.context.aws = AwsClients(config.aws)  # opens nothing until a connector asks
         retry = config.retry.policy()
         self.destinations: list[Destination] = [
             registry.build_destination(c, self.context) for c in config.destinations
@@ -73,4 +77,6 @@ class Hub:
         for runner in self.runners:
             await runner.close()
         await self.dead_letter_sink.close()
+        if self._owns_aws:
+            await self.context.aws.close()
         await self.readiness.close()

@@ -1,0 +1,1 @@
+"""Amazon Personalize destinations: PutEvents (events.py), PutItems (items.py), PutUsers (users.py)."""
