@@ -88,7 +88,8 @@ class LiveModels:
     async def _load_version(self, version_arn: str) -> LiveModel:
         self._held[version_arn] = []
         try:
-            doc, datasets, replay, seen_seq = await self.service.db(_load, self.service.settings, version_arn)
+            doc, datasets, replay, seen_seq = await self.service.db(
+                _load, self.service.store, self.service.settings, version_arn)
             path = self.service.settings.models_dir / f"{doc['_modelId']}.npz"
             model = await asyncio.to_thread(load_model, str(path))
             live = LiveModel(version_arn, model, doc["datasetGroupArn"], datasets)
