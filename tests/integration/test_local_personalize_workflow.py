@@ -15,7 +15,7 @@ import boto3
 import numpy as np
 import pytest
 
-from local_personalize.synthetic import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA, generate_shop
+from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA, generate_shop
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 
 pytestmark = pytest.mark.integration

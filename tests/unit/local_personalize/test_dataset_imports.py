@@ -9,7 +9,7 @@ from local_personalize.control import OPERATIONS, ControlContext
 from local_personalize.imports import run_import_job
 from local_personalize.settings import Settings
 from local_personalize.store import Store
-from local_personalize.synthetic import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, generate_shop
+from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, generate_shop
 
 
 @pytest.fixture
