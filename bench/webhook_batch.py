@@ -1,0 +1,254 @@
+"""Segment `/v1/batch` throughput and latency of `hub run` beside a bare Starlette endpoint that only parses.
+
+Both servers run in their own process on the same uvicorn stack (as `hub run` configures it), on loopback;
+the load comes from a third process (bench/_http_load.py) keeping a fixed number of requests in flight over
+keep-alive connections. Every request is a batch of 100 realistic Segment events (E-commerce Spec v2
+tracks with products, and identifies; about 1 KB each). The hub is configured like examples/embedded.yaml:
+segment_webhook → file destination, dead letter to a file, and whatever stages the config enables by
+default. The anchor reads the body, parses it with orjson and answers 200. The two are measured in
+alternating rounds so a change of machine load hits both.
+
+    python bench/webhook_batch.py [--rounds 2] [--duration-secs 12] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+from _http_load import LoadResult, ServerProcess, run_load
+
+EVENTS_PER_BATCH = 100
+DISTINCT_BODIES = 64  # cycled; enough that no single body dominates caches
+WRITE_KEY = "bench-write-key"
+
+HUB_CONFIG = """\
+# Like examples/embedded.yaml: Segment webhook in, JSON Lines out, dead letter to a file.
+http: {{host: 127.0.0.1, port: {port}}}
+sources:
+  - {{type: segment_webhook, id: web, write_keys: ["{write_key}"]}}
+destinations:
+  - {{type: file, id: events, path: "{data_dir}/events.jsonl"}}
+dead_letter: {{type: file, id: dead_letter, path: "{data_dir}/dead-letter.jsonl"}}
+"""
+
+_CATEGORIES = ["Shoes", "Outerwear", "Accessories", "Knitwear", "Denim", "Bags"]
+_BRANDS = ["Northwind", "Contoso", "Fabrikam", "Tailspin", "Litware"]
+_USER_AGENT = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+               "Version/17.4 Safari/605.1.15")
+
+
+# ---- the anchor: a bare Starlette endpoint on the same uvicorn stack ----------------------------------
+
+def serve_anchor(port: int) -> None:
+    """Answer POST /v1/batch after reading and parsing the body; nothing else."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def batch(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        answer = {"success": True, "accepted": len(body["batch"]), "rejected": 0, "errors": []}
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    async def readyz(request: Request) -> Response:
+        return Response(b'{"ready":true}', media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/batch", batch, methods=["POST"]), Route("/readyz", readyz)])
+    # The same uvicorn settings as `hub run` (hub/cli.py), so only the application differs.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+
+
+# ---- realistic Segment traffic ------------------------------------------------------------------------
+
+def _product(rng: random.Random) -> dict:
+    number = rng.randrange(5000)
+    category = rng.choice(_CATEGORIES)
+    return {
+        "product_id": f"prod-{number:05d}", "sku": f"SKU-{number:05d}-{rng.choice('SMLX')}",
+        "category": category, "name": f"{rng.choice(_BRANDS)} {category[:-1]} {number}",
+        "brand": rng.choice(_BRANDS), "variant": rng.choice(["black", "navy", "sand", "olive"]),
+        "price": round(rng.uniform(9, 240), 2), "quantity": 1, "position": rng.randrange(1, 24),
+        "url": f"https://shop.example.com/p/prod-{number:05d}",
+        "image_url": f"https://cdn.shop.example.com/img/prod-{number:05d}.jpg",
+    }
+
+
+def _context(rng: random.Random, path: str) -> dict:
+    return {
+        "library": {"name": "analytics.js", "version": "5.2.0"},
+        "ip": f"203.0.113.{rng.randrange(1, 255)}", "userAgent": _USER_AGENT,
+        "locale": "en-GB", "timezone": "Europe/London",
+        "page": {"path": path, "referrer": "https://www.example.org/", "title": "Example Shop",
+                 "url": f"https://shop.example.com{path}"},
+        "campaign": {"source": "newsletter", "medium": "email", "name": "spring-sale"},
+    }
+
+
+def segment_message(rng: random.Random, at: datetime) -> dict:
+    """One E-commerce Spec v2 track (viewed / added / order completed) or an identify, about 1 KB."""
+    user = rng.randrange(20_000)
+    common = {
+        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "anonymousId": f"anon-{user:06d}-{rng.randrange(4)}",
+        "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "sentAt": (at + timedelta(milliseconds=250)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    if rng.random() < 0.6:
+        common["userId"] = f"user-{user:06d}"
+    draw = rng.random()
+    if draw < 0.10:
+        traits = {"email": f"user{user}@example.com", "first_name": "Sam", "plan": rng.choice(["free", "plus"]),
+                  "country": "GB", "created_at": "2023-04-01T09:30:00Z", "newsletter": True}
+        return {"type": "identify", "userId": f"user-{user:06d}", **{k: v for k, v in common.items() if k != "userId"},
+                "traits": traits, "context": _context(rng, "/account")}
+    if draw < 0.75:
+        name, properties = "Product Viewed", _product(rng)
+    elif draw < 0.93:
+        name, properties = "Product Added", {**_product(rng), "cart_id": f"cart-{user:06d}"}
+    else:
+        products = [_product(rng) for _ in range(2)]
+        for product in products:  # the order payload is large already: keep it near the others' size
+            for key in ("url", "image_url", "name"):
+                product.pop(key)
+        name = "Order Completed"
+        properties = {"order_id": f"order-{rng.getrandbits(40):x}", "total": round(sum(p["price"] for p in products), 2),
+                      "currency": "GBP", "products": products}
+    properties.setdefault("currency", "GBP")
+    return {"type": "track", "event": name, **common, "properties": properties,
+            "context": _context(rng, f"/p/{properties.get('product_id', 'checkout')}")}
+
+
+def batch_bodies(seed: int = 7) -> tuple[list[bytes], float]:
+    """Pre-encoded `/v1/batch` bodies and the mean encoded size of one event in them."""
+    rng = random.Random(seed)
+    at = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
+    bodies, event_bytes = [], 0
+    for _ in range(DISTINCT_BODIES):
+        batch = []
+        for _ in range(EVENTS_PER_BATCH):
+            at += timedelta(milliseconds=rng.randrange(50, 900))
+            message = segment_message(rng, at)
+            event_bytes += len(orjson.dumps(message))
+            batch.append(message)
+        bodies.append(orjson.dumps({"batch": batch, "context": {"library": {"name": "analytics-python"}}}))
+    return bodies, event_bytes / (DISTINCT_BODIES * EVENTS_PER_BATCH)
+
+
+# ---- the run ------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stage_names() -> str:
+    """The stages `hub run` builds for this config (hub.runtime.build_stages), for the report."""
+    from hub.config import parse_config
+    from hub.runtime import build_stages
+
+    config = parse_config(__import__("yaml").safe_load(HUB_CONFIG.format(port=0, write_key="k", data_dir="/tmp")), {})
+    return ", ".join(type(stage).__name__ for stage in build_stages(config)) or "none"
+
+
+def measure(name: str, server: ServerProcess, port: int, bodies: list[bytes], args: argparse.Namespace) -> LoadResult:
+    headers = {"Content-Type": "application/json", "Authorization": "Basic " + _basic(WRITE_KEY)}
+    result = run_load(f"http://127.0.0.1:{port}/v1/batch", bodies, headers=headers, concurrency=args.concurrency,
+                      warmup_secs=args.warmup_secs, duration_secs=args.duration_secs, count_field="accepted",
+                      server_pid=server.pid)
+    bad = {status: n for status, n in result.statuses.items() if status != 200}
+    if bad or result.errors:
+        sys.exit(f"{name}: non-200 answers {bad}: {result.errors}\n{server.output()}")
+    print(f"  {name:6} {result.counted / result.window_secs:9,.0f} events/s  "
+          f"p50 {result.percentile_secs(50) * 1e3:6.1f} ms  p99 {result.percentile_secs(99) * 1e3:6.1f} ms  "
+          f"({result.requests} requests)", flush=True)
+    return result
+
+
+def _basic(user: str) -> str:
+    import base64
+
+    return base64.b64encode(f"{user}:".encode()).decode()
+
+
+def combine(results: list[LoadResult]) -> LoadResult:
+    return LoadResult(
+        window_secs=sum(r.window_secs for r in results), requests=sum(r.requests for r in results),
+        latencies_secs=[x for r in results for x in r.latencies_secs],
+        statuses=sum((r.statuses for r in results), start=type(results[0].statuses)()),
+        counted=sum(r.counted for r in results), total_counted=sum(r.total_counted for r in results),
+        server_cpu_secs=sum(r.server_cpu_secs or 0.0 for r in results),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="alternating anchor/hub rounds")
+    parser.add_argument("--duration-secs", type=float, default=12.0, help="measured window per round and server")
+    parser.add_argument("--warmup-secs", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--serve-anchor", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_anchor:
+        serve_anchor(args.serve_anchor)
+        return 0
+
+    bodies, event_bytes = batch_bodies()
+    print(f"/v1/batch of {EVENTS_PER_BATCH} Segment events ({event_bytes:,.0f} B each, "
+          f"{sum(map(len, bodies)) / len(bodies) / 1024:,.0f} KiB per request), {args.concurrency} in flight, "
+          f"{args.rounds} x {args.duration_secs:g} s per server; hub stages: {stage_names()}", flush=True)
+
+    anchor_results, hub_results = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
+        data_dir = Path(tmp)
+        anchor_port, hub_port = free_port(), free_port()
+        config_path = data_dir / "hub.yaml"
+        config_path.write_text(HUB_CONFIG.format(port=hub_port, write_key=WRITE_KEY, data_dir=data_dir))
+        env = {**os.environ, "HUB_LOG_LEVEL": "WARNING"}
+        anchor = ServerProcess([sys.executable, __file__, "--serve-anchor", str(anchor_port)],
+                               f"http://127.0.0.1:{anchor_port}/readyz")
+        hub = ServerProcess([sys.executable, "-m", "hub.cli", "run", "--config", str(config_path),
+                             "--log-level", "WARNING"], f"http://127.0.0.1:{hub_port}/readyz", env=env, cwd=data_dir)
+        with anchor, hub:
+            for round_number in range(1, args.rounds + 1):
+                print(f"round {round_number}", flush=True)
+                anchor_results.append(measure("anchor", anchor, anchor_port, bodies, args))
+                hub_results.append(measure("hub", hub, hub_port, bodies, args))
+        # The hub has stopped (drained): every accepted event must be in the file destination.
+        delivered = sum(1 for _ in open(data_dir / "events.jsonl", "rb"))
+        accepted = sum(r.total_counted for r in hub_results)
+
+    a, h = combine(anchor_results), combine(hub_results)
+    a_rate, h_rate = a.counted / a.window_secs, h.counted / h.window_secs
+    print()
+    print(f"anchor (bare Starlette + orjson): {a_rate:9,.0f} events/s   p50 {a.percentile_secs(50) * 1e3:6.1f} ms"
+          f"   p99 {a.percentile_secs(99) * 1e3:6.1f} ms   CPU {a.server_cpu_secs / a.counted * 1e6:5.1f} µs/event"
+          f" ({a.server_cpu_secs / a.window_secs:.0%} of a core)")
+    print(f"hub run (segment_webhook → file): {h_rate:9,.0f} events/s   p50 {h.percentile_secs(50) * 1e3:6.1f} ms"
+          f"   p99 {h.percentile_secs(99) * 1e3:6.1f} ms   CPU {h.server_cpu_secs / h.counted * 1e6:5.1f} µs/event"
+          f" ({h.server_cpu_secs / h.window_secs:.0%} of a core)")
+    print(f"ratio hub/anchor: throughput {h_rate / a_rate:.3f}, "
+          f"p50 latency {h.percentile_secs(50) / a.percentile_secs(50):.1f}x, "
+          f"p99 latency {h.percentile_secs(99) / a.percentile_secs(99):.1f}x, "
+          f"CPU per event {(h.server_cpu_secs / h.counted) / (a.server_cpu_secs / a.counted):.1f}x")
+    # Stages may turn an event into none (identify → identity store) or several (one per product), so
+    # this is a sanity line, not an equality: nothing delivered at all means the run measured nothing.
+    print(f"file destination holds {delivered:,} lines for {accepted:,} events the hub accepted")
+    return 0 if delivered else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
