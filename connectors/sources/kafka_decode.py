@@ -1,0 +1,173 @@
+"""Turns Kafka records into Events in the configured format; a record that cannot be decoded is a Rejection."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+import msgspec
+import orjson
+from fastavro.types import Schema
+
+from connectors.formats import avro, mparticle, native, segment
+from connectors.sources.schema_registry import SchemaRegistry
+from hub.errors import RejectedError
+from hub.events import Event, Rejection, SourceRef
+
+log = logging.getLogger(__name__)
+
+Dialect = Literal["segment", "mparticle", "native"]
+
+
+class KafkaRecord(Protocol):
+    """The parts of aiokafka's ConsumerRecord the decoder reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes | None
+
+
+class RecordDecoder:
+    """Decodes one record into its events and rejections; never raises for a bad record.
+
+    Records are dialect JSON (one Segment message or `{"batch": [...]}`; one mParticle batch or a
+    list of them; a hub Event), or Avro whose decoded record is in `avro_dialect`.
+    """
+
+    def __init__(
+        self,
+        source_id: str,
+        format: Literal["segment", "mparticle", "native", "avro"],
+        *,
+        avro_dialect: Dialect = "segment",
+        registry: SchemaRegistry | None = None,
+        local_schema: Schema | None = None,
+        confluent_framing: bool = True,
+        mparticle_user_id_identity: str = "customer_id",
+    ):
+        if format == "avro" and registry is None and local_schema is None:
+            raise ValueError("avro needs a schema registry or a local schema")
+        self.source_id = source_id
+        self.format = format
+        self.avro_dialect = avro_dialect
+        self.registry = registry
+        self.local_schema = local_schema
+        self.confluent_framing = confluent_framing
+        self.mparticle_user_id_identity = mparticle_user_id_identity
+        self._unknown_schemas: dict[int, RejectedError] = {}
+
+    async def prepare(self, records: Sequence[KafkaRecord]) -> None:
+        """Fetch the writer schemas these records name; RetryableError while the registry is down."""
+        if self.format != "avro" or self.registry is None:
+            return
+        ids = set()
+        for record in records:
+            value = record.value
+            if value is not None and len(value) >= avro.HEADER_BYTES and value[0] == avro.MAGIC_BYTE:
+                ids.add(int.from_bytes(value[1:avro.HEADER_BYTES], "big"))
+        self._unknown_schemas = await self.registry.prefetch(ids)
+
+    def decode(self, record: KafkaRecord) -> tuple[list[Event], list[Rejection]]:
+        origin = SourceRef(
+            source_id=self.source_id, message_id=f"{record.topic}/{record.partition}/{record.offset}",
+            partition=record.partition, offset=record.offset,
+        )
+        if record.value is None:  # a tombstone (compacted topics): nothing happened, nothing to send
+            return [], []
+        received_at = record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else None
+        try:
+            if self.format == "avro":
+                payload = self._avro(record.value)
+                return self._dialect(self.avro_dialect, payload, origin, received_at)
+            if self.format == "native":
+                return [native.decode(record.value, origin)], []
+            try:
+                payload = orjson.loads(record.value)
+            except orjson.JSONDecodeError as err:
+                raise RejectedError("invalid_json", f"value is not valid JSON: {err}") from None
+            return self._dialect(self.format, payload, origin, received_at)
+        except RejectedError as err:
+            return [], [Rejection(source=origin, reason=err.reason, message=err.message, raw=_readable(record.value))]
+        except Exception as err:  # a decoder bug must not stop the partition: dead-letter, keep going
+            log.exception("source %s: cannot decode %s", self.source_id, origin.message_id)
+            return [], [Rejection(source=origin, reason="decode_failed", message=repr(err), raw=_readable(record.value))]
+
+    def _avro(self, value: bytes) -> Any:
+        if not self.confluent_framing:
+            assert self.local_schema is not None
+            return avro.decode(value, self.local_schema)
+        schema_id, body = avro.split_confluent(value)
+        if self.registry is None:  # framed, but the local schema is the one to use
+            assert self.local_schema is not None
+            return avro.decode(body, self.local_schema)
+        if schema_id in self._unknown_schemas:
+            raise self._unknown_schemas[schema_id]
+        writer = self.registry.cached(schema_id)
+        if writer is None:  # prepare() fetched every id of the batch; this is a caller bug
+            raise RejectedError("unknown_schema", f"schema id {schema_id}: not fetched")
+        # With a local schema as well, it is the reader schema: old writers resolve to its shape.
+        return avro.decode(body, writer, self.local_schema)
+
+    def _dialect(
+        self, dialect: Dialect, payload: Any, origin: SourceRef, received_at: float | None
+    ) -> tuple[list[Event], list[Rejection]]:
+        if dialect == "native":
+            return [native.decode(payload, origin)], []
+        if dialect == "mparticle":
+            batches = payload if isinstance(payload, list) else [payload]
+            events, rejections = [], []
+            for batch in batches:
+                decoded, rejected = mparticle.decode_batch(
+                    batch, source_id=self.source_id, received_at=received_at,
+                    user_id_identity=self.mparticle_user_id_identity,
+                )
+                events += decoded
+                rejections += [r for _, r in rejected]
+            return _located(events, origin), _located(rejections, origin)
+        return self._segment(payload, origin, received_at)
+
+    def _segment(
+        self, payload: Any, origin: SourceRef, received_at: float | None
+    ) -> tuple[list[Event], list[Rejection]]:
+        batch = payload.get("batch") if isinstance(payload, dict) else None
+        messages = batch if isinstance(batch, list) else [payload]
+        context = payload.get("context") if batch is not None and isinstance(payload.get("context"), dict) else None
+        events, rejections = [], []
+        for index, message in enumerate(messages):
+            try:
+                event = segment.decode_message(
+                    message, source_id=self.source_id, batch_context=context, received_at=received_at
+                )
+            except RejectedError as err:
+                given = message.get("messageId") if isinstance(message, dict) else None
+                message_id = given if isinstance(given, str) and given else f"{origin.message_id}:{index}"
+                source = msgspec.structs.replace(origin, message_id=message_id)
+                rejections.append(Rejection(source=source, reason=err.reason, message=err.message, raw=message))
+                continue
+            if event is not None:
+                events.append(event)
+        return _located(events, origin), rejections
+
+
+def _located(items: list[Any], origin: SourceRef) -> list[Any]:
+    """Stamp partition and offset on what a dialect decoder made (it knows nothing of Kafka)."""
+    located = []
+    for item in items:
+        source = msgspec.structs.replace(item.source, partition=origin.partition, offset=origin.offset)
+        if isinstance(item, Event):
+            item.source = source
+            located.append(item)
+        else:  # a Rejection is frozen
+            located.append(msgspec.structs.replace(item, source=source))
+    return located
+
+
+def _readable(value: bytes) -> Any:
+    """The dead letter keeps a bad payload as text when it is text (readable, replayable), else bytes."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
