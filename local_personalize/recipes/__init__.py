@@ -13,8 +13,20 @@ from local_personalize.recipes.base import (
     TrainingError,
     load_model,
 )
+from local_personalize.recipes.item_affinity import ItemAffinity
+from local_personalize.recipes.popularity import PopularityCount
+from local_personalize.recipes.ranking import PersonalizedRanking, PersonalizedRankingV2
+from local_personalize.recipes.sims import Sims
+from local_personalize.recipes.trending import TrendingNow
+from local_personalize.recipes.user_personalization import UserPersonalization, UserPersonalizationV2
 
-RECIPES: dict[str, type[Recipe]] = {}
+RECIPES: dict[str, type[Recipe]] = {
+    recipe.name: recipe
+    for recipe in (
+        UserPersonalization, UserPersonalizationV2, PersonalizedRanking, PersonalizedRankingV2,
+        Sims, PopularityCount, TrendingNow, ItemAffinity,
+    )
+}
 
 
 def recipe_for_arn(recipe_arn: str) -> type[Recipe] | None:

