@@ -1,0 +1,199 @@
+"""Kafka source internals without a broker: record decoding per format, settle-then-commit per partition."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from connectors.formats import avro, native
+from connectors.sources.kafka_decode import RecordDecoder
+from connectors.sources.kafka_partitions import Backoff, PartitionFlow
+from connectors.sources.schema_registry import SchemaRegistry
+from hub.connector import EmitReport, Outcome
+from hub.events import Event, EventKind, Rejection, SourceRef
+
+
+@dataclass
+class Record:
+    offset: int
+    value: bytes | None
+    topic: str = "clicks"
+    partition: int = 3
+    timestamp: int = 1_700_000_000_000
+
+
+def track(message_id: str, **extra) -> dict:
+    return {"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": message_id, **extra}
+
+
+def encoded(message: object) -> bytes:
+    return json.dumps(message).encode()
+
+
+# ---- decoding ----------------------------------------------------------------------------------
+
+def test_segment_records_single_or_batched_are_located_at_their_partition_and_offset():
+    decoder = RecordDecoder("k", "segment")
+    (event,), rejections = decoder.decode(Record(10, encoded(track("m1"))))
+    assert rejections == [] and event.message_id == "m1"
+    assert (event.source.source_id, event.source.partition, event.source.offset) == ("k", 3, 10)
+    events, (rejection,) = decoder.decode(Record(11, encoded({"batch": [track("a"), {"type": "track"}, track("b")]})))
+    assert [e.message_id for e in events] == ["a", "b"] and {e.source.offset for e in events} == {11}
+    assert (rejection.reason, rejection.source.message_id, rejection.source.offset) == (
+        "missing_identity", "clicks/3/11:1", 11)
+
+
+@pytest.mark.parametrize("value, reason", [
+    (b"\xff\xfe not json", "invalid_json"), (b"[1, 2", "invalid_json"), (b"42", "invalid_type"),
+])
+def test_poison_records_become_rejections_with_their_location(value, reason):
+    events, (rejection,) = RecordDecoder("k", "segment").decode(Record(99, value))
+    assert events == [] and rejection.reason == reason
+    assert (rejection.source.partition, rejection.source.offset) == (3, 99)
+    assert rejection.raw is not None
+
+
+def test_tombstones_settle_with_nothing_to_send():
+    assert RecordDecoder("k", "segment").decode(Record(1, None)) == ([], [])
+
+
+def test_mparticle_records_and_native_events():
+    batch = {"mpid": 5, "events": [{"event_type": "screen_view", "data": {"screen_name": "Home",
+                                                                          "source_message_id": "s1"}}]}
+    (event,), _ = RecordDecoder("k", "mparticle").decode(Record(4, encoded(batch)))
+    assert (event.name, event.anonymous_id, event.source.offset) == ("Home", "5", 4)
+
+    original = Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="web", message_id="n1", request_id="r"),
+                     timestamp=1.5, name="x", user_id="u", raw={"given": True})
+    (decoded,), _ = RecordDecoder("k", "native").decode(Record(8, native.encode(original)))
+    assert decoded.message_id == "n1" and decoded.raw == {"given": True}
+    assert (decoded.source.source_id, decoded.source.offset, decoded.source.request_id) == ("k", 8, None)
+    _, (rejection,) = RecordDecoder("k", "native").decode(Record(9, encoded({"kind": "nope"})))
+    assert rejection.reason == "invalid_event"
+
+
+SCHEMA = {"type": "record", "name": "T", "fields": [
+    {"name": "type", "type": "string"}, {"name": "event", "type": "string"},
+    {"name": "userId", "type": "string"}, {"name": "messageId", "type": "string"}]}
+
+
+async def test_avro_records_fetch_each_writer_schema_once_and_reject_unknown_ids():
+    requests = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request.url.path)
+        if request.url.path.endswith("/21"):
+            return httpx.Response(200, json={"schema": json.dumps(SCHEMA)})
+        return httpx.Response(404, json={"error_code": 40403, "message": "Schema not found"})
+
+    registry = SchemaRegistry("http://r.test", transport=httpx.MockTransport(answer))
+    decoder = RecordDecoder("k", "avro", registry=registry)
+    parsed = avro.parse_schema(SCHEMA)
+    records = [Record(i, avro.encode_confluent(21, parsed, {"type": "track", "event": "E", "userId": "u",
+                                                             "messageId": f"m{i}"})) for i in range(3)]
+    records.append(Record(3, avro.encode_confluent(22, parsed, {"type": "track", "event": "E", "userId": "u",
+                                                                "messageId": "m3"})))
+    records.append(Record(4, b"\x07garbage"))
+    await decoder.prepare(records)
+    await decoder.prepare(records)
+    results = [decoder.decode(r) for r in records]
+    assert [e[0].message_id for e, _ in results[:3]] == ["m0", "m1", "m2"]
+    assert [r[0].reason for _, r in results[3:]] == ["unknown_schema", "invalid_avro"]
+    assert sorted(requests) == ["/schemas/ids/21", "/schemas/ids/22", "/schemas/ids/22"]
+    await registry.close()
+
+
+def test_avro_with_a_local_schema_and_no_framing():
+    parsed = avro.parse_schema(SCHEMA)
+    decoder = RecordDecoder("k", "avro", local_schema=parsed, confluent_framing=False)
+    body = avro.encode(parsed, {"type": "track", "event": "E", "userId": "u", "messageId": "bare"})
+    (event,), _ = decoder.decode(Record(0, body))
+    assert event.message_id == "bare"
+
+
+# ---- settle-then-commit ------------------------------------------------------------------------
+
+class ScriptedEmit:
+    """A pipeline stand-in: answers each emit with the outcome `decide(event, call)` gives."""
+
+    def __init__(self, decide=lambda event, call: Outcome.DELIVERED, dead_letter_fails=lambda call: False):
+        self.decide, self.dead_letter_fails = decide, dead_letter_fails
+        self.calls: list[tuple[list[str], list[str]]] = []
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, events: Sequence[Event], rejections: Sequence[Rejection]) -> EmitReport:
+        self.calls.append(([e.message_id for e in events], [r.source.message_id for r in rejections]))
+        if self.gate is not None:
+            await self.gate.wait()
+        call = len(self.calls)
+        report = EmitReport([self.decide(e, call) for e in events], list(rejections))
+        report.dead_letter_failed = bool(rejections) and self.dead_letter_fails(call)
+        return report
+
+
+def flow_with(emit: ScriptedEmit) -> tuple[PartitionFlow, list[int | None]]:
+    positions: list[int | None] = []
+    flow = PartitionFlow("t-0", emit, RecordDecoder("k", "segment"),
+                         lambda f: positions.append(f.commit_position()), Backoff(base_secs=0.001, max_secs=0.005))
+    flow.start()
+    return flow, positions
+
+
+async def until(condition, timeout_secs: float = 2.0) -> None:
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(wait(), timeout_secs)
+
+
+async def test_a_retried_event_holds_the_commit_position_until_it_settles():
+    emit = ScriptedEmit(lambda e, call: Outcome.RETRY if e.message_id == "m1" and call <= 2 else Outcome.DELIVERED)
+    flow, positions = flow_with(emit)
+    flow.add([Record(0, encoded(track("m0"))), Record(1, encoded(track("m1"))), Record(2, encoded(track("m2")))])
+    await until(lambda: flow.commit_position() == 3)
+    # Only the unsettled event is emitted again; the commit never passed offset 1 before it settled.
+    assert [ids for ids, _ in emit.calls] == [["m0", "m1", "m2"], ["m1"], ["m1"]]
+    assert positions == [1, 1, 3]
+    await flow.stop(1)
+
+
+async def test_batches_of_a_partition_are_emitted_in_order_one_at_a_time():
+    emit = ScriptedEmit()
+    emit.gate = asyncio.Event()
+    flow, _ = flow_with(emit)
+    flow.add([Record(5, encoded(track("a")))])
+    flow.add([Record(6, encoded(track("b")))])
+    await until(lambda: len(emit.calls) == 1)
+    await asyncio.sleep(0.02)
+    assert len(emit.calls) == 1 and flow.held == 2  # the second waits for the first to settle
+    emit.gate.set()
+    await until(lambda: flow.commit_position() == 7)
+    assert [ids for ids, _ in emit.calls] == [["a"], ["b"]] and flow.held == 0
+    await flow.stop(1)
+
+
+async def test_rejections_settle_only_once_the_dead_letter_has_them():
+    emit = ScriptedEmit(dead_letter_fails=lambda call: call == 1)
+    flow, positions = flow_with(emit)
+    flow.add([Record(0, b"not json"), Record(1, encoded(track("ok")))])
+    await until(lambda: flow.commit_position() == 2)
+    assert emit.calls == [(["ok"], ["clicks/3/0"]), ([], ["clicks/3/0"])]
+    assert positions == [None, 2]
+
+
+async def test_stop_drops_unsettled_work_without_passing_it():
+    emit = ScriptedEmit(lambda e, call: Outcome.RETRY if e.message_id == "stuck" else Outcome.DELIVERED)
+    flow, _ = flow_with(emit)
+    flow.add([Record(40, encoded(track("fine"))), Record(41, encoded(track("stuck"))),
+              Record(42, encoded(track("after")))])
+    flow.add([Record(43, encoded(track("queued")))])
+    await until(lambda: len(emit.calls) >= 2)
+    await asyncio.wait_for(flow.stop(5), 1)  # a retry backoff does not hold up a rebalance
+    assert flow.commit_position() == 41
+    assert all("queued" not in ids for ids, _ in emit.calls)
