@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, default=5_000_000)
     parser.add_argument("--connections", type=int, default=CONNECTIONS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="lp-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lp-bench-", dir=os.environ.get("LP_BENCH_DIR")) as tmp:
         data_dir, port = Path(tmp) / "data", free_port()
         server = start_server(data_dir, port)
         try:

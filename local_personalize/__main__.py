@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-from pathlib import Path
+from local_personalize.threads import limit_blas_threads_for_serving
 
-import uvicorn
+limit_blas_threads_for_serving()  # before numpy is imported, see threads.py
 
-from local_personalize.app import LocalPersonalize
-from local_personalize.settings import Settings
+import argparse  # noqa: E402
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from local_personalize.app import LocalPersonalize  # noqa: E402
+from local_personalize.settings import Settings  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,26 +1,26 @@
 """The server's state: the store thread, the job processes and the live models, and how work moves between them.
 
 SQLite is used from one dedicated thread, so no request blocks the event loop on disk and no two
-requests race on a write. Training, imports and batch jobs run in spawned processes (CPU-bound; they
-open the same database file); each records its own outcome, and the server reacts when one finishes.
+requests race on a write. Training, imports and batch jobs run in their own processes (CPU-bound; they
+open the same database file, see jobs.py); each records its own outcome, and the server reacts when one finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from local_personalize import batch, imports, training
+from local_personalize import jobs
 from local_personalize.control import OPERATIONS, ControlContext
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, UNFINISHED
 from local_personalize.ingest import HANDLERS as INGEST_HANDLERS
 from local_personalize.serving import LiveModels
 from local_personalize.settings import Settings
 from local_personalize.store import Store
+from local_personalize.threads import job_environment
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,24 +30,6 @@ RESUMABLE_KINDS = {"dataset-import-job": "import", "solution-version": "train",
                    "batch-inference-job": "batch-inference-job", "batch-segment-job": "batch-segment-job"}
 
 
-def _run_batch_inference(settings: Settings, arn: str) -> None:
-    batch.run_batch_job(settings, arn, segment=False)
-
-
-def _run_batch_segment(settings: Settings, arn: str) -> None:
-    batch.run_batch_job(settings, arn, segment=True)
-
-
-# Background work by kind → the job-process function that does it (see ControlContext.defer); spawned
-# processes need importable functions, not lambdas.
-JOB_FUNCTIONS: dict[str, Callable[[Settings, str], None]] = {
-    "import": imports.run_import_job,
-    "train": training.run_solution_version,
-    "batch-inference-job": _run_batch_inference,
-    "batch-segment-job": _run_batch_segment,
-}
-
-
 class Service:
     """Everything one local_personalize server holds."""
 
@@ -55,7 +37,7 @@ class Service:
         self.settings = settings
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store")
         self.store = Store(settings.db_path)
-        self._jobs: ProcessPoolExecutor | None = None
+        self._job_slots = asyncio.Semaphore(settings.job_workers)
         self.models = LiveModels(self)
         self._tasks: set[asyncio.Task] = set()
 
@@ -84,7 +66,7 @@ class Service:
 
     async def _run(self, work: str, arn: str) -> None:
         try:
-            if work in JOB_FUNCTIONS:
+            if work in jobs.WORK_KINDS:
                 await self._run_job(work, arn)
             elif work == "campaign":
                 await self._activate_campaign(arn)
@@ -96,18 +78,21 @@ class Service:
             logger.exception("%s of %s failed", work, arn)
 
     async def _run_job(self, work: str, arn: str) -> None:
-        if self._jobs is None:
-            # spawn: a forked child would inherit the event loop's threads and the SQLite connection.
-            self._jobs = ProcessPoolExecutor(self.settings.job_workers, mp_context=multiprocessing.get_context("spawn"))
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._jobs, JOB_FUNCTIONS[work], self.settings, arn)
-        except Exception as error:  # the process died (killed, out of memory): fail the job, keep serving
-            logger.exception("job process for %s failed", arn)
+        async with self._job_slots:
+            process = await asyncio.create_subprocess_exec(*jobs.command(work, arn, self.settings),
+                                                           env=job_environment())
+            try:
+                exit_code = await process.wait()
+            except asyncio.CancelledError:
+                # Server shutdown: the job is resumed on the next start (it is still unfinished in the store).
+                process.terminate()
+                raise
+        if exit_code != 0:
+            logger.error("job process for %s exited with %s", arn, exit_code)
             resource = await self.db(Store.get_resource, self.store, arn)
             if resource is not None and resource.status in UNFINISHED:
                 await self.db(lambda: self.store.update_resource(
-                    arn, status=CREATE_FAILED, failureReason=f"Job process failed: {error!r}"[:1000]))
+                    arn, status=CREATE_FAILED, failureReason=f"Job process exited with status {exit_code}"))
             return
         logger.info("%s %s finished", work, arn)
         if work == "import":
@@ -173,7 +158,6 @@ class Service:
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._jobs is not None:
-            self._jobs.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.db(self.store.close)
         self._store_thread.shutdown(wait=True)

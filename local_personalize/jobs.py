@@ -1,0 +1,50 @@
+"""Job processes: `python -m local_personalize.jobs WORK ARN SETTINGS_JSON` runs one background job.
+
+A fresh process per job (imports take about a second, nothing next to training) keeps a crashing or
+memory-hungry job away from the server, gets its own BLAS threads, and needs no pool to repair.
+Each job records its own outcome (status, failureReason) in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from local_personalize.settings import Settings
+
+WORK_KINDS = ("import", "train", "batch-inference-job", "batch-segment-job")
+
+
+def job_function(work: str) -> Callable[[Settings, str], None]:
+    # Imported lazily: the server process only needs the names, the job process the code.
+    if work == "import":
+        from local_personalize.imports import run_import_job
+        return run_import_job
+    if work == "train":
+        from local_personalize.training import run_solution_version
+        return run_solution_version
+    from local_personalize.batch import run_batch_job
+    segment = work == "batch-segment-job"
+    return lambda settings, arn: run_batch_job(settings, arn, segment=segment)
+
+
+def command(work: str, arn: str, settings: Settings) -> list[str]:
+    """The argv that runs `work` on `arn` in a new Python process."""
+    fields = {name: str(value) if isinstance(value, Path) else value for name, value in vars(settings).items()}
+    return [sys.executable, "-m", "local_personalize.jobs", work, arn, orjson.dumps(fields).decode()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    work, arn, settings_json = argv or sys.argv[1:]
+    fields = orjson.loads(settings_json)
+    settings = Settings(**{**fields, "data_dir": Path(fields["data_dir"])})
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s job[{work}] %(message)s")
+    job_function(work)(settings, arn)
+
+
+if __name__ == "__main__":
+    main()
