@@ -15,6 +15,7 @@ from hub import registry
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
 from hub.readiness import ReadinessConfig
+from hub.recommendations import RecommendationsConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
@@ -47,6 +48,8 @@ class _HubConfigBase(BaseModel):
     aws: AwsConfig = Field(default_factory=AwsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Delivery retry budget.")
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
+    recommendations: RecommendationsConfig = Field(
+        default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
 
     @model_validator(mode="after")
     def _check_references(self) -> _HubConfigBase:

@@ -1,4 +1,4 @@
-"""The hub's HTTP app: health, readiness, Prometheus metrics, and every webhook source's routes."""
+"""The hub's HTTP app: health, readiness, Prometheus metrics, every webhook source's routes, /recommendations."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hub.recommendations.endpoint import mount as mount_recommendations
 from hub.runtime import Hub
 
 
@@ -34,6 +35,9 @@ def build_app(hub: Hub) -> Starlette:
     ]
     for source in hub.webhook_sources:
         routes += source.routes(hub.pipeline.emit)
+    recommendations = mount_recommendations(hub.config, hub.context)  # None unless recommendations.enabled
+    if recommendations is not None:
+        routes += recommendations.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -42,5 +46,7 @@ def build_app(hub: Hub) -> Starlette:
             yield
         finally:
             await hub.stop()
+            if recommendations is not None:
+                await recommendations.close()
 
     return Starlette(routes=routes, lifespan=lifespan)

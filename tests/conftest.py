@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.local_personalize",
+    "tests.fixtures.braze_standin",
 ]

@@ -1,0 +1,242 @@
+"""Braze: recommendations as profile custom attributes (/users/track) or API-triggered campaign/Canvas sends."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import httpx
+import orjson
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from connectors.destinations.http_delivery import (
+    MemberFailures,
+    http_client,
+    lane_of,
+    raise_for_response,
+    transport_failure,
+)
+from connectors.formats.recommendations import UserRecommendations, is_user_recommendations, user_recommendations
+from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from hub.errors import RejectedError
+from hub.events import Event, EventKind
+
+log = logging.getLogger(__name__)
+
+# POST /users/track: "up to 75 total objects combined across attributes, events and purchases per
+# request"; 3,000 requests per 3 s per workspace (destinations.md §0.1, §1b). One attributes object per user.
+TRACK_LIMITS = BatchPolicy(max_events=75, max_wait_secs=0.2, max_requests_per_sec=1000.0, max_in_flight=16)
+# /campaigns/trigger/send and /canvas/trigger/send: 50 recipients per request; 250,000 requests per
+# hour shared by the messaging endpoints that target users (destinations.md §1c).
+TRIGGER_LIMITS = BatchPolicy(max_events=50, max_wait_secs=0.2, max_requests_per_sec=250_000 / 3600, max_in_flight=8)
+# An array-of-objects attribute is "max 50 KB" in total (§1b); trigger/Canvas entry properties too (§1c).
+PROPERTIES_MAX_BYTES = 50 * 1024
+# Nested attribute keys and string values are at most 255 characters; keys may not contain spaces (§1b).
+MAX_STRING_CHARS = 255
+
+
+class BrazeUsersConfig(DestinationConfig):
+    """Pushes each user's recommendations to Braze, for templates to render.
+
+    `mode: track` writes them as custom attributes with /users/track (an overwrite: resending is safe).
+    `mode: campaign|canvas` triggers an API-triggered campaign or Canvas per user with the items as
+    trigger/entry properties; Braze has no idempotency key for sends, so set the campaign's
+    re-eligibility to at least its period (destinations.md §0.2).
+    """
+
+    type: Literal["braze"]
+    example: ClassVar[dict[str, Any]] = {
+        "type": "braze", "id": "braze", "rest_url": "${BRAZE_REST_URL}", "api_key": "${BRAZE_API_KEY}"}
+    api_limits: ClassVar[BatchPolicy] = TRACK_LIMITS
+    trigger_limits: ClassVar[BatchPolicy] = TRIGGER_LIMITS
+    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
+
+    rest_url: str = Field(
+        ...,
+        description="REST endpoint of your instance, matching the dashboard: https://rest.iad-0N.braze.com "
+        "(US) or https://rest.fra-0N.braze.eu (EU).",
+    )
+    api_key: SecretStr = Field(
+        default_factory=lambda: SecretStr(os.environ.get("BRAZE_API_KEY", "")),
+        description="REST API key with users.track / campaigns.trigger.send / canvas.trigger.send; "
+        "default: $BRAZE_API_KEY.",
+    )
+    mode: Literal["track", "campaign", "canvas"] = Field(
+        "track", description="track: custom attributes; campaign / canvas: an API-triggered send per user."
+    )
+    campaign_id: str | None = Field(None, description="API-triggered campaign (mode campaign).")
+    canvas_id: str | None = Field(None, description="API-triggered Canvas (mode canvas).")
+    items_attribute: str = Field(
+        "recommended_items", description="Array-of-objects attribute / property holding the items with metadata."
+    )
+    item_ids_attribute: str | None = Field(
+        "recommended_item_ids", description="Flat array of item ids for segmentation; null to leave it out."
+    )
+    item_fields: list[str] | None = Field(
+        None, description="Metadata columns copied onto each item (default: every column the job decorated with)."
+    )
+    include_score: bool = Field(False, description="Copy each item's score too.")
+    update_existing_only: bool = Field(
+        True, description="track: only update existing profiles (Braze's default); false also creates them."
+    )
+    send_to_existing_only: bool = Field(True, description="campaign/canvas: never create a profile for a send.")
+    attributes_with_send: bool = Field(
+        False, description="campaign/canvas: also write the attributes, which Braze does before the send (§1c)."
+    )
+    canvas_properties_key: Literal["canvas_entry_properties", "context"] = Field(
+        "canvas_entry_properties", description="Canvas property object name: the classic one or the newer `context`."
+    )
+    timeout_secs: float = Field(15.0, gt=0, description="Per-request timeout.")
+
+    @field_validator("items_attribute", "item_ids_attribute")
+    @classmethod
+    def _attribute_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or " " in value or len(value) > MAX_STRING_CHARS):
+            raise ValueError("attribute names are 1..255 characters without spaces (destinations.md §1b)")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_needs_its_id(self) -> BrazeUsersConfig:
+        if self.mode == "campaign" and not self.campaign_id:
+            raise ValueError("mode campaign needs campaign_id")
+        if self.mode == "canvas" and not self.canvas_id:
+            raise ValueError("mode canvas needs canvas_id")
+        if not self.api_key.get_secret_value():
+            raise ValueError("api_key is required (or set BRAZE_API_KEY)")
+        if self.mode != "track":
+            for name in ("max_events", "max_requests_per_sec", "max_in_flight"):
+                value, limit = getattr(self.batch, name), getattr(TRIGGER_LIMITS, name)
+                if value is not None and value > limit:
+                    raise ValueError(f"batch.{name}={value} exceeds the trigger/send limit {limit}")
+        return self
+
+    def batch_policy(self) -> BatchPolicy:
+        return (TRACK_LIMITS if self.mode == "track" else TRIGGER_LIMITS).lowered_by(self.batch)
+
+
+class BrazeUsers(Destination):
+    """Braze REST API destination for per-user recommendations."""
+
+    Config = BrazeUsersConfig
+    config: BrazeUsersConfig
+    # Read on the instance: attribute overwrites are safe to resend, sends are not (destinations.md §6).
+    idempotent: bool = False
+
+    def __init__(self, config: BrazeUsersConfig, context: Context, *, transport: httpx.AsyncBaseTransport | None = None):
+        super().__init__(config, context)
+        self.idempotent = config.mode == "track"
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._lanes = config.batch_policy().max_in_flight
+        self._path = {"track": "/users/track", "campaign": "/campaigns/trigger/send",
+                      "canvas": "/canvas/trigger/send"}[config.mode]
+
+    def accepts(self, event: Event) -> bool:
+        return is_user_recommendations(event)
+
+    def partition_key(self, event: Event) -> str:
+        return lane_of(event.user_id or event.message_id, self._lanes)
+
+    async def start(self) -> None:
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}",
+                       "Content-Type": "application/json"}
+            self._client = http_client(self.config.rest_url, headers, self.config.timeout_secs,
+                                       self._lanes, self._transport)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def send(self, batch: Sequence[Event]) -> None:
+        await self.start()
+        failures = MemberFailures()
+        objects, positions = [], []
+        for index, event in enumerate(batch):
+            try:
+                objects.append(self._object_for(user_recommendations(event)))
+                positions.append(index)
+            except RejectedError as err:
+                failures.reject(index, err)
+        if objects:
+            try:
+                await self._post(objects)
+            except Exception as err:  # noqa: BLE001 - folded onto batch positions, re-raised there
+                failures.absorb(err, positions)
+        failures.raise_if_any()
+
+    def _object_for(self, recs: UserRecommendations) -> dict[str, Any]:
+        """The attributes object (track) or recipient object (sends) of one user."""
+        values: dict[str, Any] = {**recs.attributes}
+        values[self.config.items_attribute] = recs.template_items(self.config.item_fields,
+                                                                  with_score=self.config.include_score)
+        if self.config.item_ids_attribute:
+            values[self.config.item_ids_attribute] = recs.item_ids
+        _check_values(values)
+        if self.config.mode == "track":
+            return {"external_id": recs.user_id, "_update_existing_only": self.config.update_existing_only, **values}
+        properties_key = "trigger_properties" if self.config.mode == "campaign" else self.config.canvas_properties_key
+        recipient: dict[str, Any] = {"external_user_id": recs.user_id, properties_key: values,
+                                     "send_to_existing_only": self.config.send_to_existing_only}
+        if self.config.attributes_with_send:
+            recipient["attributes"] = values
+        return recipient
+
+    def _body(self, objects: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.config.mode == "track":
+            return {"attributes": objects}
+        if self.config.mode == "campaign":
+            return {"campaign_id": self.config.campaign_id, "recipients": objects}
+        return {"canvas_id": self.config.canvas_id, "recipients": objects}
+
+    async def _post(self, objects: list[dict[str, Any]]) -> None:
+        assert self._client is not None
+        try:
+            response = await self._client.post(self._path, content=orjson.dumps(self._body(objects)))
+        except httpx.TransportError as err:
+            raise transport_failure(err, resend_safe=self.idempotent) from err
+        raise_for_response(response, len(objects), resend_safe=self.idempotent)
+        self._raise_item_errors(response, len(objects))
+
+    def _raise_item_errors(self, response: httpx.Response, count: int) -> None:
+        """A 2xx may carry non-fatal `errors`; the other objects were processed (destinations.md §1a)."""
+        try:
+            body = response.json()
+        except ValueError:
+            return  # 2xx without a JSON body: nothing says anything failed
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not errors:
+            return
+        failures = MemberFailures()
+        for error in errors:
+            index = error.get("index") if isinstance(error, dict) else None
+            if isinstance(index, int) and 0 <= index < count:
+                failures.reject(index, RejectedError("braze_invalid_object", str(error.get("type") or error)))
+            else:  # not attributable to a member: keep it visible rather than guess which one
+                log.warning("braze %s: error not tied to an object: %s", self.config.id, error)
+        failures.raise_if_any()
+
+
+def _check_values(values: dict[str, Any]) -> None:
+    """Braze's documented shape limits, checked per user so one oversized profile fails alone."""
+    size = len(orjson.dumps(values))
+    if size > PROPERTIES_MAX_BYTES:
+        raise RejectedError("properties_too_large",
+                            f"{size} bytes of attributes exceed Braze's 50 KB limit (destinations.md §1b/§1c)")
+    for key, value in _strings(values):
+        if len(value) > MAX_STRING_CHARS:
+            raise RejectedError("value_too_long",
+                                f"{key} is {len(value)} characters; Braze allows {MAX_STRING_CHARS} (destinations.md §1b)")
+
+
+def _strings(node: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(node, str):
+        return [(path, node)]
+    if isinstance(node, dict):
+        return [pair for key, value in node.items() for pair in _strings(value, f"{path}.{key}" if path else key)]
+    if isinstance(node, list):
+        return [pair for i, value in enumerate(node) for pair in _strings(value, f"{path}[{i}]")]
+    return []

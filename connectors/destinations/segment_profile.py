@@ -1,0 +1,152 @@
+"""Segment: each user's recommendations as `identify` traits through the HTTP Tracking API's /v1/batch."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+import httpx
+import orjson
+from pydantic import Field, SecretStr
+
+from connectors.destinations.http_delivery import (
+    MemberFailures,
+    http_client,
+    lane_of,
+    raise_for_response,
+    transport_failure,
+)
+from connectors.formats.recommendations import is_user_recommendations, user_recommendations
+from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from hub.errors import RejectedError
+from hub.events import Event, EventKind
+
+# /v1/batch: 32 KB per message, 500 KB per request, at most 2,500 messages; ≤ 1,000 requests/s per
+# workspace recommended (destinations.md §3a). KB read as 1,000 bytes, the stricter reading.
+MAX_MESSAGE_BYTES = 32_000
+MAX_BATCH_BYTES = 500_000
+ENVELOPE_BYTES = 100  # {"batch":[…],"sentAt":"…"} around the messages
+MAX_MESSAGE_ID_CHARS = 100  # messageId "must be unique and < 100 chars" (§3a)
+
+
+class SegmentProfileConfig(DestinationConfig):
+    """Writes recommendations onto Segment profiles as identify traits (downstream tools read them).
+
+    Segment answers 200 even for messages it later drops (e.g. validation in the Debugger), so a 200
+    means "accepted" (destinations.md §3a). `messageId` is derived from the export's id, which makes a
+    resend a duplicate Segment discards.
+    """
+
+    type: Literal["segment_profile"]
+    example: ClassVar[dict[str, Any]] = {"type": "segment_profile", "write_key": "${SEGMENT_WRITE_KEY}"}
+    api_limits: ClassVar[BatchPolicy] = BatchPolicy(
+        max_events=2500, max_bytes=MAX_BATCH_BYTES - ENVELOPE_BYTES, max_wait_secs=0.2,
+        max_requests_per_sec=1000.0, max_in_flight=8,
+    )
+    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
+
+    write_key: SecretStr = Field(..., description="Source write key (sent as Basic auth), e.g. ${SEGMENT_WRITE_KEY}.")
+    endpoint: str = Field(
+        "https://api.segment.io",
+        description="Tracking API host; EU workspaces must use https://events.eu1.segmentapis.com (§3a).",
+    )
+    items_trait: str = Field("recommended_items", description="Trait holding the items with their metadata.")
+    item_ids_trait: str | None = Field("recommended_item_ids", description="Trait holding the ids; null: none.")
+    item_fields: list[str] | None = Field(
+        None, description="Metadata columns copied onto each item (default: every column the job decorated with)."
+    )
+    timeout_secs: float = Field(15.0, gt=0, description="Per-request timeout.")
+
+
+class SegmentProfile(Destination):
+    """Segment HTTP Tracking API destination for per-user recommendations."""
+
+    Config = SegmentProfileConfig
+    config: SegmentProfileConfig
+    idempotent = True  # deterministic messageId (destinations.md §6)
+
+    def __init__(self, config: SegmentProfileConfig, context: Context, *,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        super().__init__(config, context)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._lanes = config.batch_policy().max_in_flight
+
+    def accepts(self, event: Event) -> bool:
+        return is_user_recommendations(event)
+
+    def partition_key(self, event: Event) -> str:
+        return lane_of(event.user_id or event.message_id, self._lanes)
+
+    def size_of(self, event: Event) -> int:
+        try:
+            return len(self.message(event)) + 1  # the comma between messages
+        except RejectedError:
+            return 0  # rejected at send, sends nothing
+
+    async def start(self) -> None:
+        if self._client is None:
+            # Basic auth with the write key as user and an empty password: keep the colon (§3a).
+            token = base64.b64encode(f"{self.config.write_key.get_secret_value()}:".encode()).decode()
+            headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+            self._client = http_client(self.config.endpoint, headers, self.config.timeout_secs, self._lanes,
+                                       self._transport)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def message(self, event: Event) -> bytes:
+        """One identify message, encoded; RejectedError when it breaks Segment's per-message limit."""
+        recs = user_recommendations(event)
+        traits: dict[str, Any] = {**recs.attributes,
+                                  self.config.items_trait: recs.template_items(self.config.item_fields)}
+        if self.config.item_ids_trait:
+            traits[self.config.item_ids_trait] = recs.item_ids
+        message = {
+            "type": "identify",
+            "userId": recs.user_id,
+            "traits": traits,
+            "messageId": message_id_for(event.message_id),
+            "timestamp": datetime.fromtimestamp(event.timestamp, timezone.utc).isoformat(),
+        }
+        encoded = orjson.dumps(message)
+        if len(encoded) > MAX_MESSAGE_BYTES:
+            raise RejectedError("message_too_large",
+                                f"{len(encoded)} bytes exceed Segment's 32 KB per message (destinations.md §3a)")
+        return encoded
+
+    async def send(self, batch: Sequence[Event]) -> None:
+        await self.start()
+        assert self._client is not None
+        failures = MemberFailures()
+        messages, positions = [], []
+        for index, event in enumerate(batch):
+            try:
+                messages.append(self.message(event))
+                positions.append(index)
+            except RejectedError as err:
+                failures.reject(index, err)
+        if messages:
+            sent_at = datetime.now(timezone.utc).isoformat().encode()
+            body = b'{"batch":[' + b",".join(messages) + b'],"sentAt":"' + sent_at + b'"}'
+            try:
+                try:
+                    response = await self._client.post("/v1/batch", content=body)
+                except httpx.TransportError as err:
+                    raise transport_failure(err) from err
+                raise_for_response(response, len(messages))
+            except Exception as err:  # noqa: BLE001 - folded onto batch positions, re-raised there
+                failures.absorb(err, positions)
+        failures.raise_if_any()
+
+
+def message_id_for(export_id: str) -> str:
+    """Segment's dedup key: the export's id when short enough, else its digest (never a truncation)."""
+    if len(export_id) < MAX_MESSAGE_ID_CHARS:
+        return export_id
+    return hashlib.sha256(export_id.encode()).hexdigest()

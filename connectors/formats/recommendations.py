@@ -1,0 +1,111 @@
+"""The recommendation export records the batch side hands to destinations, checked and reshaped.
+
+The contract with `workers/`: a per-user export is an Event of kind USER named "recommendations" whose
+`record` is ``{"userId", "email"?, "job", "runId", "items": [{"itemId", "score"?, <metadata>…}],
+"attributes"?}``; a segment export is named "segment" with ``{"itemId", "users": [...]}``. Destinations
+call `user_recommendations` / `segment_audience` and never read the dict themselves, so a malformed
+record is rejected with one reason code wherever it goes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hub.errors import RejectedError
+from hub.events import Event, EventKind
+
+USER_RECOMMENDATIONS = "recommendations"  # Event.name of a per-user export
+SEGMENT_AUDIENCE = "segment"  # Event.name of an item's audience from a batch segment job
+INVALID = "invalid_export_record"
+# One address, no whitespace or line breaks: it ends up in a mail header.
+_ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
+
+
+class UserRecommendations:
+    """One user's recommendations as destinations read them; `items` are in rank order."""
+
+    __slots__ = ("user_id", "email", "job", "run_id", "items", "attributes")
+
+    def __init__(self, user_id: str, email: str | None, job: str, run_id: str,
+                 items: list[dict[str, Any]], attributes: dict[str, Any]):
+        self.user_id = user_id
+        self.email = email
+        self.job = job
+        self.run_id = run_id
+        self.items = items
+        self.attributes = attributes
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [item["itemId"] for item in self.items]
+
+    def template_items(self, fields: list[str] | None = None, *, with_score: bool = False) -> list[dict[str, Any]]:
+        """Items in the shape Braze templates and Connected Content expect: `id` plus metadata.
+
+        destinations.md §1b/§1e: `[{"id","url","name","price","image"}]`. `fields` picks metadata
+        columns (None = every column the job decorated with); a column an item lacks is left out,
+        never filled with a placeholder.
+        """
+        shaped = []
+        for item in self.items:
+            out: dict[str, Any] = {"id": item["itemId"]}
+            keys = fields if fields is not None else [k for k in item if k not in ("itemId", "score")]
+            for key in keys:
+                if key in item and item[key] is not None:
+                    out[key] = item[key]
+            if with_score and item.get("score") is not None:
+                out["score"] = item["score"]
+            shaped.append(out)
+        return shaped
+
+
+def is_user_recommendations(event: Event) -> bool:
+    return event.kind is EventKind.USER and event.name == USER_RECOMMENDATIONS
+
+
+def is_segment_audience(event: Event) -> bool:
+    return event.kind is EventKind.USER and event.name == SEGMENT_AUDIENCE
+
+
+def user_recommendations(event: Event) -> UserRecommendations:
+    """The checked per-user record of a "recommendations" event; RejectedError naming the bad field."""
+    record = event.record
+    if not isinstance(record, dict):
+        raise RejectedError(INVALID, "record is missing or not an object")
+    user_id = record.get("userId") or event.user_id
+    if not isinstance(user_id, str) or not user_id:
+        raise RejectedError(INVALID, "userId is missing or not a non-empty string")
+    email = record.get("email")
+    if email is not None and (not isinstance(email, str) or not _ADDRESS.fullmatch(email)):
+        raise RejectedError(INVALID, f"email {email!r} is not an address")
+    items = record.get("items")
+    if not isinstance(items, list):
+        raise RejectedError(INVALID, "items is missing or not a list")
+    for rank, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("itemId"), str) or not item["itemId"]:
+            raise RejectedError(INVALID, f"items[{rank}].itemId is missing or not a non-empty string")
+    attributes = record.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise RejectedError(INVALID, "attributes is not an object")
+    return UserRecommendations(
+        user_id=user_id,
+        email=email,
+        job=str(record.get("job") or event.source.source_id),
+        run_id=str(record.get("runId") or ""),
+        items=items,
+        attributes=attributes,
+    )
+
+
+def segment_audience(event: Event) -> tuple[str, list[str]]:
+    """(itemId, users) of a "segment" event; RejectedError naming the bad field."""
+    record = event.record
+    if not isinstance(record, dict):
+        raise RejectedError(INVALID, "record is missing or not an object")
+    item_id, users = record.get("itemId"), record.get("users")
+    if not isinstance(item_id, str) or not item_id:
+        raise RejectedError(INVALID, "itemId is missing or not a non-empty string")
+    if not isinstance(users, list) or not all(isinstance(u, str) and u for u in users):
+        raise RejectedError(INVALID, "users is missing or not a list of non-empty strings")
+    return item_id, users

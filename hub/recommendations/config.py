@@ -1,0 +1,59 @@
+"""The `recommendations:` config section: the Connected Content endpoint, its store and its fallbacks."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from hub.recommendations.store import DEFAULT_PREFIX
+
+# GetRecommendations numResults: default 25, max 500 (personalize-api.md §5.1).
+MAX_NUM_RESULTS = 500
+# Braze inserts Connected Content only when the answer comes within 2 s (destinations.md §1e).
+BRAZE_DEADLINE_SECS = 2.0
+
+
+class RecommendationsConfig(BaseModel):
+    """`GET /recommendations?user_id=…` for Braze Connected Content and other templates.
+
+    Answers from the store batch exports fill (a `recommendation_store` destination in a job), else
+    live GetRecommendations on `campaign_arn` (cached in Redis for `cache_ttl_secs`), else popular
+    items from `popular_campaign_arn`; an unknown user with no fallback gets 200 and an empty list.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Serve the endpoint on the hub's HTTP server.")
+    path: str = Field("/recommendations", pattern=r"^/[A-Za-z0-9/_-]*$", description="URL path of the endpoint.")
+    redis_url: str | None = Field(None, description="Redis holding the store and the live cache, e.g. ${REDIS_URL}.")
+    key_prefix: str = Field(DEFAULT_PREFIX, description="Key prefix; the same as the exporting destination's.")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Accepted keys, sent as `X-Api-Key: …` or `Authorization: Bearer …`; empty: no auth. "
+        "Keep keys out of the URL: Braze logs request URLs (destinations.md §1e).",
+    )
+    default_num_results: int = Field(10, ge=1, le=MAX_NUM_RESULTS, description="Items when num_results is absent.")
+    max_num_results: int = Field(100, ge=1, le=MAX_NUM_RESULTS, description="Largest num_results accepted.")
+    campaign_arn: str | None = Field(None, description="Live fallback for users missing from the store.")
+    popular_campaign_arn: str | None = Field(
+        None, description="Popularity-Count (or Trending-Now) campaign for users nothing else knows."
+    )
+    filters: dict[str, str] = Field(
+        default_factory=dict,
+        description="`filter=` names → Personalize filter ARNs. The store is read under the same name (the "
+        "export's variant); live calls pass the ARN.",
+    )
+    cache_ttl_secs: float = Field(300.0, gt=0, description="How long a live answer is reused.")
+    cache_max_age_secs: int = Field(
+        300, ge=0, description="Cache-Control max-age sent to clients; Braze caches GET ≥ 5 min anyway (§1e)."
+    )
+    live_timeout_secs: float = Field(
+        1.5, gt=0, lt=BRAZE_DEADLINE_SECS, description="Give up on a live call after this long (Braze waits < 2 s)."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> RecommendationsConfig:
+        if self.enabled and not self.redis_url:
+            raise ValueError("recommendations.enabled needs redis_url")
+        if self.default_num_results > self.max_num_results:
+            raise ValueError("default_num_results exceeds max_num_results")
+        return self
