@@ -172,5 +172,10 @@ def readiness(config_path: str) -> None:
     Console().print(table)
 
 
+from workers.commands import jobs  # noqa: E402 - batch jobs: `hub jobs list | run NAME | status RUN`
+
+main.add_command(jobs)
+
+
 if __name__ == "__main__":
     main()

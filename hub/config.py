@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from hub import registry
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
+from hub.jobs import Jobs, WorkersConfig, check_jobs
 from hub.readiness import ReadinessConfig
 from hub.recommendations import RecommendationsConfig
 
@@ -47,6 +48,8 @@ class _HubConfigBase(BaseModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     aws: AwsConfig = Field(default_factory=AwsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Delivery retry budget.")
+    workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Celery workers for batch jobs.")
+    jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (hub/jobs.py).")
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
@@ -60,6 +63,8 @@ class _HubConfigBase(BaseModel):
         dead_letter = self.dead_letter  # type: ignore[attr-defined]
         if not registry.can_hold_dead_letter(dead_letter.type):
             raise ValueError(f"dead_letter: type {dead_letter.type!r} cannot hold a dead letter")
+        if problems := check_jobs(self.jobs, self.workers):
+            raise ValueError("; ".join(problems))
         return self
 
 

@@ -188,6 +188,10 @@ class Destination(abc.ABC):
     """
 
     Config: ClassVar[type[DestinationConfig]]
+    # True when sending an event twice has the effect of sending it once (an idempotency key such as
+    # webhook-id, or an overwrite such as Braze attributes). The batch side's delivery ledger resends a
+    # recipient whose outcome is unknown (crash mid-send) only to such destinations (destinations.md §6).
+    idempotent: bool = False
 
     def __init__(self, config: DestinationConfig, context: Context):
         self.config = config

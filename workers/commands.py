@@ -1,0 +1,156 @@
+"""`hub jobs list | run NAME | status RUN`: batch jobs from the command line, reports printed with rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from workers.runs import Report, RunState
+
+# Exit codes: 0 every recipient sent or unchanged; 1 the run failed; 3 done, but some recipients failed
+# or have an unknown outcome; 2 (as every hub command) the config is invalid.
+EXIT_CODES = {RunState.SUCCEEDED: 0, RunState.FAILED: 1, RunState.PARTIAL: 3}
+
+
+def _setup(config_path: str) -> Any:
+    from hub.cli import _load
+    from workers.app import configure
+
+    config = _load(config_path)
+    configure(config)
+    return config
+
+
+@click.group()
+def jobs() -> None:
+    """Batch jobs: scheduled batch inference and segments pushed to marketing tools."""
+
+
+@jobs.command("list")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+def list_jobs(config_path: str) -> None:
+    """The configured jobs and each one's latest run."""
+    config = _setup(config_path)
+    from workers.steps import runs
+
+    table = Table("job", "recipe", "schedule (UTC)", "destinations", "latest run", "state")
+    for job in config.jobs:
+        latest, state = "-", "-"
+        try:
+            recent = runs().recent(job.name)
+            if recent:
+                latest, state = recent[0], runs().get(recent[0]).get("state", "expired")
+        except Exception as err:  # noqa: BLE001 - the list is still useful without Redis
+            state = f"unknown ({type(err).__name__})"
+        table.add_row(job.name, job.recipe.value, job.schedule or "manual",
+                      ", ".join(d.id for d in job.destinations), latest, state)
+    Console().print(table)
+
+
+@jobs.command("run")
+@click.argument("name")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+@click.option("--eager", is_flag=True, help="Run every step in this process instead of on Celery workers.")
+@click.option("--run-id", default=None, help="Resume this run (default: a new run named after the time).")
+@click.option("--timeout", "timeout_secs", default=None, type=float, help="Give up waiting after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def run_job(name: str, config_path: str, eager: bool, run_id: str | None, timeout_secs: float | None,
+            as_json: bool) -> None:
+    """Run job NAME to completion; exit 0 if every recipient was sent or unchanged, 1 failed, 3 partial."""
+    _setup(config_path)
+    from workers import context, steps
+    from workers.schedules import manual_run_id, start_task_name
+
+    try:
+        job = context.job_config(name)
+    except context.UnknownJob as err:
+        click.echo(str(err), err=True)
+        sys.exit(2)
+    run_id = run_id or manual_run_id(job)
+    err_console = Console(stderr=True)
+    if eager:
+        from workers.driver import run_eagerly
+
+        run_eagerly(name, run_id, on_state=lambda s: err_console.print(f"[dim]{run_id}: {s}[/dim]"))
+    else:
+        from workers.app import app
+
+        app.send_task(start_task_name(job), (name, run_id))
+        err_console.print(f"[dim]{run_id}: queued for the workers[/dim]")
+        _wait_for(run_id, timeout_secs, err_console)
+    report = steps.runs().report(run_id)
+    _print(report, as_json)
+    sys.exit(EXIT_CODES.get(report.state, 1))
+
+
+def _wait_for(run_id: str, timeout_secs: float | None, console: Console) -> None:
+    from workers.steps import runs
+
+    deadline = time.monotonic() + timeout_secs if timeout_secs else None
+    last = None
+    while True:
+        state = runs().get(run_id).get("state")
+        if state != last and state is not None:
+            console.print(f"[dim]{run_id}: {state}[/dim]")
+            last = state
+        if state is not None and RunState(state).final:
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            console.print(f"{run_id}: still {state or 'not started'} after {timeout_secs:.0f}s; "
+                          f"`hub jobs status {run_id}` shows it later")
+            sys.exit(1)
+        time.sleep(1.0)
+
+
+@jobs.command("status")
+@click.argument("run_id")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def status(run_id: str, config_path: str, as_json: bool) -> None:
+    """The report of run RUN_ID: users in, lines with errors, sent, unchanged, failed with reasons, unknown."""
+    _setup(config_path)
+    from workers.steps import runs
+
+    report = runs().report(run_id)
+    if not report.fields:
+        click.echo(f"no run {run_id!r} (runs are kept workers.state_ttl_days)", err=True)
+        sys.exit(1)
+    _print(report, as_json)
+
+
+def _print(report: Report, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    console = Console()
+    fields = report.fields
+    colour = {"succeeded": "green", "partial": "yellow", "failed": "red"}.get(report.state.value, "cyan")
+    console.print(f"[bold]{report.run_id}[/bold]  job {fields.get('job', '?')}  [{colour}]{report.state.value}[/]")
+    if fields.get("error"):
+        console.print(f"[red]error:[/red] {fields['error']}")
+    summary = Table(show_header=False, box=None)
+    summary.add_row("batch job", fields.get("batch_job_arn", "-"))
+    summary.add_row("users in", str(report.users_in))
+    if int(fields.get("input_rejected", 0)):
+        summary.add_row("input lines rejected", f"{fields['input_rejected']}  {fields.get('input_problems', '')}")
+    summary.add_row("output lines", str(report.lines_out))
+    errors = sum(report.lines_with_errors.values())
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(report.lines_with_errors.items()))
+    summary.add_row("lines with errors", f"{errors}" + (f"  ({detail})" if detail else ""))
+    if report.items_without_metadata:
+        summary.add_row("items without metadata (dropped)", str(report.items_without_metadata))
+    console.print(summary)
+    for sample in report.error_samples:
+        console.print(f"  [dim]{sample}[/dim]")
+    table = Table("destination", "sent", "unchanged", "failed", "unknown", "in flight", "failure reasons")
+    for name, counts in sorted(report.destinations.items()):
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts.failed.items()))
+        table.add_row(name, str(counts.sent), str(counts.unchanged), str(counts.failed_total), str(counts.unknown),
+                      str(counts.sending), reasons)
+    console.print(table)

@@ -1,0 +1,85 @@
+"""What worker tasks share: the hub config ($HUB_CONFIG, or set by the CLI), job lookup, Redis and AWS clients."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from hub.errors import ConfigError, HubError
+from hub.jobs import JobConfig
+
+CONFIG_ENV = "HUB_CONFIG"
+
+_config: Any = None
+
+
+class UnknownJob(HubError):
+    """A task or command named a job the config does not declare."""
+
+
+def set_config(config: Any) -> None:
+    """Use this config in this process (the CLI, tests, the eager driver) instead of reading $HUB_CONFIG."""
+    global _config
+    _config = config
+    sync_redis.cache_clear()
+
+
+def hub_config() -> Any:
+    """The hub config: set by `set_config`, else loaded once from the file named by $HUB_CONFIG."""
+    global _config
+    if _config is None:
+        from hub.config import load_config
+
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            raise ConfigError([f"{CONFIG_ENV} is not set: workers read the hub config file it names"])
+        _config = load_config(path)
+    return _config
+
+
+def job_config(name: str) -> JobConfig:
+    for job in hub_config().jobs:
+        if job.name == name:
+            return job
+    known = ", ".join(job.name for job in hub_config().jobs) or "none"
+    raise UnknownJob(f"no job named {name!r} in the config (jobs: {known})")
+
+
+def redis_url() -> str:
+    url = hub_config().workers.redis_url
+    if not url:
+        raise ConfigError(["workers.redis_url: jobs need Redis (broker, ledger, reports)"])
+    return url
+
+
+@functools.cache
+def sync_redis() -> redis.Redis:
+    """One pooled client per process for the synchronous steps."""
+    return redis.Redis.from_url(redis_url())
+
+
+def async_redis() -> redis.asyncio.Redis:
+    """A client for one event loop (the export slice owns and closes it): asyncio clients are per loop."""
+    return redis.asyncio.Redis.from_url(redis_url())
+
+
+def aws_clients() -> Any:
+    """AWS clients built the one way the hub builds them (hub/aws.py)."""
+    from hub.aws import AwsClients
+
+    return AwsClients(hub_config().aws)
+
+
+@functools.cache
+def _sync_client(service: str, region: str, personalize_url: str | None, endpoint_url: str | None) -> Any:
+    return aws_clients().sync_client(service)
+
+
+def sync_client(service: str) -> Any:
+    """A cached botocore client for synchronous steps (control plane, S3 input and catalog)."""
+    aws = hub_config().aws
+    return _sync_client(service, aws.region, aws.personalize_endpoint_url, aws.endpoint_url)

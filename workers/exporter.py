@@ -1,0 +1,247 @@
+"""One export slice: stream output lines, decorate, diff against the last sync, push through the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.formats.recommendations import SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
+from hub.connector import Destination, Outcome
+from hub.delivery.retry import RetryPolicy
+from hub.delivery.runner import DestinationRunner, Settlement
+from hub.events import Event, EventKind, SourceRef
+from hub.jobs import Recipe
+from workers.ledger import RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed
+from workers.outputs import Decorated, Decorator, LineError
+from workers.runs import MAX_ERROR_SAMPLES
+
+log = logging.getLogger(__name__)
+
+CHUNK_LINES = 1000  # lines decided per Redis round trip; also bounds one ledger script call
+MAX_UNSETTLED_CHUNKS = 16  # chunks whose sends are still settling: bounds memory whatever the file size
+# Ambiguous outcomes: the destination could not tell whether the send happened (http_delivery.py).
+_UNKNOWN_REASONS = frozenset({"delivery_unknown"})
+EVENT_NAMES = {Recipe.USER_RECOMMENDATIONS: USER_RECOMMENDATIONS, Recipe.ITEM_AFFINITY: SEGMENT_AUDIENCE,
+               Recipe.RELATED_ITEMS: "related_items"}
+
+
+@dataclass
+class SliceStats:
+    """What one slice read: counted per slice so a slice that runs twice overwrites its own numbers."""
+
+    next_offset: int
+    finished: bool  # reached the end of the shard
+    lines: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    samples: list[str] = field(default_factory=list)
+    items_without_metadata: int = 0
+
+    def as_record(self) -> dict[str, Any]:
+        return {"lines": self.lines, "errors": self.errors, "samples": self.samples,
+                "items_without_metadata": self.items_without_metadata, "next_offset": self.next_offset}
+
+
+class LedgeredDestination(Destination):
+    """Wraps a destination without an idempotency key: `sending` before each send, `sent` right after.
+
+    Recording around the send itself keeps the window in which a crash leaves an outcome unknown as
+    small as one request; such recipients are reported `unknown`, never resent (destinations.md §6).
+    """
+
+    def __init__(self, inner: Destination, ledger: Ledger, digests: dict[str, str]):
+        super().__init__(inner.config, inner.context)
+        self.inner = inner
+        self.ledger = ledger
+        self.digests = digests
+        self.idempotent = inner.idempotent
+
+    def accepts(self, event: Event) -> bool:
+        return self.inner.accepts(event)
+
+    def partition_key(self, event: Event) -> str:
+        return self.inner.partition_key(event)
+
+    def size_of(self, event: Event) -> int:
+        return self.inner.size_of(event)
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def send(self, batch: Sequence[Event]) -> None:
+        keys = [recipient_of(event) for event in batch]
+        await self.ledger.settle(self.config.id, [(k, SENDING) for k in keys])
+        try:
+            await self.inner.send(batch)
+        except Exception as err:
+            delivered = getattr(err, "rejected", None) is not None and [
+                k for i, k in enumerate(keys) if i not in err.rejected and i not in err.retry]  # type: ignore[attr-defined]
+            if delivered:
+                await self._sent(delivered)
+            raise
+        await self._sent(keys)
+
+    async def _sent(self, keys: list[str]) -> None:
+        await self.ledger.settle(self.config.id, [(k, SENT) for k in keys],
+                                 [(k, self.digests[k]) for k in keys if k in self.digests])
+
+
+def recipient_of(event: Event) -> str:
+    """The ledger's recipient key: the part of the message id after "<run id>:"."""
+    return event.source.message_id.split(":", 1)[1]
+
+
+class Exporter:
+    """Pushes a run's decorated output through each of the job's destinations, once per recipient."""
+
+    def __init__(self, *, job: str, run_id: str, recipe: Recipe, decorator: Decorator, ledger: Ledger,
+                 destinations: list[Destination], retry: RetryPolicy, contacts: Any = None):
+        self.job = job
+        self.run_id = run_id
+        self.recipe = recipe
+        self.decorator = decorator
+        self.ledger = ledger
+        self.contacts = contacts  # async (keys) -> [contact | None], or None when the input had only ids
+        self.digests: dict[str, dict[str, str]] = {d.config.id: {} for d in destinations}
+        self.destinations = [d if d.idempotent else LedgeredDestination(d, ledger, self.digests[d.config.id])
+                             for d in destinations]
+        self.runners = [DestinationRunner(d, d.config.batch_policy(), retry) for d in self.destinations]
+        self._settling: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Semaphore(MAX_UNSETTLED_CHUNKS)
+        self._event_name = EVENT_NAMES[recipe]
+
+    async def run(self, batches: AsyncIterator[list[tuple[int, bytes]]], *, start: int, end: int | None,
+                  skip_first: bool, deadline: float) -> SliceStats:
+        """Export lines starting in [start, end) until the deadline; return where the next slice begins."""
+        stats = SliceStats(next_offset=start, finished=False)
+        for runner in self.runners:
+            await runner.start()
+        try:
+            line_start, chunk = start, []
+            async for batch in batches:
+                for line_end, raw in batch:
+                    if skip_first:  # a shard that begins mid-line: that line is the previous shard's
+                        skip_first, line_start = False, line_end
+                        continue
+                    if end is not None and line_start >= end:
+                        stats.finished = True
+                        break
+                    chunk.append(raw)
+                    line_start = line_end
+                    if len(chunk) >= CHUNK_LINES:
+                        await self._export_chunk(chunk, stats)
+                        chunk, stats.next_offset = [], line_start
+                        if time.monotonic() >= deadline:
+                            break
+                else:
+                    continue
+                break
+            else:
+                stats.finished = True
+            if chunk:
+                await self._export_chunk(chunk, stats)
+                stats.next_offset = line_start
+            await asyncio.gather(*self._settling)
+        finally:
+            for runner in self.runners:
+                await runner.close()
+        return stats
+
+    async def _export_chunk(self, chunk: list[bytes], stats: SliceStats) -> None:
+        stats.lines += len(chunk)
+        read, errors = [], []
+        for raw in chunk:
+            result = self.decorator.read(raw)
+            (errors if isinstance(result, LineError) else read).append((result, raw))
+        contacts = await self.contacts([key for (key, _), _ in read]) if self.contacts and read else None
+        decorated: list[Decorated] = []
+        for i, ((key, line), raw) in enumerate(read):
+            result = self.decorator.decorate(key, line, raw, contacts[i] if contacts else None)
+            if isinstance(result, LineError):
+                errors.append((result, raw))
+            else:
+                stats.items_without_metadata += result.missing_items
+                decorated.append(result)
+        for error, _ in errors:
+            stats.errors[error.reason] = stats.errors.get(error.reason, 0) + 1
+            if len(stats.samples) < MAX_ERROR_SAMPLES:
+                stats.samples.append(f"{error.reason}: {error.message}")
+        if not decorated:
+            return
+        keys = [d.key for d in decorated]
+        known = await self.ledger.lookup([r.name for r in self.runners], keys)
+        now = time.time()
+        events = [Event(kind=EventKind.USER, source=SourceRef(source_id=self.job, message_id=f"{self.run_id}:{d.key}"),
+                        timestamp=now, name=self._event_name, record=d.record,
+                        user_id=d.key if self.recipe is Recipe.USER_RECOMMENDATIONS else None)
+                  for d in decorated]
+        await self._room.acquire()
+        pending = []
+        for runner in self.runners:
+            pending.append(await self._decide_and_submit(runner, decorated, events, *known[runner.name]))
+        task = asyncio.create_task(self._settle(pending))
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        self._room.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("export %s: recording outcomes failed", self.run_id, exc_info=task.exception())
+
+    async def _decide_and_submit(self, runner: DestinationRunner, decorated: list[Decorated], events: list[Event],
+                                 states: list[bytes | None], synced: list[bytes | None]) -> tuple:
+        destination = runner.destination
+        now_states: list[tuple[str, str]] = []
+        resync: list[tuple[str, str]] = []
+        sends: list[tuple[str, str, asyncio.Future[Settlement]]] = []
+        digests = self.digests[runner.name]
+        for item, event, state, last in zip(decorated, events, states, synced, strict=True):
+            key = item.key
+            if state is not None:
+                state = state.decode()
+                if state == SENT:  # sent in this run already; keep the last-sync hash right after a crash
+                    resync.append((key, item.digest))
+                    continue
+                if state == SENDING and not destination.idempotent:
+                    now_states.append((key, UNKNOWN))  # it may have arrived: never send it blindly again
+                    continue
+                if state != SENDING and state not in RETRIED_ON_RERUN:
+                    continue  # settled: unchanged, unknown, or failed for good
+            if last is not None and last.decode() == item.digest:
+                now_states.append((key, UNCHANGED))
+                continue
+            if not destination.accepts(event):
+                now_states.append((key, failed("not_accepted")))
+                continue
+            digests[key] = item.digest
+            sends.append((key, item.digest, await runner.submit(event)))
+        return runner, now_states, resync, sends
+
+    async def _settle(self, pending: list[tuple]) -> None:
+        for runner, states, resync, sends in pending:
+            digests = self.digests[runner.name]
+            synced = list(resync)
+            for key, digest, future in sends:
+                settlement = await future
+                digests.pop(key, None)
+                states.append((key, _state_of(settlement, runner.destination.idempotent)))
+                if settlement.outcome is Outcome.DELIVERED:
+                    synced.append((key, digest))
+            await self.ledger.settle(runner.name, states, synced)
+
+
+def _state_of(settlement: Settlement, idempotent: bool) -> str:
+    if settlement.outcome is Outcome.DELIVERED:
+        return SENT
+    if settlement.reason in _UNKNOWN_REASONS or (settlement.reason == "internal_error" and not idempotent):
+        return UNKNOWN  # a bug mid-send says nothing about whether it arrived
+    return failed(settlement.reason or "unknown_reason")
+
+

@@ -1,0 +1,135 @@
+"""Batch output lines (personalize-api.md §6.7, §6.8) decoded, decorated with item metadata, and hashed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import orjson
+
+from hub.jobs import Recipe
+
+SAMPLE_CHARS = 300  # a malformed line is quoted in the report up to this length
+
+
+class _Output(msgspec.Struct):
+    recommendedItems: list[str] | None = None  # noqa: N815 - the wire names
+    scores: list[float] | None = None
+    recommendedUsers: list[str] | None = None  # noqa: N815
+
+
+class _Line(msgspec.Struct):
+    input: Any = None  # the input line as sent, or its raw text when it was not JSON
+    output: _Output | None = None
+    error: str | None = None  # non-null on a failed line (§6.7)
+
+
+_decode = msgspec.json.Decoder(_Line).decode
+
+
+@dataclass(slots=True)
+class LineError:
+    """An output line that yields nothing to send: counted and reported, never fatal."""
+
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class Decorated:
+    """One recipient's export: the record destinations read and the digest compared with the last sync."""
+
+    key: str  # userId, or itemId for related items and segments
+    record: dict[str, Any]
+    digest: str
+    missing_items: int  # recommended items the catalog did not know
+
+
+def digest_of(*parts: Any) -> str:
+    """A short, stable hash of what a recipient would receive (run ids excluded: they change every run)."""
+    return hashlib.blake2b(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+
+
+class Decorator:
+    """Turns raw output lines of one job into records, per the recipe (`Recipe`)."""
+
+    def __init__(self, recipe: Recipe, job: str, run_id: str, catalog: dict[str, dict[str, Any]] | None,
+                 keep_items_without_metadata: bool):
+        self.recipe = recipe
+        self.job = job
+        self.run_id = run_id
+        self.catalog = catalog
+        self.keep_unknown = keep_items_without_metadata or catalog is None
+
+    def read(self, raw: bytes) -> tuple[str, _Line] | LineError:
+        """The recipient key and the decoded line, or why the line yields nothing."""
+        try:
+            line = _decode(raw)
+        except msgspec.DecodeError:
+            return LineError("invalid_json", _sample(raw))
+        except msgspec.ValidationError as err:
+            return LineError("invalid_line", f"{err}: {_sample(raw)}")
+        if line.error is not None:
+            return LineError("personalize_error", f"{line.error}: {_sample(raw)}")
+        key = line.input.get(self.recipe.input_key) if isinstance(line.input, dict) else None
+        if not isinstance(key, str) or not key:
+            return LineError("missing_input_id", f"input has no {self.recipe.input_key}: {_sample(raw)}")
+        if line.output is None:
+            return LineError("missing_output", _sample(raw))
+        return key, line
+
+    def decorate(self, key: str, line: _Line, raw: bytes, contact: dict[str, Any] | None = None
+                 ) -> Decorated | LineError:
+        """The record for one read line; `contact` adds the email and attributes from the users list."""
+        assert line.output is not None
+        if self.recipe.is_segment:
+            return self._audience(key, line.output, raw)
+        return self._items(key, line.output, raw, contact)
+
+    def _audience(self, item_id: str, output: _Output, raw: bytes) -> Decorated | LineError:
+        users = output.recommendedUsers
+        if users is None:
+            return LineError("missing_output", f"no recommendedUsers: {_sample(raw)}")
+        record = {"itemId": item_id, "users": users, "job": self.job, "runId": self.run_id}
+        return Decorated(item_id, record, digest_of(users), 0)
+
+    def _items(self, key: str, output: _Output, raw: bytes, contact: dict[str, Any] | None) -> Decorated | LineError:
+        item_ids, scores = output.recommendedItems, output.scores
+        if item_ids is None:
+            return LineError("missing_output", f"no recommendedItems: {_sample(raw)}")
+        if scores is not None and len(scores) != len(item_ids):
+            return LineError("invalid_line", f"{len(scores)} scores for {len(item_ids)} items: {_sample(raw)}")
+        items, missing = [], 0
+        catalog = self.catalog
+        for rank, item_id in enumerate(item_ids):
+            metadata = catalog.get(item_id) if catalog is not None else None
+            if metadata is None and not self.keep_unknown:
+                missing += 1
+                continue
+            item: dict[str, Any] = {"itemId": item_id}
+            if scores is not None:  # SIMS, Similar-Items and Popularity-Count have none (§6.7)
+                item["score"] = scores[rank]
+            if metadata:
+                item.update(metadata)
+            items.append(item)
+        if not items:
+            reason = "no_items" if not item_ids else "no_items_with_metadata"
+            return LineError(reason, f"nothing to send for {key}: {_sample(raw)}")
+        if self.recipe is not Recipe.USER_RECOMMENDATIONS:
+            record = {"itemId": key, "items": items, "job": self.job, "runId": self.run_id}
+            return Decorated(key, record, digest_of(items), missing)
+        record = {"userId": key, "job": self.job, "runId": self.run_id, "items": items}
+        email, attributes = None, {}
+        if contact:
+            email, attributes = contact.get("email"), contact.get("attributes") or {}
+            if email:
+                record["email"] = email
+        record["attributes"] = attributes
+        return Decorated(key, record, digest_of(items, email, attributes), missing)
+
+
+def _sample(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + "…"

@@ -1,0 +1,113 @@
+"""Batch inference and batch segment jobs on the Personalize control plane: deterministic names, create-or-find."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from hub.jobs import JobConfig
+
+# Job names: 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (personalize-api.md, CreateBatchInferenceJob).
+MAX_JOB_NAME = 63
+_NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+# Batch jobs report PENDING / IN PROGRESS (model text) or CREATE PENDING / CREATE IN_PROGRESS; only
+# these two are final (personalize-api.md §6.3).
+ACTIVE, CREATE_FAILED = "ACTIVE", "CREATE FAILED"
+
+
+@dataclass(frozen=True)
+class BatchJobApi:
+    """The operations and keys of one batch job kind."""
+
+    create: str
+    describe: str
+    list: str
+    arn_key: str
+    doc_key: str
+    list_key: str
+
+
+INFERENCE = BatchJobApi("create_batch_inference_job", "describe_batch_inference_job", "list_batch_inference_jobs",
+                        "batchInferenceJobArn", "batchInferenceJob", "batchInferenceJobs")
+SEGMENT = BatchJobApi("create_batch_segment_job", "describe_batch_segment_job", "list_batch_segment_jobs",
+                      "batchSegmentJobArn", "batchSegmentJob", "batchSegmentJobs")
+
+
+def api_for(job: JobConfig) -> BatchJobApi:
+    return SEGMENT if job.recipe.is_segment else INFERENCE
+
+
+def job_name_for(run_id: str) -> str:
+    """The Personalize job name of a run: the run id itself when it fits (it always does for valid job names)."""
+    name = _NOT_IN_NAME.sub("-", run_id).lstrip("-_") or "run"
+    return name[:MAX_JOB_NAME]
+
+
+def error_code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
+
+
+def solution_version_of(client: Any, job: JobConfig) -> str:
+    """The job's solution version, or the one its campaign serves right now."""
+    if job.solution_version_arn:
+        return job.solution_version_arn
+    campaign = client.describe_campaign(campaignArn=job.campaign_arn)["campaign"]
+    return campaign["solutionVersionArn"]
+
+
+def create_or_find(client: Any, api: BatchJobApi, *, name: str, job: JobConfig, solution_version_arn: str,
+                   input_uri: str, output_folder: str, role_arn: str) -> str:
+    """Create the batch job, or, when a job of that name exists (a retried task), return its ARN to poll."""
+    request: dict[str, Any] = {
+        "jobName": name,
+        "solutionVersionArn": solution_version_arn,
+        "jobInput": {"s3DataSource": {"path": input_uri}},
+        "jobOutput": {"s3DataDestination": {"path": output_folder}},
+        "roleArn": role_arn,
+        "numResults": job.num_results,
+    }
+    if job.filter_arn:
+        request["filterArn"] = job.filter_arn
+    try:
+        return getattr(client, api.create)(**request)[api.arn_key]
+    except ClientError as err:
+        if error_code(err) != "ResourceAlreadyExistsException":
+            raise
+    return find(client, api, name, solution_version_arn)
+
+
+def find(client: Any, api: BatchJobApi, name: str, solution_version_arn: str) -> str:
+    """The ARN of the named job among the solution version's jobs (ListBatch*Jobs pages, §6.2)."""
+    token = None
+    while True:
+        page = getattr(client, api.list)(solutionVersionArn=solution_version_arn, maxResults=100,
+                                         **({"nextToken": token} if token else {}))
+        for summary in page.get(api.list_key, []):
+            if summary.get("jobName") == name:
+                return summary[api.arn_key]
+        token = page.get("nextToken")
+        if not token:
+            raise LookupError(f"batch job {name} exists but is not listed under {solution_version_arn}")
+
+
+def status_of(client: Any, api: BatchJobApi, arn: str) -> tuple[str, str | None]:
+    """(status, failureReason) of a batch job."""
+    doc = getattr(client, api.describe)(**{api.arn_key: arn})[api.doc_key]
+    return doc.get("status", ""), doc.get("failureReason")
+
+
+def transient(err: Exception) -> bool:
+    """A control-plane or S3 error worth retrying the step for (throttling, 5xx, connection)."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import ReadTimeoutError
+
+    if isinstance(err, (BotoConnectionError, ReadTimeoutError)):
+        return True
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or status == 429 or error_code(err) in (
+            "ThrottlingException", "LimitExceededException", "ResourceInUseException", "SlowDown")
+    return False

@@ -1,0 +1,179 @@
+"""The steps of a run — start, prepare input, submit the batch job, poll it — shared by Celery and the eager driver."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hub.errors import HubError
+from hub.jobs import ActiveUsers, JobConfig
+from workers import context, objects, personalize
+from workers.keys import contacts_key
+from workers.runs import RunState, Runs
+
+# Batch inference input: at most 1 GB and 50 million records per file; Item-Affinity segment jobs take
+# at most 500 queries per input file (personalize-api.md §4).
+MAX_INPUT_BYTES = 1 << 30
+MAX_INPUT_RECORDS = 50_000_000
+MAX_SEGMENT_QUERIES = 500
+CONTACTS_PER_WRITE = 1000
+MAX_INPUT_PROBLEMS = 5  # bad input lines quoted in the run record
+
+
+class RunFailed(HubError):
+    """The run cannot complete; the message becomes its `error`."""
+
+
+class RunOver(HubError):
+    """The run is final already: a late or duplicate task stops here."""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Poll again after this long (a Celery countdown, or a sleep in the eager driver)."""
+
+    secs: float
+
+
+def runs() -> Runs:
+    workers = context.hub_config().workers
+    return Runs(context.sync_redis(), workers.state_ttl_days * 86_400)
+
+
+def work_folder(job: JobConfig, run_id: str) -> str:
+    base = job.work_uri or objects.join(context.hub_config().workers.work_uri, job.name)
+    return objects.join(base, run_id)
+
+
+def start(job_name: str, run_id: str) -> bool:
+    """Record the run; False when it exists already (a redelivered start, or a resumed run id)."""
+    job = context.job_config(job_name)
+    return runs().create(run_id, job.name, "segment" if job.recipe.is_segment else "inference")
+
+
+def job_of(run_id: str) -> tuple[JobConfig, dict[str, str]]:
+    """The run's job and record; RunOver when the run is final."""
+    run = runs().get(run_id)
+    if not run:
+        raise RunFailed(f"no run {run_id} (expired after workers.state_ttl_days, or never started)")
+    if RunState(run["state"]).final:
+        raise RunOver(f"run {run_id} is {run['state']}")
+    return context.job_config(run["job"]), run
+
+
+def prepare(run_id: str) -> None:
+    """Write the batch input JSON lines (streamed) and keep each user's email and attributes in Redis."""
+    job, run = job_of(run_id)
+    if run.get("input_uri"):
+        return  # prepared by an earlier delivery of this task
+    runs().set_state(run_id, RunState.PREPARING)
+    if isinstance(job.input, ActiveUsers):
+        raise RunFailed("input active_in_last_days needs an identity store that lists active users; "
+                        "hub/identity.py exposes none yet: give an s3:// or file:// users list")
+    s3 = context.sync_client("s3")
+    input_uri = objects.join(work_folder(job, run_id), "input", f"{job.name}.jsonl")
+    with tempfile.NamedTemporaryFile(prefix="hub-batch-input-", suffix=".jsonl") as temp:
+        counts = _write_input(job, run_id, objects.read_lines(job.input, s3), temp)
+        temp.flush()
+        if counts["records"] == 0:
+            raise RunFailed(f"{job.input}: no usable {job.recipe.input_key} lines "
+                            f"({counts['rejected']} rejected: {'; '.join(counts['problems']) or 'empty'})")
+        objects.upload(Path(temp.name), input_uri, s3)
+    runs().update(run_id, input_uri=input_uri, output_folder=objects.join(work_folder(job, run_id), "output") + "/",
+                  users_in=counts["records"], input_rejected=counts["rejected"],
+                  input_problems=" | ".join(counts["problems"]), contacts=int(counts["contacts"] > 0))
+
+
+def _write_input(job: JobConfig, run_id: str, lines: Any, out: Any) -> dict[str, Any]:
+    key_name = job.recipe.input_key
+    limit = MAX_SEGMENT_QUERIES if job.recipe.is_segment else MAX_INPUT_RECORDS
+    counts: dict[str, Any] = {"records": 0, "rejected": 0, "contacts": 0, "problems": [], "bytes": 0}
+    pending: dict[str, bytes] = {}
+    redis = context.sync_redis()
+    ttl = context.hub_config().workers.state_ttl_days * 86_400
+    for number, raw in enumerate(lines, 1):
+        try:
+            line = orjson.loads(raw)
+            key = line.get(key_name)
+        except (orjson.JSONDecodeError, AttributeError):
+            line, key = None, None
+        if not isinstance(key, str) or not key:
+            counts["rejected"] += 1
+            if len(counts["problems"]) < MAX_INPUT_PROBLEMS:
+                counts["problems"].append(f"line {number}: no {key_name} string")
+            continue
+        record: dict[str, Any] = {key_name: key}
+        if job.filter_values:  # filter parameters go per line (personalize-api.md §6.7)
+            record["filterValues"] = job.filter_values
+        data = orjson.dumps(record) + b"\n"
+        counts["bytes"] += len(data)
+        counts["records"] += 1
+        if counts["records"] > limit or counts["bytes"] > MAX_INPUT_BYTES:
+            raise RunFailed(f"{job.input}: more than {limit} records or {MAX_INPUT_BYTES} bytes, the batch "
+                            "job input limit (personalize-api.md §4)")
+        out.write(data)
+        extra = {k: v for k, v in line.items() if k != key_name}
+        if extra and not job.recipe.is_segment:
+            email = extra.pop("email", None)
+            pending[key] = orjson.dumps({"email": email if isinstance(email, str) else None, "attributes": extra})
+            if len(pending) >= CONTACTS_PER_WRITE:
+                counts["contacts"] += _save_contacts(redis, run_id, pending, ttl)
+    counts["contacts"] += _save_contacts(redis, run_id, pending, ttl)
+    return counts
+
+
+def _save_contacts(redis: Any, run_id: str, contacts: dict[str, bytes], ttl: int) -> int:
+    if not contacts:
+        return 0
+    pipe = redis.pipeline(transaction=False)
+    pipe.hset(contacts_key(run_id), mapping=contacts)
+    pipe.expire(contacts_key(run_id), ttl)
+    pipe.execute()
+    count = len(contacts)
+    contacts.clear()
+    return count
+
+
+def submit(run_id: str) -> None:
+    """Create the batch job under the run's deterministic name; an existing one is polled, not duplicated."""
+    job, run = job_of(run_id)
+    if run.get("batch_job_arn"):
+        return
+    client = context.sync_client("personalize")
+    api = personalize.api_for(job)
+    name = personalize.job_name_for(run_id)
+    version = personalize.solution_version_of(client, job)
+    arn = personalize.create_or_find(client, api, name=name, job=job, solution_version_arn=version,
+                                     input_uri=run["input_uri"], output_folder=run["output_folder"],
+                                     role_arn=context.hub_config().workers.role_arn)
+    runs().set_state(run_id, RunState.INFERRING, batch_job_arn=arn, batch_job_name=name,
+                     solution_version_arn=version, submitted_at=time.time())
+
+
+def poll(run_id: str) -> Wait | None:
+    """None once the batch job is ACTIVE (and the output is located); Wait while it runs."""
+    job, run = job_of(run_id)
+    if run.get("output_uri"):
+        return None
+    workers = context.hub_config().workers
+    client = context.sync_client("personalize")
+    status, reason = personalize.status_of(client, personalize.api_for(job), run["batch_job_arn"])
+    if status == personalize.CREATE_FAILED:
+        raise RunFailed(f"batch job {run['batch_job_name']} failed: {reason or 'no reason given'}")
+    if status != personalize.ACTIVE:
+        if time.time() - float(run.get("submitted_at", time.time())) > workers.max_wait_secs:
+            raise RunFailed(f"batch job {run['batch_job_name']} still {status} after {workers.max_wait_secs:.0f}s")
+        return Wait(workers.poll_interval_secs)
+    # Output: "<input file name>.out" in the output folder (personalize-api.md §6.7).
+    output_uri = run["output_folder"] + run["input_uri"].rsplit("/", 1)[-1] + ".out"
+    size = objects.size_of(output_uri, context.sync_client("s3"))
+    if size is None:
+        raise RunFailed(f"batch job {run['batch_job_name']} is ACTIVE but wrote no {output_uri}")
+    runs().set_state(run_id, RunState.EXPORTING, output_uri=output_uri, output_bytes=size,
+                     shards=job.export_shards)
+    return None
