@@ -151,7 +151,7 @@ def _decode_event(
     if not isinstance(item, dict):
         raise RejectedError("invalid_type", f"an event must be a JSON object, got {type(item).__name__}")
     event_type = item.get("event_type")
-    if event_type in SKIPPED_TYPES:
+    if isinstance(event_type, str) and event_type in SKIPPED_TYPES:  # a list or object is unhashable
         return None
     if event_type not in DECODED_TYPES:
         raise RejectedError(
