@@ -33,9 +33,14 @@ def generate(
     in_topic_share: float = 0.9,
     span_days: float = 90.0,
     event_types: tuple[str, ...] = ("click",),
+    unique_pairs: bool = False,
     seed: int = 0,
 ) -> SyntheticShop:
-    """Interactions of `num_users` users over `num_items` items, ids "u<index>" / "i<index>"."""
+    """Interactions of `num_users` users over `num_items` items, ids "u<index>" / "i<index>".
+
+    Draws repeat (user, item) pairs like clickstreams do; `unique_pairs` keeps only each pair's first
+    interaction (ratings, purchases of durables), so fewer than `num_interactions` remain.
+    """
     rng = np.random.default_rng(seed)
     item_topic = np.arange(num_items) * num_topics // num_items  # contiguous blocks of items per topic
     topic_start = np.searchsorted(item_topic, np.arange(num_topics))
@@ -50,13 +55,17 @@ def generate(
     rank = np.minimum((topic_size[topics] * rng.random(num_interactions) ** 2.5).astype(np.int64), topic_size[topics] - 1)
     items = topic_start[topics] + rank
     timestamps = np.sort(rng.uniform(START_TS, START_TS + span_days * 86_400.0, num_interactions))
+    if unique_pairs:
+        _, first = np.unique(users.astype(np.int64) * num_items + items, return_index=True)
+        first.sort()
+        users, items, timestamps = users[first], items[first], timestamps[first]
     data = TrainingData(
         user_ids=[f"u{u}" for u in range(num_users)],
         item_ids=[f"i{i}" for i in range(num_items)],
         user_index=users,
         item_index=items,
         timestamp=timestamps,
-        event_type=rng.integers(0, len(event_types), num_interactions),
+        event_type=rng.integers(0, len(event_types), len(users)),
         event_types=list(event_types),
     )
     return SyntheticShop(data, user_topic, item_topic)

@@ -142,12 +142,15 @@ class PersonalizationModel(Model):
 
         def work(start: int, stop: int) -> list[list[Recommendation]]:
             chunk, known = positions[start:stop], personal[start:stop]
-            scores = np.empty((stop - start, len(self.item_ids)), np.float32)
             users = chunk[known]
             inputs = self.histories.snapshot_rows(users)
-            if len(users):
-                scores[known] = self.scorer.score_snapshot(users, inputs)
-            scores[~known] = self._popular_scores
+            if known.all():
+                scores = np.ascontiguousarray(self.scorer.score_snapshot(users, inputs), dtype=np.float32)
+            else:
+                scores = np.empty((stop - start, len(self.item_ids)), np.float32)
+                if len(users):
+                    scores[known] = self.scorer.score_snapshot(users, inputs)
+                scores[~known] = self._popular_scores
             seen = sp.csr_matrix((stop - start, len(self.item_ids)), dtype=np.float32)
             if len(users):
                 placement = sp.csr_matrix(
@@ -171,6 +174,8 @@ class PersonalizationModel(Model):
         temperatures: np.ndarray,
     ) -> list[list[Recommendation]]:
         """Top items per row of `scores` (modified in place), plus exploration slots, as Recommendations."""
+        if num_results <= 0:
+            return [[] for _ in range(len(scores))]
         if self.exclude_seen and seen.nnz:
             rows, columns = seen.nonzero()
             scores[rows, columns] = -np.inf
@@ -180,32 +185,26 @@ class PersonalizationModel(Model):
         index, best = top_k(scores, num_results - explore_slots)
         explored, explored_values = self._explore(scores, index, explore_slots, exploration, temperatures)
 
-        # Softmax over each row: p = exp((s − max) / T) / Σ exp((s − max) / T), computed in place.
-        row_max = np.max(scores, axis=1, initial=-np.inf)
-        row_max = np.where(np.isfinite(row_max), row_max, 0.0).astype(np.float32)
+        # Softmax over each row, p = 2^((s − max)·k) / Σ 2^((s − max)·k) with k = log2(e) / T, in
+        # place. Base 2 and the clip at −126 keep float32 out of denormals, which are ~10x slower.
+        row_max = np.where(np.isfinite(best[:, 0]), best[:, 0], 0.0).astype(np.float32)  # top_k's best
+        scale = (np.log2(np.e) / temperatures).astype(np.float32)
         np.subtract(scores, row_max[:, None], out=scores)
-        np.divide(scores, temperatures.astype(np.float32)[:, None], out=scores)
-        np.exp(scores, out=scores)
+        np.multiply(scores, scale[:, None], out=scores)
+        np.maximum(scores, -126.0, out=scores)
+        np.exp2(scores, out=scores)
         totals = scores.sum(axis=1)
         totals[totals == 0] = 1.0
 
         def probability(values: np.ndarray) -> np.ndarray:
-            return np.exp((values - row_max[:, None]) / temperatures[:, None]) / totals[:, None]
+            return np.exp2((values - row_max[:, None]) * scale[:, None]) / totals[:, None]
 
-        chosen_p = probability(best)
-        explored_p = probability(explored_values) if explored is not None else None
-        item_ids = self.item_ids
-        reason = EXPLORATION_REASON if self.version2 else None
-        results = []
-        for row in range(len(scores)):
-            picks = [Recommendation(item_ids[i], float(p)) for i, p in zip(index[row], chosen_p[row]) if i >= 0]
-            if explored is not None:
-                picks += [
-                    Recommendation(item_ids[i], float(p), reason)
-                    for i, p in zip(explored[row], explored_p[row]) if i >= 0
-                ]
-            results.append(picks)
-        return results
+        rows = _recommendation_rows(self.item_ids, index, probability(best), None)
+        if explored is not None:
+            reason = EXPLORATION_REASON if self.version2 else None
+            extra = _recommendation_rows(self.item_ids, explored, probability(explored_values), reason)
+            rows = [picks + more for picks, more in zip(rows, extra)]
+        return rows
 
     def _explore(
         self, scores: np.ndarray, chosen: np.ndarray, slots: int, exploration: Exploration, temperatures: np.ndarray
@@ -319,3 +318,14 @@ class PersonalizationModel(Model):
             exclude_seen=header["exclude_seen"],
             selector=EventSelector.from_json(header["selector"]),
         )
+
+
+def _recommendation_rows(
+    item_ids: Sequence[str], index: np.ndarray, probabilities: np.ndarray, reason: str | None
+) -> list[list[Recommendation]]:
+    """Recommendation lists from index/probability matrices (index −1 = padding, dropped)."""
+    make = tuple.__new__  # a NamedTuple's own __new__ costs ~1 µs each; batch jobs build millions
+    return [
+        [make(Recommendation, (item_ids[i], p, reason)) for i, p in zip(items, scores) if i >= 0]
+        for items, scores in zip(index.tolist(), probabilities.tolist())
+    ]

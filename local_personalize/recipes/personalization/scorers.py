@@ -102,12 +102,12 @@ class AlsScorer(Scorer):
 
         confidence = user_items.copy()
         confidence.data = (1.0 + alpha * confidence.data).astype(np.float32)
-        model = AlternatingLeastSquares(
-            factors=factors, iterations=iterations, regularization=regularization, alpha=1.0,
-            random_state=seed, calculate_training_loss=False,
-        )
         # implicit runs its own threads; a threaded BLAS underneath would oversubscribe the cores.
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=factors, iterations=iterations, regularization=regularization, alpha=1.0,
+                random_state=seed, calculate_training_loss=False,
+            )
             model.fit(confidence, show_progress=False)
         return cls(model.user_factors, model.item_factors, regularization, alpha)
 
