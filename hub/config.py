@@ -14,9 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from hub import registry
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
+from hub.identity.config import IdentityConfig
 from hub.jobs import Jobs, WorkersConfig, check_jobs
+from hub.mapping.config import MappingConfig
 from hub.readiness import ReadinessConfig
 from hub.recommendations import RecommendationsConfig
+from hub.schema import SchemasConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
@@ -47,6 +50,9 @@ class _HubConfigBase(BaseModel):
 
     http: HttpConfig = Field(default_factory=HttpConfig)
     aws: AwsConfig = Field(default_factory=AwsConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Session stitching, user links.")
+    mapping: MappingConfig = Field(default_factory=MappingConfig, description="Events → Personalize records.")
+    schemas: SchemasConfig = Field(default_factory=SchemasConfig, description="Dataset schemas to validate against.")
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Delivery retry budget.")
     workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Celery workers for batch jobs.")
     jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (hub/jobs.py).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Protocol
@@ -15,8 +16,13 @@ from hub.errors import RetryableError
 from hub.events import Event, EventKind, Rejection
 from hub.readiness import ReadinessRecorder
 
-StageResult = list[Event] | Rejection
-"""Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on."""
+log = logging.getLogger(__name__)
+
+StageResult = list[Event | Rejection] | Rejection
+"""Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on.
+
+A list may mix children and Rejections (one order line without an item id does not sink the others).
+"""
 
 
 class Stage(Protocol):
@@ -72,13 +78,24 @@ class Pipeline:
 
         current: list[tuple[int, Event]] = list(enumerate(events))
         for stage in self.stages:
-            results = await stage.apply([event for _, event in current])
+            try:
+                results = await stage.apply([event for _, event in current])
+            except RetryableError as err:  # e.g. the identity store is unreachable: nothing here settled
+                log.warning("stage %s: %s; the source will redeliver", type(stage).__name__, err)
+                for root, _ in current:
+                    mark(root, Outcome.RETRY)
+                current = []
+                break
             following: list[tuple[int, Event]] = []
             for (root, event), result in zip(current, results, strict=True):
                 if isinstance(result, Rejection):
                     reject(root, result, DeadLetterRecord.of(result, event=event))
-                else:
-                    following.extend((root, child) for child in result)
+                    continue
+                for child in result:
+                    if isinstance(child, Rejection):
+                        reject(root, child, DeadLetterRecord.of(child, event=event))
+                    else:
+                        following.append((root, child))
             current = following
 
         waiting: list[tuple[int, Event, DestinationRunner, asyncio.Future]] = []

@@ -18,8 +18,18 @@ log = logging.getLogger(__name__)
 
 
 def build_stages(config: Any) -> list[Stage]:
-    """The stages between decoding and delivery, in order, as the config asks for them."""
-    return []
+    """The stages between decoding and delivery, in order: identity → mapping → validation."""
+    from hub.mapping import MappingStage
+    from hub.validation import ValidationStage
+
+    schemas = config.schemas.load()
+    stages: list[Stage] = []
+    if config.identity.enabled:
+        stages.append(config.identity.build())
+    if config.mapping.enabled:
+        stages.append(MappingStage(config.mapping, schemas))
+    stages.append(ValidationStage(schemas))
+    return stages
 
 
 class Hub:
@@ -80,3 +90,7 @@ class Hub:
         if self._owns_aws:
             await self.context.aws.close()
         await self.readiness.close()
+        for stage in self.pipeline.stages:  # e.g. the identity store's connection
+            close = getattr(stage, "close", None)
+            if close is not None:
+                await close()

@@ -21,6 +21,8 @@ async def client(tmp_path):
         "sources": [{"type": "mparticle_webhook", "id": "mp", "api_key": AUTH[0], "api_secret": AUTH[1]}],
         "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
         "dead_letter": {"type": "file", "path": str(tmp_path / "dlq.jsonl")},
+        # Source behaviour only: events pass through unmapped, as in a hub forwarding to Kafka.
+        "identity": {"enabled": False}, "mapping": {"enabled": False},
     }, {})
     hub = Hub(config)
     app = build_app(hub)

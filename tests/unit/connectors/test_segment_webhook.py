@@ -19,6 +19,8 @@ async def client(tmp_path):
         "sources": [{"type": "segment_webhook", "id": "web", "write_keys": ["old-key", "new-key"]}],
         "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
         "dead_letter": {"type": "file", "path": str(tmp_path / "dlq.jsonl")},
+        # Source behaviour only: events pass through unmapped, as in a hub forwarding to Kafka.
+        "identity": {"enabled": False}, "mapping": {"enabled": False},
     }, {})
     hub = Hub(config)
     app = build_app(hub)

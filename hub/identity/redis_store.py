@@ -1,0 +1,100 @@
+"""Redis identity store (production): one pipelined round trip per call, compare-and-set by a Lua script.
+
+Each record is one string `hub:identity:<key>` = `<version>|<json>` with a TTL refreshed on every write.
+Concurrency: Kafka partitions keyed by person keep one person's events in one hub process, but during a
+rebalance two processes can briefly both hold a key. The save script reads the stored version and writes
+only if it matches, atomically (Redis runs a script without interleaving other commands), so neither
+process can overwrite state it did not see; no WATCH/MULTI round trips, no locks held across the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import NoScriptError, RedisError
+
+from hub.errors import RetryableError
+from hub.identity.store import Versioned, Write, decode_record, encode_record, storage_key
+
+# KEYS[1] record; ARGV[1] expected version (0 = absent); ARGV[2] "<version>|<json>"; ARGV[3] TTL secs.
+# Returns 1 when written, else the stored value ('' when absent) so the caller can recompute at once.
+_COMPARE_AND_SET = """
+local current = redis.call('GET', KEYS[1])
+local version = 0
+if current then version = tonumber(string.match(current, '^(%d+)|')) or 0 end
+if version ~= tonumber(ARGV[1]) then return current or '' end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class RedisIdentityStore:
+    """Identity records in Redis; `namespace` separates hubs (or tests) sharing one Redis."""
+
+    def __init__(self, url: str, *, ttl_secs: int, namespace: str = "", client: Any = None):
+        self.ttl_secs = int(ttl_secs)
+        self.namespace = namespace
+        self._client = client or redis.Redis.from_url(url)
+        self._script_sha: str | None = None
+        self.round_trips = 0
+
+    async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(storage_key(key, self.namespace))
+        values = await self._execute(pipe)
+        return {key: _parse(value, key) for key, value in zip(keys, values, strict=True)}
+
+    async def save(self, writes: Sequence[Write]) -> dict[str, Versioned]:
+        if not writes:
+            return {}
+        sha = self._script_sha or await self._load_script()
+        results = await self._run_script(sha, writes)
+        if any(isinstance(r, NoScriptError) for r in results):
+            # Redis restarted or SCRIPT FLUSH since we loaded it: load again and redo only those writes.
+            sha = await self._load_script()
+            again = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            for i, result in zip(again, await self._run_script(sha, [writes[i] for i in again]), strict=True):
+                results[i] = result
+        conflicts: dict[str, Versioned] = {}
+        for write, result in zip(writes, results, strict=True):
+            if isinstance(result, Exception):
+                raise RetryableError(f"identity store: Redis refused a write: {result}")
+            if result != 1:
+                conflicts[write.key] = _parse(result or None, write.key)
+        return conflicts
+
+    async def _run_script(self, sha: str, writes: Sequence[Write]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for key, expected, record in writes:
+            value = b"%d|" % (expected + 1) + encode_record(record)
+            pipe.evalsha(sha, 1, storage_key(key, self.namespace), expected, value, self.ttl_secs)
+        return await self._execute(pipe, raise_on_error=False)
+
+    async def _load_script(self) -> str:
+        try:
+            self._script_sha = await self._client.script_load(_COMPARE_AND_SET)
+        except RedisError as err:
+            raise RetryableError(f"identity store: Redis unavailable: {err}") from err
+        return self._script_sha
+
+    async def _execute(self, pipe: Any, raise_on_error: bool = True) -> list[Any]:
+        self.round_trips += 1
+        try:
+            return await pipe.execute(raise_on_error=raise_on_error)
+        except RedisError as err:
+            raise RetryableError(f"identity store: Redis unavailable: {err}") from err
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _parse(value: bytes | None, key: str) -> Versioned:
+    if not value:
+        return Versioned(0, None)
+    version, separator, data = value.partition(b"|")
+    if not separator or not version.isdigit():
+        return Versioned(0, None)
+    return Versioned(int(version), decode_record(data, key))

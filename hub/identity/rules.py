@@ -1,0 +1,134 @@
+"""Session and user-link rules: pure functions from (stored record, event) to (new record, userId, sessionId).
+
+Personalize ties anonymous events to a user when a later event carries the same sessionId plus a userId
+(ARCHITECTURE.md "Identity and sessions"), so the rules keep one stable session per browsing session
+across anonymous → login, open a new one on logout, user switch or idle timeout, and let a source's own
+session id win. Every decision is made on event time, never wall-clock time, and a session id is derived
+from the message that opened it, so a redelivered batch is stitched exactly as it was the first time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import msgspec
+
+from hub.events import Event
+
+_SESSION_NAMESPACE = uuid.UUID("6f1d8c1e-4a8e-5b7e-9c41-2f7d1a9b3c55")
+
+
+class Session(msgspec.Struct, frozen=True, array_like=True):
+    """A browsing session as the store remembers it (array_like: compact in Redis and SQLite)."""
+
+    id: str
+    start: float  # event time of the first event
+    last: float  # latest event time seen
+    opened_by: str  # message id of the opening event: its redelivery finds this session again
+    user: str | None = None  # the user the session is bound to (login stitches it)
+    ended: bool = False  # closed by a logout: a later event opens a new session
+
+
+class IdentityRecord(msgspec.Struct, frozen=True, array_like=True):
+    """All the store keeps per identity key (an anonymousId, or a userId for events without one)."""
+
+    user: str | None = None  # the userId this key is linked to (identify, alias, login)
+    user_at: float = 0.0  # event time of the last link change: the latest event time wins
+    current: Session | None = None
+    previous: Session | None = None  # kept so late and redelivered events of the last session find it
+
+
+EMPTY = IdentityRecord()
+
+
+def session_id_for(key: str, opened_by: str) -> str:
+    """Deterministic session id: the same identity key and opening message give the same id."""
+    return str(uuid.uuid5(_SESSION_NAMESPACE, f"{key}\n{opened_by}"))
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    """The stitching policy; `apply` is called once per event, in order, for events of one key."""
+
+    idle_timeout_secs: float = 1800.0
+    logout_events: Collection[str] = frozenset({"Signed Out"})
+
+    def link(self, record: IdentityRecord, user: str, at: float) -> IdentityRecord:
+        """Link the key to `user` unless a later event already changed the link (identify, alias, login)."""
+        if user == record.user or at < record.user_at:
+            return record
+        return msgspec.structs.replace(record, user=user, user_at=at)
+
+    def apply(
+        self, key: str, record: IdentityRecord, event: Event, explicit_user: str | None, source_session: str | None
+    ) -> tuple[IdentityRecord, str | None, str]:
+        """The record after `event`, and the userId and sessionId the event is sent with."""
+        at = event.timestamp
+        if explicit_user is not None:
+            record = self.link(record, explicit_user, at)
+        if source_session is not None:
+            record, session = self._source_session(record, event, explicit_user, source_session)
+        else:
+            record, session = self._own_session(key, record, event, explicit_user)
+        if event.name in self.logout_events and record.current is session and at >= record.user_at:
+            # The logout belongs to the session it closes; after it the key is anonymous again.
+            closed = msgspec.structs.replace(session, ended=True)
+            record = msgspec.structs.replace(record, current=closed, user=None, user_at=at)
+        return record, explicit_user or session.user, session.id
+
+    def _own_session(
+        self, key: str, record: IdentityRecord, event: Event, explicit_user: str | None
+    ) -> tuple[IdentityRecord, Session]:
+        at, message_id = event.timestamp, event.message_id
+        current, previous = record.current, record.previous
+        if current is not None:
+            if message_id == current.opened_by:
+                return record, current  # redelivery of the opening event
+            if previous is not None and message_id == previous.opened_by:
+                return record, previous
+            if at < current.start:
+                return record, previous or current  # late or redelivered: not allowed to move state back
+            if current.ended and at <= current.last:
+                return record, current  # before the logout that closed it
+            switched = explicit_user is not None and current.user is not None and explicit_user != current.user
+            if not current.ended and not switched and at - current.last <= self.idle_timeout_secs:
+                bound = current.user or explicit_user or _linked(record, at)
+                if at <= current.last and bound == current.user:
+                    return record, current
+                session = msgspec.structs.replace(current, last=max(current.last, at), user=bound)
+                return msgspec.structs.replace(record, current=session), session
+        session = Session(
+            id=session_id_for(key, message_id), start=at, last=at, opened_by=message_id,
+            user=explicit_user or _linked(record, at),
+        )
+        return msgspec.structs.replace(record, current=session, previous=current), session
+
+    def _source_session(
+        self, record: IdentityRecord, event: Event, explicit_user: str | None, session_id: str
+    ) -> tuple[IdentityRecord, Session]:
+        at, current, previous = event.timestamp, record.current, record.previous
+        if current is not None and current.id == session_id:
+            if current.ended and at <= current.last:
+                return record, current
+            if current.ended:  # the source kept its session across a logout: anonymous from here on
+                session = msgspec.structs.replace(current, last=at, ended=False, user=explicit_user or _linked(record, at))
+            else:
+                bound = explicit_user or current.user or _linked(record, at)
+                if at <= current.last and bound == current.user:
+                    return record, current
+                session = msgspec.structs.replace(current, last=max(current.last, at), user=bound)
+            return msgspec.structs.replace(record, current=session), session
+        if previous is not None and previous.id == session_id:
+            return record, previous
+        session = Session(id=session_id, start=at, last=at, opened_by=event.message_id,
+                          user=explicit_user or _linked(record, at))
+        if current is not None and at < current.start:
+            return record, session  # a late event of a session this key no longer tracks
+        return msgspec.structs.replace(record, current=session, previous=current), session
+
+
+def _linked(record: IdentityRecord, at: float) -> str | None:
+    """The linked user, for events at or after the link was made (a login does not reach back)."""
+    return record.user if at >= record.user_at else None

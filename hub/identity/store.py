@@ -1,0 +1,158 @@
+"""The IdentityStore protocol (versioned compare-and-set of one record per key), its keys, codec, memory store and cache.
+
+Every store offers the same two batched calls: `load(keys)` and `save(writes)`, where each write names the
+version it was computed from and is applied only if the stored version still matches (compare-and-set).
+That is what lets two hub processes share a store without locks: a write computed from stale state is
+refused and handed back with the current record, and the stage recomputes just that key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
+
+import msgspec
+
+from hub.identity.rules import IdentityRecord
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "hub:identity:"
+# Identity keys come from client-chosen ids; beyond this length they are hashed so a key stays small.
+_MAX_RAW_KEY_CHARS = 200
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(IdentityRecord)
+
+
+class Versioned(NamedTuple):
+    """A record as stored: `version` 0 means absent; `record` None means absent or expired."""
+
+    version: int
+    record: IdentityRecord | None
+
+
+class Write(NamedTuple):
+    """Store `record` under `key` if the stored version is still `expected` (then it becomes expected + 1)."""
+
+    key: str
+    expected: int
+    record: IdentityRecord
+
+
+class IdentityStore(Protocol):
+    """Where identity records live: Redis (production), SQLite (embedded default), memory (tests)."""
+
+    async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        """Every key's current record, in one round trip; absent keys map to Versioned(0, None)."""
+        ...
+
+    async def save(self, writes: Sequence[Write]) -> dict[str, Versioned]:
+        """Apply each write atomically if its version matches; return the current record of each that did not."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def identity_key(kind: str, identifier: str) -> str:
+    """The logical key of an identity: `a:<anonymousId>` or `u:<userId>` (hashed when very long)."""
+    if len(identifier) > _MAX_RAW_KEY_CHARS:
+        identifier = "#" + hashlib.sha256(identifier.encode()).hexdigest()
+    return f"{kind}:{identifier}"
+
+
+def storage_key(key: str, namespace: str = "") -> str:
+    """The one place stored key names are made: `hub:identity:[<namespace>:]<key>`."""
+    return f"{KEY_PREFIX}{namespace}:{key}" if namespace else f"{KEY_PREFIX}{key}"
+
+
+def encode_record(record: IdentityRecord) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode_record(data: bytes | str | None, key: str) -> IdentityRecord | None:
+    """A stored record, or None when absent or unreadable (logged: the key then starts afresh)."""
+    if data is None:
+        return None
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as err:
+        log.warning("identity record %s is unreadable (%s); treating it as new", key, err)
+        return None
+
+
+class MemoryIdentityStore:
+    """In-process store for unit tests and single-process experiments; expiry by the given clock."""
+
+    def __init__(self, ttl_secs: float = 30 * 86400, *, clock: Callable[[], float] = time.monotonic):
+        self.ttl_secs = ttl_secs
+        self.clock = clock
+        self._rows: dict[str, tuple[int, bytes, float]] = {}
+        self.round_trips = 0  # load/save calls, so tests can check batching
+
+    async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        self.round_trips += 1
+        return {key: self._current(key) for key in keys}
+
+    async def save(self, writes: Sequence[Write]) -> dict[str, Versioned]:
+        self.round_trips += 1
+        conflicts: dict[str, Versioned] = {}
+        expires_at = self.clock() + self.ttl_secs
+        for key, expected, record in writes:
+            current = self._current(key)
+            if current.version != expected:
+                conflicts[key] = current
+            else:
+                self._rows[key] = (expected + 1, encode_record(record), expires_at)
+        return conflicts
+
+    def _current(self, key: str) -> Versioned:
+        row = self._rows.get(key)
+        if row is None:
+            return Versioned(0, None)
+        version, data, expires_at = row
+        return Versioned(version, None if expires_at <= self.clock() else decode_record(data, key))
+
+    async def close(self) -> None:
+        self._rows.clear()
+
+
+class RecordCache:
+    """A bounded LRU of versioned records in front of a shared store.
+
+    Safe to cache because nothing read from it is trusted on its own: every change is saved with
+    compare-and-set against the cached version, so a stale entry (another process wrote since) costs
+    one refused write and a recompute, never a lost update. Events that change nothing (late events)
+    are stitched from the cached record without a write; at worst they join the session the record
+    showed a moment ago, which the version check cannot make worse than a late arrival already is.
+    """
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, Versioned] = OrderedDict()
+
+    def get(self, key: str) -> Versioned | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: Versioned, *, from_store: bool = False) -> None:
+        """Remember `entry`: what the store just returned (`from_store`) always, a record this process
+        saved only if no newer version is cached (concurrent saves can finish out of order)."""
+        if self.max_entries <= 0:
+            return
+        known = self._entries.get(key)
+        if not from_store and known is not None and known.version > entry.version:
+            return
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,10 @@
+"""Declarative mapping from decoded events to Personalize records: config in, records out, no DSL.
+
+`config` is the `mapping:` section, `defaults` the Segment E-commerce Spec v2 / mParticle tables,
+`paths` the dotted field paths, `fields` the allow-listed properties, `stage` the pipeline stage.
+"""
+
+from hub.mapping.config import InteractionRule, MappingConfig
+from hub.mapping.stage import MappingStage
+
+__all__ = ["InteractionRule", "MappingConfig", "MappingStage"]

@@ -1,0 +1,302 @@
+"""The mapping stage: decoded events → destination-ready records (interactions, items, users), by config.
+
+Interactions get `eventId` from the source message id (`event_id_for`, so redelivery is idempotent) and
+`sentAt` from the one normalised timestamp. Nothing is invented: an interaction or item without an id
+is rejected with `missing_item_id`, a profile without a user with `missing_user_id`. Events outside the
+allow-list are skipped and counted in `hub_events_skipped_total{reason}`. `properties` leaves as a map
+of allow-listed values; the validation stage checks them against the schema and encodes the JSON string.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from hub import telemetry
+from hub.errors import RejectedError
+from hub.events import Event, EventKind, Rejection, event_id_for
+from hub.mapping import defaults
+from hub.mapping.config import InteractionRule, MappingConfig
+from hub.mapping.fields import collect, property_table
+from hub.mapping.paths import FieldPath, Scopes, compile_paths, describe, first_value
+from hub.pipeline import StageResult
+from hub.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, camel_case, is_placeholder_id
+
+# PutEvents impression: 1..25 ids, ≤1000 characters joined with `|` (personalize-api.md §3.1, §4).
+MAX_IMPRESSION_IDS = 25
+MAX_IMPRESSION_CHARS = 1000
+
+_NO_PRODUCT: dict[str, Any] = {}
+
+
+class MappingStage:
+    """Maps each event by its kind and name; one result per input, children derived per product."""
+
+    def __init__(self, config: MappingConfig | None = None, schemas: Mapping[str, DatasetSchema | None] | None = None):
+        config = config or MappingConfig()
+        schemas = schemas or {}
+        interactions, items = config.interactions, config.items
+        self._rules = {name: rule or InteractionRule() for name, rule in interactions.events.items()}
+        self._call_types = dict(interactions.call_event_types)
+        self._event_calls = frozenset(interactions.event_calls)
+        self._item_id = compile_paths(interactions.item_id)
+        self._event_value = compile_paths(interactions.event_value)
+        self._impression = compile_paths(interactions.impression)
+        self._recommendation_id = compile_paths(interactions.recommendation_id)
+        self._attribution = compile_paths(interactions.event_attribution_source)
+        self._list_views = frozenset(interactions.list_view_events)
+        self._lists = _ListMemory(interactions.max_list_sessions)
+        self._upserts, self._removals = frozenset(items.upsert_events), frozenset(items.removal_events)
+        self._catalog_item_id = compile_paths(items.item_id)
+
+        events_schema, items_schema = schemas.get(INTERACTIONS), schemas.get(ITEMS)
+        self._send_value = events_schema is None or events_schema.has("EVENT_VALUE")
+        self._send_impression = events_schema is None or events_schema.has("IMPRESSION")
+        self._event_fields = property_table("mapping.interactions", INTERACTIONS, interactions.properties,
+                                            events_schema, {}, ("product", "properties"))
+        self._item_fields = property_table("mapping.items", ITEMS, items.properties, items_schema,
+                                           defaults.ITEM_PROPERTIES, ("product",))
+        self._user_fields = property_table("mapping.users", USERS, config.users.properties, schemas.get(USERS),
+                                           defaults.USER_PROPERTIES, ("traits",))
+        removal = items.removal_field
+        if removal is not None and items_schema is not None and camel_case(removal) not in items_schema.by_key:
+            removal = None  # removals are then rejected with `removal_not_configured`, naming the setting
+        self._removal_key = camel_case(removal) if removal else None
+        self._removal_value, self._available_value = items.removal_value, items.available_value
+        self._skipped = {reason: telemetry.EVENTS_SKIPPED.labels(reason) for reason in
+                         ("unmapped_event", "list_view", "no_user_properties", "alias")}
+
+    async def apply(self, events: list[Event]) -> list[StageResult]:
+        return [self.map(event) for event in events]
+
+    def map(self, event: Event) -> StageResult:
+        """One event → its records ([] when skipped), or a Rejection naming the missing field."""
+        try:
+            kind = event.kind
+            if kind is EventKind.INTERACTION:
+                return self._interaction_event(event)
+            if kind is EventKind.ITEM:
+                return self._item(event, removal=event.name in self._removals)
+            if kind is EventKind.USER:
+                return self._user(event, event.traits or event.properties, explicit=True)
+            if kind is EventKind.IDENTIFY:
+                return self._user(event, event.traits, explicit=False)
+            self._skipped["alias"].inc()  # the identity stage consumes aliases; without it they mean nothing
+            return []
+        except RejectedError as err:
+            return Rejection(source=event.source, reason=err.reason, message=err.message, raw=event.raw)
+
+    def _interaction_event(self, event: Event) -> StageResult:
+        name = event.name
+        rule = None
+        if event.call is None or event.call in self._event_calls:
+            if name in self._upserts or name in self._removals:
+                return self._item(event, removal=name in self._removals)
+            if name in self._list_views:
+                self._remember_list(event)
+                self._skipped["list_view"].inc()
+                return []
+            rule = self._rules.get(name)  # type: ignore[arg-type]
+        elif event.call in self._call_types:
+            rule = InteractionRule(event_type=self._call_types[event.call])
+        if rule is None or (not name and rule.event_type is None):
+            self._skipped["unmapped_event"].inc()
+            return []
+        event_type = rule.event_type or name
+        scopes = {"properties": event.properties, "context": event.context, "traits": event.traits}
+        if not rule.per_product:
+            record = self._interaction(event, {**scopes, "product": event.properties}, event_type, event.message_id)
+            self._attach_list(event.session_id, [record])
+            return [msgspec.structs.replace(event, record=record)]
+        products = event.properties.get("products")
+        if not isinstance(products, list) or not products:
+            raise RejectedError("missing_item_id", f"properties.products: {name} needs at least one product")
+        children: list[Event | Rejection] = []
+        records = []
+        for index, product in enumerate(products):
+            child = event.derive(index)
+            try:
+                if not isinstance(product, dict):
+                    raise RejectedError("invalid_product", f"properties.products[{index}]: expected an object")
+                record = self._interaction(child, {**scopes, "product": product}, event_type, child.message_id)
+            except RejectedError as err:
+                message = f"properties.products[{index}]: {err.message}"
+                children.append(Rejection(source=child.source, reason=err.reason, message=message, raw=event.raw))
+                continue
+            child.record = record
+            records.append(record)
+            children.append(child)
+        self._attach_list(event.session_id, records)
+        return children  # type: ignore[return-value]  # a Rejection among children: pipeline.StageResult
+
+    def _interaction(self, event: Event, scopes: Scopes, event_type: str, message_id: str) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "eventId": event_id_for(message_id),
+            "eventType": event_type,
+            "sentAt": event.timestamp,
+            "itemId": _required_id(self._item_id, scopes, "item_id", f"{event.name}: an interaction needs an item id"),
+        }
+        if self._send_value:
+            path, value = first_value(self._event_value, scopes)
+            if path is not None:
+                record["eventValue"] = _number(value, path)
+        if self._send_impression:
+            path, value = first_value(self._impression, scopes)
+            if path is not None and (impression := _impression(value)):
+                record["impression"] = impression
+        recommendation_id = _optional_id(self._recommendation_id, scopes)
+        if recommendation_id is not None:
+            record["recommendationId"] = recommendation_id
+        attribution = _optional_id(self._attribution, scopes)
+        if attribution is not None:
+            record["metricAttribution"] = {"eventAttributionSource": attribution}
+        if self._event_fields and (properties := collect(self._event_fields, scopes)):
+            record["properties"] = properties
+        return record
+
+    def _item(self, event: Event, *, removal: bool) -> StageResult:
+        scopes = {"properties": event.properties, "product": event.properties, "context": event.context,
+                  "traits": event.traits}
+        item_id = _required_id(self._catalog_item_id, scopes, "item_id", f"{event.name or 'item'}: needs an item id")
+        properties = collect(self._item_fields, scopes)
+        if removal:
+            if self._removal_key is None:
+                raise RejectedError("removal_not_configured", f"{event.name}: the Items schema has no field for "
+                                    "mapping.items.removal_field, so a removal cannot be recorded")
+            properties[self._removal_key] = self._removal_value
+        elif self._removal_key is not None and self._available_value is not None:
+            properties.setdefault(self._removal_key, self._available_value)
+        record = {"itemId": item_id, "properties": properties}
+        return [msgspec.structs.replace(event, kind=EventKind.ITEM, record=record)]
+
+    def _user(self, event: Event, traits: dict[str, Any], *, explicit: bool) -> StageResult:
+        scopes = {"traits": traits, "properties": event.properties, "context": event.context, "product": _NO_PRODUCT}
+        properties = collect(self._user_fields, scopes)
+        if not properties and not explicit:
+            self._skipped["no_user_properties"].inc()  # an identify that only links ids: nothing to send
+            return []
+        user_id = event.user_id
+        if user_id is None or is_placeholder_id(user_id):
+            raise RejectedError("missing_user_id", "userId: a profile needs a user id (anonymous traits are not sent)")
+        record = {"userId": user_id, "properties": properties}
+        return [msgspec.structs.replace(event, kind=EventKind.USER, record=record)]
+
+    def _remember_list(self, event: Event) -> None:
+        if not event.session_id or not self._send_impression:
+            return
+        products = event.properties.get("products")
+        shown: dict[str, None] = {}
+        for product in products if isinstance(products, list) else ():
+            if isinstance(product, dict):
+                item_id = _optional_id(self._item_id, {"product": product})
+                if item_id is not None:
+                    shown.setdefault(item_id, None)
+        if shown:
+            scopes = {"properties": event.properties, "product": event.properties, "context": event.context}
+            self._lists.put(event.session_id, (_impression(list(shown)), _optional_id(self._recommendation_id, scopes)))
+
+    def _attach_list(self, session_id: str | None, records: list[dict[str, Any]]) -> None:
+        """Give the session's last product list, as impression, to interactions with an item from it."""
+        if not session_id or not self._lists:
+            return
+        shown = self._lists.get(session_id)
+        if shown is None:
+            return
+        impression, recommendation_id = shown
+        used = False
+        for record in records:
+            if record["itemId"] in impression and "impression" not in record:
+                record["impression"] = list(impression)
+                if recommendation_id is not None:
+                    record.setdefault("recommendationId", recommendation_id)
+                used = True
+        if used:
+            self._lists.pop(session_id)  # one interaction per list view: a later one is not from that list
+
+
+class _ListMemory:
+    """session id → the last product list shown in it (impression ids, recommendationId); bounded LRU."""
+
+    def __init__(self, max_sessions: int):
+        self.max_sessions = max_sessions
+        self._lists: OrderedDict[str, tuple[list[str], str | None]] = OrderedDict()
+
+    def __bool__(self) -> bool:
+        return bool(self._lists)
+
+    def put(self, session_id: str, shown: tuple[list[str], str | None]) -> None:
+        if self.max_sessions <= 0:
+            return
+        self._lists[session_id] = shown
+        self._lists.move_to_end(session_id)
+        if len(self._lists) > self.max_sessions:
+            self._lists.popitem(last=False)
+
+    def get(self, session_id: str) -> tuple[list[str], str | None] | None:
+        return self._lists.get(session_id)
+
+    def pop(self, session_id: str) -> None:
+        self._lists.pop(session_id, None)
+
+
+def _id_text(value: Any, path: FieldPath, code: str) -> str | None:
+    """An id as Personalize's string; None for a placeholder; RejectedError for a value that is no id."""
+    if isinstance(value, str):
+        return None if is_placeholder_id(value) else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    raise RejectedError(f"invalid_{code}", f"{path.text}: {value!r:.80} is not an id")
+
+
+def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, why: str) -> str:
+    for path in paths:
+        path_found, value = first_value((path,), scopes)
+        if path_found is not None and (text := _id_text(value, path, code)) is not None:
+            return text
+    raise RejectedError(f"missing_{code}", f"{describe(paths)}: missing; {why}")
+
+
+def _optional_id(paths: tuple[FieldPath, ...], scopes: Scopes) -> str | None:
+    for path in paths:
+        path_found, value = first_value((path,), scopes)
+        if path_found is not None and not isinstance(value, (dict, list, bool)):
+            text = value if isinstance(value, str) else str(value)
+            if not is_placeholder_id(text):
+                return text
+    return None
+
+
+def _number(value: Any, path: FieldPath) -> float:
+    """eventValue: a number or a numeric string; anything else is rejected, never guessed ("3.4abc")."""
+    if not isinstance(value, bool):
+        try:
+            number = float(value) if isinstance(value, (int, float, str)) else math.nan
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return number
+    raise RejectedError("invalid_event_value", f"{path.text}: {value!r:.80} is not a number")
+
+
+def _impression(value: Any) -> list[str]:
+    """Item ids shown, from a list or a `|`-joined string; placeholders dropped, cut to the API limits."""
+    raw = value.split("|") if isinstance(value, str) else value if isinstance(value, list) else []
+    ids: list[str] = []
+    length = -1
+    for item in raw:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            continue
+        text = str(item)
+        if is_placeholder_id(text) or text in ids:
+            continue
+        if len(ids) == MAX_IMPRESSION_IDS or length + 1 + len(text) > MAX_IMPRESSION_CHARS:
+            break  # the first ones shown are kept: truncating drops data, it never invents any
+        ids.append(text)
+        length += 1 + len(text)
+    return ids

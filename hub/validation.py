@@ -1,0 +1,217 @@
+"""The validation stage: every mapped record checked against Personalize's limits and its dataset schema.
+
+Runs last, after mapping, so nothing reaches a Personalize destination that the service would refuse or,
+worse, accept with a 200 and silently drop (a "null" sessionId, peers.md §7.1). It also finishes each
+record for the wire: `properties` leaves here as the JSON string the API takes (§3.1, peers.md §7.3),
+lists joined with `|`, values as the strings the docs show (`{"numberOfRatings": "12"}`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import orjson
+
+from hub.errors import RejectedError
+from hub.events import Event, EventKind, Rejection
+from hub.pipeline import StageResult
+from hub.schema import (
+    INTERACTIONS,
+    ITEMS,
+    MAX_ID_CHARS,
+    MAX_PROPERTIES_CHARS,
+    RESERVED_EVENT_PROPERTY_KEYS,
+    USERS,
+    DatasetSchema,
+    is_placeholder_id,
+    join_values,
+)
+
+# PutEvents Event members (personalize-api.md §3.1): eventType 1..256, recommendationId 1..40,
+# impression 1..25 ids of 1..256 characters; the impression string ≤1000 characters with `|` (§4).
+MAX_EVENT_TYPE_CHARS = 256
+MAX_RECOMMENDATION_ID_CHARS = 40
+MAX_IMPRESSION_IDS = 25
+MAX_IMPRESSION_CHARS = 1000
+# metricAttribution.eventAttributionSource: ≤1024 printable ASCII with a non-space (§3.1).
+MAX_ATTRIBUTION_SOURCE_CHARS = 1024
+_ATTRIBUTION_SOURCE = re.compile(r"[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*")
+# Quota: one event ≤10 KB (§4). Records whose members cannot add up to that skip the exact measurement.
+MAX_EVENT_BYTES = 10 * 1024
+
+_DATASET_OF = {EventKind.INTERACTION: INTERACTIONS, EventKind.ITEM: ITEMS, EventKind.USER: USERS}
+
+
+class ValidationStage:
+    """Checks and finishes mapped records; a record that fails becomes a Rejection with a reason code.
+
+    Events without a `record` (mapping turned off, e.g. a hub that only forwards raw events to Kafka)
+    pass unchanged: there is nothing destination-ready to check.
+    """
+
+    def __init__(self, schemas: Mapping[str, DatasetSchema | None] | None = None):
+        schemas = schemas or {}
+        self.schemas = {kind: schemas.get(kind) for kind in (INTERACTIONS, ITEMS, USERS)}
+
+    async def apply(self, events: list[Event]) -> list[StageResult]:
+        return [self.check(event) for event in events]
+
+    def check(self, event: Event) -> StageResult:
+        """One event: `[event with its finished record]`, or a Rejection naming the field."""
+        record = event.record
+        dataset_type = _DATASET_OF.get(event.kind)
+        if record is None or dataset_type is None:
+            return [event]
+        try:
+            if dataset_type == INTERACTIONS:
+                finished = self._interaction(event, record)
+            else:
+                finished = self._record(dataset_type, record)
+        except RejectedError as err:
+            return Rejection(source=event.source, reason=err.reason, message=err.message, raw=event.raw)
+        return [msgspec.structs.replace(event, record=finished)]
+
+    def _interaction(self, event: Event, record: dict[str, Any]) -> dict[str, Any]:
+        check_id(event.session_id, "sessionId", "session_id")
+        if event.user_id is not None:
+            check_id(event.user_id, "userId", "user_id")
+        check_id(record.get("eventId"), "eventId", "event_id")
+        check_id(record.get("itemId"), "itemId", "item_id")
+        event_type = record.get("eventType")
+        if not isinstance(event_type, str) or is_placeholder_id(event_type):
+            raise RejectedError("missing_event_type", f"eventType: required, got {event_type!r:.80}")
+        if len(event_type) > MAX_EVENT_TYPE_CHARS:
+            raise RejectedError("invalid_event_type", f"eventType: longer than {MAX_EVENT_TYPE_CHARS} characters")
+        sent_at = record.get("sentAt")
+        if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)) or not 0 <= sent_at < math.inf:
+            raise RejectedError("invalid_timestamp", f"sentAt: expected epoch seconds, got {sent_at!r:.80}")
+        finished = dict(record)
+        schema = self.schemas[INTERACTIONS]
+        if "eventValue" in record:
+            value = record["eventValue"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise RejectedError("invalid_event_value", f"eventValue: expected a finite number, got {value!r:.80}")
+            finished["eventValue"] = float(value)
+        if "impression" in record:
+            _check_impression(record["impression"])
+        if "recommendationId" in record:
+            recommendation_id = record["recommendationId"]
+            check_id(recommendation_id, "recommendationId", "recommendation_id")
+            if len(recommendation_id) > MAX_RECOMMENDATION_ID_CHARS:
+                raise RejectedError("invalid_recommendation_id",
+                                    f"recommendationId: longer than {MAX_RECOMMENDATION_ID_CHARS} characters")
+        if "metricAttribution" in record:
+            _check_attribution(record["metricAttribution"])
+        if schema is not None:
+            _check_reserved_members(schema, finished)
+        properties = record.get("properties")
+        if properties is not None:
+            text = encode_properties(properties, schema, INTERACTIONS)
+            if text == "{}":
+                del finished["properties"]
+            else:
+                finished["properties"] = text
+        elif schema is not None and schema.required_keys:
+            missing = ", ".join(schema.required_keys)
+            raise RejectedError("schema_violation", f"properties: missing required field(s) {missing}")
+        if _upper_bound_bytes(finished) > MAX_EVENT_BYTES:
+            size = len(orjson.dumps(finished))
+            if size > MAX_EVENT_BYTES:
+                raise RejectedError("event_too_large", f"event: {size} bytes; the limit is {MAX_EVENT_BYTES}")
+        return finished
+
+    def _record(self, dataset_type: str, record: dict[str, Any]) -> dict[str, Any]:
+        id_key = "itemId" if dataset_type == ITEMS else "userId"
+        check_id(record.get(id_key), id_key, "item_id" if dataset_type == ITEMS else "user_id")
+        properties = record.get("properties")
+        text = encode_properties({} if properties is None else properties, self.schemas[dataset_type], dataset_type)
+        return {id_key: record[id_key], "properties": text}
+
+
+def check_id(value: Any, field: str, code: str) -> None:
+    """An id Personalize accepts: a string of 1..256 characters that is not a placeholder like "null"."""
+    if value is None:
+        raise RejectedError(f"missing_{code}", f"{field}: required")
+    if not isinstance(value, str) or is_placeholder_id(value):
+        raise RejectedError(f"invalid_{code}", f"{field}: {value!r:.80} is not an id")
+    if len(value) > MAX_ID_CHARS:
+        raise RejectedError(f"invalid_{code}", f"{field}: longer than {MAX_ID_CHARS} characters")
+
+
+def encode_properties(properties: Any, schema: DatasetSchema | None, dataset_type: str) -> str:
+    """A properties mapping (or an already encoded JSON string) checked and encoded for the wire."""
+    if isinstance(properties, str):
+        try:
+            properties = orjson.loads(properties)
+        except orjson.JSONDecodeError:
+            raise RejectedError("invalid_property", "properties: not valid JSON") from None
+    if not isinstance(properties, dict):
+        raise RejectedError("invalid_property", "properties: expected a JSON object")
+    values: dict[str, str] = {}
+    for key, value in properties.items():
+        if dataset_type == INTERACTIONS and key.lower() in RESERVED_EVENT_PROPERTY_KEYS:
+            raise RejectedError("reserved_property", f"properties.{key}: reserved by PutEvents, not a property")
+        if value is None:
+            continue
+        if schema is None:
+            values[key] = join_values(value, f"properties.{key}")
+            continue
+        field = schema.by_key.get(key)
+        if field is None:
+            raise RejectedError("schema_violation",
+                                f"properties.{key}: not a field of the {dataset_type.title()} schema")
+        values[key] = field.convert(value)
+    if schema is not None:
+        for key in schema.required_keys:
+            if key not in values:
+                name = schema.by_key[key].name
+                raise RejectedError("schema_violation", f"properties.{key} ({name}): required by the schema")
+    text = orjson.dumps(values).decode()
+    limit = MAX_PROPERTIES_CHARS[dataset_type]
+    if len(text) > limit:
+        raise RejectedError("properties_too_long", f"properties: {len(text)} characters; the limit is {limit}")
+    return text
+
+
+def _check_impression(impression: Any) -> None:
+    if not isinstance(impression, list) or not 1 <= len(impression) <= MAX_IMPRESSION_IDS:
+        raise RejectedError("invalid_impression", f"impression: expected 1..{MAX_IMPRESSION_IDS} item ids")
+    for position, item_id in enumerate(impression):
+        check_id(item_id, f"impression[{position}]", "impression")
+    if sum(map(len, impression)) + len(impression) - 1 > MAX_IMPRESSION_CHARS:
+        raise RejectedError("invalid_impression", f"impression: longer than {MAX_IMPRESSION_CHARS} characters")
+
+
+def _check_attribution(attribution: Any) -> None:
+    source = attribution.get("eventAttributionSource") if isinstance(attribution, dict) else None
+    if (not isinstance(source, str) or len(source) > MAX_ATTRIBUTION_SOURCE_CHARS
+            or not _ATTRIBUTION_SOURCE.fullmatch(source)):
+        raise RejectedError("invalid_attribution_source",
+                            "metricAttribution.eventAttributionSource: 1..1024 printable ASCII characters")
+
+
+def _check_reserved_members(schema: DatasetSchema, record: dict[str, Any]) -> None:
+    """Top-level members the Interactions schema requires (non-null reserved fields) must be present."""
+    for name, member in (("EVENT_VALUE", "eventValue"), ("IMPRESSION", "impression"),
+                         ("RECOMMENDATION_ID", "recommendationId")):
+        field = schema.field(name)
+        if field is not None and not field.nullable and member not in record:
+            raise RejectedError("schema_violation", f"{member}: required by the schema's non-null {name}")
+
+
+def _upper_bound_bytes(record: dict[str, Any]) -> int:
+    """An upper bound of the encoded size without encoding: a character costs at most 6 bytes in JSON
+    (a `\\u00XX` escape), numbers and punctuation at most 64 per member."""
+    total = 64 * (len(record) + 1)
+    for value in record.values():
+        if isinstance(value, str):
+            total += 6 * len(value)
+        elif isinstance(value, list):
+            total += sum(6 * len(v) + 3 for v in value if isinstance(v, str))
+        elif isinstance(value, dict):
+            total += sum(6 * (len(k) + len(v)) + 6 for k, v in value.items() if isinstance(v, str))
+    return total
