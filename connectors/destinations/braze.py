@@ -153,7 +153,7 @@ class BrazeUsers(Destination):
 
     async def send(self, batch: Sequence[Event]) -> None:
         await self.start()
-        failures = MemberFailures()
+        failures = MemberFailures(len(batch))
         objects, positions = [], []
         for index, event in enumerate(batch):
             try:
@@ -210,7 +210,7 @@ class BrazeUsers(Destination):
         errors = body.get("errors") if isinstance(body, dict) else None
         if not errors:
             return
-        failures = MemberFailures()
+        failures = MemberFailures(count)
         for error in errors:
             index = error.get("index") if isinstance(error, dict) else None
             if isinstance(index, int) and 0 <= index < count:

@@ -138,7 +138,8 @@ class MemberFailures:
     good ones; `absorb` folds what the request raised back onto batch positions.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
         self.rejected: dict[int, RejectedError] = {}
         self.retry: dict[int, RetryableError] = {}
 
@@ -164,5 +165,9 @@ class MemberFailures:
             raise error
 
     def raise_if_any(self) -> None:
+        if self.batch_size == 1 and self.rejected:
+            raise self.rejected[0]
+        if self.batch_size == 1 and self.retry:
+            raise self.retry[0]
         if self.rejected or self.retry:
             raise PartialFailure(rejected=self.rejected, retry=self.retry)

@@ -132,7 +132,7 @@ class MparticleProfile(Destination):
     async def send(self, batch: Sequence[Event]) -> None:
         await self.start()
         assert self._client is not None
-        failures = MemberFailures()
+        failures = MemberFailures(len(batch))
         batches, positions = [], []
         for index, event in enumerate(batch):
             try:

@@ -84,7 +84,7 @@ class RecommendationStore(Destination):
     async def send(self, batch: Sequence[Event]) -> None:
         await self.start()
         assert self._store is not None
-        failures = MemberFailures()
+        failures = MemberFailures(len(batch))
         entries, positions = [], []
         for index, event in enumerate(batch):
             try:

@@ -109,7 +109,7 @@ class S3Export(Destination):
         await self._s3.close()
 
     async def send(self, batch: Sequence[Event]) -> None:
-        failures = MemberFailures()
+        failures = MemberFailures(len(batch))
         lines: list[bytes] = []
         rows: list[list[Any]] = []
         positions = []

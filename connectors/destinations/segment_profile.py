@@ -123,7 +123,7 @@ class SegmentProfile(Destination):
     async def send(self, batch: Sequence[Event]) -> None:
         await self.start()
         assert self._client is not None
-        failures = MemberFailures()
+        failures = MemberFailures(len(batch))
         messages, positions = [], []
         for index, event in enumerate(batch):
             try:

@@ -1,0 +1,225 @@
+"""Braze destination: request shapes, documented limits, and status classification (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from connectors.destinations.braze import BrazeUsers, BrazeUsersConfig
+from hub.connector import Context, Outcome
+from hub.errors import PartialFailure, RejectedError, RetryableError
+from tests.fixtures.exports import deliver, export_event
+
+
+class FakeBraze:
+    """Answers Braze requests from a per-call script; records every request body."""
+
+    def __init__(self, answer=None):
+        self.requests: list[tuple[str, dict, httpx.Headers]] = []
+        self.answer = answer or (lambda path, body, call: httpx.Response(201, json={"message": "success"}))
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content)
+        self.requests.append((request.url.path, body, request.headers))
+        return self.answer(request.url.path, body, len(self.requests))
+
+
+def braze(fake: FakeBraze, **config) -> BrazeUsers:
+    settings = BrazeUsersConfig(type="braze", rest_url="https://rest.iad-01.braze.com", api_key="secret-key", **config)
+    return BrazeUsers(settings, Context(), transport=httpx.MockTransport(fake.handler))
+
+
+async def test_track_writes_items_with_metadata_and_ids_as_custom_attributes():
+    fake = FakeBraze()
+    settlements = await deliver(braze(fake), [export_event("u1", ("i1", "i2"), attributes={"tier": "gold"})])
+    assert [s.outcome for s in settlements] == [Outcome.DELIVERED]
+    path, body, headers = fake.requests[0]
+    assert path == "/users/track" and headers["authorization"] == "Bearer secret-key"
+    (attributes,) = body["attributes"]
+    assert attributes["external_id"] == "u1" and attributes["_update_existing_only"] is True
+    assert attributes["tier"] == "gold"
+    assert attributes["recommended_item_ids"] == ["i1", "i2"]
+    assert attributes["recommended_items"] == [
+        {"id": "i1", "name": "Trail Runner 2", "price": 89.9, "url": "https://shop.example/p/i1",
+         "image": "https://img.example/i1.jpg"},
+        {"id": "i2", "name": "Wool Socks <3-pack>", "price": 12.5, "url": "https://shop.example/p/i2",
+         "image": "https://img.example/i2.jpg"},
+    ]
+
+
+async def test_track_requests_hold_at_most_75_objects_and_every_user_arrives():
+    fake = FakeBraze()
+    users = [f"u{n}" for n in range(400)]
+    settlements = await deliver(braze(fake), [export_event(u) for u in users])
+    assert {s.outcome for s in settlements} == {Outcome.DELIVERED}
+    sizes = [len(body["attributes"]) for _, body, _ in fake.requests]
+    assert max(sizes) <= 75 and sum(sizes) == 400
+    assert sorted(a["external_id"] for _, b, _ in fake.requests for a in b["attributes"]) == sorted(users)
+
+
+async def test_non_fatal_errors_reject_only_the_named_objects():
+    def answer(path, body, call):
+        bad = [i for i, a in enumerate(body["attributes"]) if a["external_id"] == "u2"]
+        errors = [{"type": "'external_id' is invalid", "input_array": "attributes", "index": i} for i in bad]
+        return httpx.Response(201, json={"message": "success", "errors": errors})
+
+    fake = FakeBraze(answer)
+    settlements = await deliver(braze(fake, batch={"max_wait_secs": 0.05, "max_in_flight": 1}), [export_event(f"u{n}") for n in range(5)])
+    outcomes = {f"u{n}": s for n, s in enumerate(settlements)}
+    assert outcomes["u2"].outcome is Outcome.REJECTED and outcomes["u2"].reason == "braze_invalid_object"
+    assert {s.outcome for u, s in outcomes.items() if u != "u2"} == {Outcome.DELIVERED}
+    assert len(fake.requests) == 1  # a partial success is not resent
+
+
+async def test_429_is_throttling_that_waits_until_the_rate_limit_reset():
+    reset = int(time.time()) + 7
+    fake = FakeBraze(lambda path, body, call: httpx.Response(429, headers={"X-RateLimit-Reset": str(reset)}))
+    destination = braze(fake)
+    with pytest.raises(PartialFailure) as failure:
+        await destination.send([export_event("u1"), export_event("u2")])
+    errors = list(failure.value.retry.values())
+    assert len(errors) == 2 and all(e.throttled for e in errors)
+    assert 5 <= errors[0].retry_after_secs <= 7
+
+
+async def test_throttled_batch_is_delivered_on_a_later_attempt():
+    fake = FakeBraze(lambda path, body, call: httpx.Response(429, headers={"Retry-After": "0"}) if call == 1
+                     else httpx.Response(201, json={"message": "success"}))
+    settlements = await deliver(braze(fake), [export_event("u1")])
+    assert settlements[0].outcome is Outcome.DELIVERED and len(fake.requests) == 2
+
+
+async def test_bad_key_rejects_the_whole_batch_in_one_request():
+    fake = FakeBraze(lambda path, body, call: httpx.Response(401, json={"message": "Invalid API Key"}))
+    settlements = await deliver(braze(fake, batch={"max_wait_secs": 0.05, "max_in_flight": 1}), [export_event(f"u{n}") for n in range(10)])
+    assert {(s.outcome, s.reason) for s in settlements} == {(Outcome.REJECTED, "unauthorized")}
+    assert len(fake.requests) == 1  # no bisecting a batch no split can fix
+
+
+async def test_a_400_is_bisected_down_to_the_member_braze_refuses():
+    def answer(path, body, call):
+        if any(a["external_id"] == "u3" for a in body["attributes"]):
+            return httpx.Response(400, json={"message": "Invalid attribute"})
+        return httpx.Response(201, json={"message": "success"})
+
+    settlements = await deliver(braze(FakeBraze(answer), batch={"max_wait_secs": 0.05, "max_in_flight": 1}),
+                                [export_event(f"u{n}") for n in range(8)])
+    rejected = [n for n, s in enumerate(settlements) if s.outcome is Outcome.REJECTED]
+    assert rejected == [3] and settlements[3].reason == "http_400"
+
+
+async def test_maintenance_queued_answer_counts_as_delivered():
+    fake = FakeBraze(lambda path, body, call: httpx.Response(202, json={"message": "queued"}))
+    assert (await deliver(braze(fake), [export_event("u1")]))[0].outcome is Outcome.DELIVERED
+
+
+async def test_oversized_or_overlong_values_fail_alone():
+    huge = {"i1": {"name": "x" * 200, "blurb": "y" * 200}}
+    many = [f"s{n}" for n in range(400)]
+    big = export_event("big", many, record=None)
+    big.record["items"] = [{"itemId": i, **huge["i1"]} for i in many]  # ~160 KB of attributes
+    long_url = export_event("long")
+    long_url.record["items"][0]["url"] = "https://shop.example/" + "p" * 300
+    fake = FakeBraze()
+    with pytest.raises(PartialFailure) as failure:
+        await braze(fake).send([big, export_event("ok"), long_url])
+    assert failure.value.rejected[0].reason == "properties_too_large"
+    assert failure.value.rejected[2].reason == "value_too_long"
+    assert [a["external_id"] for a in fake.requests[0][1]["attributes"]] == ["ok"]
+
+
+async def test_a_record_without_items_is_rejected_with_its_reason():
+    fake = FakeBraze()
+    with pytest.raises(RejectedError) as failure:
+        await braze(fake).send([export_event("u1", record={"userId": "u1"})])
+    assert failure.value.reason == "invalid_export_record" and "items" in failure.value.message
+    assert fake.requests == []
+
+
+async def test_campaign_mode_triggers_a_send_with_trigger_properties_50_per_request():
+    fake = FakeBraze()
+    destination = braze(fake, mode="campaign", campaign_id="cmp-1")
+    assert destination.idempotent is False and braze(fake).idempotent is True
+    assert destination.config.batch_policy().max_events == 50
+    settlements = await deliver(destination, [export_event(f"u{n}") for n in range(120)])
+    assert {s.outcome for s in settlements} == {Outcome.DELIVERED}
+    assert {path for path, _, _ in fake.requests} == {"/campaigns/trigger/send"}
+    assert max(len(b["recipients"]) for _, b, _ in fake.requests) <= 50
+    recipient = fake.requests[0][1]["recipients"][0]
+    assert fake.requests[0][1]["campaign_id"] == "cmp-1"
+    assert recipient["send_to_existing_only"] is True and "attributes" not in recipient
+    assert recipient["trigger_properties"]["recommended_items"][0]["id"] == "i1"
+
+
+async def test_canvas_mode_uses_entry_properties_and_may_write_attributes_first():
+    fake = FakeBraze()
+    await deliver(braze(fake, mode="canvas", canvas_id="cv-1", canvas_properties_key="context",
+                        attributes_with_send=True), [export_event("u1")])
+    path, body, _ = fake.requests[0]
+    assert path == "/canvas/trigger/send" and body["canvas_id"] == "cv-1"
+    recipient = body["recipients"][0]
+    assert recipient["context"]["recommended_item_ids"] == ["i1", "i2", "i3"]
+    assert recipient["attributes"] == recipient["context"]
+
+
+@pytest.mark.parametrize(("status", "outcome", "reason"), [
+    (500, Outcome.REJECTED, "delivery_unknown"),  # may have been sent: never resent blindly
+    (504, Outcome.REJECTED, "delivery_unknown"),
+])
+async def test_sends_are_not_repeated_after_an_ambiguous_5xx(status, outcome, reason):
+    fake = FakeBraze(lambda path, body, call: httpx.Response(status))
+    (settlement,) = await deliver(braze(fake, mode="campaign", campaign_id="c"), [export_event("u1")])
+    assert (settlement.outcome, settlement.reason) == (outcome, reason) and len(fake.requests) == 1
+
+
+async def test_sends_are_retried_after_a_503_and_track_after_any_5xx():
+    answers = iter([httpx.Response(503), httpx.Response(201, json={"message": "success"})])
+    fake = FakeBraze(lambda path, body, call: next(answers))
+    (settlement,) = await deliver(braze(fake, mode="campaign", campaign_id="c"), [export_event("u1")])
+    assert settlement.outcome is Outcome.DELIVERED and len(fake.requests) == 2
+    answers_track = iter([httpx.Response(500), httpx.Response(201, json={"message": "success"})])
+    fake = FakeBraze(lambda path, body, call: next(answers_track))
+    assert (await deliver(braze(fake), [export_event("u1")]))[0].outcome is Outcome.DELIVERED
+
+
+async def test_transport_errors_retry_unless_a_send_may_have_arrived():
+    def timeout(request):
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    def refused(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    send = BrazeUsers(BrazeUsersConfig(type="braze", rest_url="https://b", api_key="k", mode="campaign",
+                                       campaign_id="c"), Context(), transport=httpx.MockTransport(timeout))
+    with pytest.raises(RejectedError) as unknown:
+        await send.send([export_event("u1")])
+    assert unknown.value.reason == "delivery_unknown"
+    track = BrazeUsers(BrazeUsersConfig(type="braze", rest_url="https://b", api_key="k"), Context(),
+                       transport=httpx.MockTransport(timeout))
+    with pytest.raises(RetryableError):
+        await track.send([export_event("u1")])
+    send._transport = httpx.MockTransport(refused)
+    await send.close()
+    with pytest.raises(RetryableError):
+        await send.send([export_event("u1")])
+
+
+def test_config_checks_mode_ids_trigger_limits_and_key(monkeypatch):
+    base = {"type": "braze", "rest_url": "https://b", "api_key": "k"}
+    with pytest.raises(ValidationError, match="campaign_id"):
+        BrazeUsersConfig(**base, mode="campaign")
+    with pytest.raises(ValidationError, match="trigger/send limit 50"):
+        BrazeUsersConfig(**base, mode="canvas", canvas_id="c", batch={"max_events": 60})
+    with pytest.raises(ValidationError, match="exceeds the API limit 75"):
+        BrazeUsersConfig(**base, batch={"max_events": 76})
+    with pytest.raises(ValidationError, match="without spaces"):
+        BrazeUsersConfig(**base, items_attribute="recommended items")
+    monkeypatch.delenv("BRAZE_API_KEY", raising=False)
+    with pytest.raises(ValidationError, match="api_key is required"):
+        BrazeUsersConfig(type="braze", rest_url="https://b")
+    monkeypatch.setenv("BRAZE_API_KEY", "from-env")
+    assert BrazeUsersConfig(type="braze", rest_url="https://b").api_key.get_secret_value() == "from-env"
