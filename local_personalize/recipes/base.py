@@ -221,6 +221,8 @@ class Model(ABC):
 
     Every method that takes `candidates` accepts a bool array over `item_ids` (True = may be returned),
     e.g. from a filter; for `recommend_batch` it may also be 2-D, one row per requested user.
+    `item_ids` only grows where a recipe takes new items from events (Trending-Now); a mask built
+    before that leaves the new items out.
     """
 
     recipe_name: str
@@ -275,7 +277,8 @@ class Model(ABC):
     ) -> list[Recommendation]:
         """Batch segment (Item-Affinity): users most likely to interact with the item, best first.
 
-        Recommendation.item_id holds the user id here; `candidate_users` masks `user_ids`.
+        Recommendation.item_id holds the user id here; `candidate_users` masks `user_ids`. Raises
+        LookupError for an item the model was not trained with (an error line in the job output).
         """
         raise NotImplementedError(f"{self.recipe_name} does not build user segments")
 

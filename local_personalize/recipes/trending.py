@@ -21,7 +21,7 @@ from local_personalize.recipes.base import (
     TrainingError,
 )
 from local_personalize.recipes.popularity import popularity_order, take_allowed
-from local_personalize.recipes.selection import select_interactions
+from local_personalize.recipes.selection import EventSelector, select_interactions
 
 # "Trend discovery frequency": 30 minutes, 1 hour, 3 hours (default) or 1 day (§7). The API key that
 # carries it is not documented [U]; we read `trend_discovery_frequency` from the hyperparameters.
@@ -59,8 +59,12 @@ class TrendingModel(Model):
     recipe_type = RecipeType.POPULAR_ITEMS
     with_scores: ClassVar[bool] = False
 
-    def __init__(self, item_ids: Sequence[str], items: np.ndarray, timestamps: np.ndarray, window_secs: float):
+    def __init__(
+        self, item_ids: Sequence[str], items: np.ndarray, timestamps: np.ndarray, window_secs: float,
+        selector: EventSelector,
+    ) -> None:
         self.item_ids = list(item_ids)
+        self.selector = selector
         self._position = {item_id: i for i, item_id in enumerate(self.item_ids)}
         order = np.argsort(timestamps, kind="stable")
         self._items = np.asarray(items, dtype=np.int32)[order]
@@ -72,6 +76,8 @@ class TrendingModel(Model):
         self, user_id: str, item_id: str, timestamp: float, event_type: str | None = None,
         event_value: float | None = None,
     ) -> None:
+        if self.selector.weight(event_type, event_value) is None:
+            return  # an event type or value the solution does not train on
         position = self._position.get(item_id)
         if position is None:  # Trending-Now takes new items from events without a retrain (§7)
             position = len(self.item_ids)
@@ -131,11 +137,12 @@ class TrendingModel(Model):
         }
 
     def _header(self) -> dict[str, Any]:
-        return {"window_secs": self.window_secs}
+        return {"window_secs": self.window_secs, "selector": self.selector.to_json()}
 
     @classmethod
     def _from_saved(cls, header: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> TrendingModel:
-        return cls(arrays["item_ids"].tolist(), arrays["items"], arrays["timestamps"], header["window_secs"])
+        return cls(arrays["item_ids"].tolist(), arrays["items"], arrays["timestamps"], header["window_secs"],
+                   EventSelector.from_json(header["selector"]))
 
 
 def _extend_mask(candidates: np.ndarray | None, size: int) -> np.ndarray | None:
@@ -161,4 +168,6 @@ class TrendingNow(Recipe):
         config = config or TrainingConfig()
         window_secs = parse_frequency(config.hyperparameters.get("trend_discovery_frequency"))
         histories = select_interactions(data, config)
-        return TrendingModel(data.item_ids, histories.items, histories.timestamps, window_secs)
+        return TrendingModel(
+            data.item_ids, histories.items, histories.timestamps, window_secs, EventSelector.from_config(config)
+        )

@@ -3,7 +3,7 @@
 Hyperparameters (solutionConfig.algorithmHyperParameters, strings). Personalize's own:
   hidden_dimension (32..256)   iALS factors; Personalize's default is 149, ours 64 (2 cores, §7)
   recency_mask / apply_recency_bias ("true"/"false", default true)  weight recent events more
-Local extensions (ignored by Amazon Personalize, which rejects nothing here either [U]):
+Local extensions (not Personalize hyperparameters; Amazon Personalize may reject them [U]):
   local_algorithm "auto" | "ease" | "ials"   auto = EASE up to EASE_MAX_ITEMS items, else iALS
   recency_half_life_events   events back at which an interaction counts half (default 10)
   ease_l2 (default 500), ials_iterations (12), ials_regularization (0.05), ials_alpha (10)
