@@ -29,6 +29,10 @@ class Session(msgspec.Struct, frozen=True, array_like=True):
     opened_by: str  # message id of the opening event: its redelivery finds this session again
     user: str | None = None  # the user the session is bound to (login stitches it)
     ended: bool = False  # closed by a logout: a later event opens a new session
+    user_at: float = 0.0  # event time the session was bound to `user`: earlier anonymous events stay anonymous
+
+    def user_for(self, at: float) -> str | None:
+        return self.user if at >= self.user_at else None
 
 
 class IdentityRecord(msgspec.Struct, frozen=True, array_like=True):
@@ -36,8 +40,16 @@ class IdentityRecord(msgspec.Struct, frozen=True, array_like=True):
 
     user: str | None = None  # the userId this key is linked to (identify, alias, login)
     user_at: float = 0.0  # event time of the last link change: the latest event time wins
-    current: Session | None = None
-    previous: Session | None = None  # kept so late and redelivered events of the last session find it
+    sessions: tuple[Session, ...] = ()  # newest first; older ones so late and redelivered events find theirs
+
+    @property
+    def current(self) -> Session | None:
+        return self.sessions[0] if self.sessions else None
+
+
+# Sessions remembered per key: a redelivered batch spanning up to this many sessions of one person
+# (login, logout, idle, switch) is stitched exactly as before; ~100 bytes each in the store.
+MAX_SESSIONS = 4
 
 
 EMPTY = IdentityRecord()
@@ -75,58 +87,70 @@ class SessionRules:
         if event.name in self.logout_events and record.current is session and at >= record.user_at:
             # The logout belongs to the session it closes; after it the key is anonymous again.
             closed = msgspec.structs.replace(session, ended=True)
-            record = msgspec.structs.replace(record, current=closed, user=None, user_at=at)
-        return record, explicit_user or session.user, session.id
+            record = msgspec.structs.replace(record, sessions=(closed, *record.sessions[1:]), user=None, user_at=at)
+        return record, explicit_user or session.user_for(at), session.id
 
     def _own_session(
         self, key: str, record: IdentityRecord, event: Event, explicit_user: str | None
     ) -> tuple[IdentityRecord, Session]:
         at, message_id = event.timestamp, event.message_id
-        current, previous = record.current, record.previous
+        current = record.current
         if current is not None:
-            if message_id == current.opened_by:
-                return record, current  # redelivery of the opening event
-            if previous is not None and message_id == previous.opened_by:
-                return record, previous
+            known = next((s for s in record.sessions if s.opened_by == message_id), None)
+            if known is not None:
+                return record, known  # redelivery of an opening event
             if at < current.start:
-                return record, previous or current  # late or redelivered: not allowed to move state back
+                return record, _session_at(record, at)  # late or redelivered: state never moves back
             if current.ended and at <= current.last:
                 return record, current  # before the logout that closed it
             switched = explicit_user is not None and current.user is not None and explicit_user != current.user
             if not current.ended and not switched and at - current.last <= self.idle_timeout_secs:
-                bound = current.user or explicit_user or _linked(record, at)
-                if at <= current.last and bound == current.user:
-                    return record, current
-                session = msgspec.structs.replace(current, last=max(current.last, at), user=bound)
-                return msgspec.structs.replace(record, current=session), session
+                return _touch(record, current, at, current.user or explicit_user or _linked(record, at))
         session = Session(
             id=session_id_for(key, message_id), start=at, last=at, opened_by=message_id,
-            user=explicit_user or _linked(record, at),
+            user=explicit_user or _linked(record, at), user_at=at,
         )
-        return msgspec.structs.replace(record, current=session, previous=current), session
+        return _open(record, session), session
 
     def _source_session(
         self, record: IdentityRecord, event: Event, explicit_user: str | None, session_id: str
     ) -> tuple[IdentityRecord, Session]:
-        at, current, previous = event.timestamp, record.current, record.previous
+        at, current = event.timestamp, record.current
         if current is not None and current.id == session_id:
             if current.ended and at <= current.last:
                 return record, current
             if current.ended:  # the source kept its session across a logout: anonymous from here on
-                session = msgspec.structs.replace(current, last=at, ended=False, user=explicit_user or _linked(record, at))
-            else:
-                bound = explicit_user or current.user or _linked(record, at)
-                if at <= current.last and bound == current.user:
-                    return record, current
-                session = msgspec.structs.replace(current, last=max(current.last, at), user=bound)
-            return msgspec.structs.replace(record, current=session), session
-        if previous is not None and previous.id == session_id:
-            return record, previous
+                reopened = msgspec.structs.replace(current, ended=False)
+                return _touch(record, reopened, at, explicit_user or _linked(record, at), force=True)
+            return _touch(record, current, at, explicit_user or current.user or _linked(record, at))
+        known = next((s for s in record.sessions if s.id == session_id), None)
+        if known is not None:
+            return record, known  # an earlier session of this key, named again by a late event
         session = Session(id=session_id, start=at, last=at, opened_by=event.message_id,
-                          user=explicit_user or _linked(record, at))
+                          user=explicit_user or _linked(record, at), user_at=at)
         if current is not None and at < current.start:
             return record, session  # a late event of a session this key no longer tracks
-        return msgspec.structs.replace(record, current=session, previous=current), session
+        return _open(record, session), session
+
+
+def _session_at(record: IdentityRecord, at: float) -> Session:
+    """The newest remembered session that had started by `at` (else the oldest one remembered)."""
+    return next((s for s in record.sessions if s.start <= at), record.sessions[-1])
+
+
+def _touch(
+    record: IdentityRecord, session: Session, at: float, user: str | None, *, force: bool = False
+) -> tuple[IdentityRecord, Session]:
+    """Continue the current session at `at`, bound to `user`; unchanged (no write) for a redelivery."""
+    if not force and at <= session.last and user == session.user:
+        return record, session
+    user_at = session.user_at if user == session.user else at
+    touched = msgspec.structs.replace(session, last=max(session.last, at), user=user, user_at=user_at)
+    return msgspec.structs.replace(record, sessions=(touched, *record.sessions[1:])), touched
+
+
+def _open(record: IdentityRecord, session: Session) -> IdentityRecord:
+    return msgspec.structs.replace(record, sessions=(session, *record.sessions[:MAX_SESSIONS - 1]))
 
 
 def _linked(record: IdentityRecord, at: float) -> str | None:

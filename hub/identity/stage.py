@@ -34,6 +34,7 @@ class IdentityStage:
         self.store = store
         self.rules = rules or SessionRules()
         self.cache = RecordCache(cache_size)
+        self.refused_saves = 0  # saves refused because another writer got there first (recomputed)
 
     async def apply(self, events: list[Event]) -> list[StageResult]:
         results: list[StageResult] = [[event] for event in events]
@@ -102,6 +103,7 @@ class IdentityStage:
                     self.cache.put(key, Versioned(version + 1, record))
             if not conflicts:
                 return
+            self.refused_saves += len(conflicts)
             log.debug("identity: %d key(s) changed by another writer; recomputing them", len(conflicts))
             for key, current in conflicts.items():
                 self.cache.put(key, current, from_store=True)  # e.g. expired: the version restarts at 0

@@ -1,0 +1,122 @@
+"""Identity stitching over the memory and SQLite stores (the Redis run is tests/integration/test_identity_redis.py)."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+
+import pytest
+
+from hub.events import EventKind
+from hub.identity import IdentityRecord, MemoryIdentityStore, Session, Versioned, Write
+from hub.identity.sqlite_store import SqliteIdentityStore
+from hub.identity.store import RecordCache, storage_key
+
+from .identity_suite import *  # noqa: F403 - the shared rule suite runs against each store
+from .identity_suite import ev, stage_for, stitch
+
+
+class Clock:
+    """A settable clock for record expiry (TTL is wall-clock time, unlike the rules)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def make_store(request, tmp_path):
+    """Fresh stores; `shared=True` is another handle on the first store's data (a second process)."""
+    stores = []
+    files = itertools.count()
+
+    def make(shared: bool = False):
+        if request.param == "memory":
+            store = stores[0] if shared else MemoryIdentityStore()
+        else:
+            first = shared or not stores
+            path = tmp_path / ("first.sqlite3" if first else f"other-{next(files)}.sqlite3")
+            store = SqliteIdentityStore(path, ttl_secs=3600)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in {id(s): s for s in stores}.values():
+        await store.close()
+
+
+async def test_expired_records_start_afresh_and_do_not_block_writes(tmp_path):
+    for clock in (Clock(), Clock()):
+        for store in (MemoryIdentityStore(ttl_secs=60, clock=clock),
+                      SqliteIdentityStore(tmp_path / f"{id(clock)}.sqlite3", ttl_secs=60, clock=clock)):
+            stage = stage_for(store)
+            (first,) = await stitch(stage, [ev("v1", 0, anon="a1", user="u1")])
+            clock.now += 61
+            (second,) = await stitch(stage_for(store), [ev("v2", 10, anon="a1")])
+            assert second[0] is None  # the link expired with its record
+            # The stage that cached the old version saves over the expired one: refused, reloaded, saved.
+            (third,) = await stitch(stage, [ev("v3", 20, anon="a1")])
+            assert third[1] == second[1]
+            await store.close()
+
+
+async def test_an_unreadable_record_starts_afresh():
+    store = MemoryIdentityStore()
+    store._rows["a:a1"] = (3, b"not json", float("inf"))
+    (result,) = await stitch(stage_for(store), [ev("v1", 0, anon="a1", user="u1")])
+    assert result[0] == "u1"
+    assert (await store.load(["a:a1"]))["a:a1"].version == 4
+
+
+async def test_sqlite_runs_in_wal_mode_and_opens_its_file_only_when_used(tmp_path):
+    path = tmp_path / "nested" / "identity.sqlite3"
+    store = SqliteIdentityStore(path, ttl_secs=60)
+    assert not path.exists()
+    await store.save([Write("a:x", 0, IdentityRecord(user="u1"))])
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        (key, version) = db.execute("SELECT key, version FROM identity").fetchone()
+    assert (key, version) == (storage_key("a:x"), 1) and key.startswith("hub:identity:")
+
+
+async def test_compare_and_set_refuses_a_stale_version_and_returns_the_current(tmp_path):
+    for store in (MemoryIdentityStore(), SqliteIdentityStore(tmp_path / "cas.sqlite3", ttl_secs=60)):
+        record = IdentityRecord(user="u1")
+        assert await store.save([Write("k", 0, record)]) == {}
+        assert await store.save([Write("k", 0, IdentityRecord(user="u2"))]) == {"k": Versioned(1, record)}
+        assert await store.save([Write("k", 1, IdentityRecord(user="u3")), Write("new", 5, record)]) == {
+            "new": Versioned(0, None)}
+        assert (await store.load(["k", "missing"])) == {
+            "k": Versioned(2, IdentityRecord(user="u3")), "missing": Versioned(0, None)}
+        await store.close()
+
+
+def test_the_cache_is_bounded_and_keeps_the_newest_version():
+    cache = RecordCache(2)
+    cache.put("a", Versioned(2, None))
+    cache.put("a", Versioned(1, None))  # a save that finished after a newer one: ignored
+    assert cache.get("a").version == 2
+    cache.put("a", Versioned(0, None), from_store=True)  # what the store says wins (e.g. expired)
+    assert cache.get("a").version == 0
+    cache.put("b", Versioned(1, None))
+    cache.get("a")
+    cache.put("c", Versioned(1, None))  # evicts the least recently used: b
+    assert cache.get("b") is None and len(cache) == 2
+
+
+async def test_only_four_sessions_are_remembered_per_key():
+    store = MemoryIdentityStore()
+    stage = stage_for(store, idle_timeout_secs=10)
+    await stitch(stage, [ev(f"v{i}", 100 * i, anon="a1") for i in range(6)])
+    record = (await store.load(["a:a1"]))["a:a1"].record
+    assert [s.opened_by for s in record.sessions] == ["v5", "v4", "v3", "v2"]
+    assert all(isinstance(s, Session) for s in record.sessions)
+
+
+async def test_an_alias_without_both_ids_is_rejected():
+    stage = stage_for(MemoryIdentityStore())
+    (result,) = await stage.apply([ev("al", 0, user="u1", kind=EventKind.ALIAS, name=None)])
+    assert result.reason == "missing_field" and "previousId" in result.message
