@@ -115,7 +115,7 @@ class KafkaSource(Source):
 
     async def run(self, emit: Emit) -> None:
         self._emit = emit
-        consumer = self._consumer = await self._connect()
+        consumer = await self._connect()
         committer = asyncio.create_task(self._commit_loop(), name=f"kafka-commit:{self.config.id}")
         next_lag = 0.0
         try:
@@ -150,7 +150,7 @@ class KafkaSource(Source):
         """A started consumer, waiting for the brokers rather than failing the hub while they are not up."""
         delay_secs = 0.5
         while True:
-            consumer = self._new_consumer()
+            consumer = self._consumer = self._new_consumer()  # the rebalance listener may run inside start()
             try:
                 await consumer.start()
                 return consumer

@@ -15,6 +15,7 @@ from hub import telemetry
 from hub.config import parse_config
 from hub.runtime import Hub
 from tests.fixtures.kafka import (
+    DECODED_ONLY,
     committed_offsets,
     create_topic,
     kafka_source,
@@ -36,6 +37,7 @@ def hub_for(source: dict, tmp_path, name: str = "out", **sections) -> Hub:
         "sources": [source],
         "destinations": sections.pop("destinations", [{"type": "file", "id": "out", "path": str(tmp_path / f"{name}.jsonl")}]),
         "dead_letter": {"type": "file", "path": str(tmp_path / f"{name}-dlq.jsonl")},
+        **DECODED_ONLY,
         **sections,
     }, {}))
 
