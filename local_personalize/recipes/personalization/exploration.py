@@ -32,6 +32,7 @@ class ItemFreshness:
         self.first_seen = np.asarray(first_seen, np.float64)  # NaN: no timestamp known → new
         self.interactions = np.asarray(interactions, np.int64).copy()
         self.reference_ts = float(reference_ts)
+        self._eligible: dict[float, np.ndarray] = {}  # by age cut-off: ages do not change after training
 
     @classmethod
     def from_data(
@@ -56,9 +57,14 @@ class ItemFreshness:
         return cls(first_seen, np.bincount(items, minlength=count), reference)
 
     def eligible(self, exploration: Exploration) -> np.ndarray:
-        """Bool mask of items young enough to explore."""
-        age_days = (self.reference_ts - self.first_seen) / SECONDS_PER_DAY
-        return np.isnan(age_days) | (age_days <= exploration.item_age_cutoff_days)
+        """Indices of the items young enough to explore."""
+        cutoff = exploration.item_age_cutoff_days
+        found = self._eligible.get(cutoff)
+        if found is None:
+            age_days = (self.reference_ts - self.first_seen) / SECONDS_PER_DAY
+            found = np.flatnonzero(np.isnan(age_days) | (age_days <= cutoff))
+            self._eligible[cutoff] = found
+        return found
 
     def log_coldness(self, items: np.ndarray) -> np.ndarray:
         """log(1/√(1 + interactions)) for the given items: the exploration boost in log space."""

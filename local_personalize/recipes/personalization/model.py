@@ -212,7 +212,7 @@ class PersonalizationModel(Model):
         """Fill `slots` per row with eligible items not yet chosen: relevance × coldness (exploration.py)."""
         if slots <= 0:
             return None, None
-        eligible = np.flatnonzero(self.freshness.eligible(exploration))
+        eligible = self.freshness.eligible(exploration)
         if len(eligible) == 0:
             return None, None
         place = np.full(len(self.item_ids), -1, np.int64)
