@@ -17,12 +17,13 @@ MAX_RETRY_AFTER_SECS = 3600.0
 DELIVERY_UNKNOWN = "delivery_unknown"
 
 
-def retry_after_secs(headers: Mapping[str, str], now: float | None = None) -> float | None:
+def retry_after_secs(headers: Mapping[str, str], now: float | None = None, *,
+                     rate_limit_reset: bool = True) -> float | None:
     """Seconds to wait from `Retry-After` (delta or HTTP date) or `X-RateLimit-Reset` (epoch seconds).
 
-    Braze sends X-RateLimit-Reset as UTC epoch seconds on every response (destinations.md §1a);
-    Segment and mParticle send Retry-After on 429 (§3a, §3b). Header lookup is case-insensitive
-    (Braze's arrive lower-case over HTTP/2).
+    Braze sends X-RateLimit-Reset as UTC epoch seconds on every response (destinations.md §1a), so it
+    only means "wait" on a 429 (`rate_limit_reset=False` otherwise); Segment and mParticle send
+    Retry-After on 429 (§3a, §3b). Header lookup is case-insensitive (Braze's arrive lower-case).
     """
     now = time.time() if now is None else now
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -35,7 +36,7 @@ def retry_after_secs(headers: Mapping[str, str], now: float | None = None) -> fl
             parsed = email.utils.parsedate_to_datetime(value) if value else None
             if parsed is not None:
                 return _clamp(parsed.timestamp() - now)
-    reset = lowered.get("x-ratelimit-reset")
+    reset = lowered.get("x-ratelimit-reset") if rate_limit_reset else None
     if reset is not None:
         try:
             return _clamp(float(reset) - now)
@@ -67,7 +68,8 @@ def raise_for_response(response: httpx.Response, batch_size: int, *, resend_safe
         raise RetryableError(detail, throttled=True, retry_after_secs=retry_after_secs(response.headers))
     if status in (408, 425) or status >= 500:
         if resend_safe or status in (502, 503):
-            raise RetryableError(detail, throttled=status == 503, retry_after_secs=retry_after_secs(response.headers))
+            raise RetryableError(detail, throttled=status == 503,
+                                 retry_after_secs=retry_after_secs(response.headers, rate_limit_reset=False))
         raise RejectedError(DELIVERY_UNKNOWN, f"{detail}; not resent because a resend could deliver twice")
     if 300 <= status < 400:
         # Redirects are not followed: a moved endpoint is a configuration change (destinations.md §4a).
