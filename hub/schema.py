@@ -32,7 +32,8 @@ MAX_CATEGORICAL_CHARS = 1000
 MAX_TEXTUAL_CHARS = 20_000
 # Avro int is 32-bit, long 64-bit (Avro 1.11 spec, primitive types).
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
-# Keys PutEvents `properties` may not carry, compared case-insensitively (§3.1).
+# Keys PutEvents `properties` may not carry, compared case-insensitively (§3.1); `_` is ignored too,
+# as Personalize ignores it when matching keys to fields.
 RESERVED_EVENT_PROPERTY_KEYS = frozenset(
     {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
 )
@@ -55,6 +56,11 @@ _PRIMITIVES = frozenset({"string", "int", "long", "float", "double", "boolean"})
 def is_placeholder_id(value: str) -> bool:
     """True for "", "null", "undefined" and the like: a missing id dressed up as one."""
     return value.strip().lower() in PLACEHOLDER_IDS
+
+
+def fold_key(name: str) -> str:
+    """A field name or properties key as Personalize compares them: without `_`, lower-cased."""
+    return name.replace("_", "").lower()
 
 
 def camel_case(field_name: str) -> str:
@@ -93,6 +99,7 @@ class DatasetSchema:
     metadata: tuple[SchemaField, ...]  # fields that travel in `properties`
     by_key: Mapping[str, SchemaField]  # camelCase key → field
     required_keys: tuple[str, ...]  # metadata keys that may not be null or missing
+    by_folded: Mapping[str, SchemaField]  # key without `_`, lower-cased → field: how Personalize matches keys
 
     def has(self, name: str) -> bool:
         return any(f.name == name for f in self.fields)
@@ -128,15 +135,19 @@ def parse_schema(document: str | bytes | Mapping[str, Any], dataset_type: str | 
         raise SchemaError(f"{_RECORD_NAMES[dataset_type]} schema lacks required field(s) {', '.join(missing)}")
     reserved = RESERVED_FIELDS[dataset_type]
     metadata = tuple(f for f in fields if f.name not in reserved)
-    by_key: dict[str, SchemaField] = {}
+    by_folded: dict[str, SchemaField] = {}
+    for f in fields:
+        folded = fold_key(f.name)
+        if folded in by_folded:  # Personalize ignores `_` and case: GENRES_FIELD_1 clashes with GENRESFIELD1
+            raise SchemaError(f"fields {by_folded[folded].name} and {f.name} clash once `_` and case are ignored")
+        by_folded[folded] = f
     for f in metadata:
-        if f.key in by_key:  # Personalize folds underscores too: GENRES_FIELD_1 clashes with GENRESFIELD1
-            raise SchemaError(f"fields {by_key[f.key].name} and {f.name} share the properties key {f.key!r}")
-        if dataset_type == INTERACTIONS and f.key.lower() in RESERVED_EVENT_PROPERTY_KEYS:
+        if dataset_type == INTERACTIONS and fold_key(f.key) in RESERVED_EVENT_PROPERTY_KEYS:
             raise SchemaError(f"field {f.name}: {f.key!r} is a reserved PutEvents properties key")
-        by_key[f.key] = f
+    by_key = {f.key: f for f in metadata}
+    metadata_folded = {fold_key(f.name): f for f in metadata}
     required = tuple(f.key for f in metadata if not f.nullable)
-    return DatasetSchema(dataset_type, fields, metadata, by_key, required)
+    return DatasetSchema(dataset_type, fields, metadata, by_key, required, metadata_folded)
 
 
 def _field(raw: Any, dataset_type: str) -> SchemaField:

@@ -27,6 +27,7 @@ from hub.schema import (
     RESERVED_EVENT_PROPERTY_KEYS,
     USERS,
     DatasetSchema,
+    fold_key,
     is_placeholder_id,
     join_values,
 )
@@ -153,7 +154,7 @@ def encode_properties(properties: Any, schema: DatasetSchema | None, dataset_typ
         raise RejectedError("invalid_property", "properties: expected a JSON object")
     values: dict[str, str] = {}
     for key, value in properties.items():
-        if dataset_type == INTERACTIONS and key.lower() in RESERVED_EVENT_PROPERTY_KEYS:
+        if dataset_type == INTERACTIONS and fold_key(key) in RESERVED_EVENT_PROPERTY_KEYS:
             raise RejectedError("reserved_property", f"properties.{key}: reserved by PutEvents, not a property")
         if value is None:
             continue
@@ -162,9 +163,13 @@ def encode_properties(properties: Any, schema: DatasetSchema | None, dataset_typ
             continue
         field = schema.by_key.get(key)
         if field is None:
-            raise RejectedError("schema_violation",
-                                f"properties.{key}: not a field of the {dataset_type.title()} schema")
-        values[key] = field.convert(value)
+            field = schema.by_folded.get(fold_key(key))  # e.g. number_of_ratings: sent as numberOfRatings
+            if field is None:
+                raise RejectedError("schema_violation",
+                                    f"properties.{key}: not a field of the {dataset_type.title()} schema")
+            if field.key in properties:
+                raise RejectedError("schema_violation", f"properties.{key}: {field.name} is given twice")
+        values[field.key] = field.convert(value)
     if schema is not None:
         for key in schema.required_keys:
             if key not in values:

@@ -14,7 +14,7 @@ from typing import Any
 from hub.errors import ConfigError
 from hub.events import to_epoch_secs
 from hub.mapping.paths import FieldPath, Scopes, compile_paths, first_value
-from hub.schema import RESERVED_EVENT_PROPERTY_KEYS, RESERVED_FIELDS, DatasetSchema, camel_case
+from hub.schema import RESERVED_EVENT_PROPERTY_KEYS, RESERVED_FIELDS, DatasetSchema, camel_case, fold_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ def property_table(
     for name, paths in fields.items():
         key = camel_case(name)
         if name in RESERVED_FIELDS[dataset_type] or (
-            dataset_type == "INTERACTIONS" and key.lower() in RESERVED_EVENT_PROPERTY_KEYS
+            dataset_type == "INTERACTIONS" and fold_key(key) in RESERVED_EVENT_PROPERTY_KEYS
         ):
             problems.append(f"{section}.properties.{name}: a reserved field, not a property")
             continue

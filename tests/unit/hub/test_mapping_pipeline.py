@@ -1,0 +1,66 @@
+"""The three stages as `build_stages` assembles them, behind Pipeline.emit: Segment in, Personalize records out."""
+
+from __future__ import annotations
+
+import json
+
+from connectors.formats.segment import decode_message
+from hub.config import parse_config
+from hub.connector import Outcome
+from hub.delivery.dead_letter import DeadLetter
+from hub.delivery.retry import RetryPolicy
+from hub.delivery.runner import DestinationRunner
+from hub.pipeline import Pipeline
+from hub.runtime import build_stages
+
+from .fakes import ListSink, RecordingDestination
+
+FAST = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.002, max_attempts=2, max_elapsed_secs=1)
+
+
+def segment(message: dict):
+    return decode_message(message, source_id="web")
+
+
+async def test_segment_track_identify_and_order_through_all_three_stages(tmp_path):
+    config = parse_config({"identity": {"store": {"type": "sqlite", "path": str(tmp_path / "id.sqlite3")}}}, {})
+    stages = build_stages(config)
+    destination = RecordingDestination(key=lambda e: e.session_id or "")
+    runner = DestinationRunner(destination, destination.config.batch_policy(), FAST)
+    await runner.start()
+    sink = ListSink()
+    pipeline = Pipeline(stages, [runner], DeadLetter(sink, FAST))
+    events = [segment(m) for m in [
+        {"type": "track", "event": "Product Viewed", "anonymousId": "a1", "messageId": "v1",
+         "timestamp": "2024-01-01T10:00:00Z", "properties": {"product_id": "p1", "price": 5}},
+        {"type": "identify", "anonymousId": "a1", "userId": "u1", "messageId": "id1",
+         "timestamp": "2024-01-01T10:01:00Z", "traits": {"plan": "gold"}},
+        {"type": "track", "event": "Order Completed", "anonymousId": "a1", "userId": "u1", "messageId": "o1",
+         "timestamp": "2024-01-01T10:02:00Z", "properties": {"products": [{"product_id": "p1"}, {"name": "?"}]}},
+        {"type": "page", "name": "Home", "anonymousId": "a1", "messageId": "pg1", "timestamp": "2024-01-01T10:03:00Z"},
+        {"type": "alias", "previousId": "a1", "userId": "u1", "messageId": "al1", "timestamp": "2024-01-01T10:04:00Z"},
+    ]]
+    report = await pipeline.emit(events)
+    await runner.close()
+    await stages[0].close()  # the identity store
+    assert report.outcomes == [Outcome.DELIVERED, Outcome.DELIVERED, Outcome.REJECTED, Outcome.DELIVERED,
+                               Outcome.DELIVERED]
+    assert sorted(destination.delivered) == ["id1", "o1:0", "v1"]
+    (dead,) = sink.records
+    assert dead["reason"] == "missing_item_id" and dead["source"]["message_id"] == "o1:1"
+    assert (tmp_path / "id.sqlite3").exists()
+
+
+async def test_every_interaction_leaves_with_a_session_and_a_wire_ready_record():
+    config = parse_config({"identity": {"store": {"type": "memory"}},
+                           "mapping": {"interactions": {"properties": {"COLOUR": ["product.color"]}}}}, {})
+    stages = build_stages(config)
+    current = [segment({"type": "track", "event": "Product Added", "anonymousId": "a9", "messageId": "m1",
+                        "timestamp": 1_704_067_200_000, "properties": {"product_id": "p1", "color": ["red", "blue"]}})]
+    for stage in stages:
+        (result,) = await stage.apply(current)
+        current = result
+    (event,) = current
+    assert event.session_id and event.user_id is None
+    assert event.record == {"eventId": "m1", "eventType": "Product Added", "sentAt": 1_704_067_200.0, "itemId": "p1",
+                            "properties": json.dumps({"colour": "red|blue"}, separators=(",", ":"))}
