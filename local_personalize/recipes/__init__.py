@@ -1,4 +1,17 @@
-"""The recipe registry: Personalize recipe name → Recipe class (personalize-api.md §7)."""
+"""The recipe registry: Personalize recipe name → Recipe class (personalize-api.md §7).
+
+What stands behind each name (real algorithms sized for a 2-core machine):
+* aws-popularity-count: distinct users per item, one list for everyone (popularity.py).
+* aws-trending-now: growth between the last two trend windows, in Poisson standard deviations; takes
+  new events and new items without a retrain (trending.py).
+* aws-sims: co-occurrence over distinct users, C_ij / n_j^β, top 200 neighbours per item, popular
+  items as fallback (sims.py).
+* aws-user-personalization(-v2), aws-personalized-ranking(-v2), aws-item-affinity: one model over
+  users' recency-weighted histories — EASE up to 6,000 items, iALS (`implicit`) above — with fold-in
+  of new events, exploration of young items and softmax scores (personalization/).
+base.py is the contract the server codes against; selection.py the event selection and the
+minimum-data gate shared by all; topk.py the batched top-k selection.
+"""
 
 from local_personalize.recipes.base import (
     RECIPE_ARN_PREFIX,
