@@ -196,16 +196,18 @@ class Exporter:
             log.error("export %s: recording outcomes failed", self.run_id, exc_info=task.exception())
 
     async def _decide_and_submit(self, runner: DestinationRunner, decorated: list[Decorated], events: list[Event],
-                                 states: list[bytes | None], synced: list[bytes | None]) -> tuple:
+                                 states: list[str | None], synced: list[str | None]) -> tuple:
+        """Skip what this run settled and what did not change since the last sync; submit the rest."""
         destination = runner.destination
         now_states: list[tuple[str, str]] = []
         resync: list[tuple[str, str]] = []
         sends: list[tuple[str, str, asyncio.Future[Settlement]]] = []
-        digests = self.digests[runner.name]
+        in_flight = self.digests[runner.name]
         for item, event, state, last in zip(decorated, events, states, synced, strict=True):
             key = item.key
+            if key in in_flight:
+                continue  # the same recipient twice in the output: one send is in flight already
             if state is not None:
-                state = state.decode()
                 if state == SENT:  # sent in this run already; keep the last-sync hash right after a crash
                     resync.append((key, item.digest))
                     continue
@@ -214,27 +216,34 @@ class Exporter:
                     continue
                 if state != SENDING and state not in RETRIED_ON_RERUN:
                     continue  # settled: unchanged, unknown, or failed for good
-            if last is not None and last.decode() == item.digest:
+            if last == item.digest:
                 now_states.append((key, UNCHANGED))
                 continue
             if not destination.accepts(event):
                 now_states.append((key, failed("not_accepted")))
                 continue
-            digests[key] = item.digest
+            in_flight[key] = item.digest
             sends.append((key, item.digest, await runner.submit(event)))
         return runner, now_states, resync, sends
 
     async def _settle(self, pending: list[tuple]) -> None:
-        for runner, states, resync, sends in pending:
-            digests = self.digests[runner.name]
-            synced = list(resync)
+        """Record how each submitted recipient settled, once its chunk's sends are all done."""
+        for runner, states, synced, sends in pending:
+            # A destination without an idempotency key had `sent` (and its digest) recorded around the
+            # send itself (LedgeredDestination); only its failures are left to record here.
+            ledgered = not runner.destination.idempotent
             for key, digest, future in sends:
                 settlement = await future
-                digests.pop(key, None)
-                states.append((key, _state_of(settlement, runner.destination.idempotent)))
                 if settlement.outcome is Outcome.DELIVERED:
-                    synced.append((key, digest))
+                    if not ledgered:
+                        states.append((key, SENT))
+                        synced.append((key, digest))
+                else:
+                    states.append((key, _state_of(settlement, runner.destination.idempotent)))
             await self.ledger.settle(runner.name, states, synced)
+            in_flight = self.digests[runner.name]
+            for key, _, _ in sends:  # only now: a later chunk's lookup must find them in the ledger
+                in_flight.pop(key, None)
 
 
 def _state_of(settlement: Settlement, idempotent: bool) -> str:

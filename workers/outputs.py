@@ -101,19 +101,21 @@ class Decorator:
             return LineError("missing_output", f"no recommendedItems: {_sample(raw)}")
         if scores is not None and len(scores) != len(item_ids):
             return LineError("invalid_line", f"{len(scores)} scores for {len(item_ids)} items: {_sample(raw)}")
-        items, missing = [], 0
-        catalog = self.catalog
+        items: list[dict[str, Any]] = []
+        missing = 0
+        catalog, keep_unknown = self.catalog or {}, self.keep_unknown
         for rank, item_id in enumerate(item_ids):
-            metadata = catalog.get(item_id) if catalog is not None else None
-            if metadata is None and not self.keep_unknown:
-                missing += 1
-                continue
-            item: dict[str, Any] = {"itemId": item_id}
-            if scores is not None:  # SIMS, Similar-Items and Popularity-Count have none (§6.7)
-                item["score"] = scores[rank]
-            if metadata:
-                item.update(metadata)
-            items.append(item)
+            metadata = catalog.get(item_id)
+            if metadata is None:
+                if not keep_unknown:
+                    missing += 1
+                    continue
+                metadata = {}
+            # SIMS, Similar-Items and Popularity-Count return no scores (§6.7): no score key then.
+            if scores is not None:
+                items.append({"itemId": item_id, "score": scores[rank], **metadata})
+            else:
+                items.append({"itemId": item_id, **metadata})
         if not items:
             reason = "no_items" if not item_ids else "no_items_with_metadata"
             return LineError(reason, f"nothing to send for {key}: {_sample(raw)}")
