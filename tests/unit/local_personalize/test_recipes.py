@@ -152,13 +152,21 @@ def test_unknown_users_get_popular_items_then_their_session(shop: SyntheticShop)
 
 
 def test_batch_matches_single_requests(shop: SyntheticShop) -> None:
+    from local_personalize.recipes import Exploration
+
     model = RECIPES["aws-user-personalization"].train(shop.data)
     users = [f"u{u}" for u in range(0, 800, 13)] + ["stranger"]
-    batch = model.recommend_batch(users, 8)
-    for user, recs in zip(users, batch):
-        single = model.recommend(user, None, 8)
-        assert [r.item_id for r in recs] == [r.item_id for r in single]
-        assert [r.score for r in recs] == pytest.approx([r.score for r in single], rel=1e-4)
+    masks = np.random.default_rng(0).random((len(users), len(shop.data.item_ids))) < 0.7
+    exploration = Exploration(weight=0.5, item_age_cutoff_days=45)
+    for kwargs in ({}, {"candidates": masks[0]}, {"exploration": exploration}):
+        batch = model.recommend_batch(users, 8, **kwargs)
+        for user, recs in zip(users, batch):
+            single = model.recommend(user, None, 8, **kwargs)
+            assert [r.item_id for r in recs] == [r.item_id for r in single]
+            assert [r.score for r in recs] == pytest.approx([r.score for r in single], rel=1e-4)
+    batch = model.recommend_batch(users, 8, candidates=masks)  # one mask per user (per-line filterValues)
+    for row, (user, recs) in enumerate(zip(users, batch)):
+        assert [r.item_id for r in recs] == [r.item_id for r in model.recommend(user, None, 8, candidates=masks[row])]
 
 
 def test_ranking_orders_input_and_puts_unknown_items_last(shop: SyntheticShop) -> None:
