@@ -47,6 +47,7 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     log = open(data_dir.parent / "server.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "local_personalize", "--port", str(port), "--data",
                                 str(data_dir)], stdout=log, stderr=subprocess.STDOUT)
@@ -89,7 +90,7 @@ def build_campaign(url: str, data_dir: Path, users: int, items: int, interaction
     kinds = np.where(shop.purchased, "purchase", "click").tolist()
     rows = ((f"u{u}", f"i{i}", None, float(t), k, None, None, None, None, None, "bench")
             for u, i, t, k in zip(shop.users.tolist(), shop.items.tolist(), shop.timestamps.tolist(), kinds))
-    store.insert_interactions(dataset, rows)
+    store.bulk_insert_interactions(dataset, [rows])
     store.close()
     timings["store_secs"] = time.perf_counter() - started
     solution = control.create_solution(name="bench", datasetGroupArn=group,
@@ -162,7 +163,7 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, default=5_000_000)
     parser.add_argument("--connections", type=int, default=CONNECTIONS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="lp-bench-", dir=os.environ.get("LP_BENCH_DIR")) as tmp:
+    with tempfile.TemporaryDirectory(prefix="lp-bench-") as tmp:
         data_dir, port = Path(tmp) / "data", free_port()
         server = start_server(data_dir, port)
         try:

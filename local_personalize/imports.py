@@ -98,8 +98,8 @@ def import_dataset(store: Store, objects: ObjectStore, job_arn: str) -> None:
     if is_interactions:
         if full:
             store.delete_interactions(dataset.arn, bulk_only=True)
-        for batch in _batches((_interaction(row, job_arn) for row in parsed), ROWS_PER_COMMIT):
-            store.insert_interactions(dataset.arn, batch)
+        store.bulk_insert_interactions(dataset.arn, _batches((_interaction(row, job_arn) for row in parsed),
+                                                             ROWS_PER_COMMIT))
         return
     if full:
         store.delete_records(dataset.arn, bulk_only=True)
