@@ -182,8 +182,9 @@ class PersonalizationModel(Model):
         if candidates is not None:
             np.copyto(scores, -np.inf, where=~np.broadcast_to(candidates, scores.shape))
         explore_slots = exploration_slots(num_results, exploration)
-        index, best = top_k(scores, num_results - explore_slots)
-        explored, explored_values = self._explore(scores, index, explore_slots, exploration, temperatures)
+        head = num_results - explore_slots  # slots for the most relevant items
+        index, best = top_k(scores, num_results)  # the tail fills slots exploration cannot
+        explored, explored_values = self._explore(scores, index[:, :head], explore_slots, exploration, temperatures)
 
         # Softmax over each row, p = 2^((s − max)·k) / Σ 2^((s − max)·k) with k = log2(e) / T, in
         # place. Base 2 and the clip at −126 keep float32 out of denormals, which are ~10x slower.
@@ -199,11 +200,20 @@ class PersonalizationModel(Model):
         def probability(values: np.ndarray) -> np.ndarray:
             return np.exp2((values - row_max[:, None]) * scale[:, None]) / totals[:, None]
 
-        rows = _recommendation_rows(self.item_ids, index, probability(best), None)
-        if explored is not None:
-            reason = EXPLORATION_REASON if self.version2 else None
-            extra = _recommendation_rows(self.item_ids, explored, probability(explored_values), reason)
-            rows = [picks + more for picks, more in zip(rows, extra)]
+        chosen = probability(best)
+        if explored is None:
+            return _recommendation_rows(self.item_ids, index, chosen, None)
+        rows = _recommendation_rows(self.item_ids, index[:, :head], chosen[:, :head], None)
+        reason = EXPLORATION_REASON if self.version2 else None
+        explored_p = probability(explored_values)
+        for row, picks in enumerate(rows):
+            tail = [(p, i, reason) for i, p in zip(explored[row].tolist(), explored_p[row].tolist()) if i >= 0]
+            taken = {i for _, i, _ in tail}
+            fill = [(p, i, None) for i, p in zip(index[row, head:].tolist(), chosen[row, head:].tolist())
+                    if i >= 0 and i not in taken]
+            tail += fill[: explore_slots - len(tail)]
+            tail.sort(key=lambda entry: -entry[0])  # the whole list stays sorted by score
+            picks += [Recommendation(self.item_ids[i], p, why) for p, i, why in tail]
         return rows
 
     def _explore(
@@ -225,8 +235,7 @@ class PersonalizationModel(Model):
         items = np.where(picked >= 0, eligible[np.maximum(picked, 0)], -1)
         raw = np.take_along_axis(scores, np.maximum(items, 0), axis=1)
         raw[items < 0] = -np.inf
-        order = np.argsort(-raw, axis=1, kind="stable")  # keep the whole list sorted by score
-        return np.take_along_axis(items, order, axis=1), np.take_along_axis(raw, order, axis=1)
+        return items, raw
 
     # -- GetPersonalizedRanking --------------------------------------------------------------------
     def rank(

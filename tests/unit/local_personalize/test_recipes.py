@@ -154,10 +154,12 @@ def test_unknown_users_get_popular_items_then_their_session(shop: SyntheticShop)
 def test_batch_matches_single_requests(shop: SyntheticShop) -> None:
     from local_personalize.recipes import Exploration
 
-    model = RECIPES["aws-user-personalization"].train(shop.data)
+    data, fresh = with_new_items(shop)
+    model = RECIPES["aws-user-personalization"].train(data)
     users = [f"u{u}" for u in range(0, 800, 13)] + ["stranger"]
     masks = np.random.default_rng(0).random((len(users), len(shop.data.item_ids))) < 0.7
-    exploration = Exploration(weight=0.5, item_age_cutoff_days=45)
+    exploration = Exploration(weight=0.5, item_age_cutoff_days=30)
+    assert set(fresh) & {r.item_id for r in model.recommend("u0", None, 8, exploration=exploration)}
     for kwargs in ({}, {"candidates": masks[0]}, {"exploration": exploration}):
         batch = model.recommend_batch(users, 8, **kwargs)
         for user, recs in zip(users, batch):
@@ -186,24 +188,31 @@ def test_ranking_orders_input_and_puts_unknown_items_last(shop: SyntheticShop) -
     assert in_topic[0] not in [r.item_id for r in v1.rank(f"u{user}", inputs, candidates=mask)]
 
 
-def test_exploration_brings_in_new_items_and_v2_says_why(shop: SyntheticShop) -> None:
-    from local_personalize.recipes import Exploration
+def with_new_items(shop: SyntheticShop) -> tuple[TrainingData, list[str]]:
+    """The shop's data where every item is old except the five least popular of topic 3, a day old."""
     from local_personalize.synthetic import START_TS
 
     data = shop.data
     newest = float(data.timestamp.max())
     metadata = {item_id: {"CREATION_TIMESTAMP": START_TS - 400 * 86_400} for item_id in data.item_ids}
-    fresh = [f"i{i}" for i in np.flatnonzero(shop.item_topic == 3)[-5:]]  # rarely seen, now "new"
+    fresh = [f"i{i}" for i in np.flatnonzero(shop.item_topic == 3)[-5:]]
     for item_id in fresh:
         metadata[item_id] = {"CREATION_TIMESTAMP": newest - 86_400}
-    with_ages = TrainingData(**{**data.__dict__, "item_metadata": metadata})
+    return TrainingData(**{**data.__dict__, "item_metadata": metadata}), fresh
+
+
+def test_exploration_brings_in_new_items_and_v2_says_why(shop: SyntheticShop) -> None:
+    from local_personalize.recipes import Exploration
+
+    with_ages, fresh = with_new_items(shop)
     user = next(u for u in active_users(shop) if shop.user_topic[u] == 0)
     for name in ("aws-user-personalization", "aws-user-personalization-v2"):
         model = RECIPES[name].train(with_ages)
         plain = model.recommend(f"u{user}", None, 20, exploration=Exploration(weight=0.0))
         explored = model.recommend(f"u{user}", None, 20, exploration=Exploration(weight=1.0, item_age_cutoff_days=30))
         assert not {r.item_id for r in plain} & set(fresh)
-        assert len([r for r in explored if r.item_id in fresh]) == 5  # 10 slots, only 5 items are new
+        assert len(explored) == 20  # 10 exploration slots, only 5 items are new: relevant ones fill the rest
+        assert len([r for r in explored if r.item_id in fresh]) == 5
         assert [r.score for r in explored] == sorted(r.score for r in explored)[::-1]
         reasons = {r.reason for r in explored if r.item_id in fresh}
         assert reasons == ({"Exploration"} if name.endswith("-v2") else {None})
