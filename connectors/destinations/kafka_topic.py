@@ -27,6 +27,8 @@ class KafkaTopicConfig(DestinationConfig):
     """Writes to a Kafka topic: webhooks → Kafka → hub in production, or the dead letter."""
 
     type: Literal["kafka_topic"]
+    example = {"type": "kafka_topic", "id": "clickstream", "bootstrap_servers": "${KAFKA_BOOTSTRAP}",
+               "topic": "clickstream", "payload": "raw"}
     # Kafka has no per-request record count; the producer batches by partition itself. 1000 events per
     # send bounds the futures held at once; one send in flight keeps the topic in event order.
     api_limits = BatchPolicy(max_events=1000, max_wait_secs=0.005, max_in_flight=1)

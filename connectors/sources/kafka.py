@@ -29,6 +29,8 @@ class KafkaSourceConfig(SourceConfig):
     """Consumes topics of Segment, mParticle or hub JSON, or Avro, in a consumer group."""
 
     type: Literal["kafka"]
+    example = {"type": "kafka", "id": "clickstream", "bootstrap_servers": "${KAFKA_BOOTSTRAP}",
+               "topics": ["clickstream"], "group_id": "personalize-hub", "format": "segment"}
     bootstrap_servers: str = Field(..., description="Brokers as host:port[,host:port], e.g. ${KAFKA_BOOTSTRAP}.")
     topics: list[str] = Field(..., min_length=1, description="Topics to consume.")
     group_id: str = Field(..., min_length=1, description="Consumer group; hub processes sharing it split the partitions.")

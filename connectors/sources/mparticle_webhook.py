@@ -36,6 +36,8 @@ class MparticleWebhookConfig(SourceConfig):
     """Receives mParticle event batches (server SDKs, the Events API format) at the API's own paths."""
 
     type: Literal["mparticle_webhook"]
+    example = {"type": "mparticle_webhook", "id": "mparticle", "api_key": "${MPARTICLE_API_KEY}",
+               "api_secret": "${MPARTICLE_API_SECRET}"}
     api_key: SecretStr = Field(..., description="Key half of the HTTP Basic credentials; from the environment.")
     api_secret: SecretStr = Field(..., description="Secret half of the HTTP Basic credentials; from the environment.")
     path_prefix: str = Field("/v2", description="Mount point of /events and /bulkevents.")
