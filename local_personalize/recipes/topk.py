@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from threadpoolctl import threadpool_limits
 
-_BLOCKS = 128  # strided blocks per row for the block-maximum threshold (must exceed k)
+_BLOCKS = 512  # strided blocks per row for the block-maximum threshold (k must stay below half)
 _MIN_COLUMNS_FOR_BLOCKS = 4096
 _CHUNK_ROWS = 512  # rows scored at once: 512 × 20k float32 = 40 MB per worker
 
@@ -58,20 +58,21 @@ def _top_k_by_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     covered = per_block * _BLOCKS
     size = scores.itemsize
     # Block b holds items b, b+B, b+2B, ...: strided, so items stored next to each other (often
-    # alike, e.g. one category) spread over all blocks and the threshold stays tight.
-    blocks = as_strided(scores, (rows, _BLOCKS, per_block), (columns * size, size, _BLOCKS * size))
-    block_max = blocks.max(axis=2)
+    # alike, e.g. one category) spread over all blocks and the threshold stays tight. Viewed as
+    # (rows, per_block, B), the maximum runs over axis 1: whole contiguous rows of B at a time.
+    view = as_strided(scores, (rows, per_block, _BLOCKS), (columns * size, _BLOCKS * size, size))
+    block_max = view.max(axis=1)
     threshold = np.partition(block_max, _BLOCKS - k, axis=1)[:, _BLOCKS - k]
     threshold = np.where(np.isfinite(threshold), threshold, np.finfo(np.float32).min)
     # Only blocks whose maximum reaches the threshold can hold candidates: gather just those.
     block_row, block = np.nonzero(block_max >= threshold[:, None])
     if len(block_row) > 3 * k * rows:  # at least k blocks per row qualify; far more means massive ties
         return None
-    values = blocks[block_row, block]
-    selected = values >= threshold[block_row][:, None]
-    row_index = np.broadcast_to(block_row[:, None], values.shape)[selected]
-    column_index = (block[:, None] + _BLOCKS * np.arange(per_block))[selected]
-    values = values[selected]
+    values = view[block_row, :, block]  # (qualifying blocks, per_block)
+    hit_block, hit_offset = np.nonzero(values >= threshold[block_row][:, None])
+    row_index = block_row[hit_block]
+    column_index = block[hit_block] + _BLOCKS * hit_offset
+    values = values[hit_block, hit_offset]
     if covered < columns:
         tail = scores[:, covered:]
         tail_row, tail_column = np.nonzero(tail >= threshold[:, None])

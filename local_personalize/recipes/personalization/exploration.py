@@ -66,6 +66,6 @@ class ItemFreshness:
             self._eligible[cutoff] = found
         return found
 
-    def log_coldness(self, items: np.ndarray) -> np.ndarray:
-        """log(1/√(1 + interactions)) for the given items: the exploration boost in log space."""
-        return -0.5 * np.log1p(self.interactions[items]).astype(np.float32)
+    def log2_coldness(self, items: np.ndarray) -> np.ndarray:
+        """log2(1/√(1 + interactions)) for the given items: the exploration boost, added to log2 scores."""
+        return (-0.5 * np.log2(1.0 + self.interactions[items])).astype(np.float32)

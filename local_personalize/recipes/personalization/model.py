@@ -3,6 +3,7 @@
 Decisions (personalize-api.md leaves them open):
 * Scores are a softmax over the items eligible for the request (after filters and exclusions), with a
   temperature fixed at training (the mean per-user spread of raw scores), so they sum to 1 (§5.1).
+  Internally scores are kept as s·log2(e)/T ("log2 units"), so the softmax is 2^(x − max) / Σ.
 * Items the user already interacted with are left out when the training data shows little repeat
   consumption (< REPEAT_SHARE_TO_KEEP_SEEN of interactions repeat a (user, item) pair): a next-item
   model such as Personalize's learns that repeats are rare. Where repeats are common (groceries,
@@ -67,9 +68,9 @@ class PersonalizationModel(Model):
         self.exclude_seen = bool(exclude_seen)
         self.selector = selector
         self.version2 = recipe_name.endswith("-v2")
+        self._scale = float(np.log2(np.e) / self.temperature)  # raw score → log2 units
         popular = np.log1p(self.popularity).astype(np.float32)
-        self._popular_scores = popular
-        self._popular_temperature = float(popular.std()) or 1.0
+        self._popular_scores = popular * np.float32(np.log2(np.e) / (float(popular.std()) or 1.0))
         self._has_history = np.diff(histories.indptr) > 0
 
     @property
@@ -97,18 +98,19 @@ class PersonalizationModel(Model):
                 extra.append((item, weight))
         return extra
 
-    def _relevance(self, user_id: str | None, session_events: Sequence[SessionEvent]) -> tuple[np.ndarray, np.ndarray, float]:
-        """(raw scores over items, the items in the user's history, softmax temperature)."""
+    def _relevance(self, user_id: str | None, session_events: Sequence[SessionEvent]) -> tuple[np.ndarray, np.ndarray]:
+        """(scores over items in log2 units, the items in the user's history)."""
         extra = self._session(session_events)
         items, weights = self.histories.sequence(user_id, extra)
         if len(items) == 0:
-            return self._popular_scores.copy(), items, self._popular_temperature
+            return self._popular_scores.copy(), items
         if not extra and user_id is not None and self.histories.is_pristine(user_id):
-            user = self.histories.user_position[user_id]
-            scores = self.scorer.score_snapshot(np.array([user]), self.histories.snapshot_rows(np.array([user])))[0]
+            user = np.array([self.histories.user_position[user_id]])
+            scores = self.scorer.score_snapshot(user, self.histories.snapshot_rows(user), self._scale)[0]
         else:
-            scores = self.scorer.score_history(items, weights * self.histories.recency_weights(len(items)))
-        return np.array(scores, dtype=np.float32), items, self.temperature
+            weights = weights * self.histories.recency_weights(len(items))
+            scores = self.scorer.score_history(items, weights) * np.float32(self._scale)
+        return np.array(scores, dtype=np.float32), items
 
     # -- GetRecommendations ------------------------------------------------------------------------
     def recommend(
@@ -121,12 +123,11 @@ class PersonalizationModel(Model):
         candidates: np.ndarray | None = None,
         exploration: Exploration = NO_EXPLORATION,
     ) -> list[Recommendation]:
-        scores, seen, temperature = self._relevance(user_id, session_events)
+        scores, seen = self._relevance(user_id, session_events)
         seen_matrix = sp.csr_matrix(
             (np.ones(len(seen), np.float32), seen, [0, len(seen)]), shape=(1, len(self.item_ids))
         )
-        return self._select(scores[None, :], seen_matrix, candidates, num_results, exploration,
-                            np.array([temperature]))[0]
+        return self._select(scores[None, :], seen_matrix, candidates, num_results, exploration)[0]
 
     def recommend_batch(
         self,
@@ -145,22 +146,21 @@ class PersonalizationModel(Model):
             users = chunk[known]
             inputs = self.histories.snapshot_rows(users)
             if known.all():
-                scores = np.ascontiguousarray(self.scorer.score_snapshot(users, inputs), dtype=np.float32)
+                scores = np.ascontiguousarray(self.scorer.score_snapshot(users, inputs, self._scale), np.float32)
             else:
                 scores = np.empty((stop - start, len(self.item_ids)), np.float32)
                 if len(users):
-                    scores[known] = self.scorer.score_snapshot(users, inputs)
+                    scores[known] = self.scorer.score_snapshot(users, inputs, self._scale)
                 scores[~known] = self._popular_scores
-            seen = sp.csr_matrix((stop - start, len(self.item_ids)), dtype=np.float32)
-            if len(users):
+            seen = inputs if known.all() else sp.csr_matrix((stop - start, len(self.item_ids)), dtype=np.float32)
+            if len(users) and not known.all():
                 placement = sp.csr_matrix(
                     (np.ones(len(users), np.float32), (np.flatnonzero(known), np.arange(len(users)))),
                     shape=(stop - start, len(users)),
                 )
                 seen = placement @ inputs
             rows = candidates[start:stop] if candidates is not None and candidates.ndim == 2 else candidates
-            temperatures = np.where(known, self.temperature, self._popular_temperature)
-            return self._select(scores, seen, rows, num_results, exploration, temperatures)
+            return self._select(scores, seen, rows, num_results, exploration)
 
         return [recs for chunk in map_row_chunks(work, len(user_ids)) for recs in chunk]
 
@@ -171,9 +171,8 @@ class PersonalizationModel(Model):
         candidates: np.ndarray | None,
         num_results: int,
         exploration: Exploration,
-        temperatures: np.ndarray,
     ) -> list[list[Recommendation]]:
-        """Top items per row of `scores` (modified in place), plus exploration slots, as Recommendations."""
+        """Top items per row of `scores` (log2 units, modified in place), plus exploration slots."""
         if num_results <= 0:
             return [[] for _ in range(len(scores))]
         if self.exclude_seen and seen.nnz:
@@ -184,21 +183,18 @@ class PersonalizationModel(Model):
         explore_slots = exploration_slots(num_results, exploration)
         head = num_results - explore_slots  # slots for the most relevant items
         index, best = top_k(scores, num_results)  # the tail fills slots exploration cannot
-        explored, explored_values = self._explore(scores, index[:, :head], explore_slots, exploration, temperatures)
+        explored, explored_values = self._explore(scores, index[:, :head], explore_slots, exploration)
 
-        # Softmax over each row, p = 2^((s − max)·k) / Σ 2^((s − max)·k) with k = log2(e) / T, in
-        # place. Base 2 and the clip at −126 keep float32 out of denormals, which are ~10x slower.
+        # Softmax over each row, p = 2^(x − max) / Σ 2^(x − max), in place. A value below −126 would
+        # make a float32 denormal (slow), which needs a user score ~87 temperatures below their best.
         row_max = np.where(np.isfinite(best[:, 0]), best[:, 0], 0.0).astype(np.float32)  # top_k's best
-        scale = (np.log2(np.e) / temperatures).astype(np.float32)
         np.subtract(scores, row_max[:, None], out=scores)
-        np.multiply(scores, scale[:, None], out=scores)
-        np.maximum(scores, -126.0, out=scores)
         np.exp2(scores, out=scores)
         totals = scores.sum(axis=1)
         totals[totals == 0] = 1.0
 
         def probability(values: np.ndarray) -> np.ndarray:
-            return np.exp2((values - row_max[:, None]) * scale[:, None]) / totals[:, None]
+            return np.exp2(values - row_max[:, None]) / totals[:, None]
 
         chosen = probability(best)
         if explored is None:
@@ -217,7 +213,7 @@ class PersonalizationModel(Model):
         return rows
 
     def _explore(
-        self, scores: np.ndarray, chosen: np.ndarray, slots: int, exploration: Exploration, temperatures: np.ndarray
+        self, scores: np.ndarray, chosen: np.ndarray, slots: int, exploration: Exploration
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Fill `slots` per row with eligible items not yet chosen: relevance × coldness (exploration.py)."""
         if slots <= 0:
@@ -227,7 +223,7 @@ class PersonalizationModel(Model):
             return None, None
         place = np.full(len(self.item_ids), -1, np.int64)
         place[eligible] = np.arange(len(eligible))
-        value = scores[:, eligible] / temperatures.astype(np.float32)[:, None] + self.freshness.log_coldness(eligible)
+        value = scores[:, eligible] + self.freshness.log2_coldness(eligible)
         taken_rows, taken_columns = np.nonzero(chosen >= 0)
         taken = place[chosen[taken_rows, taken_columns]]
         value[taken_rows[taken >= 0], taken[taken >= 0]] = -np.inf
@@ -246,7 +242,7 @@ class PersonalizationModel(Model):
         session_events: Sequence[SessionEvent] = (),
         candidates: np.ndarray | None = None,
     ) -> list[Recommendation]:
-        scores, _, temperature = self._relevance(user_id, session_events)
+        scores, _ = self._relevance(user_id, session_events)
         known, unknown, seen_ids = [], [], set()
         for item_id in item_ids:
             if item_id in seen_ids:
@@ -257,8 +253,8 @@ class PersonalizationModel(Model):
                 unknown.append(item_id)
             elif candidates is None or candidates[position]:
                 known.append(position)
-        known_scores = scores[known].astype(np.float64) / temperature
-        probabilities = np.exp(known_scores - known_scores.max(initial=0.0)) if known else np.empty(0)
+        known_scores = scores[known].astype(np.float64)
+        probabilities = np.exp2(known_scores - known_scores.max(initial=0.0)) if known else np.empty(0)
         probabilities /= probabilities.sum() or 1.0
         order = np.argsort(-probabilities, kind="stable")
         ranked = [Recommendation(self.item_ids[known[i]], float(probabilities[i])) for i in order]

@@ -31,8 +31,9 @@ class Scorer(ABC):
         """Scores (items,) for one user from their history (item indices, weight per event)."""
 
     @abstractmethod
-    def score_snapshot(self, users: np.ndarray, inputs: sp.csr_matrix) -> np.ndarray:
-        """Scores (len(users), items) float32 for trained users; `inputs` are their weighted history rows."""
+    def score_snapshot(self, users: np.ndarray, inputs: sp.csr_matrix, scale: float = 1.0) -> np.ndarray:
+        """Scores × scale, (len(users), items) float32, for trained users; `inputs` are their weighted
+        history rows. Scaling the small operand saves a pass over the large result."""
 
     @abstractmethod
     def users_for_item(self, item: int, inputs: sp.csr_matrix) -> np.ndarray:
@@ -63,8 +64,8 @@ class EaseScorer(Scorer):
     def score_history(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return weights @ self.weights[items]
 
-    def score_snapshot(self, users: np.ndarray, inputs: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(inputs @ self.weights, dtype=np.float32)
+    def score_snapshot(self, users: np.ndarray, inputs: sp.csr_matrix, scale: float = 1.0) -> np.ndarray:
+        return np.asarray((inputs * np.float32(scale)) @ self.weights, dtype=np.float32)
 
     def users_for_item(self, item: int, inputs: sp.csr_matrix) -> np.ndarray:
         return np.asarray(inputs @ self.weights[:, item]).ravel()
@@ -126,8 +127,8 @@ class AlsScorer(Scorer):
     def score_history(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return self.item_factors @ self.fold_in(items, weights)
 
-    def score_snapshot(self, users: np.ndarray, inputs: sp.csr_matrix) -> np.ndarray:
-        return self.user_factors[users] @ self.item_factors.T
+    def score_snapshot(self, users: np.ndarray, inputs: sp.csr_matrix, scale: float = 1.0) -> np.ndarray:
+        return (self.user_factors[users] * np.float32(scale)) @ self.item_factors.T
 
     def users_for_item(self, item: int, inputs: sp.csr_matrix) -> np.ndarray:
         return self.user_factors @ self.item_factors[item]
