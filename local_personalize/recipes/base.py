@@ -192,10 +192,10 @@ class TrainingData:
             rows_u.append(user_pos.setdefault(str(row["USER_ID"]), len(user_pos)))
             rows_i.append(item_pos.setdefault(str(row["ITEM_ID"]), len(item_pos)))
             rows_t.append(float(row["TIMESTAMP"]))
-            kind = row.get("EVENT_TYPE")
-            rows_e.append(-1 if kind is None else type_pos.setdefault(str(kind), len(type_pos)))
+            kind = row.get("EVENT_TYPE")  # CSV leaves absent optional columns empty
+            rows_e.append(-1 if kind in (None, "") else type_pos.setdefault(str(kind), len(type_pos)))
             value = row.get("EVENT_VALUE")
-            rows_v.append(np.nan if value is None else float(value))
+            rows_v.append(np.nan if value in (None, "") else float(value))
         item_metadata = {str(r["ITEM_ID"]): dict(r) for r in items}
         user_metadata = {str(r["USER_ID"]): dict(r) for r in users}
         for item_id in item_metadata:
