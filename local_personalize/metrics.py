@@ -56,16 +56,16 @@ def personalize_split(data: TrainingData, config: TrainingConfig | None = None, 
         value = None if math.isnan(data.event_value[row]) else float(data.event_value[row])
         if selector.weight(event_type, value) is not None:
             relevant[int(data.user_index[row])].add(data.item_ids[data.item_index[row]])
-    newest: dict[int, str] = {}
     order = np.lexsort((train.timestamp, train.user_index))
-    for row in order:  # later rows overwrite: the newest training item per user remains
-        newest[int(train.user_index[row])] = train.item_ids[train.item_index[row]]
+    sorted_users = train.user_index[order]
+    last_of_user = np.flatnonzero(np.r_[sorted_users[1:] != sorted_users[:-1], True])
+    newest = dict(zip(sorted_users[last_of_user].tolist(), train.item_index[order[last_of_user]].tolist()))
     users = [u for u in held_out.tolist() if relevant[u]]
     return Split(
         train=train,
         test_users=[data.user_ids[u] for u in users],
         relevant=[relevant[u] for u in users],
-        query_items=[newest.get(u) for u in users],
+        query_items=[data.item_ids[newest[u]] if u in newest else None for u in users],
     )
 
 
