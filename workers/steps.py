@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+from botocore.exceptions import ClientError
 
 from hub.errors import HubError
 from hub.jobs import ActiveUsers, JobConfig
@@ -147,12 +150,25 @@ def submit(run_id: str) -> None:
     client = context.sync_client("personalize")
     api = personalize.api_for(job)
     name = personalize.job_name_for(run_id)
-    version = personalize.solution_version_of(client, job)
-    arn = personalize.create_or_find(client, api, name=name, job=job, solution_version_arn=version,
-                                     input_uri=run["input_uri"], output_folder=run["output_folder"],
-                                     role_arn=context.hub_config().workers.role_arn)
+    with _refusals_fail_the_run(f"creating batch job {name}"):
+        version = personalize.solution_version_of(client, job)
+        arn = personalize.create_or_find(client, api, name=name, job=job, solution_version_arn=version,
+                                         input_uri=run["input_uri"], output_folder=run["output_folder"],
+                                         role_arn=context.hub_config().workers.role_arn)
     runs().set_state(run_id, RunState.INFERRING, batch_job_arn=arn, batch_job_name=name,
                      solution_version_arn=version, submitted_at=time.time())
+
+
+@contextlib.contextmanager
+def _refusals_fail_the_run(doing: str) -> Iterator[None]:
+    """Personalize refusing a request (bad ARN, wrong recipe, missing filter) fails the run with its words."""
+    try:
+        yield
+    except ClientError as err:
+        if personalize.transient(err):
+            raise
+        detail = err.response.get("Error", {})
+        raise RunFailed(f"{doing}: {detail.get('Code', 'error')}: {detail.get('Message', err)}") from None
 
 
 def poll(run_id: str) -> Wait | None:
@@ -162,7 +178,8 @@ def poll(run_id: str) -> Wait | None:
         return None
     workers = context.hub_config().workers
     client = context.sync_client("personalize")
-    status, reason = personalize.status_of(client, personalize.api_for(job), run["batch_job_arn"])
+    with _refusals_fail_the_run(f"polling batch job {run['batch_job_name']}"):
+        status, reason = personalize.status_of(client, personalize.api_for(job), run["batch_job_arn"])
     if status == personalize.CREATE_FAILED:
         raise RunFailed(f"batch job {run['batch_job_name']} failed: {reason or 'no reason given'}")
     if status != personalize.ACTIVE:

@@ -48,6 +48,7 @@ class TrainedShop:
     """A local_personalize with an ACTIVE solution version, and the shop it learned from."""
 
     url: str
+    dataset_group_arn: str
     solution_version_arn: str
     num_users: int
     num_items: int
@@ -75,12 +76,19 @@ def train_shop(url: str, s3: Any, bucket: str, *, name: str, num_users: int = 30
             jobName=f"{name}-import-{kind.lower()}", datasetArn=dataset, roleArn=ROLE,
             dataSource={"dataLocation": f"s3://{bucket}/import/{kind.lower()}.csv"})["datasetImportJobArn"]
         wait_active(lambda arn=job: control.describe_dataset_import_job(datasetImportJobArn=arn), "datasetImportJob")
-    solution = control.create_solution(name=f"{name}-personalization", datasetGroupArn=group,
-                                       recipeArn="arn:aws:personalize:::recipe/aws-user-personalization")["solutionArn"]
+    version = train_version(url, group, f"{name}-personalization", "aws-user-personalization")
+    return TrainedShop(url, group, version, num_users, num_items, bucket)
+
+
+def train_version(url: str, group: str, name: str, recipe: str) -> str:
+    """An ACTIVE solution version of `recipe` on the dataset group."""
+    control, _, _ = personalize_clients(url)
+    solution = control.create_solution(name=name, datasetGroupArn=group,
+                                       recipeArn=f"arn:aws:personalize:::recipe/{recipe}")["solutionArn"]
     wait_active(lambda: control.describe_solution(solutionArn=solution), "solution")
     version = control.create_solution_version(solutionArn=solution)["solutionVersionArn"]
     wait_active(lambda: control.describe_solution_version(solutionVersionArn=version), "solutionVersion")
-    return TrainedShop(url, version, num_users, num_items, bucket)
+    return version
 
 
 def write_campaign_inputs(s3: Any, bucket: str, shop: TrainedShop, users: int, *, prefix: str = "campaign"

@@ -1,0 +1,95 @@
+"""The delivery ledger, run records and shard locks on real Redis (their Lua scripts run only there)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+import redis.asyncio
+
+from tests.integration.workers_support import isolated_redis_url
+from workers.keys import ledger_key, run_key, sync_key
+from workers.ledger import SENDING, SENT, UNKNOWN, Ledger, failed
+from workers.runs import RunState, Runs
+from workers.slices import ShardLock, SliceBusy
+
+pytestmark = pytest.mark.integration
+REDIS_DB = 13
+
+
+@pytest.fixture
+def url(redis_url):
+    return isolated_redis_url(redis_url, REDIS_DB)
+
+
+async def test_settle_keeps_counters_exact_when_repeated(url):
+    client = redis.asyncio.Redis.from_url(url)
+    ledger = Ledger(client, "run-1", "job", ttl_secs=60, sync_ttl_secs=120)
+    try:
+        await ledger.settle("braze", [("u1", SENDING), ("u2", SENDING), ("ü3", SENDING)])
+        await ledger.settle("braze", [("u1", SENT), ("u2", failed("http_400")), ("ü3", SENT)],
+                            [("u1", "d1"), ("ü3", "d3")])
+        await ledger.settle("braze", [("u1", SENT), ("u2", failed("http_400"))], [("u1", "d1")])  # a repeat
+        counters = {k.decode(): int(v) for k, v in (await client.hgetall(run_key("run-1"))).items()}
+        assert counters == {"dest|braze|sending": 0, "dest|braze|sent": 2, "dest|braze|failed:http_400": 1}
+        found = await ledger.lookup(["braze", "email"], ["u1", "u2", "ü3", "u4"])
+        assert found["braze"] == ([SENT, "failed:http_400", SENT, None], ["d1", None, "d3", None])
+        assert found["email"] == ([None] * 4, [None] * 4)
+        assert 0 < await client.ttl(ledger_key("run-1", "braze")) <= 60
+        assert 60 < await client.ttl(sync_key("job", "braze")) <= 120
+    finally:
+        await client.aclose()
+
+
+async def test_a_state_can_move_to_unknown_and_is_counted_once(url):
+    client = redis.asyncio.Redis.from_url(url)
+    ledger = Ledger(client, "run-2", "job", ttl_secs=60, sync_ttl_secs=60)
+    try:
+        await ledger.settle("email", [("u1", SENDING)])
+        await ledger.settle("email", [("u1", UNKNOWN)])
+        await ledger.settle("email", [("u1", UNKNOWN)])
+        assert await client.hget(run_key("run-2"), "dest|email|unknown") == b"1"
+        assert await client.hget(run_key("run-2"), "dest|email|sending") == b"0"
+    finally:
+        await client.aclose()
+
+
+def test_runs_are_created_once_and_a_final_state_sticks(url):
+    runs = Runs(redis.Redis.from_url(url), ttl_secs=60)
+    assert runs.create("r1", "job", "inference") and not runs.create("r1", "job", "inference")
+    runs.set_state("r1", RunState.EXPORTING)
+    runs.fail("r1", "batch job failed: bad data")
+    runs.set_state("r1", RunState.EXPORTING)  # a late duplicate task
+    assert runs.get("r1")["state"] == "failed" and runs.get("r1")["error"] == "batch job failed: bad data"
+    assert runs.recent("job") == ["r1"]
+
+
+def test_report_follows_each_shards_chain_of_slices(url):
+    runs = Runs(redis.Redis.from_url(url), ttl_secs=60)
+    runs.create("r2", "job", "inference")
+    runs.update("r2", output_bytes=1000, shards=2)
+    runs.record_slice("r2", 0, 0, {"lines": 10, "errors": {"invalid_json": 1}, "next_offset": 300, "finished": False})
+    # Slice 300 ran twice and stopped in different places: the latest record is followed.
+    runs.record_slice("r2", 0, 300, {"lines": 5, "next_offset": 400, "finished": False})
+    runs.record_slice("r2", 0, 400, {"lines": 4, "next_offset": 501, "finished": True})
+    runs.record_slice("r2", 0, 350, {"lines": 99, "next_offset": 501, "finished": True})  # an orphan
+    runs.record_slice("r2", 1, 500, {"lines": 7, "errors": {"invalid_json": 2}, "next_offset": 1000, "finished": True})
+    report = runs.report("r2")
+    assert report.lines_out == 26 and report.lines_with_errors == {"invalid_json": 3}
+
+
+def test_a_shard_lock_is_exclusive_and_outlives_a_dead_holder_only_briefly(url):
+    client = redis.Redis.from_url(url)
+    holder = ShardLock(client, "r3", 0, ttl_secs=0.5)
+    holder.__enter__()
+    time.sleep(0.7)  # longer than the TTL: the keep-alive thread extends it
+    with pytest.raises(SliceBusy):
+        ShardLock(client, "r3", 0, ttl_secs=0.5).__enter__()
+    holder._stop.set()  # the holder dies without releasing: no more extensions
+    holder._thread.join()
+    time.sleep(0.6)
+    with ShardLock(client, "r3", 0, ttl_secs=0.5):
+        pass
+    with ShardLock(client, "r3", 0, ttl_secs=0.5):  # released on exit
+        pass
