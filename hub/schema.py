@@ -54,7 +54,9 @@ _PRIMITIVES = frozenset({"string", "int", "long", "float", "double", "boolean"})
 
 
 def is_placeholder_id(value: str) -> bool:
-    """True for "", "null", "undefined" and the like: a missing id dressed up as one."""
+    """True for "", "null", "undefined" and the like (any case, padded or not): a missing id dressed up as one."""
+    if len(value) > 16:  # hot path: real ids are mostly longer than any padded placeholder
+        return value.isspace()
     return value.strip().lower() in PLACEHOLDER_IDS
 
 

@@ -57,6 +57,7 @@ class ValidationStage:
     def __init__(self, schemas: Mapping[str, DatasetSchema | None] | None = None):
         schemas = schemas or {}
         self.schemas = {kind: schemas.get(kind) for kind in (INTERACTIONS, ITEMS, USERS)}
+        self._required_members = _required_members(self.schemas[INTERACTIONS])
 
     async def apply(self, events: list[Event]) -> list[StageResult]:
         return [self.check(event) for event in events]
@@ -107,8 +108,9 @@ class ValidationStage:
                                     f"recommendationId: longer than {MAX_RECOMMENDATION_ID_CHARS} characters")
         if "metricAttribution" in record:
             _check_attribution(record["metricAttribution"])
-        if schema is not None:
-            _check_reserved_members(schema, finished)
+        for member, name in self._required_members:
+            if member not in record:
+                raise RejectedError("schema_violation", f"{member}: required by the schema's non-null {name}")
         properties = record.get("properties")
         if properties is not None:
             text = encode_properties(properties, schema, INTERACTIONS)
@@ -199,24 +201,24 @@ def _check_attribution(attribution: Any) -> None:
                             "metricAttribution.eventAttributionSource: 1..1024 printable ASCII characters")
 
 
-def _check_reserved_members(schema: DatasetSchema, record: dict[str, Any]) -> None:
-    """Top-level members the Interactions schema requires (non-null reserved fields) must be present."""
-    for name, member in (("EVENT_VALUE", "eventValue"), ("IMPRESSION", "impression"),
-                         ("RECOMMENDATION_ID", "recommendationId")):
-        field = schema.field(name)
-        if field is not None and not field.nullable and member not in record:
-            raise RejectedError("schema_violation", f"{member}: required by the schema's non-null {name}")
+def _required_members(schema: DatasetSchema | None) -> tuple[tuple[str, str], ...]:
+    """Top-level members the Interactions schema makes mandatory (its non-null reserved fields)."""
+    if schema is None:
+        return ()
+    members = (("EVENT_VALUE", "eventValue"), ("IMPRESSION", "impression"), ("RECOMMENDATION_ID", "recommendationId"))
+    return tuple((member, name) for name, member in members
+                 if (field := schema.field(name)) is not None and not field.nullable)
 
 
 def _upper_bound_bytes(record: dict[str, Any]) -> int:
     """An upper bound of the encoded size without encoding: a character costs at most 6 bytes in JSON
-    (a `\\u00XX` escape), numbers and punctuation at most 64 per member."""
-    total = 64 * (len(record) + 1)
+    (a `\\u00XX` escape); numbers, keys and punctuation stay under 64 bytes per member."""
+    chars = 0
     for value in record.values():
-        if isinstance(value, str):
-            total += 6 * len(value)
-        elif isinstance(value, list):
-            total += sum(6 * len(v) + 3 for v in value if isinstance(v, str))
-        elif isinstance(value, dict):
-            total += sum(6 * (len(k) + len(v)) + 6 for k, v in value.items() if isinstance(v, str))
-    return total
+        if type(value) is str:
+            chars += len(value)
+        elif type(value) is list:
+            chars += sum(map(len, value)) + 3 * len(value)
+        elif type(value) is dict:
+            chars += len(value.get("eventAttributionSource", ""))
+    return 6 * chars + 64 * (len(record) + 1)

@@ -9,7 +9,7 @@ from the message that opened it, so a redelivered batch is stitched exactly as i
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -17,11 +17,15 @@ import msgspec
 
 from hub.events import Event
 
-_SESSION_NAMESPACE = uuid.UUID("6f1d8c1e-4a8e-5b7e-9c41-2f7d1a9b3c55")
+_SESSION_PERSON = b"hub.session.v1"  # blake2b personalisation: these ids never equal another hash of ours
 
 
-class Session(msgspec.Struct, frozen=True, array_like=True):
-    """A browsing session as the store remembers it (array_like: compact in Redis and SQLite)."""
+class Session(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A browsing session as the store remembers it (array_like: compact in Redis and SQLite).
+
+    gc=False: records hold only strings, numbers and tuples of sessions, so they cannot form cycles, and
+    tens of thousands of cached ones would otherwise make every full garbage collection slower.
+    """
 
     id: str
     start: float  # event time of the first event
@@ -35,7 +39,7 @@ class Session(msgspec.Struct, frozen=True, array_like=True):
         return self.user if at >= self.user_at else None
 
 
-class IdentityRecord(msgspec.Struct, frozen=True, array_like=True):
+class IdentityRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """All the store keeps per identity key (an anonymousId, or a userId for events without one)."""
 
     user: str | None = None  # the userId this key is linked to (identify, alias, login)
@@ -56,8 +60,8 @@ EMPTY = IdentityRecord()
 
 
 def session_id_for(key: str, opened_by: str) -> str:
-    """Deterministic session id: the same identity key and opening message give the same id."""
-    return str(uuid.uuid5(_SESSION_NAMESPACE, f"{key}\n{opened_by}"))
+    """Deterministic session id: the same identity key and opening message give the same id (32 hex)."""
+    return hashlib.blake2b(f"{key}\n{opened_by}".encode(), digest_size=16, person=_SESSION_PERSON).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,11 @@ class SessionRules:
         at, message_id = event.timestamp, event.message_id
         current = record.current
         if current is not None:
-            known = next((s for s in record.sessions if s.opened_by == message_id), None)
+            if current.opened_by == message_id:
+                return record, current  # redelivery of an opening event
+            known = next((s for s in record.sessions[1:] if s.opened_by == message_id), None)
             if known is not None:
-                return record, known  # redelivery of an opening event
+                return record, known
             if at < current.start:
                 return record, _session_at(record, at)  # late or redelivered: state never moves back
             if current.ended and at <= current.last:

@@ -92,6 +92,7 @@ class MemoryIdentityStore:
         self.ttl_secs = ttl_secs
         self.clock = clock
         self._rows: dict[str, tuple[int, bytes, float]] = {}
+        self._purge_at = 10_000
         self.round_trips = 0  # load/save calls, so tests can check batching
 
     async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
@@ -102,12 +103,16 @@ class MemoryIdentityStore:
         self.round_trips += 1
         conflicts: dict[str, Versioned] = {}
         expires_at = self.clock() + self.ttl_secs
+        now = self.clock()
         for key, expected, record in writes:
-            current = self._current(key)
-            if current.version != expected:
-                conflicts[key] = current
+            row = self._rows.get(key)
+            if (row[0] if row is not None else 0) != expected:
+                conflicts[key] = self._current(key)
             else:
                 self._rows[key] = (expected + 1, encode_record(record), expires_at)
+        if len(self._rows) > self._purge_at:  # drop expired rows now and then, so memory stays bounded
+            self._rows = {k: row for k, row in self._rows.items() if row[2] > now}
+            self._purge_at = max(2 * len(self._rows), 10_000)
         return conflicts
 
     def _current(self, key: str) -> Versioned:

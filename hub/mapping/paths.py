@@ -24,6 +24,7 @@ class FieldPath:
     text: str
     scope: str
     parts: tuple[str | int, ...]
+    single: str | None = None  # the key of a `scope.key` path: the common case, resolved without a loop
 
 
 def compile_path(text: str) -> FieldPath:
@@ -33,7 +34,8 @@ def compile_path(text: str) -> FieldPath:
         raise ValueError(f"path {text!r} must start with one of {', '.join(SCOPES)}")
     if not rest or any(part == "" for part in rest.split(".")):
         raise ValueError(f"path {text!r} needs a field after its scope, e.g. {scope}.name")
-    return FieldPath(text, scope, tuple(int(p) if p.isdigit() else p for p in rest.split(".")))
+    parts = tuple(int(p) if p.isdigit() else p for p in rest.split("."))
+    return FieldPath(text, scope, parts, parts[0] if len(parts) == 1 and isinstance(parts[0], str) else None)
 
 
 def compile_paths(texts: Sequence[str]) -> tuple[FieldPath, ...]:
@@ -43,6 +45,8 @@ def compile_paths(texts: Sequence[str]) -> tuple[FieldPath, ...]:
 def resolve(path: FieldPath, scopes: Scopes) -> Any:
     """The value at `path`, or None when any step is missing or of the wrong shape."""
     node = scopes.get(path.scope)
+    if path.single is not None:
+        return node.get(path.single) if type(node) is dict else None
     for part in path.parts:
         if isinstance(node, dict):
             node = node.get(part) if isinstance(part, str) else node.get(str(part))

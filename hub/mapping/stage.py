@@ -22,7 +22,7 @@ from hub.events import Event, EventKind, Rejection, event_id_for
 from hub.mapping import defaults
 from hub.mapping.config import InteractionRule, MappingConfig
 from hub.mapping.fields import collect, property_table
-from hub.mapping.paths import FieldPath, Scopes, compile_paths, describe, first_value
+from hub.mapping.paths import FieldPath, Scopes, compile_paths, describe, first_value, resolve
 from hub.pipeline import StageResult
 from hub.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, camel_case, is_placeholder_id
 
@@ -256,16 +256,16 @@ def _id_text(value: Any, path: FieldPath, code: str) -> str | None:
 
 def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, why: str) -> str:
     for path in paths:
-        path_found, value = first_value((path,), scopes)
-        if path_found is not None and (text := _id_text(value, path, code)) is not None:
+        value = resolve(path, scopes)
+        if value is not None and (text := _id_text(value, path, code)) is not None:
             return text
     raise RejectedError(f"missing_{code}", f"{describe(paths)}: missing; {why}")
 
 
 def _optional_id(paths: tuple[FieldPath, ...], scopes: Scopes) -> str | None:
     for path in paths:
-        path_found, value = first_value((path,), scopes)
-        if path_found is not None and not isinstance(value, (dict, list, bool)):
+        value = resolve(path, scopes)
+        if value is not None and not isinstance(value, (dict, list, bool)):
             text = value if isinstance(value, str) else str(value)
             if not is_placeholder_id(text):
                 return text

@@ -120,3 +120,14 @@ async def test_an_alias_without_both_ids_is_rejected():
     stage = stage_for(MemoryIdentityStore())
     (result,) = await stage.apply([ev("al", 0, user="u1", kind=EventKind.ALIAS, name=None)])
     assert result.reason == "missing_field" and "previousId" in result.message
+
+
+async def test_sqlite_sweeps_expired_rows_away(tmp_path):
+    clock = Clock()
+    store = SqliteIdentityStore(tmp_path / "sweep.sqlite3", ttl_secs=60, clock=clock)
+    await store.save([Write(f"k{i}", 0, IdentityRecord(user="u")) for i in range(10)])
+    clock.now += 61
+    await store.save([Write("fresh", 0, IdentityRecord(user="u"))])  # a save runs a sweep step at most once a second
+    await store.close()
+    with sqlite3.connect(tmp_path / "sweep.sqlite3") as db:
+        assert [key for (key,) in db.execute("SELECT key FROM identity")] == [storage_key("fresh")]
