@@ -1,8 +1,8 @@
-"""At-least-once through a crash: 50,000 events, `hub run` killed with SIGKILL mid-stream, then restarted.
+"""At-least-once from Kafka to Personalize: through a SIGKILL of `hub run`, and through 20 s of 429s.
 
-Kafka (Segment JSON) → identity → mapping → PutEvents to local_personalize over HTTP, and the same events
-to a JSON Lines file. local_personalize is where "none lost" is counted (by eventId); the file counts
-redeliveries, which may only come from the window the killed process had not committed.
+Kafka (Segment JSON) → identity → mapping → PutEvents to local_personalize over HTTP. local_personalize is
+where "none lost" is counted (by eventId). In the crash test the same events also go to a JSON Lines
+file, which counts redeliveries: they may only come from the window the killed process had not committed.
 """
 
 from __future__ import annotations
@@ -18,9 +18,15 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
+
+from connectors.sources.kafka import KafkaSource
+from hub.config import parse_config
+from hub.runtime import Hub
 
 from local_personalize.settings import Settings
 from local_personalize.store import Store
@@ -63,14 +69,14 @@ def stored_event_ids(store: Store, dataset_arn: str) -> set[str]:
     return {event_id for rows in store.iter_interactions(dataset_arn, ("event_id",)) for (event_id,) in rows}
 
 
-async def produce_clickstream(bootstrap: str, topic: str) -> dict[str, tuple[int, int]]:
-    """Produce TOTAL Product Viewed events keyed by user; message id → (partition, offset)."""
+async def produce_clickstream(bootstrap: str, topic: str, total: int = TOTAL) -> dict[str, tuple[int, int]]:
+    """Produce `total` Product Viewed events keyed by user; message id → (partition, offset)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=20)
     await producer.start()
     try:
         start = time.time() - 3600
         futures = []
-        for i in range(TOTAL):
+        for i in range(total):
             user = f"user-{i % USERS}"
             message = {"type": "track", "event": "Product Viewed", "userId": user, "messageId": f"e{i}",
                        "timestamp": start + i * 0.01, "properties": {"product_id": f"p{i % 300}", "price": 2.5}}
@@ -149,4 +155,83 @@ async def test_kill_9_mid_stream_loses_nothing_and_redelivers_only_the_uncommitt
     outside = [m for m in redelivered if placement[m][1] < (committed_at_kill[placement[m][0]] or 0)]
     assert outside == [], f"{len(outside)} events before the committed offset were delivered twice"
     assert sum(copies.values()) - TOTAL <= TOTAL - committed_total
+    assert read_jsonl(tmp_path / "dead-letter.jsonl") == []
+
+
+THROTTLE_SECS = 20
+THROTTLED_TOTAL = 20_000
+HELD_LIMIT = 2_000  # per partition
+BATCH_RECORDS = 500
+
+
+@pytest.fixture
+async def throttling_proxy(local_personalize_server):
+    """Forwards to local_personalize, except for THROTTLE_SECS after the first request: 429 ThrottlingException."""
+    state: dict = {"until": None, "throttled": 0}
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.BaseRequest) -> web.StreamResponse:
+        body = await request.read()
+        state["until"] = state["until"] or time.monotonic() + THROTTLE_SECS
+        if time.monotonic() < state["until"]:
+            state["throttled"] += 1
+            return web.json_response({"__type": "ThrottlingException", "message": "Rate exceeded"}, status=429,
+                                     headers={"x-amzn-ErrorType": "ThrottlingException"})
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with session.request(request.method, local_personalize_server.url + request.path_qs,
+                                   data=body, headers=headers) as answer:
+            return web.Response(status=answer.status, body=await answer.read(),
+                                headers={k: v for k, v in answer.headers.items()
+                                         if k.lower() in ("content-type", "x-amzn-errortype", "x-amzn-requestid")})
+
+    runner = web.ServerRunner(web.Server(forward))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    state["url"] = f"http://127.0.0.1:{port}"
+    yield state
+    await runner.cleanup()
+    await session.close()
+
+
+async def test_twenty_seconds_of_throttling_lose_nothing_and_hold_a_bounded_window(
+    kafka_bootstrap, unique_name, tmp_path, local_personalize_server, throttling_proxy, monkeypatch
+):
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # dummy credentials, never the metadata endpoint
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, os.environ.get(name) or "local")
+    topic, group = unique_name("throttled"), unique_name("group")
+    await create_topic(kafka_bootstrap, topic, partitions=2)
+    dataset_arn, tracking_id = tracker(local_personalize_server.url)
+    placement = await produce_clickstream(kafka_bootstrap, topic, THROTTLED_TOTAL)
+
+    hub = Hub(parse_config({
+        "aws": {"region": "us-east-1", "personalize_endpoint_url": throttling_proxy["url"]},
+        "sources": [{"type": "kafka", "id": "clickstream", "bootstrap_servers": kafka_bootstrap, "topics": [topic],
+                     "group_id": group, "max_batch_records": BATCH_RECORDS,
+                     "max_held_records_per_partition": HELD_LIMIT, **GROUP_TIMEOUTS}],
+        "identity": {"store": {"type": "memory"}},
+        "destinations": [{"type": "personalize_events", "id": "personalize", "tracking_id": tracking_id}],
+        "dead_letter": {"type": "file", "id": "dead_letter", "path": str(tmp_path / "dead-letter.jsonl")},
+    }, {}))
+    source: KafkaSource = hub.sources[0]  # type: ignore[assignment]
+    store = Store(Settings(data_dir=local_personalize_server.data_dir).db_path)
+    max_held, paused_seen = 0, False
+    await hub.start()
+    try:
+        deadline = time.monotonic() + THROTTLE_SECS + 90
+        while store.count_interactions(dataset_arn) < THROTTLED_TOTAL:
+            assert time.monotonic() < deadline, f"stored {store.count_interactions(dataset_arn)} of {THROTTLED_TOTAL}"
+            max_held = max(max_held, sum(flow.held for flow in source.flows.values()))
+            paused_seen = paused_seen or bool(source._paused)
+            await asyncio.sleep(0.1)
+        stored = stored_event_ids(store, dataset_arn)
+    finally:
+        await hub.stop()
+        store.close()
+    assert throttling_proxy["throttled"] > 0
+    assert stored == set(placement)
+    # Bounded: the source paused its partitions instead of reading the whole topic into memory.
+    assert paused_seen
+    assert max_held <= 2 * (HELD_LIMIT + BATCH_RECORDS) < THROTTLED_TOTAL
     assert read_jsonl(tmp_path / "dead-letter.jsonl") == []
