@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Iterable
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hub.connector import EmitReport, Outcome
@@ -37,11 +37,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise RequestRejected(413, "body_too_large", f"body of {declared} bytes exceeds the {max_bytes}-byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestRejected(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise RequestRejected(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client left mid-body: nothing to process, no one to answer, not a server error
+        raise RequestRejected(400, "incomplete_body", f"client disconnected after {size} bytes") from None
     return b"".join(chunks)
 
 
