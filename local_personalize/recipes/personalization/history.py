@@ -32,6 +32,12 @@ class UserHistories:
         self.observed: dict[str, list[tuple[int, float]]] = {}  # user id → [(item, event weight)]
         self.version = 0  # bumped by observe(); lets caches of per-user state notice changes
         self.trained_matrix = self._trained_matrix(len(item_position))
+        # Every trained (user, item) pair, also those older than MAX_HISTORY: what "already seen" means.
+        self.seen_matrix = sp.csr_matrix(
+            (np.ones(len(self.items), np.float32), self.items.copy(), self.indptr.copy()),
+            shape=(len(self.user_ids), len(item_position)),
+        )
+        self.seen_matrix.sum_duplicates()
 
     def trained(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         start, stop = self.indptr[user], self.indptr[user + 1]
@@ -52,7 +58,8 @@ class UserHistories:
         self, user_id: str | None, extra_events: Sequence[tuple[int, float]] = ()
     ) -> tuple[np.ndarray, np.ndarray]:
         """(items, event weights) oldest first: training events, observed ones, then `extra_events`
-        (item index, weight) such as this request's session events."""
+        (item index, weight) such as this request's session events. Scoring reads the newest
+        MAX_HISTORY of them; exclusion of already-seen items all of them."""
         parts_items, parts_weights = [], []
         position = self.user_position.get(user_id) if user_id is not None else None
         if position is not None:
@@ -66,8 +73,7 @@ class UserHistories:
             parts_weights.append(np.array([e[1] for e in extra], np.float32))
         if not parts_items:
             return np.empty(0, np.int32), np.empty(0, np.float32)
-        items, weights = np.concatenate(parts_items), np.concatenate(parts_weights)
-        return items[-MAX_HISTORY:], weights[-MAX_HISTORY:]
+        return np.concatenate(parts_items), np.concatenate(parts_weights)
 
     def recency_weights(self, length: int) -> np.ndarray:
         """Weight halving every half_life_events steps back from the newest event (1.0 = newest)."""

@@ -30,7 +30,7 @@ from local_personalize.recipes.base import (
     SessionEvent,
 )
 from local_personalize.recipes.personalization.exploration import ItemFreshness, exploration_slots
-from local_personalize.recipes.personalization.history import UserHistories
+from local_personalize.recipes.personalization.history import MAX_HISTORY, UserHistories
 from local_personalize.recipes.personalization.scorers import SCORERS, Scorer
 from local_personalize.recipes.selection import EventSelector
 from local_personalize.recipes.topk import map_row_chunks, top_k
@@ -108,8 +108,9 @@ class PersonalizationModel(Model):
             user = np.array([self.histories.user_position[user_id]])
             scores = self.scorer.score_snapshot(user, self.histories.snapshot_rows(user), self._scale)[0]
         else:
-            weights = weights * self.histories.recency_weights(len(items))
-            scores = self.scorer.score_history(items, weights) * np.float32(self._scale)
+            recent, weights = items[-MAX_HISTORY:], weights[-MAX_HISTORY:]
+            weights = weights * self.histories.recency_weights(len(recent))
+            scores = self.scorer.score_history(recent, weights) * np.float32(self._scale)
         return np.array(scores, dtype=np.float32), items
 
     # -- GetRecommendations ------------------------------------------------------------------------
@@ -152,13 +153,13 @@ class PersonalizationModel(Model):
                 if len(users):
                     scores[known] = self.scorer.score_snapshot(users, inputs, self._scale)
                 scores[~known] = self._popular_scores
-            seen = inputs if known.all() else sp.csr_matrix((stop - start, len(self.item_ids)), dtype=np.float32)
-            if len(users) and not known.all():
+            seen = self.histories.seen_matrix[users]
+            if not known.all():  # spread the known users' rows out to their places in the chunk
                 placement = sp.csr_matrix(
                     (np.ones(len(users), np.float32), (np.flatnonzero(known), np.arange(len(users)))),
                     shape=(stop - start, len(users)),
                 )
-                seen = placement @ inputs
+                seen = placement @ seen
             rows = candidates[start:stop] if candidates is not None and candidates.ndim == 2 else candidates
             return self._select(scores, seen, rows, num_results, exploration)
 

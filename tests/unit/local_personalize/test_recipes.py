@@ -329,3 +329,16 @@ def test_bad_personalization_hyperparameters_fail_training(shop: SyntheticShop) 
         RECIPES["aws-user-personalization"].train(shop.data, TrainingConfig(hyperparameters={"recency_mask": "maybe"}))
     with pytest.raises(TrainingError, match="local_algorithm"):
         RECIPES["aws-user-personalization"].train(shop.data, TrainingConfig(hyperparameters={"local_algorithm": "bert"}))
+
+
+def test_seen_items_stay_out_for_users_with_very_long_histories() -> None:
+    from local_personalize.recipes.personalization.history import MAX_HISTORY
+
+    rng = np.random.default_rng(5)
+    rows = [{"USER_ID": "heavy", "ITEM_ID": f"i{n}", "TIMESTAMP": n} for n in range(MAX_HISTORY + 200)]
+    rows += [{"USER_ID": f"u{n % 60}", "ITEM_ID": f"i{rng.integers(0, 900)}", "TIMESTAMP": n} for n in range(3000)]
+    model = RECIPES["aws-user-personalization"].train(TrainingData.from_rows(rows))
+    assert model.exclude_seen
+    seen = {f"i{n}" for n in range(MAX_HISTORY + 200)}
+    assert not seen & {r.item_id for r in model.recommend("heavy", None, 100)}
+    assert not seen & {r.item_id for r in model.recommend_batch(["heavy", "u1"], 100)[0]}
