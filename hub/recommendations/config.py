@@ -26,6 +26,10 @@ class RecommendationsConfig(BaseModel):
     path: str = Field("/recommendations", pattern=r"^/[A-Za-z0-9/_-]*$", description="URL path of the endpoint.")
     redis_url: str | None = Field(None, description="Redis holding the store and the live cache, e.g. ${REDIS_URL}.")
     key_prefix: str = Field(DEFAULT_PREFIX, description="Key prefix; the same as the exporting destination's.")
+    redis_max_connections: int = Field(
+        32, ge=1, le=1024, description="Redis connections the endpoint opens at most; requests beyond wait for one. "
+        "Braze may open thousands of connections at once (destinations.md §1e): they must not become Redis's.",
+    )
     api_keys: list[SecretStr] = Field(
         default_factory=list,
         description="Accepted keys, sent as `X-Api-Key: …` or `Authorization: Bearer …`; empty: no auth. "

@@ -154,4 +154,7 @@ def mount(config: Any, context: Context) -> RecommendationsEndpoint | None:
             return await _no_runtime_client()
         return await aws.client("personalize-runtime")
 
-    return RecommendationsEndpoint(settings, redis.asyncio.Redis.from_url(settings.redis_url), runtime_client)
+    # A bounded pool: a burst queues for a connection instead of opening one per request.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.live_timeout_secs)
+    return RecommendationsEndpoint(settings, redis.asyncio.Redis.from_pool(pool), runtime_client)  # owns the pool
