@@ -15,6 +15,7 @@ from hub.jobs import JobConfig
 CONFIG_ENV = "HUB_CONFIG"
 
 _config: Any = None
+_redis: redis.Redis | None = None
 
 
 class UnknownJob(HubError):
@@ -23,9 +24,9 @@ class UnknownJob(HubError):
 
 def set_config(config: Any) -> None:
     """Use this config in this process (the CLI, tests, the eager driver) instead of reading $HUB_CONFIG."""
-    global _config
-    _config = config
-    sync_redis.cache_clear()
+    global _config, _redis
+    _config, _redis = config, None
+    _sync_client.cache_clear()
 
 
 def hub_config() -> Any:
@@ -56,10 +57,12 @@ def redis_url() -> str:
     return url
 
 
-@functools.cache
 def sync_redis() -> redis.Redis:
     """One pooled client per process for the synchronous steps."""
-    return redis.Redis.from_url(redis_url())
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(redis_url())
+    return _redis
 
 
 def async_redis() -> redis.asyncio.Redis:

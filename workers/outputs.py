@@ -67,10 +67,10 @@ class Decorator:
         """The recipient key and the decoded line, or why the line yields nothing."""
         try:
             line = _decode(raw)
+        except msgspec.ValidationError as err:  # a subclass of DecodeError: valid JSON, wrong shape
+            return LineError("invalid_line", f"{err}: {_sample(raw)}")
         except msgspec.DecodeError:
             return LineError("invalid_json", _sample(raw))
-        except msgspec.ValidationError as err:
-            return LineError("invalid_line", f"{err}: {_sample(raw)}")
         if line.error is not None:
             return LineError("personalize_error", f"{line.error}: {_sample(raw)}")
         key = line.input.get(self.recipe.input_key) if isinstance(line.input, dict) else None

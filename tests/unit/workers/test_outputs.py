@@ -1,0 +1,82 @@
+"""Batch output lines (personalize-api.md §6.7, §6.8): decoded, decorated, hashed; bad lines named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hub.jobs import Recipe
+from workers.outputs import Decorated, Decorator, LineError
+
+CATALOG = {"i1": {"name": "Boots", "price": "89.90"}, "i2": {"name": "Socks", "price": "4.50"}}
+
+
+def line(user="u1", items=("i1", "i2"), scores=(0.7, 0.2), **changes) -> bytes:
+    body = {"input": {"userId": user}, "output": {"recommendedItems": list(items), "scores": list(scores)},
+            "error": None, **changes}
+    return json.dumps(body).encode()
+
+
+def decorate(raw: bytes, recipe=Recipe.USER_RECOMMENDATIONS, catalog=CATALOG, keep=False, contact=None):
+    decorator = Decorator(recipe, "weekly", "weekly-1", catalog, keep)
+    read = decorator.read(raw)
+    return read if isinstance(read, LineError) else decorator.decorate(*read, raw, contact)
+
+
+def test_user_line_is_decorated_in_rank_order():
+    result = decorate(line(), contact={"email": "a@b.example", "attributes": {"firstName": "Ada"}})
+    assert isinstance(result, Decorated) and result.key == "u1" and result.missing_items == 0
+    assert result.record == {
+        "userId": "u1", "job": "weekly", "runId": "weekly-1", "email": "a@b.example",
+        "items": [{"itemId": "i1", "score": 0.7, "name": "Boots", "price": "89.90"},
+                  {"itemId": "i2", "score": 0.2, "name": "Socks", "price": "4.50"}],
+        "attributes": {"firstName": "Ada"}}
+
+
+def test_digest_ignores_the_run_and_follows_what_the_user_would_get():
+    first, again = decorate(line()), Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-2", CATALOG, False)
+    raw = line()
+    assert again.decorate(*again.read(raw), raw).digest == first.digest
+    assert decorate(line(items=("i2", "i1"))).digest != first.digest  # order matters
+    assert decorate(line(), catalog={**CATALOG, "i1": {"name": "Boots", "price": "79.90"}}).digest != first.digest
+    assert decorate(line(), contact={"email": "x@y.example"}).digest != first.digest
+
+
+def test_items_unknown_to_the_catalog_are_dropped_and_counted_or_kept():
+    dropped = decorate(line(items=("i1", "i9"), scores=(0.5, 0.4)))
+    assert [i["itemId"] for i in dropped.record["items"]] == ["i1"] and dropped.missing_items == 1
+    kept = decorate(line(items=("i1", "i9"), scores=(0.5, 0.4)), keep=True)
+    assert kept.record["items"][1] == {"itemId": "i9", "score": 0.4} and kept.missing_items == 0
+    no_catalog = decorate(line(), catalog=None)
+    assert no_catalog.record["items"] == [{"itemId": "i1", "score": 0.7}, {"itemId": "i2", "score": 0.2}]
+
+
+def test_recipes_without_scores_have_no_score_key():
+    raw = json.dumps({"input": {"itemId": "i1"}, "output": {"recommendedItems": ["i2"]}}).encode()
+    result = decorate(raw, Recipe.RELATED_ITEMS)
+    assert result.key == "i1" and result.record["items"] == [{"itemId": "i2", "name": "Socks", "price": "4.50"}]
+    assert set(result.record) == {"itemId", "items", "job", "runId"}
+
+
+def test_segment_line_is_an_audience():
+    raw = json.dumps({"input": {"itemId": "i1"}, "output": {"recommendedUsers": ["u1", "u2"]}}).encode()
+    result = decorate(raw, Recipe.ITEM_AFFINITY)
+    assert result.record == {"itemId": "i1", "users": ["u1", "u2"], "job": "weekly", "runId": "weekly-1"}
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b'{"input": {"userId": "u1"', "invalid_json"),
+    (b"[1, 2]", "invalid_line"),
+    (b'{"input": {"userId": "u1"}, "output": {"recommendedItems": "i1"}}', "invalid_line"),
+    (json.dumps({"input": "not json", "error": "Input line is not a JSON object"}).encode(), "personalize_error"),
+    (json.dumps({"input": {"itemId": "i1"}, "output": {"recommendedItems": ["i1"]}}).encode(), "missing_input_id"),
+    (json.dumps({"input": {"userId": "u1"}, "error": None}).encode(), "missing_output"),
+    (json.dumps({"input": {"userId": "u1"}, "output": {"recommendedUsers": ["u2"]}}).encode(), "missing_output"),
+    (line(scores=(0.5,)), "invalid_line"),
+    (line(items=(), scores=()), "no_items"),
+    (line(items=("i8", "i9")), "no_items_with_metadata"),
+])
+def test_bad_lines_are_named(raw, reason):
+    result = decorate(raw)
+    assert isinstance(result, LineError) and result.reason == reason and result.message
