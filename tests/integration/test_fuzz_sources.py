@@ -46,7 +46,7 @@ from tests.fixtures.fuzz_sources import (
     mixed_plans,
     segment_good,
 )
-from tests.fixtures.kafka import create_topic, kafka_source
+from tests.fixtures.kafka import committed_offsets, create_topic, kafka_source
 from tests.fixtures.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ def hub_server(tmp_path_factory):
 
 
 @pytest.mark.parametrize("dialect_name", DIALECTS_BY_NAME)
-@settings(FUZZ, max_examples=25)
+@settings(FUZZ, max_examples=40)
 @given(data=st.data())
 def test_mixed_batches_over_real_http(hub_server, dialect_name, data):
     dialect = DIALECTS_BY_NAME[dialect_name]
@@ -121,7 +121,7 @@ def _chunks(body: bytes, size: int = 16 * 1024):
         yield body[start : start + size]
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=150)
 @given(data=st.data())
 def test_any_request_over_real_http(hub_server, data):
     endpoint = data.draw(st.sampled_from(ENDPOINTS), label="endpoint")
@@ -156,7 +156,7 @@ MALFORMED_HTTP = st.one_of(
 )
 
 
-@settings(FUZZ, max_examples=30)
+@settings(FUZZ, max_examples=60)
 @given(raw=MALFORMED_HTTP)
 def test_malformed_http_never_stops_the_server(hub_server, raw):
     with socket.create_connection(("127.0.0.1", hub_server.port), timeout=5) as sock:
@@ -198,7 +198,8 @@ async def kafka_hub(kafka_bootstrap, unique_name, tmp_path):
     await producer.start()
     await hub.start()
     try:
-        yield hub, producer, topic, JsonLines(tmp_path / "delivered.jsonl"), JsonLines(tmp_path / "dead-letter.jsonl")
+        yield (hub, producer, kafka_bootstrap, topic, group, JsonLines(tmp_path / "delivered.jsonl"),
+               JsonLines(tmp_path / "dead-letter.jsonl"))
     finally:
         await hub.stop()
         await producer.stop()
@@ -206,12 +207,13 @@ async def kafka_hub(kafka_bootstrap, unique_name, tmp_path):
 
 # No shrinking: each failing attempt waits out the settle timeout, so shrinking would take many minutes;
 # the failing example is reported as generated.
-@settings(FUZZ, max_examples=8, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(FUZZ, max_examples=20, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(plan=kafka_plans)
 async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_hub, plan):
-    hub, producer, topic, delivered_lines, dead_lines = kafka_hub
+    hub, producer, bootstrap, topic, group, delivered_lines, dead_lines = kafka_hub
     run = uuid.uuid4().hex
     good, bad = set(), set()  # good: message ids; bad: (partition, offset)
+    end_offsets: dict[int, int] = {}  # partition → offset after the last record produced here
     sends = []
     for index, slot in enumerate(plan):
         marker = f"fz-{run}-{index}"
@@ -224,6 +226,7 @@ async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_h
         sends.append((slot, marker, await producer.send(topic, value)))  # no key: both partitions
     for slot, marker, future in sends:
         metadata = await future
+        end_offsets[metadata.partition] = max(end_offsets.get(metadata.partition, 0), metadata.offset + 1)
         if slot is None:
             good.add(marker)
         else:
@@ -246,4 +249,9 @@ async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_h
     for where in bad:
         assert all(REASON_CODE.match(r["reason"]) and r["message"] for r in dead[where]), dead[where]
     assert not good & {r["source"]["message_id"] for records in dead.values() for r in records}
+    # Poison records do not hold the partition back: the group commits past every settled record.
+    while (committed := await committed_offsets(bootstrap, group, topic, 2)) and any(
+            (committed[p] or 0) < end for p, end in end_offsets.items()):
+        assert time.monotonic() < deadline, f"commits stuck at {committed}, produced up to {end_offsets}"
+        await asyncio.sleep(0.2)
     assert not hub._source_tasks[0].done(), "the kafka source stopped"
