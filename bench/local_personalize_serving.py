@@ -31,11 +31,13 @@ import httpx
 import numpy as np
 from botocore.config import Config
 
-from local_personalize.store import Store
 from local_personalize.sample_shop import INTERACTIONS_SCHEMA, generate_shop
+from local_personalize.store import Store
 
 P99_TARGET_MS = 10.0
-CONNECTIONS = 4
+# Two connections keep one server core busy (one request in flight while the other's answer travels);
+# more only queue in front of it and add their wait to every latency.
+CONNECTIONS = 2
 MEASURE_SECS = 10.0
 WARMUP_SECS = 2.0
 
@@ -150,6 +152,25 @@ def measure(port: int, requests: list[bytes], connections: int = CONNECTIONS) ->
             "p99_ms": float(np.percentile(values, 99)), "max_ms": float(values.max())}
 
 
+def model_latency(data_dir: Path, users: int) -> dict[str, float]:
+    """The same recommendations straight from the model file, in this process: the model's share of the time."""
+    from threadpoolctl import threadpool_limits
+
+    from local_personalize.recipes import load_model
+
+    threadpool_limits(1)  # one BLAS thread, as in the server (local_personalize/threads.py)
+    model = load_model(str(next((data_dir / "models").glob("*.npz"))))
+    rng = random.Random(2)
+    latencies = []
+    for _ in range(2000):
+        started = time.perf_counter()
+        model.recommend(f"u{rng.randrange(users)}", None, 25)
+        latencies.append(time.perf_counter() - started)
+    values = np.array(latencies[200:]) * 1000
+    return {"rate_per_sec": 1000 / values.mean(), "p50_ms": float(np.percentile(values, 50)),
+            "p99_ms": float(np.percentile(values, 99)), "max_ms": float(values.max())}
+
+
 def post(path: str, body: dict) -> bytes:
     payload = json.dumps(body).encode()
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -180,7 +201,9 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
-    for name, figures in (("GET /ping (anchor)", anchor), ("GetRecommendations", served)):
+        in_process = model_latency(data_dir, args.users)
+    for name, figures in (("GET /ping (anchor)", anchor), ("GetRecommendations", served),
+                          ("model.recommend only", in_process)):
         print(f"{name:22s} {figures['rate_per_sec']:8.0f} req/s  p50 {figures['p50_ms']:6.2f} ms  "
               f"p99 {figures['p99_ms']:6.2f} ms  max {figures['max_ms']:6.1f} ms")
     print(f"ratio GetRecommendations/anchor: rate {served['rate_per_sec'] / anchor['rate_per_sec']:.2f}, "
