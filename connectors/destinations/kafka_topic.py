@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLarge
 from pydantic import Field
 
 from connectors.formats import native
+from connectors.kafka_connection import KafkaConnection
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
 from hub.errors import PartialFailure, RejectedError, RetryableError
 from hub.events import Event, EventKind
@@ -23,7 +24,7 @@ MAX_RECORD_BYTES = 1024 * 1024
 _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
-class KafkaTopicConfig(DestinationConfig):
+class KafkaTopicConfig(DestinationConfig, KafkaConnection):
     """Writes to a Kafka topic: webhooks → Kafka → hub in production, or the dead letter."""
 
     type: Literal["kafka_topic"]
@@ -33,7 +34,6 @@ class KafkaTopicConfig(DestinationConfig):
     # send bounds the futures held at once; one send in flight keeps the topic in event order.
     api_limits = BatchPolicy(max_events=1000, max_wait_secs=0.005, max_in_flight=1)
 
-    bootstrap_servers: str = Field(..., description="Brokers as host:port[,host:port], e.g. ${KAFKA_BOOTSTRAP}.")
     topic: str = Field(..., min_length=1, description="Topic to write to.")
     payload: Literal["raw", "record", "event"] = Field(
         "raw",
@@ -71,7 +71,7 @@ class KafkaTopic(Destination):
             if self._producer is not None:
                 return
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.config.bootstrap_servers,
+                **self.config.client_options(),
                 acks="all",  # acknowledged only once every in-sync replica has it: what "delivered" means here
                 enable_idempotence=self.config.enable_idempotence,
                 compression_type=None if self.config.compression == "none" else self.config.compression,

@@ -11,27 +11,29 @@ from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from pydantic import Field, SecretStr, model_validator
+from fastavro.types import Schema
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 from connectors.formats import avro
+from connectors.kafka_connection import KafkaConnection
 from connectors.sources.kafka_decode import RecordDecoder
 from connectors.sources.kafka_partitions import PartitionFlow
 from connectors.sources.schema_registry import SchemaRegistry
 from hub import telemetry
 from hub.connector import Context, Emit, Source, SourceConfig
+from hub.errors import RejectedError
 
 log = logging.getLogger(__name__)
 
 _LAG_EVERY_SECS = 1.0
 
 
-class KafkaSourceConfig(SourceConfig):
+class KafkaSourceConfig(SourceConfig, KafkaConnection):
     """Consumes topics of Segment, mParticle or hub JSON, or Avro, in a consumer group."""
 
     type: Literal["kafka"]
     example = {"type": "kafka", "id": "clickstream", "bootstrap_servers": "${KAFKA_BOOTSTRAP}",
                "topics": ["clickstream"], "group_id": "personalize-hub", "format": "segment"}
-    bootstrap_servers: str = Field(..., description="Brokers as host:port[,host:port], e.g. ${KAFKA_BOOTSTRAP}.")
     topics: list[str] = Field(..., min_length=1, description="Topics to consume.")
     group_id: str = Field(..., min_length=1, description="Consumer group; hub processes sharing it split the partitions.")
     format: Literal["segment", "mparticle", "native", "avro"] = Field(
@@ -73,13 +75,25 @@ class KafkaSourceConfig(SourceConfig):
                     "it is dropped uncommitted (the partition's next owner redelivers it).",
     )
 
+    _local_schema: Schema | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _check_avro(self) -> KafkaSourceConfig:
         if self.format == "avro" and self.schema_registry_url is None and self.avro_schema is None:
             raise ValueError("format avro needs schema_registry_url or avro_schema")
         if self.avro_framing == "none" and self.avro_schema is None:
             raise ValueError("avro_framing none needs avro_schema (there is no schema id to look up)")
+        if self.avro_schema is not None:  # parsed with the config, so `hub check` reports a bad file
+            try:
+                self._local_schema = avro.load_schema(self.avro_schema)
+            except OSError as err:
+                raise ValueError(f"avro_schema: {err.strerror}: {self.avro_schema}") from None
+            except RejectedError as err:
+                raise ValueError(f"avro_schema: {err.message}") from None
         return self
+
+    def local_schema(self) -> Schema | None:
+        return self._local_schema
 
 
 class KafkaSource(Source):
@@ -107,7 +121,7 @@ class KafkaSource(Source):
                 user, _, password = config.schema_registry_auth.get_secret_value().partition(":")
                 auth = (user, password)
             self._registry = SchemaRegistry(config.schema_registry_url, auth=auth)
-        local = avro.load_schema(config.avro_schema) if config.avro_schema else None
+        local = config.local_schema()
         framing = config.avro_framing or ("confluent" if self._registry else "none")
         return RecordDecoder(
             config.id, config.format, avro_dialect=config.avro_dialect, registry=self._registry,
@@ -137,7 +151,7 @@ class KafkaSource(Source):
     def _new_consumer(self) -> AIOKafkaConsumer:
         config = self.config
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap_servers,
+            **config.client_options(),
             group_id=config.group_id,
             enable_auto_commit=False,
             auto_offset_reset=config.start_from,

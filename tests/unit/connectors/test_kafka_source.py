@@ -197,3 +197,40 @@ async def test_stop_drops_unsettled_work_without_passing_it():
     await asyncio.wait_for(flow.stop(5), 1)  # a retry backoff does not hold up a rebalance
     assert flow.commit_position() == 41
     assert all("queued" not in ids for ids, _ in emit.calls)
+
+
+# ---- configuration -----------------------------------------------------------------------------
+
+def kafka_config(**fields):
+    from hub.config import parse_config
+
+    return parse_config({"sources": [{"type": "kafka", "bootstrap_servers": "b:9092", "topics": ["t"],
+                                      "group_id": "g", **fields}]}, {}).sources[0]
+
+
+def test_security_settings_become_aiokafka_options_and_sasl_needs_credentials():
+    from hub.errors import ConfigError
+
+    plain = kafka_config().client_options()
+    assert plain == {"bootstrap_servers": "b:9092", "security_protocol": "PLAINTEXT"}
+    secured = kafka_config(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="hub",
+                           sasl_password="s3cret").client_options()
+    assert (secured["sasl_mechanism"], secured["sasl_plain_username"], secured["sasl_plain_password"]) == (
+        "SCRAM-SHA-512", "hub", "s3cret")
+    assert secured["ssl_context"] is not None
+    with pytest.raises(ConfigError, match="needs sasl_username and sasl_password"):
+        kafka_config(security_protocol="SASL_PLAINTEXT")
+
+
+def test_avro_settings_are_checked_with_the_config(tmp_path):
+    from hub.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs schema_registry_url or avro_schema"):
+        kafka_config(format="avro")
+    with pytest.raises(ConfigError, match="No such file"):
+        kafka_config(format="avro", avro_schema=str(tmp_path / "missing.avsc"))
+    (tmp_path / "bad.avsc").write_text('{"type": "record", "name": "X", "fields": [{"name": "a", "type": "nope"}]}')
+    with pytest.raises(ConfigError, match="avro_schema"):
+        kafka_config(format="avro", avro_schema=str(tmp_path / "bad.avsc"))
+    (tmp_path / "good.avsc").write_text(json.dumps(SCHEMA))
+    assert kafka_config(format="avro", avro_schema=str(tmp_path / "good.avsc")).local_schema()["name"] == "T"
