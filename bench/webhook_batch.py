@@ -122,8 +122,8 @@ def segment_message(rng: random.Random, at: datetime) -> dict:
             for key in ("url", "image_url", "name"):
                 product.pop(key)
         name = "Order Completed"
-        properties = {"order_id": f"order-{rng.getrandbits(40):x}", "total": round(sum(p["price"] for p in products), 2),
-                      "currency": "GBP", "products": products}
+        properties = {"order_id": f"order-{rng.getrandbits(40):x}", "currency": "GBP",
+                      "total": round(sum(p["price"] for p in products), 2), "products": products}
     properties.setdefault("currency", "GBP")
     return {"type": "track", "event": name, **common, "properties": properties,
             "context": _context(rng, f"/p/{properties.get('product_id', 'checkout')}")}

@@ -30,10 +30,11 @@ from tests.fixtures.fuzz_sources import (
     DIALECTS_BY_NAME,
     ENDPOINTS,
     REASON_CODE,
-    SEGMENT_BAD_CONTENT,
     WEBHOOK_DIALECTS,
+    KAFKA_FORMATS,
     Bad,
     JsonLines,
+    KafkaFormat,
     any_body,
     build_mixed_request,
     check_any_answer,
@@ -44,7 +45,6 @@ from tests.fixtures.fuzz_sources import (
     malformed_json,
     mark,
     mixed_plans,
-    segment_good,
 )
 from tests.fixtures.kafka import committed_offsets, create_topic, kafka_source
 from tests.fixtures.services import free_port
@@ -175,21 +175,35 @@ def test_malformed_http_never_stops_the_server(hub_server, raw):
 
 KAFKA_SETTLE_TIMEOUT_SECS = 20
 
-kafka_garbage = st.one_of(  # bytes are produced as they are; anything else as JSON, with its marker
-    malformed_json,
-    st.just(b"\x00" + b"junk" * 150_000),  # 600 KB that is not JSON
-    SEGMENT_BAD_CONTENT,  # JSON, but not a valid Segment message
-)
-kafka_plans = st.lists(st.none() | kafka_garbage.map(Bad), min_size=1, max_size=12)
+kafka_bytes = st.one_of(malformed_json, st.just(b"\x00" + b"junk" * 150_000))  # the last: 600 KB, not JSON
+
+
+def kafka_plans(kafka_format: KafkaFormat) -> st.SearchStrategy[list[Bad | None]]:
+    """None: a good record; Bad(bytes): produced as they are; Bad(other): produced as JSON with its marker."""
+    return st.lists(st.none() | (kafka_bytes | kafka_format.bad).map(Bad), min_size=1, max_size=12)
+
+
+@dataclass
+class KafkaHub:
+    hub: Hub
+    producer: AIOKafkaProducer
+    bootstrap: str
+    topic: str
+    group: str
+    delivered: JsonLines
+    dead_letter: JsonLines
+
+    def source_is_running(self) -> bool:
+        return not any(task.done() for task in self.hub._source_tasks)
 
 
 @pytest.fixture
-async def kafka_hub(kafka_bootstrap, unique_name, tmp_path):
+async def kafka_hub(kafka_bootstrap, unique_name, tmp_path, format_name):
     topic, group = unique_name("fuzz"), unique_name("fuzz-group")
     await create_topic(kafka_bootstrap, topic, partitions=2)
     hub = Hub(parse_config({
         "identity": {"store": {"type": "sqlite", "path": str(tmp_path / "identity.sqlite3")}},
-        "sources": [kafka_source(kafka_bootstrap, topic, group)],
+        "sources": [kafka_source(kafka_bootstrap, topic, group, format=KAFKA_FORMATS[format_name].format)],
         "destinations": [{"type": "file", "id": "delivered", "path": str(tmp_path / "delivered.jsonl")}],
         "dead_letter": {"type": "file", "id": "dead_letter", "path": str(tmp_path / "dead-letter.jsonl")},
     }, {}))
@@ -198,19 +212,21 @@ async def kafka_hub(kafka_bootstrap, unique_name, tmp_path):
     await producer.start()
     await hub.start()
     try:
-        yield (hub, producer, kafka_bootstrap, topic, group, JsonLines(tmp_path / "delivered.jsonl"),
-               JsonLines(tmp_path / "dead-letter.jsonl"))
+        yield KafkaHub(hub, producer, kafka_bootstrap, topic, group, JsonLines(tmp_path / "delivered.jsonl"),
+                       JsonLines(tmp_path / "dead-letter.jsonl"))
     finally:
         await hub.stop()
         await producer.stop()
 
 
+@pytest.mark.parametrize("format_name", KAFKA_FORMATS)
 # No shrinking: each failing attempt waits out the settle timeout, so shrinking would take many minutes;
 # the failing example is reported as generated.
-@settings(FUZZ, max_examples=20, phases=[Phase.explicit, Phase.reuse, Phase.generate])
-@given(plan=kafka_plans)
-async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_hub, plan):
-    hub, producer, bootstrap, topic, group, delivered_lines, dead_lines = kafka_hub
+@settings(FUZZ, max_examples=15, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(data=st.data())
+async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_hub, format_name, data):
+    kafka_format = KAFKA_FORMATS[format_name]
+    plan = data.draw(kafka_plans(kafka_format), label="plan (None = a good record)")
     run = uuid.uuid4().hex
     good, bad = set(), set()  # good: message ids; bad: (partition, offset)
     end_offsets: dict[int, int] = {}  # partition → offset after the last record produced here
@@ -218,12 +234,12 @@ async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_h
     for index, slot in enumerate(plan):
         marker = f"fz-{run}-{index}"
         if slot is None:
-            value = json.dumps(segment_good(marker)).encode()
+            value = json.dumps(kafka_format.good(marker)).encode()
         elif isinstance(slot.record, bytes):
             value = slot.record
         else:
             value = json.dumps(mark(slot.record, marker)).encode()
-        sends.append((slot, marker, await producer.send(topic, value)))  # no key: both partitions
+        sends.append((slot, marker, await kafka_hub.producer.send(kafka_hub.topic, value)))  # no key: both partitions
     for slot, marker, future in sends:
         metadata = await future
         end_offsets[metadata.partition] = max(end_offsets.get(metadata.partition, 0), metadata.offset + 1)
@@ -238,11 +254,11 @@ async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_h
     while not (good <= set(delivered) and bad <= set(dead)):
         assert time.monotonic() < deadline, (
             f"not settled: undelivered {good - set(delivered)}, not dead-lettered {bad - set(dead)}")
-        assert not hub._source_tasks[0].done(), "the kafka source stopped"
+        assert kafka_hub.source_is_running(), "the kafka source stopped"
         await asyncio.sleep(0.1)
-        delivered += [m for line in delivered_lines.new()
+        delivered += [m for line in kafka_hub.delivered.new()
                       if (m := delivered_message_id(line)) and m.startswith(f"fz-{run}-")]
-        for record in dead_lines.new():
+        for record in kafka_hub.dead_letter.new():
             dead.setdefault((record["source"]["partition"], record["source"]["offset"]), []).append(record)
 
     assert sorted(delivered) == sorted(good), "a good record was not delivered exactly once"
@@ -250,8 +266,8 @@ async def test_kafka_garbage_is_dead_lettered_and_good_records_delivered(kafka_h
         assert all(REASON_CODE.match(r["reason"]) and r["message"] for r in dead[where]), dead[where]
     assert not good & {r["source"]["message_id"] for records in dead.values() for r in records}
     # Poison records do not hold the partition back: the group commits past every settled record.
-    while (committed := await committed_offsets(bootstrap, group, topic, 2)) and any(
+    while (committed := await committed_offsets(kafka_hub.bootstrap, kafka_hub.group, kafka_hub.topic, 2)) and any(
             (committed[p] or 0) < end for p, end in end_offsets.items()):
         assert time.monotonic() < deadline, f"commits stuck at {committed}, produced up to {end_offsets}"
         await asyncio.sleep(0.2)
-    assert not hub._source_tasks[0].done(), "the kafka source stopped"
+    assert kafka_hub.source_is_running(), "the kafka source stopped"
