@@ -136,7 +136,12 @@ class KafkaSource(Source):
         next_lag = 0.0
         try:
             while True:
-                fetched = await consumer.getmany(timeout_ms=200, max_records=self.config.max_batch_records)
+                try:
+                    fetched = await consumer.getmany(timeout_ms=200, max_records=self.config.max_batch_records)
+                except KafkaError as err:  # keep consuming once the cluster recovers; never stop silently
+                    log.warning("kafka %s: fetch failed (%s); retrying", self.config.id, err)
+                    await asyncio.sleep(1.0)
+                    continue
                 for tp, records in fetched.items():
                     flow = self.flows.get(tp)
                     if flow is not None:  # else revoked meanwhile: its next owner reads these again
@@ -174,8 +179,11 @@ class KafkaSource(Source):
                 log.warning("kafka %s: cannot reach %s (%s); retry in %.1fs",
                             self.config.id, self.config.bootstrap_servers, err, delay_secs)
                 await consumer.stop()
-                await asyncio.sleep(delay_secs)
-                delay_secs = min(delay_secs * 2, 30.0)
+            except BaseException:  # cancelled while connecting: release the half-started client
+                await consumer.stop()
+                raise
+            await asyncio.sleep(delay_secs)
+            delay_secs = min(delay_secs * 2, 30.0)
 
     async def _shut_down(self, committer: asyncio.Task[None]) -> None:
         """Stop every partition (letting in-flight batches settle), commit what settled, leave the group."""
@@ -212,10 +220,12 @@ class KafkaSource(Source):
         while True:
             await self._commit_wanted.wait()
             self._commit_wanted.clear()
-            await self._commit(list(self.flows))
+            if not await self._commit(list(self.flows)):
+                self._commit_wanted.set()
+                await asyncio.sleep(0.5)
 
-    async def _commit(self, partitions: list[TopicPartition]) -> None:
-        """Commit each partition's settled prefix; a failed commit is retried at the next progress."""
+    async def _commit(self, partitions: list[TopicPartition]) -> bool:
+        """Commit each partition's settled prefix; False when the commit should be tried again."""
         assert self._consumer is not None
         async with self._commit_lock:
             offsets = {}
@@ -225,19 +235,19 @@ class KafkaSource(Source):
                 if flow is not None and position is not None and position != flow.committed:
                     offsets[tp] = position
             if not offsets:
-                return
+                return True
             try:
                 await self._consumer.commit(offsets)
             except CommitFailedError as err:  # the group rebalanced: the new assignment starts over
                 log.warning("kafka %s: commit refused (%s); records will be redelivered", self.config.id, err)
-                return
+                return True
             except KafkaError as err:
                 log.warning("kafka %s: commit failed (%s); will retry", self.config.id, err)
-                self._commit_wanted.set()
-                await asyncio.sleep(0.5)
-                return
+                return False
             for tp, position in offsets.items():
-                self.flows[tp].committed = position
+                if tp in self.flows:
+                    self.flows[tp].committed = position
+            return True
 
     def _report_lag(self) -> None:
         """Messages behind the high watermark, per partition: highwater − committed (what a restart rereads).
