@@ -121,11 +121,9 @@ class BrazeUsers(Destination):
 
     Config = BrazeUsersConfig
     config: BrazeUsersConfig
-    # Read on the instance: attribute overwrites are safe to resend, sends are not (destinations.md §6).
-    idempotent: bool = False
-
     def __init__(self, config: BrazeUsersConfig, context: Context, *, transport: httpx.AsyncBaseTransport | None = None):
         super().__init__(config, context)
+        # Per instance: attribute overwrites are safe to resend, sends are not (destinations.md §6).
         self.idempotent = config.mode == "track"
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -226,10 +224,22 @@ def _check_values(values: dict[str, Any]) -> None:
     if size > PROPERTIES_MAX_BYTES:
         raise RejectedError("properties_too_large",
                             f"{size} bytes of attributes exceed Braze's 50 KB limit (destinations.md §1b/§1c)")
+    for key in _keys(values):
+        if " " in key or len(key) > MAX_STRING_CHARS:
+            raise RejectedError("invalid_attribute_name",
+                                f"{key!r}: Braze keys are ≤ {MAX_STRING_CHARS} characters without spaces (destinations.md §1b)")
     for key, value in _strings(values):
         if len(value) > MAX_STRING_CHARS:
             raise RejectedError("value_too_long",
                                 f"{key} is {len(value)} characters; Braze allows {MAX_STRING_CHARS} (destinations.md §1b)")
+
+
+def _keys(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [key for k, value in node.items() for key in (str(k), *_keys(value))]
+    if isinstance(node, list):
+        return [key for value in node for key in _keys(value)]
+    return []
 
 
 def _strings(node: Any, path: str = "") -> list[tuple[str, str]]:

@@ -124,11 +124,13 @@ async def test_oversized_or_overlong_values_fail_alone():
     big.record["items"] = [{"itemId": i, **huge["i1"]} for i in many]  # ~160 KB of attributes
     long_url = export_event("long")
     long_url.record["items"][0]["url"] = "https://shop.example/" + "p" * 300
+    spaced = export_event("spaced", attributes={"first name": "Ann"})
     fake = FakeBraze()
     with pytest.raises(PartialFailure) as failure:
-        await braze(fake).send([big, export_event("ok"), long_url])
+        await braze(fake).send([big, export_event("ok"), long_url, spaced])
     assert failure.value.rejected[0].reason == "properties_too_large"
     assert failure.value.rejected[2].reason == "value_too_long"
+    assert failure.value.rejected[3].reason == "invalid_attribute_name"
     assert [a["external_id"] for a in fake.requests[0][1]["attributes"]] == ["ok"]
 
 
