@@ -87,7 +87,7 @@ def _build_model() -> type[BaseModel]:
             Field(
                 default_factory=lambda: {"type": "file", "id": "dead_letter", "path": "var/dead-letter.jsonl"},
                 validate_default=True,
-                description="Where rejected inputs go, with their reasons (a `file` or `kafka` destination).",
+                description="Where rejected inputs go, with their reasons (a `file` or `kafka_topic` destination).",
             ),
         ),
     )
