@@ -56,8 +56,8 @@ async def test_keys_are_prefixed_and_carry_the_ttl(make_store, redis_url):
 async def test_a_script_unknown_to_redis_is_loaded_again(make_store):
     store = make_store()
     store._script_sha = "0" * 40  # as after a Redis restart or SCRIPT FLUSH: NOSCRIPT
-    assert await store.save([Write("k", 0, IdentityRecord(user="u1"))]) == {}
-    assert (await store.load(["k"]))["k"].record == IdentityRecord(user="u1")
+    assert await store.save([Write("k", 0, IdentityRecord(links=((1.0, "u1"),)))]) == {}
+    assert (await store.load(["k"]))["k"].record == IdentityRecord(links=((1.0, "u1"),))
 
 
 async def test_an_unreachable_redis_is_retryable_and_the_pipeline_answers_retry():
