@@ -1,6 +1,6 @@
 """Bad input at every source over real transports: `hub run` over real HTTP, and the kafka source on a real broker.
 
-The same checks as tests/unit/connectors/test_fuzz_webhooks.py (harness: tests/fixtures/fuzz_sources.py),
+The same checks as tests/unit/connectors/test_fuzz_webhooks.py (harness: tests/fixtures/fuzz/),
 plus what only a real server shows: chunked bodies, malformed HTTP, the process surviving it all with
 no unhandled exception in its log; and for Kafka, garbage records beside good ones on a live consumer.
 """
@@ -26,25 +26,26 @@ from hypothesis import strategies as st
 
 from hub.config import parse_config
 from hub.runtime import Hub
-from tests.fixtures.fuzz_sources import (
-    DIALECTS_BY_NAME,
-    ENDPOINTS,
+from tests.fixtures.fuzz.checks import (
     REASON_CODE,
-    WEBHOOK_DIALECTS,
-    KAFKA_FORMATS,
     Bad,
     JsonLines,
-    KafkaFormat,
     any_body,
     build_mixed_request,
     check_any_answer,
     check_mixed_outcome,
     credentials_for,
     delivered_message_id,
-    hub_config,
-    malformed_json,
-    mark,
     mixed_plans,
+)
+from tests.fixtures.fuzz.records import malformed_json, mark
+from tests.fixtures.fuzz.sources import (
+    DIALECTS_BY_NAME,
+    ENDPOINTS,
+    KAFKA_FORMATS,
+    WEBHOOK_DIALECTS,
+    KafkaFormat,
+    hub_config,
 )
 from tests.fixtures.kafka import committed_offsets, create_topic, kafka_source
 from tests.fixtures.services import free_port

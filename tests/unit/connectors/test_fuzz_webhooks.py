@@ -1,6 +1,6 @@
 """Every webhook source, fuzzed over ASGI: bad bodies, credentials and records never crash the hub.
 
-The harness (strategies, one Dialect per source endpoint, the checks) is tests/fixtures/fuzz_sources.py;
+The harness (strategies, one Dialect per source endpoint, the checks) is tests/fixtures/fuzz/;
 tests/integration/test_fuzz_sources.py runs the same checks over real HTTP and Kafka.
 """
 
@@ -17,19 +17,16 @@ from hypothesis import strategies as st
 from hub.config import parse_config
 from hub.ingest import build_app
 from hub.runtime import Hub
-from tests.fixtures.fuzz_sources import (
-    DIALECTS_BY_NAME,
-    ENDPOINTS,
-    WEBHOOK_DIALECTS,
+from tests.fixtures.fuzz.checks import (
     JsonLines,
     any_body,
     build_mixed_request,
     check_any_answer,
     check_mixed_outcome,
     credentials_for,
-    hub_config,
     mixed_plans,
 )
+from tests.fixtures.fuzz.sources import DIALECTS_BY_NAME, ENDPOINTS, WEBHOOK_DIALECTS, hub_config
 
 # One hub serves every example of a test (examples are told apart by request id and record markers),
 # so hypothesis's warning about function-scoped fixtures does not apply.
