@@ -22,7 +22,9 @@ from workers.runs import MAX_ERROR_SAMPLES
 log = logging.getLogger(__name__)
 
 CHUNK_LINES = 1000  # lines decided per Redis round trip; also bounds one ledger script call
-MAX_UNSETTLED_CHUNKS = 16  # chunks whose sends are still settling: bounds memory whatever the file size
+# Chunks whose sends are still settling: bounds memory whatever the file size (a decorated user is a few
+# KB), while keeping enough users in flight to fill every lane's batch (Braze: 16 lanes x 75).
+MAX_UNSETTLED_CHUNKS = 4
 # Ambiguous outcomes: the destination could not tell whether the send happened (http_delivery.py).
 _UNKNOWN_REASONS = frozenset({"delivery_unknown"})
 EVENT_NAMES = {Recipe.USER_RECOMMENDATIONS: USER_RECOMMENDATIONS, Recipe.ITEM_AFFINITY: SEGMENT_AUDIENCE,

@@ -1,0 +1,214 @@
+"""Batch export to Braze: 1,000,000 users of batch output → decorate → diff → /users/track at Braze's rate limit.
+
+Prints users/s as a share of the rate-limit ceiling (Braze /users/track: 3,000 requests per 3 s of 75
+objects, destinations.md §1b = 75,000 users/s; target ≥ 80 %), the export processes' peak memory
+(target ≤ 300 MB, flat in the number of users: the same run at 100,000 users is shown beside it), and
+two anchors measured in the same run: a raw streaming read + JSON parse of the same file, and what the
+stand-in itself accepts on this machine when blasted with ready-made 75-user requests (no client can
+export faster than the receiver takes them).
+
+Real pieces: the export code the `exports.push` task runs (workers.exports.export_slice), one process
+per shard as Celery worker processes would run them, a redis-server of its own, the Braze stand-in
+(tests/fixtures/braze_standin.py) in its own process enforcing the rate limit with 429s.
+
+    python bench/braze_export.py [--users 1000000] [--small 100000] [--processes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._http_load import ServerProcess, process_cpu_secs, run_load  # noqa: E402
+
+TRACK_OBJECTS_PER_REQUEST = 75  # destinations.md §1b
+TRACK_REQUESTS_PER_WINDOW, TRACK_WINDOW_SECS = 3000, 3  # destinations.md §1b
+CEILING_USERS_PER_SEC = TRACK_OBJECTS_PER_REQUEST * TRACK_REQUESTS_PER_WINDOW / TRACK_WINDOW_SECS
+ITEMS, ITEMS_PER_USER = 5000, 10
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_inputs(folder: Path, users: int) -> tuple[Path, Path]:
+    """A batch-output JSONL (personalize-api.md §6.7) for `users`, and a catalog CSV of every item."""
+    catalog = folder / "items.csv"
+    with open(catalog, "w") as out:
+        out.write("ITEM_ID,NAME,PRICE,URL,IMAGE\n")
+        for item in range(ITEMS):
+            out.write(f"i{item},Product {item},{10 + item % 90}.99,https://shop.example/p/i{item},"
+                      f"https://img.example/i{item}.jpg\n")
+    output = folder / f"users-{users}.jsonl.out"
+    scores = [round(0.3 / (rank + 1), 6) for rank in range(ITEMS_PER_USER)]
+    with open(output, "wb") as out:
+        for user in range(users):
+            items = [f"i{(user * 31 + rank * 97) % ITEMS}" for rank in range(ITEMS_PER_USER)]
+            out.write(orjson.dumps({"input": {"userId": f"user-{user}"},
+                                    "output": {"recommendedItems": items, "scores": scores}, "error": None}) + b"\n")
+    return output, catalog
+
+
+def raw_parse_lines_per_sec(path: Path) -> float:
+    """The anchor: stream the file in 1 MiB chunks, split lines, parse each with orjson."""
+    started, lines, tail = time.perf_counter(), 0, b""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            parts = (tail + chunk).split(b"\n")
+            tail = parts.pop()
+            for line in parts:
+                orjson.loads(line)
+                lines += 1
+    return lines / (time.perf_counter() - started)
+
+
+def standin_capacity_users_per_sec(url: str, pid: int) -> float:
+    """Users/s the stand-in accepts from an efficient load generator sending 75-user /users/track bodies."""
+    items = [{"id": f"i{k}", "name": f"Product {k}", "price": "10.99", "url": f"https://shop.example/p/i{k}",
+              "image": f"https://img.example/i{k}.jpg"} for k in range(ITEMS_PER_USER)]
+    bodies = [orjson.dumps({"attributes": [
+        {"external_id": f"load-{b}-{u}", "_update_existing_only": False, "recommended_items": items,
+         "recommended_item_ids": [i["id"] for i in items]} for u in range(TRACK_OBJECTS_PER_REQUEST)]})
+        for b in range(20)]
+    result = run_load(f"{url}/users/track", bodies, headers={"Authorization": "Bearer bench-key",
+                                                            "Content-Type": "application/json"},
+                      concurrency=32, warmup_secs=1.0, duration_secs=5.0, count_field="attributes_processed",
+                      server_pid=pid)
+    return result.counted / result.window_secs
+
+
+def hub_config(redis_url: str, braze_url: str, catalog: Path, job: str, shards: int) -> dict:
+    return {
+        "workers": {"redis_url": redis_url, "work_uri": f"file://{catalog.parent}/work",
+                    "export_slice_secs": 300, "visibility_timeout_secs": 900},
+        "jobs": [{"name": job, "recipe": "user_recommendations", "input": "file:///unused.jsonl",
+                  "solution_version_arn": "arn:aws:personalize:us-east-1:000000000000:solution/bench/1",
+                  "num_results": ITEMS_PER_USER, "items_catalog": f"file://{catalog}",
+                  "item_metadata": ["NAME", "PRICE", "URL", "IMAGE"], "export_shards": shards,
+                  "destinations": [{"type": "braze", "id": "braze", "rest_url": braze_url, "api_key": "bench-key",
+                                    "update_existing_only": False}]}],
+    }
+
+
+def export_shard(config_tree: dict, run_id: str, shard: int, result: multiprocessing.Queue) -> None:
+    """One export process: what a Celery worker process does for `exports.push` of one shard."""
+    from hub.config import parse_config
+    from workers.app import configure
+    from workers.exports import export_slice
+
+    configure(parse_config(config_tree))
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    offsets: list[int | None] = [None]
+    while offsets:
+        export_slice(run_id, shard, offsets.pop(), offsets.append)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.put((shard, baseline_mb, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime))
+
+
+def run_export(output: Path, catalog: Path, redis_url: str, braze_url: str, processes: int, label: str) -> dict:
+    from hub.config import parse_config
+    from workers import steps
+    from workers.app import configure
+
+    job = f"bench_{label}"
+    tree = hub_config(redis_url, braze_url, catalog, job, processes)
+    configure(parse_config(tree))
+    run_id = f"{job}-{int(time.time())}"
+    steps.start(job, run_id)
+    steps.runs().update(run_id, state="exporting", output_uri=f"file://{output}", output_bytes=output.stat().st_size,
+                        shards=processes)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=export_shard, args=(tree, run_id, shard, queue)) for shard in range(processes)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    memory = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    report = steps.runs().report(run_id)
+    return {"elapsed": elapsed, "report": report, "peak_mb": max(m[2] for m in memory),
+            "baseline_mb": max(m[1] for m in memory), "export_cpu": sum(m[3] for m in memory)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=100_000, help="The second size, to show memory is flat.")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="Export processes (shards).")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-braze-export-"))
+    redis_port, braze_port = free_port(), free_port()
+    redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    try:
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        standin = [sys.executable, "-m", "tests.fixtures.braze_standin", "--port", str(braze_port),
+                   "--api-key", "bench-key", "--requests-per-window", str(TRACK_REQUESTS_PER_WINDOW),
+                   "--window-secs", str(TRACK_WINDOW_SECS)]
+        with ServerProcess(standin, f"http://127.0.0.1:{braze_port}/_standin/stats", cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}) as braze:
+            braze_url = f"http://127.0.0.1:{braze_port}"
+            print(f"Braze stand-in at {TRACK_REQUESTS_PER_WINDOW} requests / {TRACK_WINDOW_SECS} s x "
+                  f"{TRACK_OBJECTS_PER_REQUEST} objects: ceiling {CEILING_USERS_PER_SEC:,.0f} users/s; "
+                  f"{args.processes} export process(es)")
+            capacity = standin_capacity_users_per_sec(braze_url, braze.pid)
+            print(f"anchor: the stand-in accepts {capacity:,.0f} users/s on this machine from a load generator "
+                  f"({capacity / CEILING_USERS_PER_SEC:.0%} of the ceiling)")
+            results = {}
+            for users in (args.small, args.users):
+                output, catalog = write_inputs(folder, users)
+                anchor = raw_parse_lines_per_sec(output)
+                cpu_before = process_cpu_secs(braze.pid)
+                result = run_export(output, catalog, redis_url, braze_url, args.processes, f"u{users}")
+                result["anchor"] = anchor
+                result["standin_cpu"] = process_cpu_secs(braze.pid) - cpu_before
+                result["capacity"] = capacity
+                results[users] = result
+                output.unlink()
+            print_results(results, args.users, args.small)
+    finally:
+        redis_server.terminate()
+        redis_server.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def print_results(results: dict, big: int, small: int) -> None:
+    for users, r in results.items():
+        report, sent = r["report"], r["report"].destinations.get("braze")
+        rate = users / r["elapsed"]
+        print(f"\n{users:>9,} users: {r['elapsed']:.1f} s, {rate:,.0f} users/s = {rate / CEILING_USERS_PER_SEC:.0%} of "
+              f"the rate-limit ceiling (target >= 80%)")
+        print(f"           sent {sent.sent if sent else 0:,}, failed {sent.failed if sent else {}}, "
+              f"lines with errors {sum(report.lines_with_errors.values())}, state {report.state.value}")
+        print(f"           = {rate / r['capacity']:.0%} of what the stand-in accepts here; raw streaming read + parse "
+              f"of the file: {r['anchor']:,.0f} lines/s (export is {rate / r['anchor']:.1%} of it)")
+        print(f"           CPU: export processes {r['export_cpu']:.1f} s ({users / r['export_cpu']:,.0f} users per "
+              f"CPU-second), Braze stand-in {r['standin_cpu']:.1f} s")
+        print(f"           peak RSS per export process {r['peak_mb']:.0f} MB (after imports {r['baseline_mb']:.0f} MB;"
+              f" target <= 300 MB)")
+    growth = results[big]["peak_mb"] - results[small]["peak_mb"]
+    print(f"\npeak memory {small:,} → {big:,} users: {results[small]['peak_mb']:.0f} → {results[big]['peak_mb']:.0f} MB "
+          f"({growth:+.0f} MB for {big / small:.0f}x the users)")
+
+
+if __name__ == "__main__":
+    main()
