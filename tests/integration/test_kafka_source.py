@@ -204,10 +204,11 @@ def _retried(hub: Hub) -> bool:
 async def test_two_hubs_in_one_group_split_the_partitions_and_lose_nothing(kafka_bootstrap, unique_name, tmp_path):
     topic, group = unique_name("rebalance"), unique_name("group")
     await create_topic(kafka_bootstrap, topic, partitions=4)
-    total = 4000
-    await produce(kafka_bootstrap, topic, [json.dumps(track(f"r{i}", user=f"u{i % 97}")).encode() for i in range(total)],
-                  keys=[f"u{i % 97}".encode() for i in range(total)])
-    # Small micro-batches and a low hold limit keep the first hub from finishing before the second joins.
+    total, half = 4000, 2000
+    values = [json.dumps(track(f"r{i}", user=f"u{i % 97}")).encode() for i in range(total)]
+    keys = [f"u{i % 97}".encode() for i in range(total)]
+    await produce(kafka_bootstrap, topic, values[:half], keys[:half])
+    # Small micro-batches and a low hold limit keep work in flight while the group rebalances.
     source = kafka_source(kafka_bootstrap, topic, group, max_batch_records=20, max_held_records_per_partition=40)
     first = hub_for(source, tmp_path, "first", destinations=[
         {"type": "file", "id": "out", "path": str(tmp_path / "first.jsonl"), "fsync": True}])
@@ -218,11 +219,15 @@ async def test_two_hubs_in_one_group_split_the_partitions_and_lose_nothing(kafka
         await wait_until(lambda: len(read_jsonl(tmp_path / "first.jsonl")) >= 100, DELIVERY_TIMEOUT_SECS, "first events")
         await second.start()
         try:
+            await wait_until(lambda: second.sources[0].flows, DELIVERY_TIMEOUT_SECS, "the second hub's partitions")
+            # Produced after the split: whatever the second hub owns, it has work of its own.
+            await produce(kafka_bootstrap, topic, values[half:], keys[half:])
+
             def union() -> set[str]:
                 return {*delivered_ids(tmp_path / "first.jsonl"), *delivered_ids(tmp_path / "second.jsonl")}
 
             await wait_until(lambda: len(union()) >= total, 90, "every event")
-            assert second.sources[0].flows, "the second hub was never assigned a partition"
+            assert first.sources[0].flows, "the first hub lost every partition"
         finally:
             await second.stop()
     finally:
