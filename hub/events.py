@@ -95,14 +95,15 @@ def to_epoch_secs(value: Any) -> float:
         return dt.timestamp()
     elif isinstance(value, str):
         text = value.strip()
+        if "-" in text[1:] or "T" in text:  # ISO-8601, the common case: skip the failing float() attempt
+            try:
+                return to_epoch_secs(datetime.fromisoformat(text))
+            except ValueError:
+                raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
         try:
             secs = float(text)
         except ValueError:
-            try:
-                dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-            except ValueError:
-                raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
-            return to_epoch_secs(dt)
+            raise ValueError(f"not a timestamp: {value!r}") from None
     else:
         raise ValueError(f"not a timestamp: {value!r}")
     if not math.isfinite(secs) or secs < 0:
