@@ -142,7 +142,9 @@ async def _generate(port: int, paths: list[str], rate: float, warmup_secs: float
             slots[slot] = max(slots.get(slot, 0.0), latency)
     worst = max(slots.items(), key=lambda kv: kv[1], default=(0, 0.0))
     slow_slots = sum(1 for v in slots.values() if v > 0.020)
-    return {"latencies": [m[0] for m in measured], "worst_slot": [worst[0] / 10, worst[1]], "slow_slots": slow_slots, "statuses": {str(k): v for k, v in Counter(m[1] for m in measured).items()}}
+    statuses = Counter(str(status) for _, status in measured)
+    return {"latencies": [latency for latency, _ in measured], "worst_slot": [worst[0] / 10, worst[1]],
+            "slow_slots": slow_slots, "statuses": dict(statuses)}
 
 
 def generator_main(args: argparse.Namespace) -> None:
@@ -236,7 +238,8 @@ def main() -> None:
                 print(f"hub: one event loop (pid {server.pid}{', pinned to CPU 0' if args.pin else ''}), "
                       f"{args.rate:.0f} requests/s open loop, "
                       f"{args.duration_secs:.0f} s measured after {args.warmup_secs:.0f} s warm-up:")
-                anchor = drive(port, ["/healthz"], args.rate, args.warmup_secs, args.duration_secs, server.pid, other_cpu)
+                anchor = drive(port, ["/healthz"], args.rate, args.warmup_secs, args.duration_secs, server.pid,
+                               other_cpu)
                 _, anchor_p99 = report("GET /healthz (anchor)", anchor, args.duration_secs)
                 recs = drive(port, rec_paths, args.rate, args.warmup_secs, args.duration_secs, server.pid, other_cpu)
                 _, recs_p99 = report("GET /recommendations", recs, args.duration_secs)

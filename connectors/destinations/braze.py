@@ -121,7 +121,8 @@ class BrazeUsers(Destination):
 
     Config = BrazeUsersConfig
     config: BrazeUsersConfig
-    def __init__(self, config: BrazeUsersConfig, context: Context, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, config: BrazeUsersConfig, context: Context, *,
+                 transport: httpx.AsyncBaseTransport | None = None):
         super().__init__(config, context)
         # Per instance: attribute overwrites are safe to resend, sends are not (destinations.md §6).
         self.idempotent = config.mode == "track"
@@ -226,12 +227,12 @@ def _check_values(values: dict[str, Any]) -> None:
                             f"{size} bytes of attributes exceed Braze's 50 KB limit (destinations.md §1b/§1c)")
     for key in _keys(values):
         if " " in key or len(key) > MAX_STRING_CHARS:
-            raise RejectedError("invalid_attribute_name",
-                                f"{key!r}: Braze keys are ≤ {MAX_STRING_CHARS} characters without spaces (destinations.md §1b)")
+            raise RejectedError("invalid_attribute_name", f"{key!r}: Braze keys are ≤ {MAX_STRING_CHARS} "
+                                "characters without spaces (destinations.md §1b)")
     for key, value in _strings(values):
         if len(value) > MAX_STRING_CHARS:
-            raise RejectedError("value_too_long",
-                                f"{key} is {len(value)} characters; Braze allows {MAX_STRING_CHARS} (destinations.md §1b)")
+            raise RejectedError("value_too_long", f"{key} is {len(value)} characters; Braze allows "
+                                f"{MAX_STRING_CHARS} (destinations.md §1b)")
 
 
 def _keys(node: Any) -> list[str]:

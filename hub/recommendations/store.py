@@ -76,7 +76,8 @@ class RecommendationStore:
             pipe.hset(self.items_key, mapping=metadata)
         await pipe.execute()
 
-    async def decorate(self, item_ids: Iterable[str], scores: Sequence[float | None] | None = None) -> list[dict[str, Any]]:
+    async def decorate(self, item_ids: Iterable[str],
+                       scores: Sequence[float | None] | None = None) -> list[dict[str, Any]]:
         """Items with the metadata exports recorded; an item never exported keeps only its id (and score)."""
         ids = list(item_ids)
         if not ids:

@@ -33,7 +33,8 @@ PATIENT = RetryPolicy(base_delay_secs=0.01, max_delay_secs=0.05, max_attempts=6,
 
 
 def braze(standin: BrazeStandin, **config) -> BrazeUsers:
-    return BrazeUsers(BrazeUsersConfig(type="braze", rest_url=standin.url, api_key=standin.api_key, **config), Context())
+    settings = BrazeUsersConfig(type="braze", rest_url=standin.url, api_key=standin.api_key, **config)
+    return BrazeUsers(settings, Context())
 
 
 # -- Braze ---------------------------------------------------------------------------------------
