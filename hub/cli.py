@@ -177,5 +177,22 @@ from workers.commands import jobs  # noqa: E402 - batch jobs: `hub jobs list | r
 main.add_command(jobs)
 
 
+@main.command()
+@click.option("--users", default=2000, show_default=True, help="Shoppers in the synthetic shop.")
+@click.option("--data-dir", default="var/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo keeps its state (emptied first).")
+def demo(users: int, data_dir: str) -> None:
+    """Run the whole hub on this machine: local_personalize, a synthetic shop, training, live updates."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from hub.demo.run import run_demo
+    from hub.telemetry import setup_logging
+
+    setup_logging("WARNING")
+    asyncio.run(run_demo(Path(data_dir), users, Console()))
+
+
 if __name__ == "__main__":
     main()

@@ -50,6 +50,10 @@ def decode_message(
     """
     if not isinstance(message, dict):
         raise RejectedError("invalid_type", f"a message must be a JSON object, got {type(message).__name__}")
+    for field in ("userId", "anonymousId", "previousId"):
+        # JSON parsers read integers past 64 bits as floats: such an id has already lost digits.
+        if isinstance(message.get(field), float):
+            raise RejectedError("invalid_type", f"{field}: ids must be strings or integers, got a float")
     try:
         msg = msgspec.convert(message, SegmentMessage, strict=False)
     except msgspec.ValidationError as err:

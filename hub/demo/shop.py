@@ -20,6 +20,7 @@ CATEGORIES = {
     "skiing": ["Ski Goggles", "Ski Gloves", "Ski Helmet", "Base Layer", "Ski Socks"],
 }
 BRANDS = ["Northpeak", "Alto", "Riverline", "Summit & Co", "Kestrel", "Fjordia", "Ember", "Vela"]
+MODELS = ["Classic", "Lite", "Pro", "Trail", "Max", "Air", "Evo", "Edge"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,10 @@ class Shop:
         self.now = now or datetime.now(timezone.utc).replace(microsecond=0)
         self.days = days
         self.products = [
-            Product(f"{category[:3]}-{i:02d}-{j}", f"{self.rng.choice(BRANDS)} {name}", category,
-                    round(self.rng.uniform(8, 320), 2), self.rng.choice(BRANDS))
+            Product(f"{category[:3]}-{i:02d}-{j}", f"{brand} {name} {MODELS[j % len(MODELS)]}", category,
+                    round(self.rng.uniform(8, 320), 2), brand)
             for category, names in CATEGORIES.items() for i, name in enumerate(names) for j in range(products_per_name)
+            for brand in [BRANDS[(i + j) % len(BRANDS)]]
         ]
         self.by_category: dict[str, list[Product]] = {}
         for product in self.products:

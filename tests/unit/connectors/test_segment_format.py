@@ -59,6 +59,7 @@ def test_batch_context_is_merged_and_message_wins():
         ({"type": "teleport", "userId": "u"}, "unsupported_type", "type"),
         ({"type": "alias", "userId": "u"}, "missing_field", "previousId"),
         (["not", "an", "object"], "invalid_type", "object"),
+        ({"type": "track", "event": "e", "userId": 1.2345678901234568e22}, "invalid_type", "userId"),
     ],
 )
 def test_bad_messages_are_rejected_with_reason_and_field(message, reason, field):
