@@ -58,6 +58,9 @@ class PersonalizeEvents(PersonalizeDestination):
             return "-"
         return f"{len(session_id)}:{session_id}{event.user_id or ''}"
 
+    def readiness_key(self) -> str:
+        return self.config.tracking_id
+
     def target_description(self) -> str:
         return f"tracking_id {self.config.tracking_id!r} (an ACTIVE event tracker) and aws.personalize_endpoint_url"
 
