@@ -14,7 +14,7 @@ import orjson
 from botocore.exceptions import ClientError
 
 from hub.errors import HubError
-from hub.jobs import ActiveUsers, JobConfig
+from hub.jobs import ActiveUsers, JobConfig, Recipe
 from workers import context, objects, personalize
 from workers.keys import contacts_key
 from workers.runs import RunState, Runs
@@ -121,7 +121,7 @@ def _write_input(job: JobConfig, run_id: str, lines: Any, out: Any) -> dict[str,
                             "job input limit (personalize-api.md §4)")
         out.write(data)
         extra = {k: v for k, v in line.items() if k != key_name}
-        if extra and not job.recipe.is_segment:
+        if extra and job.recipe is Recipe.USER_RECOMMENDATIONS:
             email = extra.pop("email", None)
             pending[key] = orjson.dumps({"email": email if isinstance(email, str) else None, "attributes": extra})
             if len(pending) >= CONTACTS_PER_WRITE:
@@ -159,6 +159,15 @@ def submit(run_id: str) -> None:
                      solution_version_arn=version, submitted_at=time.time())
 
 
+def _earlier_run_exporting(job: JobConfig, run_id: str, created_at: float) -> str | None:
+    """An older run of the same job that is still exporting, if any (the last few runs are checked)."""
+    for other in runs().recent(job.name, 5):
+        record = runs().get(other) if other != run_id else {}
+        if record.get("state") == RunState.EXPORTING.value and float(record.get("created_at", 0)) < created_at:
+            return other
+    return None
+
+
 @contextlib.contextmanager
 def _refusals_fail_the_run(doing: str) -> Iterator[None]:
     """Personalize refusing a request (bad ARN, wrong recipe, missing filter) fails the run with its words."""
@@ -185,6 +194,11 @@ def poll(run_id: str) -> Wait | None:
     if status != personalize.ACTIVE:
         if time.time() - float(run.get("submitted_at", time.time())) > workers.max_wait_secs:
             raise RunFailed(f"batch job {run['batch_job_name']} still {status} after {workers.max_wait_secs:.0f}s")
+        return Wait(workers.poll_interval_secs)
+    earlier = _earlier_run_exporting(job, run_id, float(run["created_at"]))
+    if earlier:
+        # Two runs of a job exporting at once would each send a user whose items changed: one at a time.
+        runs().update(run_id, waiting_for=earlier)
         return Wait(workers.poll_interval_secs)
     # Output: "<input file name>.out" in the output folder (personalize-api.md §6.7).
     output_uri = run["output_folder"] + run["input_uri"].rsplit("/", 1)[-1] + ".out"

@@ -7,6 +7,7 @@ in the test run's Redis. These drive `workers.steps` and `workers.exports` direc
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -110,3 +111,24 @@ def test_a_failed_batch_job_fails_the_run_with_its_reason(shop, configure_jobs, 
     run = steps.runs().get(f"{name}-1")
     assert state.value == "failed", run
     assert "InvalidInputException" in run["error"] and "USER_SEGMENTATION" in run["error"], run
+
+
+def test_a_run_waits_for_an_earlier_run_of_its_job_to_finish_exporting(shop, configure_jobs, aws_endpoint_url,
+                                                                       aws_region, unique_name, tmp_path):
+    s3 = s3_client(aws_endpoint_url, aws_region)
+    users_uri, catalog_uri = write_campaign_inputs(s3, shop.bucket, shop, 5, prefix=unique_name("overlap"))
+    name = unique_name("overlap").replace("-", "_")
+    configure_jobs([job_config(name, shop, users_uri, catalog_uri,
+                               [{"type": "file", "id": "f", "path": str(tmp_path / "out.jsonl")}])])
+    steps.start(name, f"{name}-1")
+    steps.runs().update(f"{name}-1", state="exporting")  # still pushing last week's recommendations
+    later = f"{name}-2"
+    steps.start(name, later)
+    steps.prepare(later)
+    steps.submit(later)
+    deadline = time.monotonic() + 60
+    while steps.runs().get(later).get("waiting_for") is None:
+        assert isinstance(steps.poll(later), steps.Wait) and time.monotonic() < deadline
+    assert steps.runs().get(later)["waiting_for"] == f"{name}-1" and steps.poll(later) is not None
+    steps.runs().update(f"{name}-1", state="succeeded")
+    assert steps.poll(later) is None and steps.runs().get(later)["state"] == "exporting"
