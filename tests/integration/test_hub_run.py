@@ -22,7 +22,7 @@ def hub_process(tmp_path):
     port = free_port()
     env = {**os.environ, "HUB_HTTP_PORT": str(port), "HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "run", "--config", str(ROOT / "examples" / "embedded.yaml")],
+        [sys.executable, "-m", "hub.cli", "run", "--config", str(ROOT / "examples" / "webhook-to-file.yaml")],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -56,8 +56,8 @@ def test_batch_with_a_malformed_event_over_real_http(hub_process):
     response = httpx.post(f"{base}/v1/batch", json=batch, auth=("wk-test", ""))
     assert response.status_code == 200, response.text
     assert (response.json()["accepted"], response.json()["rejected"]) == (2, 1)
-    # The embedded default maps: the file holds PutEvents members and PutUsers records.
-    written = read_lines(data_dir / "events.jsonl")
+    # The default mapping applies: the file holds PutEvents members and PutUsers records.
+    written = read_lines(data_dir / "records.jsonl")
     delivered = {e.get("eventId") for e in written}
     assert "ok-1" in delivered and "bad-1" not in delivered
     assert {"userId": "u1", "properties": '{"plan":"pro"}'} in written  # identify ok-2: its traits

@@ -91,6 +91,14 @@ def test_examples_validate(monkeypatch):
     from pathlib import Path
 
     root = Path(__file__).parents[3] / "examples"
-    monkeypatch.setenv("SEGMENT_WRITE_KEY", "k")
-    config = load_config(root / "embedded.yaml")
-    assert config.sources and config.destinations
+    for name in ("SEGMENT_WRITE_KEY", "MPARTICLE_API_KEY", "MPARTICLE_API_SECRET", "PERSONALIZE_TRACKING_ID",
+                 "KAFKA_BOOTSTRAP", "EXPORT_BUCKET", "PERSONALIZE_SOLUTION_VERSION_ARN", "CAMPAIGN_USERS_URI",
+                 "ITEMS_CATALOG_URI", "BRAZE_REST_URL", "BRAZE_API_KEY", "SMTP_HOST", "SMTP_PORT"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("PERSONALIZE_ITEMS_DATASET_ARN", "arn:aws:personalize:us-east-1:000000000000:dataset/shop/ITEMS")
+    monkeypatch.setenv("PERSONALIZE_USERS_DATASET_ARN", "arn:aws:personalize:us-east-1:000000000000:dataset/shop/USERS")
+    monkeypatch.chdir(root.parent)  # examples name their schema files relative to the repository
+    for example in sorted(root.glob("*.yaml")):
+        config = load_config(example)
+        assert config.sources or config.jobs, example.name
