@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,9 @@ from workers.outputs import Decorated, Decorator, LineError
 from workers.runs import MAX_ERROR_SAMPLES
 
 log = logging.getLogger(__name__)
+
+ContactLookup = Callable[[list[str]], Awaitable[list[dict[str, Any] | None]]]
+"""Each userId's {"email", "attributes"} from the run's users list (None for a user without any)."""
 
 CHUNK_LINES = 1000  # lines decided per Redis round trip; also bounds one ledger script call
 # Chunks whose sends are still settling: bounds memory whatever the file size (a decorated user is a few
@@ -54,10 +57,11 @@ class LedgeredDestination(Destination):
     small as one request; such recipients are reported `unknown`, never resent (destinations.md §6).
     """
 
-    def __init__(self, inner: Destination, ledger: Ledger, digests: dict[str, str]):
+    def __init__(self, inner: Destination, ledger: Ledger, run_id: str, digests: dict[str, str]):
         super().__init__(inner.config, inner.context)
         self.inner = inner
         self.ledger = ledger
+        self._prefix = len(run_id) + 1  # message ids are "<run id>:<recipient>"
         self.digests = digests
         self.idempotent = inner.idempotent
 
@@ -77,7 +81,7 @@ class LedgeredDestination(Destination):
         await self.inner.close()
 
     async def send(self, batch: Sequence[Event]) -> None:
-        keys = [recipient_of(event) for event in batch]
+        keys = [event.source.message_id[self._prefix:] for event in batch]
         await self.ledger.settle(self.config.id, [(k, SENDING) for k in keys])
         try:
             await self.inner.send(batch)
@@ -94,27 +98,23 @@ class LedgeredDestination(Destination):
                                  [(k, self.digests[k]) for k in keys if k in self.digests])
 
 
-def recipient_of(event: Event) -> str:
-    """The ledger's recipient key: the part of the message id after "<run id>:"."""
-    return event.source.message_id.split(":", 1)[1]
-
-
 class Exporter:
     """Pushes a run's decorated output through each of the job's destinations, once per recipient."""
 
     def __init__(self, *, job: str, run_id: str, recipe: Recipe, decorator: Decorator, ledger: Ledger,
-                 destinations: list[Destination], retry: RetryPolicy, contacts: Any = None):
+                 destinations: list[Destination], retry: RetryPolicy, contacts: ContactLookup | None = None):
         self.job = job
         self.run_id = run_id
         self.recipe = recipe
         self.decorator = decorator
         self.ledger = ledger
-        self.contacts = contacts  # async (keys) -> [contact | None], or None when the input had only ids
+        self.contacts = contacts  # None when the users list held ids only
         self.digests: dict[str, dict[str, str]] = {d.config.id: {} for d in destinations}
-        self.destinations = [d if d.idempotent else LedgeredDestination(d, ledger, self.digests[d.config.id])
+        self.destinations = [d if d.idempotent else LedgeredDestination(d, ledger, run_id, self.digests[d.config.id])
                              for d in destinations]
         self.runners = [DestinationRunner(d, d.config.batch_policy(), retry) for d in self.destinations]
         self._settling: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
         self._room = asyncio.Semaphore(MAX_UNSETTLED_CHUNKS)
         self._event_name = EVENT_NAMES[recipe]
 
@@ -125,14 +125,14 @@ class Exporter:
         for runner in self.runners:
             await runner.start()
         try:
-            line_start, chunk = start, []
+            line_start, chunk, stop = start, [], None
             async for batch in batches:
                 for line_end, raw in batch:
                     if skip_first:  # a shard that begins mid-line: that line is the previous shard's
                         skip_first, line_start = False, line_end
                         continue
                     if end is not None and line_start >= end:
-                        stats.finished = True
+                        stop = "end of shard"
                         break
                     chunk.append(raw)
                     line_start = line_end
@@ -140,22 +140,25 @@ class Exporter:
                         await self._export_chunk(chunk, stats)
                         chunk, stats.next_offset = [], line_start
                         if time.monotonic() >= deadline:
+                            stop = "deadline"
                             break
-                else:
-                    continue
-                break
-            else:
-                stats.finished = True
+                if stop:
+                    break
             if chunk:
                 await self._export_chunk(chunk, stats)
                 stats.next_offset = line_start
             await asyncio.gather(*self._settling)
+            if self._failure is not None:
+                raise self._failure  # outcomes went unrecorded: the task runs the slice again
+            stats.finished = stop != "deadline"
         finally:
             for runner in self.runners:
                 await runner.close()
         return stats
 
     async def _export_chunk(self, chunk: list[bytes], stats: SliceStats) -> None:
+        if self._failure is not None:
+            raise self._failure
         stats.lines += len(chunk)
         read, errors = [], []
         for raw in chunk:
@@ -194,8 +197,9 @@ class Exporter:
     def _settled(self, task: asyncio.Task[None]) -> None:
         self._settling.discard(task)
         self._room.release()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("export %s: recording outcomes failed", self.run_id, exc_info=task.exception())
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+            log.error("export %s: recording outcomes failed", self.run_id, exc_info=self._failure)
 
     async def _decide_and_submit(self, runner: DestinationRunner, decorated: list[Decorated], events: list[Event],
                                  states: list[str | None], synced: list[str | None]) -> tuple:

@@ -213,3 +213,14 @@ async def test_a_slice_stops_at_its_deadline_and_says_where_to_continue():
     assert data[stats.next_offset - 1:stats.next_offset] == b"\n"
     rest = await export(data, [mail], MemoryLedger(), start=stats.next_offset)
     assert rest.finished and rest.lines == 1500 and len(mail.sent) == 2500
+
+
+async def test_outcomes_that_cannot_be_recorded_fail_the_slice_so_it_runs_again():
+    class BrokenLedger(MemoryLedger):
+        async def settle(self, destination, states, synced=()):
+            if any(state == SENT for _, state in states):
+                raise ConnectionError("Redis went away")
+            await super().settle(destination, states, synced)
+
+    with pytest.raises(ConnectionError):
+        await export(output(USERS), [Recorder("braze", idempotent=True)], BrokenLedger())
