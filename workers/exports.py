@@ -14,6 +14,7 @@ import orjson
 
 from hub import registry
 from hub.connector import Context
+from hub.jobs import JobConfig
 from workers import context, objects, slices
 from workers.app import app
 from workers.catalog import load_catalog
@@ -80,7 +81,7 @@ def export_slice(run_id: str, shard: int, offset: int | None, enqueue: Callable[
     return stats
 
 
-async def _export(job: Any, run_id: str, run: dict[str, str], catalog: Any, start: int, end: int | None,
+async def _export(job: JobConfig, run_id: str, run: dict[str, str], catalog: Any, start: int, end: int | None,
                   skip_first: bool, deadline: float) -> SliceStats:
     config = context.hub_config()
     redis = context.async_redis()
@@ -89,12 +90,13 @@ async def _export(job: Any, run_id: str, run: dict[str, str], catalog: Any, star
         ledger = Ledger(redis, run_id, job.name, ttl_secs=config.workers.state_ttl_days * 86_400,
                         sync_ttl_secs=config.workers.sync_ttl_days * 86_400)
         destinations = [registry.build_destination(c, Context(aws=aws)) for c in job.destinations]
-        contacts = None
-        if run.get("contacts") == "1":
-            async def contacts(keys: list[str]) -> list[dict[str, Any] | None]:
-                found = await redis.hmget(contacts_key(run_id), keys)
-                return [orjson.loads(v) if v is not None else None for v in found]
-        exporter = Exporter(job=job.name, run_id=run_id, recipe=job.recipe, ledger=ledger, contacts=contacts,
+
+        async def contacts(keys: list[str]) -> list[dict[str, Any] | None]:
+            found = await redis.hmget(contacts_key(run_id), keys)
+            return [orjson.loads(v) if v is not None else None for v in found]
+
+        exporter = Exporter(job=job.name, run_id=run_id, recipe=job.recipe, ledger=ledger,
+                            contacts=contacts if run.get("contacts") == "1" else None,
                             decorator=Decorator(job.recipe, job.name, run_id, catalog, job.keep_items_without_metadata),
                             destinations=destinations, retry=config.retry.policy())
         output = run["output_uri"]

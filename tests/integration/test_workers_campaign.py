@@ -12,7 +12,6 @@ import mailbox
 import os
 import subprocess
 import sys
-from email import policy
 
 import pytest
 import redis
