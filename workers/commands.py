@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
+import redis
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +19,18 @@ from workers.runs import Report, RunState
 # Exit codes: 0 every recipient sent or unchanged; 1 the run failed; 3 done, but some recipients failed
 # or have an unknown outcome; 2 (as every hub command) the config is invalid.
 EXIT_CODES = {RunState.SUCCEEDED: 0, RunState.FAILED: 1, RunState.PARTIAL: 3}
+
+
+@contextlib.contextmanager
+def _redis_reachable() -> Iterator[None]:
+    """Redis down is a message and exit 1, not a traceback."""
+    from kombu.exceptions import OperationalError
+
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as err:
+        click.echo(f"cannot reach Redis at workers.redis_url ({err}); run state lives there", err=True)
+        sys.exit(1)
 
 
 def _setup(config_path: str) -> Any:
@@ -64,8 +79,8 @@ def run_job(name: str, config_path: str, eager: bool, run_id: str | None, timeou
             as_json: bool) -> None:
     """Run job NAME to completion; exit 0 if every recipient was sent or unchanged, 1 failed, 3 partial."""
     _setup(config_path)
-    from workers import context, steps
-    from workers.schedules import manual_run_id, start_task_name
+    from workers import context
+    from workers.schedules import manual_run_id
 
     try:
         job = context.job_config(name)
@@ -74,6 +89,15 @@ def run_job(name: str, config_path: str, eager: bool, run_id: str | None, timeou
         sys.exit(2)
     run_id = run_id or manual_run_id(job)
     err_console = Console(stderr=True)
+    with _redis_reachable():
+        _run(name, run_id, job, eager, timeout_secs, as_json, err_console)
+
+
+def _run(name: str, run_id: str, job: Any, eager: bool, timeout_secs: float | None, as_json: bool,
+         err_console: Console) -> None:
+    from workers import steps
+    from workers.schedules import start_task_name
+
     if eager:
         from workers.driver import run_eagerly
 
@@ -117,7 +141,8 @@ def status(run_id: str, config_path: str, as_json: bool) -> None:
     _setup(config_path)
     from workers.steps import runs
 
-    report = runs().report(run_id)
+    with _redis_reachable():
+        report = runs().report(run_id)
     if not report.fields:
         click.echo(f"no run {run_id!r} (runs are kept workers.state_ttl_days)", err=True)
         sys.exit(1)

@@ -2,7 +2,8 @@
 
 Celery's own eager mode is not used: its `retry` re-runs a task at once and recursively, ignoring the
 countdown, so polling a batch job for an hour would recurse thousands of times. Here a countdown is a
-sleep, which is fine for a CLI process and never happens in a worker.
+sleep, which is fine for a CLI process and never happens in a worker. The export slices call
+`asyncio.run`: call `run_eagerly` from a thread when an event loop is already running.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from hub.errors import HubError
 from workers import context, steps
 from workers.exports import export_slice
 from workers.runs import RunState
@@ -61,7 +63,7 @@ def run_eagerly(job_name: str, run_id: str, *, sleep: Callable[[float], None] = 
                     sleep(lock_wait)
     except steps.RunOver:
         pass
-    except steps.RunFailed as err:
+    except (steps.RunFailed, HubError) as err:  # bad input, catalog or config: the run's reason, not a crash
         steps.runs().fail(run_id, str(err))
     except Exception as err:
         steps.runs().fail(run_id, f"{type(err).__name__}: {err}")

@@ -80,7 +80,8 @@ def prepare(run_id: str) -> None:
                         "hub/identity.py exposes none yet: give an s3:// or file:// users list")
     s3 = context.sync_client("s3")
     input_uri = objects.join(work_folder(job, run_id), "input", f"{job.name}.jsonl")
-    with tempfile.NamedTemporaryFile(prefix="hub-batch-input-", suffix=".jsonl") as temp:
+    with (_refusals_fail_the_run(f"writing the batch input from {job.input} to {input_uri}"),
+          tempfile.NamedTemporaryFile(prefix="hub-batch-input-", suffix=".jsonl") as temp):
         counts = _write_input(job, run_id, objects.read_lines(job.input, s3), temp)
         temp.flush()
         if counts["records"] == 0:
@@ -170,7 +171,7 @@ def _earlier_run_exporting(job: JobConfig, run_id: str, created_at: float) -> st
 
 @contextlib.contextmanager
 def _refusals_fail_the_run(doing: str) -> Iterator[None]:
-    """Personalize refusing a request (bad ARN, wrong recipe, missing filter) fails the run with its words."""
+    """AWS refusing a request (bad ARN, wrong recipe, no such bucket) fails the run with its own words."""
     try:
         yield
     except ClientError as err:

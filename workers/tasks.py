@@ -13,6 +13,7 @@ import redis
 from celery import Task
 from celery.exceptions import Retry
 
+from hub.errors import HubError
 from workers import context, personalize, steps
 from workers.app import app
 from workers.schedules import manual_run_id, scheduled_run_id
@@ -41,7 +42,7 @@ def guarded(task: Task, run_id: str) -> Iterator[None]:
         raise
     except steps.RunOver:
         return  # a late duplicate of a finished run: nothing left to do
-    except steps.RunFailed as err:
+    except (steps.RunFailed, HubError) as err:  # a reason to show (bad input, catalog, config), not a bug
         steps.runs().fail(run_id, str(err))
     except Exception as err:
         if is_transient(err) and task.request.retries < MAX_TRANSIENT_RETRIES:
