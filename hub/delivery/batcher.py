@@ -104,7 +104,10 @@ class PartitionedBatcher(Generic[T]):
             if self._deadlines:
                 timeout = max(0.0, self._deadlines[0][0] - self._clock())
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives as the
+                # event is set (gh-86296), which left a cancelled dispatcher waiting forever.
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
             except TimeoutError:
                 pass
 
