@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from connectors.destinations.email.pickup import PickupSettings, PickupTransport
 from connectors.destinations.email.render import DEFAULT_HTML, DEFAULT_TEXT, EmailTemplates, RenderedEmail
 from connectors.destinations.email.ses import SesSettings, SesTransport
 from connectors.destinations.email.smtp import SmtpSettings, SmtpTransport
@@ -41,8 +42,9 @@ class EmailConfig(DestinationConfig):
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=1, max_wait_secs=0.0, max_in_flight=8)
     default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
-    transport: Annotated[SmtpSettings | SesSettings, Field(discriminator="kind")] = Field(
-        ..., description="How mail leaves: {kind: smtp, host, port, …} or {kind: ses, region?, …}."
+    transport: Annotated[SmtpSettings | SesSettings | PickupSettings, Field(discriminator="kind")] = Field(
+        ..., description="How mail leaves: {kind: smtp, host, port, …}, {kind: ses, region?, …} or "
+        "{kind: pickup, directory} (one .eml file per message, for previews)."
     )
     from_address: str = Field(..., description="Sender address (an SES verified identity with SES).")
     from_name: str | None = Field(None, description="Sender display name.")
@@ -94,6 +96,8 @@ class Email(Destination):
             self.transport = transport
         elif isinstance(config.transport, SmtpSettings):
             self.transport = SmtpTransport(config.transport, pool)
+        elif isinstance(config.transport, PickupSettings):
+            self.transport = PickupTransport(config.transport)
         else:
             self.transport = SesTransport(config.transport, context.aws)
         self._domain = config.from_address.rpartition("@")[2]

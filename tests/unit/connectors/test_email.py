@@ -187,3 +187,20 @@ async def test_ses_errors_are_classified_per_the_documented_codes(error, expecte
         await transport.send(message, "a@b.c", "c@d.e", {})
     assert getattr(raised.value, "reason", None) == reason
     assert getattr(raised.value, "throttled", None) == throttled
+
+
+async def test_pickup_transport_writes_one_eml_per_user_and_a_resend_overwrites(tmp_path):
+    settings = EmailConfig(type="email", from_address="picks@shop.example",
+                           transport={"kind": "pickup", "directory": str(tmp_path / "outbox")})
+    destination = Email(settings, Context())
+    events = [export_event("u1", email="u1@shop.example"), export_event("u2", email="u2@shop.example")]
+    for _ in range(2):  # the second export of the same run resends the same messages
+        settlements = await deliver(destination, events)
+        assert {s.outcome for s in settlements} == {Outcome.DELIVERED}
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 2 and not list((tmp_path / "outbox").glob("*.partial"))
+    from email import message_from_bytes
+    from email.policy import default
+
+    message = message_from_bytes(files[0].read_bytes(), policy=default)
+    assert message["To"].addresses[0].addr_spec in {"u1@shop.example", "u2@shop.example"}
