@@ -24,6 +24,7 @@ from rich.table import Table
 
 from hub.config import parse_config
 from hub.demo import datasets
+from hub.demo.campaign import show_campaign
 from hub.demo.shop import Shop, batches
 from hub.ingest import build_app
 from hub.runtime import Hub
@@ -229,6 +230,8 @@ async def run_demo(data_dir: Path, users: int, console: Console) -> None:
                                                    "coverage") if k in metrics))
 
             await show_live_updates(shop, control, campaign, client, names, console)
+        solution_version = control.personalize.describe_campaign(campaignArn=campaign)["campaign"]["solutionVersionArn"]
+        await asyncio.to_thread(show_campaign, shop, data_dir, personalize_url, solution_version, free_port(), console)
     console.print(f"\nEverything the demo wrote is under {data_dir}/ (dead letter: dead-letter.jsonl).")
 
 
