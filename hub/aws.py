@@ -119,12 +119,22 @@ class AwsClients:
             self._http = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT_SECS, sock_read=READ_TIMEOUT_SECS),
-                # No Accept/Accept-Encoding defaults: botocore sends neither, and the events API answers
-                # an empty body. trust_env honours HTTPS_PROXY/NO_PROXY as botocore does.
-                skip_auto_headers=("Accept", "Accept-Encoding"),
-                trust_env=True,
+                # trust_env would cost two thread hops per request (proxy and .netrc lookups), and a
+                # .netrc entry would add a Basic Authorization: proxies are resolved once (proxy_for).
+                trust_env=False,
             )
         return self._http
+
+    def proxy_for(self, url: str) -> str | None:
+        """The HTTP(S)_PROXY that applies to `url` per the environment (NO_PROXY honoured), as botocore uses."""
+        from aiohttp.helpers import get_env_proxy_for_url
+        from yarl import URL
+
+        try:
+            proxy, _ = get_env_proxy_for_url(URL(url))
+        except LookupError:
+            return None
+        return str(proxy)
 
     async def close(self) -> None:
         await self._exit_stack.aclose()

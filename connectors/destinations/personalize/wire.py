@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from http import HTTPStatus
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,12 @@ from hub.errors import HubError, RejectedError
 # personalize-events is rest-json: the operation is the URL path (personalize-api.md §1, A.1).
 OPERATION_PATHS = {"PutEvents": "/events", "PutItems": "/items", "PutUsers": "/users"}
 CONTENT_TYPE = "application/json"  # what botocore's rest-json serializer sets for a JSON body (§1)
-USER_AGENT = f"personalize-hub botocore/{botocore.__version__}"  # not signed (SigV4 skips user-agent)
+# Unsigned headers botocore's HTTP layer adds after signing; sent alike so both paths look the same.
+UNSIGNED_HEADERS = {
+    "User-Agent": f"personalize-hub botocore/{botocore.__version__}",
+    "Accept": "*/*",
+    "Accept-Encoding": "identity",  # no compressed answers: error bodies are read as they are
+}
 
 
 def sent_at_wire(value: float) -> int | float:
@@ -77,8 +83,15 @@ def encode_body(operation: str, params: Mapping[str, Any]) -> bytes:
     return json.dumps(params).encode("utf-8")
 
 
-def parse_error(headers: Mapping[str, str], body: bytes) -> tuple[str | None, str]:
-    """(code, message) of a rest-json error answer, read as botocore reads it (personalize-api.md §2.1)."""
+def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> tuple[str | None, str]:
+    """(code, message) of a rest-json error answer, read as botocore reads it (personalize-api.md §2.1).
+
+    A 5xx with an empty or HTML body (a load balancer's page) names no error: botocore's generic
+    error parsing gives it the HTTP reason phrase as message, and so does this.
+    """
+    stripped = body.strip()
+    if status >= 500 and (not stripped or stripped.startswith(b"<html>")):
+        return None, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
     try:
         document = json.loads(body) if body else {}
     except ValueError:
@@ -103,6 +116,7 @@ class LeanIngestApi:
         self._base_url = endpoint_url.rstrip("/")
         self._region = region
         self._signing_name = signing_name
+        self._proxy = aws.proxy_for(self._base_url)  # once: the environment does not change under us
 
     async def signed_request(self, operation: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(url, headers, body) of the request for `operation`, signed now with current credentials."""
@@ -116,14 +130,15 @@ class LeanIngestApi:
         request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": CONTENT_TYPE})
         SigV4Auth(credentials, self._signing_name, self._region).add_auth(request)
         headers = dict(request.headers.items())
-        headers["User-Agent"] = USER_AGENT
+        headers.update(UNSIGNED_HEADERS)
         return url, headers, body
 
     async def call(self, operation: str, params: Mapping[str, Any]) -> None:
         """Send; return when the service accepted it, else raise the classified error (errors.py)."""
         try:
             url, headers, body = await self.signed_request(operation, params)
-            async with self._aws.http_session().post(url, data=body, headers=headers) as response:
+            http = self._aws.http_session()
+            async with http.post(url, data=body, headers=headers, proxy=self._proxy) as response:
                 status = response.status
                 payload = await response.read()  # read to the end so the connection goes back to the pool
                 answer_headers = response.headers
@@ -133,5 +148,5 @@ class LeanIngestApi:
             raise errors.classify_exception(err) from err
         if status < 300:  # events operations answer 200 with an empty body (§3.1)
             return
-        code, message = parse_error(answer_headers, payload)
+        code, message = parse_error(status, answer_headers, payload)
         raise errors.classify(status, code, message, answer_headers)

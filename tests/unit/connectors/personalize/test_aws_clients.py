@@ -52,3 +52,11 @@ async def test_credentials_come_from_the_standard_chain(aws_env):
     assert aws.http_session() is session
     await aws.close()
     assert session.closed
+
+
+def test_proxies_come_from_the_environment_once_per_endpoint(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    aws = AwsClients(AwsConfig())
+    assert aws.proxy_for("https://personalize-events.us-east-1.amazonaws.com") == "http://127.0.0.1:3128"
+    assert aws.proxy_for("http://127.0.0.1:8001") is None
