@@ -121,7 +121,7 @@ class MappingStage:
             child = event.derive(index)
             try:
                 if not isinstance(product, dict):
-                    raise RejectedError("invalid_product", f"properties.products[{index}]: expected an object")
+                    raise RejectedError("invalid_product", f"expected an object, got {type(product).__name__}")
                 record = self._interaction(child, {**scopes, "product": product}, event_type, child.message_id)
             except RejectedError as err:
                 message = f"properties.products[{index}]: {err.message}"
@@ -131,7 +131,7 @@ class MappingStage:
             records.append(record)
             children.append(child)
         self._attach_list(event.session_id, records)
-        return children  # type: ignore[return-value]  # a Rejection among children: pipeline.StageResult
+        return children  # a bad line is a Rejection among its siblings (pipeline.StageResult)
 
     def _interaction(self, event: Event, scopes: Scopes, event_type: str, message_id: str) -> dict[str, Any]:
         record: dict[str, Any] = {

@@ -74,6 +74,7 @@ def test_order_completed_fans_out_one_interaction_per_product_and_rejects_only_t
     assert isinstance(no_id, Rejection) and no_id.reason == "missing_item_id"
     assert no_id.message.startswith("properties.products[2]:") and no_id.source.message_id == "m1:2"
     assert isinstance(junk, Rejection) and junk.reason == "invalid_product"
+    assert junk.message == "properties.products[3]: expected an object, got str"
 
 
 def test_an_order_without_products_is_rejected():
