@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from typing import Any
 
 import botocore.session
 import pytest
+from aiobotocore.credentials import AioRefreshableCredentials
+from aiobotocore.session import get_session
+from botocore.credentials import CredentialProvider
 from botocore.serialize import create_serializer
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -167,3 +171,39 @@ def test_error_code_is_read_from_header_then_body_keys():
     assert parse_error(502, {}, b"<html>") == (None, "Bad Gateway")
     assert parse_error(400, {}, b"[1]") == (None, "")
     assert parse_error(503, {"x-amzn-ErrorType": "X"}, b"") == (None, "Service Unavailable")
+
+
+class _RotatingCredentials(CredentialProvider):
+    """A credential source in the session's chain whose keys expire at once and rotate on every refresh."""
+
+    METHOD = "rotating-test"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.issued = 0
+
+    async def _fetch(self) -> dict[str, str]:
+        self.issued += 1
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
+        return {"access_key": f"AKIDROTATED{self.issued}", "secret_key": "secret", "token": f"token-{self.issued}",
+                "expiry_time": expiry.isoformat()}
+
+    async def load(self) -> AioRefreshableCredentials:
+        return AioRefreshableCredentials.create_from_metadata(await self._fetch(), self._fetch, self.METHOD)
+
+
+async def test_lean_path_signs_with_refreshed_credentials_from_the_session_chain(aws_env, stub_server):
+    session = get_session()
+    provider = _RotatingCredentials()
+    session.get_component("credential_provider").insert_before("env", provider)
+    aws = AwsClients(AwsConfig(region="eu-west-1", personalize_endpoint_url=stub_server.url), session=session)
+    try:
+        lean = await open_ingest_api(aws, "lean")
+        await lean.call("PutUsers", USERS)
+        await lean.call("PutUsers", USERS)
+    finally:
+        await aws.close()
+    keys = [r.headers["authorization"].split("Credential=")[1].split("/")[0] for r in stub_server.requests]
+    tokens = [r.headers["x-amz-security-token"] for r in stub_server.requests]
+    assert keys[0] != keys[1] and all(k.startswith("AKIDROTATED") for k in keys)  # refreshed, never env's
+    assert tokens == [f"token-{k.removeprefix('AKIDROTATED')}" for k in keys]
