@@ -36,7 +36,8 @@ class RedisIdentityStore:
     def __init__(self, url: str, *, ttl_secs: int, namespace: str = "", client: Any = None):
         self.ttl_secs = int(ttl_secs)
         self.namespace = namespace
-        self._client = client or redis.Redis.from_url(url)
+        # Bounded waits: a hung Redis becomes a RetryableError (the source redelivers), never a stuck batch.
+        self._client = client or redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
         self._script_sha: str | None = None
         self.round_trips = 0
 
