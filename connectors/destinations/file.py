@@ -12,7 +12,7 @@ import msgspec
 from pydantic import Field
 
 from hub.connector import BatchPolicy, Destination, DestinationConfig
-from hub.events import Event
+from hub.events import Event, EventKind
 
 
 class FileDestinationConfig(DestinationConfig):
@@ -69,6 +69,8 @@ class FileDestination(Destination):
 
 def _line_of(event: Event) -> dict[str, Any]:
     if event.record is not None:
+        if event.kind is EventKind.INTERACTION:  # PutEvents carries these beside the event, not in it
+            return {"userId": event.user_id, "sessionId": event.session_id, **event.record}
         return event.record
     data = event.to_dict()
     data.pop("raw", None)
