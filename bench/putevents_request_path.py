@@ -189,7 +189,8 @@ def main() -> None:
         print(f"{r.name:36} {r.events_per_sec:10,.0f} {r.calls / r.wall_secs:9,.0f} {1000 * r.calls / r.events:13.0f} "
               f"{r.cpu_us_per_call:12.0f} {r.cpu_us_per_event:13.1f}")
     print()
-    print(f"lean vs naive boto3 loop, events/s:      {lean.events_per_sec / naive.events_per_sec:6.1f}x  (target >= 10x)")
+    print(f"lean vs naive boto3 loop, events/s:      {lean.events_per_sec / naive.events_per_sec:6.1f}x"
+          "  (target >= 10x)")
     print(f"lean vs aiobotocore, events/s:           {lean.events_per_sec / generic.events_per_sec:6.1f}x")
     print(f"aiobotocore vs lean, CPU per call:       {generic.cpu_us_per_call / lean.cpu_us_per_call:6.1f}x")
     print(f"lean capacity vs 10,000 events/s target: {lean.events_per_sec / TARGET_EVENTS_PER_SEC:6.2f}x")

@@ -1,4 +1,4 @@
-"""The one place AWS clients are built: region, endpoint override, botocore retries off, the standard credential chain."""
+"""The one place AWS clients are built: region, endpoint override, botocore retries off, standard credentials."""
 
 from __future__ import annotations
 

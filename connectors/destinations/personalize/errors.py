@@ -1,12 +1,12 @@
 """The one place Personalize ingest errors are classified into retry, reject or "fix the config".
 
-| answer                                                            | outcome                                 |
-|-------------------------------------------------------------------|-----------------------------------------|
-| ThrottlingException & co, HTTP 429                                | RetryableError(throttled=True)          |
-| HTTP 5xx, 408, connection errors, timeouts                        | RetryableError                          |
-| InvalidInputException, ValidationException, client-side param errors | RejectedError("invalid_input", message) |
-| HTTP 413                                                          | RejectedError("too_large", message)     |
-| ResourceNotFound/InUse, auth errors, missing credentials, any other 4xx | ServiceMisconfigured (retryable, logged loudly) |
+| answer                                                          | outcome                                  |
+|-----------------------------------------------------------------|------------------------------------------|
+| ThrottlingException & co, HTTP 429                              | RetryableError(throttled=True)           |
+| HTTP 5xx, 408, connection errors, timeouts                      | RetryableError                           |
+| InvalidInputException, ValidationException, client-side checks  | RejectedError("invalid_input", message)  |
+| HTTP 413                                                        | RejectedError("too_large", message)      |
+| ResourceNotFound/InUse, auth errors, no credentials, other 4xx  | ServiceMisconfigured (retried, logged)   |
 
 Why a config problem is retried rather than rejected: an unknown trackingId or datasetArn, a dataset
 that is not ACTIVE yet, or bad credentials affect every record alike. Rejecting would dead-letter the

@@ -29,6 +29,7 @@ class PersonalizeEventsConfig(PersonalizeDestinationConfig):
     # and recommendations see PutEvents data within seconds (§3.4), so this costs no freshness that matters.
     api_limits = BatchPolicy(max_events=10, max_wait_secs=0.25, max_requests_per_sec=1000, max_in_flight=64)
     default_kinds = frozenset({EventKind.INTERACTION})
+    example = {"type": "personalize_events", "tracking_id": "${PERSONALIZE_TRACKING_ID}"}
 
     tracking_id: str = Field(
         default_factory=from_env("PERSONALIZE_TRACKING_ID"),

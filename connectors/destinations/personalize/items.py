@@ -23,6 +23,8 @@ class PersonalizeItemsConfig(PersonalizeRecordsConfig):
     api_limits = BatchPolicy(max_events=10, max_wait_secs=1.0, max_requests_per_sec=10, max_in_flight=1)
     default_kinds = frozenset({EventKind.ITEM})
     dataset_arn_env = "PERSONALIZE_ITEMS_DATASET_ARN"
+    example = {"type": "personalize_items",
+               "dataset_arn": "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"}
 
     dataset_arn: str = dataset_arn_field("PERSONALIZE_ITEMS_DATASET_ARN", "Items")
 

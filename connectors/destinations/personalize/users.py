@@ -22,6 +22,8 @@ class PersonalizeUsersConfig(PersonalizeRecordsConfig):
     api_limits = BatchPolicy(max_events=10, max_wait_secs=1.0, max_requests_per_sec=10, max_in_flight=1)
     default_kinds = frozenset({EventKind.USER})
     dataset_arn_env = "PERSONALIZE_USERS_DATASET_ARN"
+    example = {"type": "personalize_users",
+               "dataset_arn": "arn:aws:personalize:us-east-1:123456789012:dataset/shop/USERS"}
 
     dataset_arn: str = dataset_arn_field("PERSONALIZE_USERS_DATASET_ARN", "Users")
 
