@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.destinations.http_delivery import (
     MemberFailures,
-    http_client,
+    Poster,
     lane_of,
     raise_for_response,
     transport_failure,
@@ -35,6 +35,10 @@ TRIGGER_LIMITS = BatchPolicy(max_events=50, max_wait_secs=0.2, max_requests_per_
 PROPERTIES_MAX_BYTES = 50 * 1024
 # Nested attribute keys and string values are at most 255 characters; keys may not contain spaces (§1b).
 MAX_STRING_CHARS = 255
+# An item's fields that are not template metadata (template_items in connectors/formats/recommendations.py).
+_NOT_METADATA = frozenset({"itemId", "score"})
+# Envelope fields of a /users/track attributes object, written before the user's own attributes.
+_TRACK_KEYS = frozenset({"external_id", "_update_existing_only"})
 
 
 class BrazeUsersConfig(DestinationConfig):
@@ -127,10 +131,12 @@ class BrazeUsers(Destination):
         # Per instance: attribute overwrites are safe to resend, sends are not (destinations.md §6).
         self.idempotent = config.mode == "track"
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._poster: Poster | None = None
         self._lanes = config.batch_policy().max_in_flight
         self._path = {"track": "/users/track", "campaign": "/campaigns/trigger/send",
                       "canvas": "/canvas/trigger/send"}[config.mode]
+        self._track_flag = b',"_update_existing_only":' + orjson.dumps(config.update_existing_only) + b","
+        self._known_keys: set[str] = set()  # item keys already found within Braze's key limits
 
     def accepts(self, event: Event) -> bool:
         return is_user_recommendations(event)
@@ -139,16 +145,16 @@ class BrazeUsers(Destination):
         return lane_of(event.user_id or event.message_id, self._lanes)
 
     async def start(self) -> None:
-        if self._client is None:
+        if self._poster is None:
             headers = {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}",
                        "Content-Type": "application/json"}
-            self._client = http_client(self.config.rest_url, headers, self.config.timeout_secs,
-                                       self._lanes, self._transport)
+            self._poster = Poster(self.config.rest_url.rstrip("/") + self._path, headers, self.config.timeout_secs,
+                                  self._lanes, self._transport)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._poster is not None:
+            await self._poster.aclose()
+            self._poster = None
 
     async def send(self, batch: Sequence[Event]) -> None:
         await self.start()
@@ -167,34 +173,74 @@ class BrazeUsers(Destination):
                 failures.absorb(err, positions)
         failures.raise_if_any()
 
-    def _object_for(self, recs: UserRecommendations) -> dict[str, Any]:
-        """The attributes object (track) or recipient object (sends) of one user."""
-        values: dict[str, Any] = {**recs.attributes}
-        values[self.config.items_attribute] = recs.template_items(self.config.item_fields,
-                                                                  with_score=self.config.include_score)
+    def _object_for(self, recs: UserRecommendations) -> bytes:
+        """The attributes object (track) or recipient object (sends) of one user, JSON-encoded.
+
+        Encoded once per user: the size check reads the same bytes the request body is joined from.
+        """
+        items, items_fine = self._template_items(recs.items)
+        values: dict[str, Any] = {**recs.attributes, self.config.items_attribute: items}
         if self.config.item_ids_attribute:
             values[self.config.item_ids_attribute] = recs.item_ids
-        _check_values(values)
+        encoded = orjson.dumps(values)
+        _check_values(values, len(encoded), items_fine and self.config.items_attribute)
         if self.config.mode == "track":
-            return {"external_id": recs.user_id, "_update_existing_only": self.config.update_existing_only, **values}
+            if _TRACK_KEYS.isdisjoint(values):  # the common case: splice the two envelope fields in front
+                return b"".join((b'{"external_id":', orjson.dumps(recs.user_id), self._track_flag, encoded[1:]))
+            return orjson.dumps({"external_id": recs.user_id, "_update_existing_only": self.config.update_existing_only,
+                                 **values})
         properties_key = "trigger_properties" if self.config.mode == "campaign" else self.config.canvas_properties_key
         recipient: dict[str, Any] = {"external_user_id": recs.user_id, properties_key: values,
                                      "send_to_existing_only": self.config.send_to_existing_only}
         if self.config.attributes_with_send:
             recipient["attributes"] = values
-        return recipient
+        return orjson.dumps(recipient)
 
-    def _body(self, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    def _template_items(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+        """`UserRecommendations.template_items` checked as it is built: (items, within Braze's limits).
+
+        False sends the user through the full walk of `_check_values`, which names the problem. One pass
+        instead of shape-then-walk: this runs per user, a million times in a large export.
+        """
+        fields, with_score, known_keys = self.config.item_fields, self.config.include_score, self._known_keys
+        shaped, fine = [], True
+        for item in items:
+            item_id = item["itemId"]
+            out = {"id": item_id}
+            fine = fine and len(item_id) <= MAX_STRING_CHARS
+            pairs = item.items() if fields is None else ((k, item.get(k)) for k in fields)
+            for key, value in pairs:
+                if value is None or (fields is None and key in _NOT_METADATA):
+                    continue
+                out[key] = value
+                if key not in known_keys:
+                    if " " in key or len(key) > MAX_STRING_CHARS:
+                        fine = False
+                        continue
+                    known_keys.add(key)
+                kind = type(value)
+                if (kind is str and len(value) > MAX_STRING_CHARS) or kind is dict or kind is list:
+                    fine = fine and kind is not str and _within_limits(value)
+            if with_score and item.get("score") is not None:
+                out["score"] = item["score"]
+                fine = fine and _within_limits(item["score"])
+            shaped.append(out)
+        return shaped, fine
+
+    def _body(self, objects: list[bytes]) -> bytes:
+        """The request body around the already-encoded objects."""
         if self.config.mode == "track":
-            return {"attributes": objects}
-        if self.config.mode == "campaign":
-            return {"campaign_id": self.config.campaign_id, "recipients": objects}
-        return {"canvas_id": self.config.canvas_id, "recipients": objects}
+            head = b'{"attributes":['
+        elif self.config.mode == "campaign":
+            head = b'{"campaign_id":' + orjson.dumps(self.config.campaign_id) + b',"recipients":['
+        else:
+            head = b'{"canvas_id":' + orjson.dumps(self.config.canvas_id) + b',"recipients":['
+        return b"".join((head, b",".join(objects), b"]}"))
 
-    async def _post(self, objects: list[dict[str, Any]]) -> None:
-        assert self._client is not None
+    async def _post(self, objects: list[bytes]) -> None:
+        assert self._poster is not None
         try:
-            response = await self._client.post(self._path, content=orjson.dumps(self._body(objects)))
+            response = await self._poster.post(self._body(objects))
         except httpx.TransportError as err:
             raise transport_failure(err, resend_safe=self.idempotent) from err
         raise_for_response(response, len(objects), resend_safe=self.idempotent)
@@ -219,20 +265,42 @@ class BrazeUsers(Destination):
         failures.raise_if_any()
 
 
-def _check_values(values: dict[str, Any]) -> None:
-    """Braze's documented shape limits, checked per user so one oversized profile fails alone."""
-    size = len(orjson.dumps(values))
+def _check_values(values: dict[str, Any], size: int, checked: str | Literal[False] = False) -> None:
+    """Braze's documented shape limits, checked per user so one oversized profile fails alone.
+
+    `size` is the length of the encoded values; `checked` names a value already found within the
+    limits (the items, checked as they were shaped), which the quick pass skips.
+    """
     if size > PROPERTIES_MAX_BYTES:
         raise RejectedError("properties_too_large",
                             f"{size} bytes of attributes exceed Braze's 50 KB limit (destinations.md §1b/§1c)")
+    if all(map(_key_fine, values)) and all(key == checked or _within_limits(value) for key, value in values.items()):
+        return
+    # Something is off: walk everything for the first problem in a stable order, with its path.
     for key in _keys(values):
-        if " " in key or len(key) > MAX_STRING_CHARS:
+        if not _key_fine(key):
             raise RejectedError("invalid_attribute_name", f"{key!r}: Braze keys are ≤ {MAX_STRING_CHARS} "
                                 "characters without spaces (destinations.md §1b)")
     for key, value in _strings(values):
         if len(value) > MAX_STRING_CHARS:
             raise RejectedError("value_too_long", f"{key} is {len(value)} characters; Braze allows "
                                 f"{MAX_STRING_CHARS} (destinations.md §1b)")
+
+
+def _key_fine(key: Any) -> bool:
+    key = str(key)
+    return " " not in key and len(key) <= MAX_STRING_CHARS
+
+
+def _within_limits(node: Any) -> bool:
+    """No string or key in `node` breaks Braze's limits (a quick yes/no; `_check_values` says what)."""
+    if isinstance(node, str):
+        return len(node) <= MAX_STRING_CHARS
+    if isinstance(node, dict):
+        return all(_key_fine(k) and _within_limits(v) for k, v in node.items())
+    if isinstance(node, list):
+        return all(map(_within_limits, node))
+    return True
 
 
 def _keys(node: Any) -> list[str]:

@@ -10,6 +10,7 @@ record is rejected with one reason code wherever it goes.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import Any
 
 from hub.errors import RejectedError
@@ -20,25 +21,23 @@ SEGMENT_AUDIENCE = "segment"  # Event.name of an item's audience from a batch se
 INVALID = "invalid_export_record"
 # One address, no whitespace or line breaks: it ends up in a mail header.
 _ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
+_item_id = itemgetter("itemId")
 
 
 class UserRecommendations:
     """One user's recommendations as destinations read them; `items` are in rank order."""
 
-    __slots__ = ("user_id", "email", "job", "run_id", "items", "attributes")
+    __slots__ = ("user_id", "email", "job", "run_id", "items", "attributes", "item_ids")
 
     def __init__(self, user_id: str, email: str | None, job: str, run_id: str,
-                 items: list[dict[str, Any]], attributes: dict[str, Any]):
+                 items: list[dict[str, Any]], attributes: dict[str, Any], item_ids: list[str] | None = None):
         self.user_id = user_id
         self.email = email
         self.job = job
         self.run_id = run_id
         self.items = items
         self.attributes = attributes
-
-    @property
-    def item_ids(self) -> list[str]:
-        return [item["itemId"] for item in self.items]
+        self.item_ids: list[str] = item_ids if item_ids is not None else [item["itemId"] for item in items]
 
     def template_items(self, fields: list[str] | None = None, *, with_score: bool = False) -> list[dict[str, Any]]:
         """Items in the shape Braze templates and Connected Content expect: `id` plus metadata.
@@ -82,9 +81,7 @@ def user_recommendations(event: Event) -> UserRecommendations:
     items = record.get("items")
     if not isinstance(items, list):
         raise RejectedError(INVALID, "items is missing or not a list")
-    for rank, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("itemId"), str) or not item["itemId"]:
-            raise RejectedError(INVALID, f"items[{rank}].itemId is missing or not a non-empty string")
+    item_ids = _item_ids(items)
     attributes = record.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise RejectedError(INVALID, "attributes is not an object")
@@ -95,7 +92,26 @@ def user_recommendations(event: Event) -> UserRecommendations:
         run_id=str(record.get("runId") or ""),
         items=items,
         attributes=attributes,
+        item_ids=item_ids,
     )
+
+
+def _item_ids(items: list[Any]) -> list[str]:
+    """Each item's non-empty string itemId; RejectedError naming the first item without one."""
+    # The common case in C-level passes (this runs per user per destination); anything unusual,
+    # subclasses included, takes the item-by-item loop, which accepts the same and names the culprit.
+    if set(map(type, items)) <= {dict}:
+        try:
+            item_ids = list(map(_item_id, items))
+        except KeyError:
+            pass
+        else:
+            if set(map(type, item_ids)) <= {str} and all(item_ids):
+                return item_ids
+    for rank, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("itemId"), str) or not item["itemId"]:
+            raise RejectedError(INVALID, f"items[{rank}].itemId is missing or not a non-empty string")
+    return [item["itemId"] for item in items]
 
 
 def segment_audience(event: Event) -> tuple[str, list[str]]:
