@@ -1,6 +1,6 @@
 """Benchmark: 100k Segment events through identity + mapping + validation, against `orjson.loads` of the same events.
 
-Run: `python bench/stages.py [--events N] [--batch N]`. Events are decoded to hub Events first (decoding is
+Run: `python bench/stages.py [--events N] [--batch N] [--redis URL]`. Events are decoded to hub Events first (decoding is
 the source's cost, not the stages'); the stages then run in micro-batches as a webhook or Kafka source
 would hand them over. The anchor is parsing the same JSON payloads with orjson, measured in the same run,
 so the ratio says how many JSON parses one event's trip through the three stages costs.
@@ -15,6 +15,7 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors.formats.segment import decode_message  # noqa: E402
 from hub.events import Event, Rejection  # noqa: E402
 from hub.identity import IdentityStage, MemoryIdentityStore, SessionRules  # noqa: E402
+from hub.identity.redis_store import RedisIdentityStore  # noqa: E402
 from hub.identity.sqlite_store import SqliteIdentityStore  # noqa: E402
 from hub.mapping import MappingStage  # noqa: E402
 from hub.schema import INTERACTIONS, ITEMS, USERS, load_schema  # noqa: E402
@@ -115,6 +117,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=100, help="events per micro-batch (a /v1/batch request)")
+    parser.add_argument("--redis", metavar="URL", help="also run over a Redis identity store (a scratch namespace)")
     args = parser.parse_args()
     payloads = synthetic_shop(args.events)
     events = decode_all(payloads)
@@ -130,16 +133,20 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         runs = [("memory", MemoryIdentityStore()),
                 ("sqlite", SqliteIdentityStore(Path(directory) / "identity.sqlite3", ttl_secs=86400))]
+        if args.redis:
+            runs.append(("redis", RedisIdentityStore(args.redis, ttl_secs=3600, namespace=f"bench-{uuid.uuid4().hex[:8]}")))
         for name, store in runs:
             stages = build(store, schemas)
             wall, cpu, produced, per_stage = await run_stages(stages, events, args.batch)
+            round_trips = store.round_trips
             await store.close()
             rate = len(events) / wall
             print(f"  stages  identity({name:6}) + mapping + validation {rate:>10,.0f} events/s  "
                   f"{cpu / len(events) * 1e6:5.1f} µs CPU/event  {produced:,} records  "
                   f"ratio to orjson.loads: {wall / loads_secs:.1f}x slower")
             print("          " + ", ".join(f"{type(stage).__name__} {secs / len(events) * 1e6:.1f} µs"
-                                      for stage, secs in zip(stages, per_stage, strict=True)) + " per input event")
+                                      for stage, secs in zip(stages, per_stage, strict=True)) + " per input event, "
+                  f"{round_trips / -(-len(events) // args.batch):.2f} store round trips per batch")
 
 if __name__ == "__main__":
     asyncio.run(main())
