@@ -77,15 +77,20 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
     config = TrainingConfig.from_solution(version.doc.get("eventType"), version.doc.get("solutionConfig"))
     started = time.monotonic()
     data, cutoff_seq = build_training_data(store, version.doc["datasetGroupArn"])
+    read_at = time.monotonic()
     model = recipe.train(data, config)
+    trained_at = time.monotonic()
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     path = settings.models_dir / f"{version.doc['_modelId']}.npz"
     partial = path.with_suffix(".partial")
     model.save(str(partial))
     os.replace(partial, path)
     metrics = solution_metrics(recipe, data, config)
-    return {"_cutoffSeq": cutoff_seq, "_metrics": metrics,
-            "trainingHours": round((time.monotonic() - started) / 3600, 6)}
+    timings = {"read_secs": round(read_at - started, 2), "train_secs": round(trained_at - read_at, 2),
+               "metrics_secs": round(time.monotonic() - trained_at, 2)}
+    logger.info("%s: %d interactions, %s", version_arn, data.num_interactions, timings)
+    return {"_cutoffSeq": cutoff_seq, "_metrics": metrics, "_timings": timings,
+            "trainingHours": round((trained_at - read_at) / 3600, 6)}
 
 
 def run_solution_version(settings: Settings, version_arn: str) -> None:
