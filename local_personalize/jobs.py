@@ -8,7 +8,10 @@ Each job records its own outcome (status, failureReason) in the store.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +41,24 @@ def command(work: str, arn: str, settings: Settings) -> list[str]:
     return [sys.executable, "-m", "local_personalize.jobs", work, arn, orjson.dumps(fields).decode()]
 
 
+# How often a job checks that the server that started it is still there.
+PARENT_CHECK_SECS = 1.0
+
+
+def exit_with_parent() -> None:
+    """End this job if its server dies: the restarted server runs the unfinished job again itself."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECS)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
+    exit_with_parent()
     work, arn, settings_json = argv or sys.argv[1:]
     fields = orjson.loads(settings_json)
     settings = Settings(**{**fields, "data_dir": Path(fields["data_dir"])})
