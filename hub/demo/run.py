@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import httpx
 import uvicorn
+from prometheus_client import REGISTRY
 from botocore.config import Config as BotoConfig
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -216,8 +217,10 @@ async def run_demo(data_dir: Path, users: int, console: Console) -> None:
                 started = time.perf_counter()
                 totals = await post_all(client, clicks, lambda n: progress.advance(task, n))
                 elapsed = time.perf_counter() - started
+            calls = REGISTRY.get_sample_value("hub_batch_fill_ratio_count", {"destination": "interactions"}) or 0
             console.print(f"    {totals['accepted']} events accepted, {totals['rejected']} rejected "
-                          f"({len(clicks) / elapsed:,.0f} events/s, each delivered before its batch was answered)")
+                          f"({len(clicks) / elapsed:,.0f} events/s, each delivered before its batch was answered; "
+                          f"{calls:,.0f} PutEvents calls of one session each)")
             for report in [await hub.readiness.store.report(arns["tracking_id"])]:
                 console.print(f"    readiness: {report.interactions} interactions, {report.users_with_two} users "
                               f"with >= 2, {report.items} items: {'ready to train' if report.ready else report.missing()}")
