@@ -216,11 +216,11 @@ class Store:
                                (self.dataset_key(dataset_arn),)).fetchone()[0]
 
     def iter_interactions(self, dataset_arn: str, columns: tuple[str, ...] = INTERACTION_COLUMNS,
-                          batch_rows: int = 100_000) -> Iterator[list[tuple]]:
-        """Yield the dataset's interactions in arrival order, in batches of rows."""
+                          batch_rows: int = 100_000, max_seq: int | None = None) -> Iterator[list[tuple]]:
+        """Yield the dataset's interactions in arrival order (up to `max_seq`), in batches of rows."""
         cursor = self.db.execute(
-            f"SELECT {', '.join(columns)} FROM interactions WHERE dataset = ? ORDER BY seq",
-            (self.dataset_key(dataset_arn),))
+            f"SELECT {', '.join(columns)} FROM interactions WHERE dataset = ? AND seq <= ? ORDER BY seq",
+            (self.dataset_key(dataset_arn), max_seq if max_seq is not None else 2**62))
         while rows := cursor.fetchmany(batch_rows):
             yield rows
 

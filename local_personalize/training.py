@@ -24,6 +24,17 @@ logger = logging.getLogger(__name__)
 STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
 
 
+def _factorize(values: tuple, positions: dict, reserved: int = 0) -> np.ndarray:
+    """Codes of `values` in `positions`, adding unseen ones in order; the loops run in C (dict.fromkeys, map).
+
+    `reserved` entries of `positions` (such as None → -1) do not count towards new codes.
+    """
+    for value in dict.fromkeys(values):
+        if value not in positions:
+            positions[value] = len(positions) - reserved
+    return np.fromiter(map(positions.__getitem__, values), np.int32, len(values))
+
+
 def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingData, int]:
     """The dataset group's data as TrainingData, and the interaction sequence number it reaches."""
     interactions = group_dataset(store, dataset_group_arn, "INTERACTIONS")
@@ -32,19 +43,17 @@ def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingD
     cutoff_seq = store.last_interaction_seq()
     user_pos: dict[str, int] = {}
     item_pos: dict[str, int] = {}
-    type_pos: dict[str, int] = {}
-    users, items, stamps, kinds, values = [], [], [], [], []
+    type_pos: dict[str | None, int] = {None: -1}
+    columns: list[list[np.ndarray]] = [[], [], [], [], []]
     # Anonymous events train under their session id, the id GetRecommendations uses for that visitor.
     for batch in store.iter_interactions(interactions.arn, ("coalesce(user_id, session_id)", "item_id", "ts",
-                                                             "event_type", "event_value", "seq")):
-        for user_id, item_id, ts, event_type, event_value, seq in batch:
-            if seq > cutoff_seq:
-                continue
-            users.append(user_pos.setdefault(user_id, len(user_pos)))
-            items.append(item_pos.setdefault(item_id, len(item_pos)))
-            stamps.append(ts)
-            kinds.append(-1 if event_type is None else type_pos.setdefault(event_type, len(type_pos)))
-            values.append(np.nan if event_value is None else event_value)
+                                                             "event_type", "event_value"), 500_000, cutoff_seq):
+        users, items, stamps, kinds, values = zip(*batch)
+        columns[0].append(_factorize(users, user_pos))
+        columns[1].append(_factorize(items, item_pos))
+        columns[2].append(np.array(stamps, np.float64))
+        columns[3].append(_factorize(kinds, type_pos, reserved=1))
+        columns[4].append(np.array(values, np.float32))  # None becomes NaN: no EVENT_VALUE
     items_dataset = group_dataset(store, dataset_group_arn, "ITEMS")
     users_dataset = group_dataset(store, dataset_group_arn, "USERS")
     item_metadata = store.records(items_dataset.arn) if items_dataset else {}
@@ -53,11 +62,13 @@ def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingD
         item_pos.setdefault(item_id, len(item_pos))
     for user_id in user_metadata:
         user_pos.setdefault(user_id, len(user_pos))
+    del type_pos[None]
+    user_index, item_index, timestamp, event_type, event_value = (
+        np.concatenate(parts) if parts else np.zeros(0) for parts in columns)
     data = TrainingData(
-        user_ids=list(user_pos), item_ids=list(item_pos), user_index=np.array(users, np.int32),
-        item_index=np.array(items, np.int32), timestamp=np.array(stamps, np.float64),
-        event_type=np.array(kinds, np.int16), event_types=list(type_pos),
-        event_value=np.array(values, np.float32), item_metadata=item_metadata, user_metadata=user_metadata)
+        user_ids=list(user_pos), item_ids=list(item_pos), user_index=user_index, item_index=item_index,
+        timestamp=timestamp, event_type=event_type, event_types=list(type_pos), event_value=event_value,
+        item_metadata=item_metadata, user_metadata=user_metadata)
     return data, cutoff_seq
 
 
