@@ -1,7 +1,8 @@
 """Identity stitching: one stable Personalize sessionId per browsing session, anonymousId → userId links.
 
-`rules` holds the policy (pure), `store` the IdentityStore protocol with the memory store and the cache,
-`redis_store` / `sqlite_store` the shared stores, `stage` the pipeline stage, `config` the config section.
+`rules` holds the policy (pure), `store` the IdentityStore protocol (records, and the activity index that
+lists users active since a time) with the memory store and the cache, `redis_store` / `sqlite_store` the
+shared stores, `stage` the pipeline stage, `config` the config section.
 Every stored key is made in `store.storage_key` and starts with `hub:identity:`.
 """
 

@@ -5,18 +5,24 @@ Concurrency: Kafka partitions keyed by person keep one person's events in one hu
 rebalance two processes can briefly both hold a key. The save script reads the stored version and writes
 only if it matches, atomically (Redis runs a script without interleaving other commands), so neither
 process can overwrite state it did not see; no WATCH/MULTI round trips, no locks held across the network.
+
+The activity index is one sorted set `hub:identity:[<namespace>:]active` (userId → latest event time),
+updated by `ZADD … GT` (Redis ≥ 6.2) in the save's own pipeline, its TTL refreshed there too, and
+trimmed of users older than the record TTL by a ZREMRANGEBYSCORE in that pipeline once a minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
 from hub.errors import RetryableError
-from hub.identity.store import Versioned, Write, decode_record, encode_record, storage_key
+from hub.identity.store import (
+    ACTIVE_KEY, ACTIVE_USERS_PER_CHUNK, Versioned, Write, decode_record, encode_record, storage_key)
 
 # KEYS[1] record; ARGV[1] expected version (0 = absent); ARGV[2] "<version>|<json>"; ARGV[3] TTL secs.
 # Returns 1 when written, else the stored value ('' when absent) so the caller can recompute at once.
@@ -28,6 +34,8 @@ if version ~= tonumber(ARGV[1]) then return current or '' end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
+# Trimming walks only the members it removes, but there is no need to do it on every save.
+_TRIM_EVERY_SECS = 60.0
 
 
 class RedisIdentityStore:
@@ -39,6 +47,8 @@ class RedisIdentityStore:
         # Bounded waits: a hung Redis becomes a RetryableError (the source redelivers), never a stuck batch.
         self._client = client or redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
         self._script_sha: str | None = None
+        self._active_key = storage_key(ACTIVE_KEY, namespace)
+        self._next_trim = 0.0
         self.round_trips = 0
 
     async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
@@ -48,11 +58,15 @@ class RedisIdentityStore:
         values = await self._execute(pipe)
         return {key: _parse(value, key) for key, value in zip(keys, values, strict=True)}
 
-    async def save(self, writes: Sequence[Write]) -> dict[str, Versioned]:
-        if not writes:
+    async def save(self, writes: Sequence[Write], active: Mapping[str, float] | None = None) -> dict[str, Versioned]:
+        if not writes and not active:
             return {}
         sha = self._script_sha or await self._load_script()
-        results = await self._run_script(sha, writes)
+        results = await self._run_script(sha, writes, active)
+        for result in results[len(writes):]:  # the activity commands
+            if isinstance(result, Exception):
+                raise RetryableError(f"identity store: Redis refused the activity update: {result}")
+        del results[len(writes):]
         if any(isinstance(r, NoScriptError) for r in results):
             # Redis restarted or SCRIPT FLUSH since we loaded it: load again and redo only those writes.
             sha = await self._load_script()
@@ -67,12 +81,49 @@ class RedisIdentityStore:
                 conflicts[write.key] = _parse(result or None, write.key)
         return conflicts
 
-    async def _run_script(self, sha: str, writes: Sequence[Write]) -> list[Any]:
+    async def _run_script(self, sha: str, writes: Sequence[Write], active: Mapping[str, float] | None = None
+                          ) -> list[Any]:
+        """One pipeline: the writes' scripts, then (if any) the activity commands after them."""
         pipe = self._client.pipeline(transaction=False)
         for key, expected, record in writes:
             value = b"%d|" % (expected + 1) + encode_record(record)
             pipe.evalsha(sha, 1, storage_key(key, self.namespace), expected, value, self.ttl_secs)
+        if active:
+            pipe.zadd(self._active_key, dict(active), gt=True)  # GT: a late event never moves a user back
+            pipe.expire(self._active_key, self.ttl_secs)  # a hub that stops writing leaves nothing behind
+            now = time.time()
+            if now >= self._next_trim:
+                self._next_trim = now + _TRIM_EVERY_SECS
+                pipe.zremrangebyscore(self._active_key, "-inf", f"({now - self.ttl_secs!r}")
         return await self._execute(pipe, raise_on_error=False)
+
+    async def active_users(self, since_epoch_secs: float) -> AsyncIterator[str]:
+        """Users by ascending time, a page per call. A page ends inside a run of equal times (events sent
+        to the second often share one), so that run is read whole by its own call and the next page starts
+        after it: an offset inside it could skip a member that moved up meanwhile. Times only grow, so a
+        user active again while this runs is never missed, though it may be listed twice."""
+        low = repr(float(since_epoch_secs))
+        while True:
+            page = await self._read(self._client.zrangebyscore(
+                self._active_key, low, "+inf", start=0, num=ACTIVE_USERS_PER_CHUNK, withscores=True))
+            if len(page) < ACTIVE_USERS_PER_CHUNK:
+                for member, _ in page:
+                    yield member.decode()
+                return
+            last = page[-1][1]
+            for member, score in page:
+                if score < last:
+                    yield member.decode()
+            for member in await self._read(self._client.zrangebyscore(self._active_key, repr(last), repr(last))):
+                yield member.decode()
+            low = f"({last!r}"
+
+    async def _read(self, command: Any) -> Any:
+        self.round_trips += 1
+        try:
+            return await command
+        except RedisError as err:
+            raise RetryableError(f"identity store: Redis unavailable: {err}") from err
 
     async def _load_script(self) -> str:
         try:

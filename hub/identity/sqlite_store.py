@@ -5,6 +5,8 @@ connection is never shared between threads. A save is one IMMEDIATE transaction:
 guarded by the expected version (or an INSERT that does nothing if the key appeared meanwhile), so two
 processes sharing the file get the same compare-and-set semantics as with Redis; the statements run
 batched (executemany), and rows are re-read only when the change count shows a write was refused.
+The activity index is a table `identity_active` (userId → latest event time) upserted in that same
+transaction and listed in userId order, a page per query.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hub.errors import RetryableError
-from hub.identity.store import Versioned, Write, decode_record, encode_record, storage_key
+from hub.identity.store import ACTIVE_USERS_PER_CHUNK, Versioned, Write, decode_record, encode_record, storage_key
 
 # A rowid table with no index on expires_at: every save rewrites expires_at, and an index on it would
 # double the pages each save dirties (measured ~35% slower); expired rows are swept by rowid range instead.
@@ -28,7 +30,16 @@ CREATE TABLE IF NOT EXISTS identity (
     value BLOB NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS identity_active (
+    user_id TEXT PRIMARY KEY,
+    last_seen REAL NOT NULL
+) WITHOUT ROWID;
 """
+# WITHOUT ROWID: the userId B-tree is the table, so an upsert touches one tree, not a table and its
+# index. No index on last_seen either (it would double what each save writes): listing scans by userId,
+# which a weekly job can afford, and the sweep walks userId ranges.
+_UPSERT_ACTIVE = ("INSERT INTO identity_active (user_id, last_seen) VALUES (?, ?) ON CONFLICT (user_id) "
+                  "DO UPDATE SET last_seen = excluded.last_seen WHERE excluded.last_seen > last_seen")
 # SQLite builds before 3.32 allow 999 bound parameters per statement; stay below it.
 _KEYS_PER_SELECT = 500
 # Each sweep step deletes the expired rows among the next few thousand rowids (~1 ms), at most once a
@@ -48,15 +59,25 @@ class SqliteIdentityStore:
         self._connection: sqlite3.Connection | None = None
         self._next_sweep = 0.0
         self._sweep_from = 0  # rowid the next sweep step starts after
+        self._sweep_active_from = ""  # userId the next activity sweep step starts after
         self.round_trips = 0
 
     async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
         return await self._run(self._load, list(keys))
 
-    async def save(self, writes: Sequence[Write]) -> dict[str, Versioned]:
-        if not writes:
+    async def save(self, writes: Sequence[Write], active: Mapping[str, float] | None = None) -> dict[str, Versioned]:
+        if not writes and not active:
             return {}
-        return await self._run(self._save, list(writes))
+        return await self._run(self._save, list(writes), list((active or {}).items()))
+
+    async def active_users(self, since_epoch_secs: float) -> AsyncIterator[str]:
+        # Keyset pages by userId: no cursor or read transaction stays open between pages, and a user whose
+        # time moves meanwhile keeps its place, so each is listed once.
+        after = ""
+        while page := await self._run(self._active_page, after, since_epoch_secs):
+            for user in page:
+                yield user
+            after = page[-1]
 
     async def close(self) -> None:
         await self._run(self._close)
@@ -93,7 +114,12 @@ class SqliteIdentityStore:
                 found[stored_key] = Versioned(version, None if expires_at <= now else decode_record(value, stored_key))
         return {key: found.get(storage_key(key), Versioned(0, None)) for key in keys}
 
-    def _save(self, writes: list[Write]) -> dict[str, Versioned]:
+    def _active_page(self, after: str, since: float) -> list[str]:
+        rows = self._db().execute("SELECT user_id FROM identity_active WHERE user_id > ? AND last_seen >= ? "
+                                  "ORDER BY user_id LIMIT ?", (after, since, ACTIVE_USERS_PER_CHUNK))
+        return [user for (user,) in rows]
+
+    def _save(self, writes: list[Write], active: list[tuple[str, float]]) -> dict[str, Versioned]:
         db, now = self._db(), self.clock()
         expires_at = now + self.ttl_secs
         encoded = [(storage_key(key), expected, encode_record(record)) for key, expected, record in writes]
@@ -118,6 +144,8 @@ class SqliteIdentityStore:
                     if row is None or row[0] != expected + 1 or row[1] != value:
                         conflicts[key] = (Versioned(0, None) if row is None else
                                           Versioned(row[0], None if row[2] <= now else decode_record(row[1], key)))
+            if active:
+                db.executemany(_UPSERT_ACTIVE, active)
             if now >= self._next_sweep:
                 self._next_sweep = now + _SWEEP_EVERY_SECS
                 self._sweep(db, now)
@@ -128,12 +156,20 @@ class SqliteIdentityStore:
         return conflicts
 
     def _sweep(self, db: sqlite3.Connection, now: float) -> None:
-        """Delete expired rows in the next rowid range; start over after the last row."""
+        """Delete expired rows in the next rowid range (and old activity in the next userId range); wrap at the end."""
         start = self._sweep_from
         db.execute("DELETE FROM identity WHERE rowid > ? AND rowid <= ? AND expires_at <= ?",
                    (start, start + _SWEEP_ROWS, now))
         (last,) = db.execute("SELECT coalesce(max(rowid), 0) FROM identity").fetchone()
         self._sweep_from = start + _SWEEP_ROWS if start + _SWEEP_ROWS < last else 0
+        # Activity older than the record TTL, in the next userId range (event time against the wall clock).
+        after = self._sweep_active_from
+        (until,) = db.execute("SELECT max(user_id) FROM (SELECT user_id FROM identity_active WHERE user_id > ? "
+                              "ORDER BY user_id LIMIT ?)", (after, _SWEEP_ROWS)).fetchone()
+        if until is not None:
+            db.execute("DELETE FROM identity_active WHERE user_id > ? AND user_id <= ? AND last_seen < ?",
+                       (after, until, now - self.ttl_secs))
+        self._sweep_active_from = until or ""
 
     def _close(self) -> None:
         if self._connection is not None:

@@ -5,11 +5,19 @@ call, applies the rules in event order, and saves every changed record in one co
 A refused save (another process changed the key) reloads and recomputes only that key's events.
 Stored events are never re-emitted after an identify: Personalize would count them twice, and it
 already links a session's earlier anonymous events once one of them carries the userId.
+
+Each interaction sent with a userId marks that user active at its event time, in the same save. Only
+interactions: identifies also come from server-side trait syncs, which would make everyone "active".
+A batch that saves nothing records no activity either, so no batch gains a round trip: its events are
+redeliveries or late events inside a session already touched later, whose user was recorded then (at
+worst a little earlier, when a late identify bound that session to its user).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -30,9 +38,11 @@ _MAX_SAVE_ATTEMPTS = 5
 class IdentityStage:
     """Identity stitching over an IdentityStore with a local record cache in front."""
 
-    def __init__(self, store: IdentityStore, rules: SessionRules | None = None, *, cache_size: int = 100_000):
+    def __init__(self, store: IdentityStore, rules: SessionRules | None = None, *, cache_size: int = 100_000,
+                 clock: Callable[[], float] = time.time):
         self.store = store
         self.rules = rules or SessionRules()
+        self.clock = clock  # caps activity times: a device clock ahead must not keep its user "active" for long
         self.cache = RecordCache(cache_size)
         self.refused_saves = 0  # saves refused because another writer got there first (recomputed)
 
@@ -81,8 +91,10 @@ class IdentityStage:
                 loaded[key] = entry
                 self.cache.put(key, entry, from_store=True)
         pending = by_key
+        now = self.clock()
         for _ in range(_MAX_SAVE_ATTEMPTS):
             writes = []
+            active: dict[str, float] = {}  # userId → latest event time in this attempt
             for key, indexes in pending.items():
                 version, stored = loaded[key]
                 record = stored or EMPTY
@@ -95,9 +107,13 @@ class IdentityStage:
                         continue
                     record, user_id, session_id = self.rules.apply(key, record, event, user, session)
                     results[index] = [msgspec.structs.replace(event, user_id=user_id, session_id=session_id)]
+                    if user_id is not None and event.kind is EventKind.INTERACTION:
+                        at = min(event.timestamp, now)
+                        if at > active.get(user_id, 0.0):
+                            active[user_id] = at
                 if record != stored:
                     writes.append(Write(key, version, record))
-            conflicts = await self.store.save(writes) if writes else {}
+            conflicts = await self.store.save(writes, active) if writes else {}
             for key, version, record in writes:
                 if key not in conflicts:
                     self.cache.put(key, Versioned(version + 1, record))

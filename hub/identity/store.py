@@ -1,9 +1,13 @@
 """The IdentityStore protocol (versioned compare-and-set of one record per key), its keys, codec, memory store and cache.
 
-Every store offers the same two batched calls: `load(keys)` and `save(writes)`, where each write names the
-version it was computed from and is applied only if the stored version still matches (compare-and-set).
-That is what lets two hub processes share a store without locks: a write computed from stale state is
-refused and handed back with the current record, and the stage recomputes just that key.
+Every store offers the same two batched calls: `load(keys)` and `save(writes, active)`, where each write
+names the version it was computed from and is applied only if the stored version still matches
+(compare-and-set). That is what lets two hub processes share a store without locks: a write computed from
+stale state is refused and handed back with the current record, and the stage recomputes just that key.
+
+The same save also keeps the activity index: each user's latest event time (never moved back), which
+`active_users(since)` streams for batch jobs ("users active in the last N days", hub/jobs.py). It rides on
+the save the stage makes anyway, so it costs no round trip of its own, and it is trimmed to the record TTL.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -22,6 +26,11 @@ from hub.identity.rules import IdentityRecord
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "hub:identity:"
+# The activity index's key (Redis: a sorted set userId → epoch secs). Identity keys are `a:…` or `u:…`,
+# so this name can never be one of them.
+ACTIVE_KEY = "active"
+# Users per chunk when the activity index is listed: one reply or query each, never the whole index.
+ACTIVE_USERS_PER_CHUNK = 1000
 # Identity keys come from client-chosen ids; beyond this length they are hashed so a key stays small.
 _MAX_RAW_KEY_CHARS = 200
 
@@ -51,8 +60,16 @@ class IdentityStore(Protocol):
         """Every key's current record, in one round trip; absent keys map to Versioned(0, None)."""
         ...
 
-    async def save(self, writes: Sequence[Write]) -> dict[str, Versioned]:
-        """Apply each write atomically if its version matches; return the current record of each that did not."""
+    async def save(self, writes: Sequence[Write], active: Mapping[str, float] | None = None) -> dict[str, Versioned]:
+        """Apply each write atomically if its version matches; return the current record of each that did not.
+
+        In the same round trip, record each user in `active` as seen at that epoch time, unless the index
+        holds a later one already (a write refused above does not undo it: the user was seen either way).
+        """
+        ...
+
+    def active_users(self, since_epoch_secs: float) -> AsyncIterator[str]:
+        """Every user seen at or after `since_epoch_secs`, streamed in chunks (the index may hold millions)."""
         ...
 
     async def close(self) -> None: ...
@@ -93,14 +110,18 @@ class MemoryIdentityStore:
         self.clock = clock
         self._rows: dict[str, tuple[int, bytes, float]] = {}
         self._purge_at = 10_000
+        self._active: dict[str, float] = {}  # userId → latest event time (epoch secs)
         self.round_trips = 0  # load/save calls, so tests can check batching
 
     async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
         self.round_trips += 1
         return {key: self._current(key) for key in keys}
 
-    async def save(self, writes: Sequence[Write]) -> dict[str, Versioned]:
+    async def save(self, writes: Sequence[Write], active: Mapping[str, float] | None = None) -> dict[str, Versioned]:
         self.round_trips += 1
+        for user, at in (active or {}).items():
+            if at > self._active.get(user, float("-inf")):
+                self._active[user] = at
         conflicts: dict[str, Versioned] = {}
         expires_at = self.clock() + self.ttl_secs
         now = self.clock()
@@ -113,7 +134,15 @@ class MemoryIdentityStore:
         if len(self._rows) > self._purge_at:  # drop expired rows now and then, so memory stays bounded
             self._rows = {k: row for k, row in self._rows.items() if row[2] > now}
             self._purge_at = max(2 * len(self._rows), 10_000)
+            # Activity is event time (epoch), not the expiry clock: trimmed against the wall clock.
+            oldest = time.time() - self.ttl_secs
+            self._active = {user: at for user, at in self._active.items() if at >= oldest}
         return conflicts
+
+    async def active_users(self, since_epoch_secs: float) -> AsyncIterator[str]:
+        # A snapshot (saves may run while the caller awaits); the index is in this process's memory anyway.
+        for user in [user for user, at in self._active.items() if at >= since_epoch_secs]:
+            yield user
 
     def _current(self, key: str) -> Versioned:
         row = self._rows.get(key)
@@ -124,6 +153,7 @@ class MemoryIdentityStore:
 
     async def close(self) -> None:
         self._rows.clear()
+        self._active.clear()
 
 
 class RecordCache:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -16,7 +17,7 @@ from hub.pipeline import Pipeline
 from tests.fixtures.services import free_port
 from tests.unit.hub.fakes import ListSink
 from tests.unit.hub.identity_suite import *  # noqa: F403 - the shared rule suite, now against Redis
-from tests.unit.hub.identity_suite import ev, stage_for, stitch
+from tests.unit.hub.identity_suite import ago, ev, stage_for, stitch
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +42,29 @@ async def make_store(redis_url):
 
 async def test_keys_are_prefixed_and_carry_the_ttl(make_store, redis_url):
     store = make_store(ttl_secs=120)
-    await stitch(stage_for(store), [ev("v1", 0, anon="a1", user="u1")])
+    await stitch(stage_for(store), [ev("v1", ago(10), anon="a1", user="u1")])
     client = redis.Redis.from_url(redis_url)
     try:
-        (key,) = [k async for k in client.scan_iter(f"hub:identity:{store.namespace}:*")]
-        assert key == f"hub:identity:{store.namespace}:a:a1".encode()
-        assert 0 < await client.ttl(key) <= 120
-        version, _, _ = (await client.get(key)).partition(b"|")
+        keys = sorted([k async for k in client.scan_iter(f"hub:identity:{store.namespace}:*")])
+        record, active = f"hub:identity:{store.namespace}:a:a1".encode(), f"hub:identity:{store.namespace}:active".encode()
+        assert keys == [record, active]
+        assert 0 < await client.ttl(record) <= 120 and 0 < await client.ttl(active) <= 120
+        version, _, _ = (await client.get(record)).partition(b"|")
         assert version == b"1"
+        assert await client.zrange(active, 0, -1) == [b"u1"]
+    finally:
+        await client.aclose()
+
+
+async def test_activity_older_than_the_ttl_is_trimmed_in_the_save_pipeline(make_store, redis_url):
+    store = make_store(ttl_secs=120)
+    now = time.time()
+    before = store.round_trips
+    await store.save([Write("a:a1", 0, IdentityRecord())], {"stale": now - 600, "fresh": now - 10})
+    assert store.round_trips - before == 1
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert await client.zrange(f"hub:identity:{store.namespace}:active", 0, -1) == [b"fresh"]
     finally:
         await client.aclose()
 

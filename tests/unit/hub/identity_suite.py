@@ -7,9 +7,11 @@ return stores sharing one backend (`make_store(shared=True)`), as two hub proces
 from __future__ import annotations
 
 import asyncio
+import time
 
 from hub.events import Event, EventKind, Rejection, SourceRef
 from hub.identity import IdentityStage, SessionRules
+from hub.identity.store import ACTIVE_USERS_PER_CHUNK
 
 T0 = 1_700_000_000.0  # event time; the rules never look at the wall clock
 
@@ -19,6 +21,16 @@ def ev(message_id: str, at: float, *, anon: str | None = None, user: str | None 
     return Event(kind=kind, source=SourceRef(source_id="web", message_id=message_id), timestamp=T0 + at, name=name,
                  call="track", user_id=user, anonymous_id=anon, session_id=session, previous_id=previous,
                  raw={"messageId": message_id})
+
+
+def ago(secs: float) -> float:
+    """The `at` of an event `secs` seconds before now (activity older than the record TTL is trimmed)."""
+    return time.time() - secs - T0
+
+
+async def active(store, since_secs_ago: float) -> list[str]:
+    """Users the store lists as active in the last `since_secs_ago` seconds, in listing order."""
+    return [user async for user in store.active_users(time.time() - since_secs_ago)]
 
 
 def stage_for(store, **rules) -> IdentityStage:
@@ -159,29 +171,49 @@ async def test_items_and_users_pass_untouched(make_store):
 async def test_one_store_round_trip_per_batch_not_per_event(make_store):
     store = make_store()
     stage = stage_for(store)
-    batch = [ev(f"m{i}", i, anon=f"a{i % 10}") for i in range(100)]
+    # Half the events name a user (one per device): their activity rides on the same save.
+    batch = [ev(f"m{i}", ago(1000 - i), anon=f"a{i % 10}", user=f"u{i % 5}" if i % 2 else None) for i in range(100)]
     before = store.round_trips
     await stage.apply(batch)
-    assert store.round_trips - before == 2  # one load of the 10 keys, one save
-    await stage.apply([ev(f"n{i}", 200 + i, anon=f"a{i % 10}") for i in range(100)])
+    assert store.round_trips - before == 2  # one load of the 10 keys, one save (records and activity)
+    await stage.apply([ev(f"n{i}", ago(800 - i), anon=f"a{i % 10}") for i in range(100)])
     assert store.round_trips - before == 3  # cached: the save alone
+    assert sorted(await active(store, 3600)) == ["u0", "u1", "u2", "u3", "u4"]
 
 
-async def test_two_processes_on_one_store_never_lose_an_update(make_store):
-    first = make_store()
-    second = make_store(shared=True)
-    process_a, process_b = stage_for(first), stage_for(second)
-    (a1,) = await stitch(process_a, [ev("v1", 0, anon="a1")])
-    (b1,) = await stitch(process_b, [ev("id", 10, anon="a1", user="u1", kind=EventKind.IDENTIFY, name=None)])
-    # process_a still caches the record from before the login: its save is refused and recomputed.
-    (a2,) = await stitch(process_a, [ev("v2", 20, anon="a1")])
-    assert process_a.refused_saves == 1
-    assert a1[1] == b1[1] == a2[1] and a2[0] == "u1"
-    # Both at once on one key: whatever the interleaving, one session and nothing lost.
-    results = await asyncio.gather(
-        stitch(process_a, [ev(f"a{i}", 30 + i, anon="a1") for i in range(20)]),
-        stitch(process_b, [ev(f"b{i}", 30 + i, anon="a1") for i in range(20)]),
-    )
-    assert {s for batch in results for _, s in batch} == {a1[1]}
-    (last,) = await stitch(stage_for(make_store(shared=True)), [ev("later", 1000, anon="a1")])
-    assert last == ("u1", a1[1])  # 1000 s after the 49th second: within the idle timeout of the newest save
+async def test_interactions_mark_their_user_active_and_older_ones_fall_outside_the_window(make_store):
+    store = make_store()
+    stage = stage_for(store)
+    await stitch(stage, [
+        ev("o1", ago(1800), user="lapsed"),
+        ev("r1", ago(1700), anon="d1", user="returning"),
+        ev("r2", ago(300), anon="d1"),  # anonymous, but the device is linked: the user is active now
+        ev("n1", ago(60), anon="d2"),  # nobody known
+        ev("i1", ago(60), anon="d3", user="synced", kind=EventKind.IDENTIFY, name=None),  # a trait sync is no visit
+        ev("f1", ago(-86400), user="clock-ahead"),  # a device clock a day ahead: counted as now, not tomorrow
+    ])
+    assert sorted(await active(store, 900)) == ["clock-ahead", "returning"]
+    assert sorted(await active(store, 3000)) == ["clock-ahead", "lapsed", "returning"]
+    assert await active(store, -60) == []  # capped at the time it was seen, so never "active" in the future
+    # A late event never moves a user back (it keys u:returning, so it does save).
+    await stitch(stage, [ev("late", ago(2000), user="returning")])
+    assert "returning" in await active(store, 900)
+
+
+async def test_listing_streams_pages_and_misses_no_one_active_again_meanwhile(make_store):
+    store = make_store()
+    now = time.time()
+    page = ACTIVE_USERS_PER_CHUNK
+    # Users at distinct times, except a run of them sharing one time (events sent to the second do) across
+    # the end of the first page.
+    tie = range(int(0.9 * page), int(1.5 * page))
+    times = {f"user-{n:05d}": now - 600 + (tie[0] if n in tie else n) / 1000 for n in range(int(2.5 * page))}
+    await store.save([], times)
+    listing = store.active_users(now - 900)
+    seen = [await anext(listing)]
+    # While the listing runs, users are active again: the one listed, one inside the shared time, one later on.
+    bumped = [seen[0], f"user-{tie[0]:05d}", f"user-{tie[-1]:05d}", f"user-{2 * page:05d}"]
+    await store.save([], dict.fromkeys(bumped, now))
+    seen += [user async for user in listing]
+    assert set(seen) == set(times)  # nobody active when the listing began is missed
+    assert len(seen) - len(set(seen)) <= 1  # only a user active again after being listed may come twice

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 
 import pytest
 from hypothesis import assume, given, settings
@@ -134,6 +135,21 @@ async def test_sqlite_sweeps_expired_rows_away(tmp_path):
     await store.close()
     with sqlite3.connect(tmp_path / "sweep.sqlite3") as db:
         assert [key for (key,) in db.execute("SELECT key FROM identity")] == [storage_key("fresh")]
+
+
+async def test_sqlite_sweeps_activity_older_than_the_ttl_away(tmp_path):
+    clock = Clock()  # the wall clock the sweep compares event times with
+    store = SqliteIdentityStore(tmp_path / "activity.sqlite3", ttl_secs=60, clock=clock)
+    await store.save([], {"lapsed": clock.now - 61, "recent": clock.now - 59})
+    assert sorted([user async for user in store.active_users(0)]) == ["recent"]
+    await store.close()
+
+
+async def test_memory_trims_activity_older_than_the_ttl_when_it_purges():
+    store = MemoryIdentityStore(ttl_secs=60)
+    store._purge_at = 0  # purge on this save instead of after 10,000 keys
+    await store.save([Write("k", 0, IdentityRecord())], {"lapsed": time.time() - 120, "recent": time.time()})
+    assert [user async for user in store.active_users(0)] == ["recent"]
 
 
 steps = st.lists(st.tuples(
