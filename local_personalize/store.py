@@ -219,8 +219,10 @@ class Store:
                           batch_rows: int = 100_000, max_seq: int | None = None) -> Iterator[list[tuple]]:
         """Yield the dataset's interactions in arrival order (up to `max_seq`), in batches of rows."""
         cursor = self.db.execute(
-            f"SELECT {', '.join(columns)} FROM interactions WHERE dataset = ? AND seq <= ? ORDER BY seq",
-            (self.dataset_key(dataset_arn), max_seq if max_seq is not None else 2**62))
+            # "+dataset" keeps SQLite off the per-user index: a rowid range scan is already in seq order,
+            # where the index would need a sort of every row (measured: 60 s instead of seconds at 5M rows).
+            f"SELECT {', '.join(columns)} FROM interactions WHERE seq <= ? AND +dataset = ? ORDER BY seq",
+            (max_seq if max_seq is not None else 2**62, self.dataset_key(dataset_arn)))
         while rows := cursor.fetchmany(batch_rows):
             yield rows
 
@@ -272,5 +274,5 @@ class Store:
         """PutEvents rows newer than a training cut-off, as (user or session id, item, ts, type, value)."""
         return self.db.execute(
             "SELECT coalesce(user_id, session_id), item_id, ts, event_type, event_value FROM interactions "
-            "WHERE dataset = ? AND seq > ? AND source = 'event' ORDER BY seq",
-            (self.dataset_key(dataset_arn), after_seq)).fetchall()
+            "WHERE seq > ? AND +dataset = ? AND source = 'event' ORDER BY seq",
+            (after_seq, self.dataset_key(dataset_arn))).fetchall()
