@@ -83,29 +83,43 @@ def import_dataset(store: Store, objects: ObjectStore, job_arn: str) -> None:
     if not files:
         raise ImportFailed(f"No input files at {job.doc['dataSource']['dataLocation']}")
     texts = [(url, objects.read(url).decode("utf-8-sig")) for url in files]
-    # A job that restarts after a crash first removes what its earlier attempt wrote.
-    is_interactions = dataset_type in ("INTERACTIONS", "ACTION_INTERACTIONS")
-    if is_interactions:
-        store.delete_interactions(dataset.arn, source=job_arn)
-    else:
-        store.delete_records(dataset.arn, source=job_arn)
-    # Check every row before writing any, so a bad file leaves the dataset as it was.
-    parsed = [row for url, text in texts for row in _rows(schema, url.rsplit("/", 1)[-1], text)]
-    if is_interactions and len(parsed) < MIN_INTERACTION_RECORDS:
-        raise ImportFailed(f"Import job has {len(parsed)} interaction records; at least "
-                           f"{MIN_INTERACTION_RECORDS} are required")
     full = job.doc.get("importMode", "FULL") == "FULL"
-    if is_interactions:
-        if full:
-            store.delete_interactions(dataset.arn, bulk_only=True)
-        store.bulk_insert_interactions(dataset.arn, _batches((_interaction(row, job_arn) for row in parsed),
-                                                             ROWS_PER_COMMIT))
-        return
+    rows = (row for url, text in texts for row in _rows(schema, url.rsplit("/", 1)[-1], text))
+    if dataset_type in ("INTERACTIONS", "ACTION_INTERACTIONS"):
+        _import_interactions(store, dataset.arn, job_arn, rows, full)
+    else:
+        _import_records(store, dataset.arn, job_arn, schema, rows, full)
+
+
+def _import_interactions(store: Store, dataset_arn: str, job_arn: str, rows: Iterator[dict], full: bool) -> None:
+    """Stream rows in, tagged with the job's ARN; on any failure remove exactly those rows again.
+
+    Rows are committed in batches rather than in one transaction, so PutEvents writes never wait
+    behind a long import; FULL mode drops the older bulk data only once this import has succeeded.
+    """
+    store.delete_interactions(dataset_arn, source=job_arn)  # what an interrupted earlier attempt wrote
+    try:
+        written = store.bulk_insert_interactions(
+            dataset_arn, _batches((_interaction(row, job_arn) for row in rows), ROWS_PER_COMMIT))
+        if written < MIN_INTERACTION_RECORDS:
+            raise ImportFailed(f"Import job has {written} interaction records; at least "
+                               f"{MIN_INTERACTION_RECORDS} are required")
+    except BaseException:
+        store.delete_interactions(dataset_arn, source=job_arn)
+        raise
     if full:
-        store.delete_records(dataset.arn, bulk_only=True)
+        store.keep_only_bulk_source(dataset_arn, job_arn)
+
+
+def _import_records(store: Store, dataset_arn: str, job_arn: str, schema: DatasetSchema, rows: Iterator[dict],
+                    full: bool) -> None:
+    """Items/users/actions replace records by id, which cannot be undone: check every row before writing."""
+    parsed = list(rows)
+    if full:
+        store.delete_records(dataset_arn, bulk_only=True)
     id_field = next(name for name in ("ITEM_ID", "USER_ID", "ACTION_ID") if schema.field(name))
     for batch in _batches(((row[id_field], row) for row in parsed), ROWS_PER_COMMIT):
-        store.upsert_records(dataset.arn, batch, source=job_arn)
+        store.upsert_records(dataset_arn, batch, source=job_arn)
 
 
 def run_import_job(settings: Settings, job_arn: str) -> None:

@@ -7,6 +7,8 @@ survives a restart.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -79,6 +81,22 @@ class Resource:
 def _resource(row: tuple) -> Resource:
     seq, arn, kind, parent_arn, status, created, updated, doc = row
     return Resource(seq, arn, kind, parent_arn, status, created, updated, orjson.loads(doc))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold off garbage collection while millions of short-lived row tuples pass through.
+
+    They hold no reference cycles, and each full collection would walk every live row again
+    (measured: a third of the time of reading 1M interactions).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _source_clause(source: str | None, bulk_only: bool) -> str:
@@ -195,7 +213,8 @@ class Store:
         """
         self.db.execute("DROP INDEX IF EXISTS interactions_by_user")
         try:
-            return sum(self.insert_interactions(dataset_arn, batch) for batch in batches)
+            with gc_paused():
+                return sum(self.insert_interactions(dataset_arn, batch) for batch in batches)
         finally:
             self.db.execute(INTERACTIONS_BY_USER_INDEX)
 
@@ -210,6 +229,11 @@ class Store:
         """Delete a dataset's interactions: all, one import job's (`source`), or all bulk-imported ones."""
         self.db.execute(f"DELETE FROM interactions WHERE dataset = ? {_source_clause(source, bulk_only)}",
                         (self.dataset_key(dataset_arn), *([source] if source else [])))
+
+    def keep_only_bulk_source(self, dataset_arn: str, source: str) -> None:
+        """After a FULL import: drop every bulk-imported row except this import's (Put* rows stay)."""
+        self.db.execute("DELETE FROM interactions WHERE dataset = ? AND source NOT IN ('event', ?)",
+                        (self.dataset_key(dataset_arn), source))
 
     def count_interactions(self, dataset_arn: str) -> int:
         return self.db.execute("SELECT count(*) FROM interactions WHERE dataset = ?",

@@ -7,7 +7,6 @@ model (personalize-api.md §3.4).
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -19,7 +18,7 @@ from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PR
 from local_personalize.ingest import group_dataset
 from local_personalize.recipes import TrainingConfig, TrainingData, TrainingError, recipe_for_arn
 from local_personalize.settings import Settings
-from local_personalize.store import Store
+from local_personalize.store import Store, gc_paused
 
 logger = logging.getLogger(__name__)
 STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
@@ -47,10 +46,7 @@ def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingD
     type_pos: dict[str | None, int] = {None: -1}
     columns: list[list[np.ndarray]] = [[], [], [], [], []]
     # Anonymous events train under their session id, the id GetRecommendations uses for that visitor.
-    # Millions of short-lived row tuples would trigger full garbage collections over and over (a third
-    # of the read time at 1M rows); they hold no reference cycles, so collection waits until the end.
-    gc.disable()
-    try:
+    with gc_paused():
         for batch in store.iter_interactions(interactions.arn, ("coalesce(user_id, session_id)", "item_id", "ts",
                                                                  "event_type", "event_value"), 500_000, cutoff_seq):
             users, items, stamps, kinds, values = zip(*batch)
@@ -60,8 +56,6 @@ def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingD
             columns[3].append(_factorize(kinds, type_pos, reserved=1))
             columns[4].append(np.array(values, np.float32))  # None becomes NaN: no EVENT_VALUE
             del batch, users, items, stamps, kinds, values
-    finally:
-        gc.enable()
     items_dataset = group_dataset(store, dataset_group_arn, "ITEMS")
     users_dataset = group_dataset(store, dataset_group_arn, "USERS")
     item_metadata = store.records(items_dataset.arn) if items_dataset else {}
