@@ -26,8 +26,9 @@ ContactLookup = Callable[[list[str]], Awaitable[list[dict[str, Any] | None]]]
 
 CHUNK_LINES = 1000  # lines decided per Redis round trip; also bounds one ledger script call
 # Chunks whose sends are still settling: bounds memory whatever the file size (a decorated user is a few
-# KB), while keeping enough users in flight to fill every lane's batch (Braze: 16 lanes x 75).
-MAX_UNSETTLED_CHUNKS = 4
+# KB), while keeping enough users in flight (Little's law) that every lane still holds full batches when
+# the oldest chunk settles: Braze's 16 lanes x 75 = 1,200 users per round of requests, ~6 rounds queued.
+MAX_UNSETTLED_CHUNKS = 8
 # Ambiguous outcomes: the destination could not tell whether the send happened (http_delivery.py).
 _UNKNOWN_REASONS = frozenset({"delivery_unknown"})
 EVENT_NAMES = {Recipe.USER_RECOMMENDATIONS: USER_RECOMMENDATIONS, Recipe.ITEM_AFFINITY: SEGMENT_AUDIENCE,

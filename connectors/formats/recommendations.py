@@ -10,7 +10,6 @@ record is rejected with one reason code wherever it goes.
 from __future__ import annotations
 
 import re
-from operator import itemgetter
 from typing import Any
 
 from hub.errors import RejectedError
@@ -21,7 +20,6 @@ SEGMENT_AUDIENCE = "segment"  # Event.name of an item's audience from a batch se
 INVALID = "invalid_export_record"
 # One address, no whitespace or line breaks: it ends up in a mail header.
 _ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
-_item_id = itemgetter("itemId")
 
 
 class UserRecommendations:
@@ -98,20 +96,13 @@ def user_recommendations(event: Event) -> UserRecommendations:
 
 def _item_ids(items: list[Any]) -> list[str]:
     """Each item's non-empty string itemId; RejectedError naming the first item without one."""
-    # The common case in C-level passes (this runs per user per destination); anything unusual,
-    # subclasses included, takes the item-by-item loop, which accepts the same and names the culprit.
-    if set(map(type, items)) <= {dict}:
-        try:
-            item_ids = list(map(_item_id, items))
-        except KeyError:
-            pass
-        else:
-            if set(map(type, item_ids)) <= {str} and all(item_ids):
-                return item_ids
+    item_ids = []
     for rank, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("itemId"), str) or not item["itemId"]:
+        item_id = item.get("itemId") if isinstance(item, dict) else None
+        if not isinstance(item_id, str) or not item_id:
             raise RejectedError(INVALID, f"items[{rank}].itemId is missing or not a non-empty string")
-    return [item["itemId"] for item in items]
+        item_ids.append(item_id)
+    return item_ids
 
 
 def segment_audience(event: Event) -> tuple[str, list[str]]:

@@ -225,3 +225,62 @@ def test_config_checks_mode_ids_trigger_limits_and_key(monkeypatch):
         BrazeUsersConfig(type="braze", rest_url="https://b")
     monkeypatch.setenv("BRAZE_API_KEY", "from-env")
     assert BrazeUsersConfig(type="braze", rest_url="https://b").api_key.get_secret_value() == "from-env"
+
+
+async def test_items_reused_across_users_are_encoded_as_each_user_carries_them():
+    # The workers hand every user the same metadata objects of an item (workers/outputs.py): its encoded
+    # form is reused, but only while the objects are the same ones; equal-but-different values (1 vs
+    # True) or other keys are shaped afresh.
+    shared = {"name": "Trail Runner 2", "price": 89.9, "url": "https://shop.example/p/i1"}
+    other = {"name": "Trail Runner 3", "price": 1, "url": "https://shop.example/p/i1", "image": "https://img/i1.jpg"}
+    records = [
+        [{"itemId": "i1", "score": 0.9, **shared}],
+        [{"itemId": "i1", "score": 0.5, **shared}],  # same objects, another score
+        [{"itemId": "i1", **shared, "image": "https://img/i1.jpg"}],  # as many keys: an image, no score
+        [{"itemId": "i1", **shared, "image": "https://img/i1.jpg", "brand": "Acme"}],  # one key more
+        [{"itemId": "i1", "score": 0.5, **shared, "image": "https://img/i1.jpg"}],  # a score again
+        [{"itemId": "i1", "score": 0.5, **other}],  # new metadata objects
+        [{"itemId": "i1", "score": 0.5, **{**other, "price": True}}],  # equal to 1, encoded differently
+        [{"itemId": "i1", **{**shared, "url": None}}],  # no score, a null column left out
+    ]
+    events = [export_event(f"u{n}", record={"userId": f"u{n}", "items": items}) for n, items in enumerate(records)]
+    fake = FakeBraze()
+    destination = braze(fake, include_score=True)
+    for event in events:  # one request per user: each one after the items of the one before were kept
+        await destination.send([event])
+    sent = [body["attributes"][0]["recommended_items"] for _, body, _ in fake.requests]
+    assert sent == [
+        [{"id": "i1", **shared, "score": 0.9}],
+        [{"id": "i1", **shared, "score": 0.5}],
+        [{"id": "i1", **shared, "image": "https://img/i1.jpg"}],
+        [{"id": "i1", **shared, "image": "https://img/i1.jpg", "brand": "Acme"}],
+        [{"id": "i1", **shared, "image": "https://img/i1.jpg", "score": 0.5}],
+        [{"id": "i1", **other, "score": 0.5}],
+        [{"id": "i1", **other, "price": True, "score": 0.5}],
+        [{"id": "i1", "name": "Trail Runner 2", "price": 89.9}],
+    ]
+    assert sent[6][0]["price"] is True and type(sent[5][0]["price"]) is int
+
+
+async def test_configured_item_fields_and_scores_that_are_not_numbers():
+    fake = FakeBraze()
+    destination = braze(fake, item_fields=["name", "missing"], include_score=True)
+    items = [{"itemId": "i1", "score": 0.7, "name": "A", "price": 1.0},
+             {"itemId": "i2", "score": "high", "name": "B"}]
+    await destination.send([export_event("u1", record={"userId": "u1", "items": items})])
+    await destination.send([export_event("u2", record={"userId": "u2", "items": items[:1]})])
+    first, second = (body["attributes"][0]["recommended_items"] for _, body, _ in fake.requests)
+    assert first == [{"id": "i1", "name": "A", "score": 0.7}, {"id": "i2", "name": "B", "score": "high"}]
+    assert second == [{"id": "i1", "name": "A", "score": 0.7}]
+
+
+async def test_an_item_over_the_limits_is_rejected_after_its_id_was_fine_before():
+    fake = FakeBraze()
+    destination = braze(fake)
+    good = export_event("u1")
+    bad = export_event("u2")
+    bad.record["items"][0]["name"] = "n" * 300  # the same item id as u1's first item, now too long
+    with pytest.raises(PartialFailure) as failure:
+        await destination.send([good, bad])
+    assert failure.value.rejected[1].reason == "value_too_long"
+    assert "recommended_items[0].name" in failure.value.rejected[1].message

@@ -11,6 +11,13 @@ import httpx
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from connectors.destinations.braze.attributes import (
+    MAX_STRING_CHARS,
+    EncodedItems,
+    check_values,
+    shape_item,
+    within_limits,
+)
 from connectors.destinations.http_delivery import (
     MemberFailures,
     Poster,
@@ -31,12 +38,6 @@ TRACK_LIMITS = BatchPolicy(max_events=75, max_wait_secs=0.2, max_requests_per_se
 # /campaigns/trigger/send and /canvas/trigger/send: 50 recipients per request; 250,000 requests per
 # hour shared by the messaging endpoints that target users (destinations.md §1c).
 TRIGGER_LIMITS = BatchPolicy(max_events=50, max_wait_secs=0.2, max_requests_per_sec=250_000 / 3600, max_in_flight=8)
-# An array-of-objects attribute is "max 50 KB" in total (§1b); trigger/Canvas entry properties too (§1c).
-PROPERTIES_MAX_BYTES = 50 * 1024
-# Nested attribute keys and string values are at most 255 characters; keys may not contain spaces (§1b).
-MAX_STRING_CHARS = 255
-# An item's fields that are not template metadata (template_items in connectors/formats/recommendations.py).
-_NOT_METADATA = frozenset({"itemId", "score"})
 # Envelope fields of a /users/track attributes object, written before the user's own attributes.
 _TRACK_KEYS = frozenset({"external_id", "_update_existing_only"})
 
@@ -136,7 +137,7 @@ class BrazeUsers(Destination):
         self._path = {"track": "/users/track", "campaign": "/campaigns/trigger/send",
                       "canvas": "/canvas/trigger/send"}[config.mode]
         self._track_flag = b',"_update_existing_only":' + orjson.dumps(config.update_existing_only) + b","
-        self._known_keys: set[str] = set()  # item keys already found within Braze's key limits
+        self._items = EncodedItems(config.item_fields, config.include_score)
 
     def accepts(self, event: Event) -> bool:
         return is_user_recommendations(event)
@@ -176,14 +177,22 @@ class BrazeUsers(Destination):
     def _object_for(self, recs: UserRecommendations) -> bytes:
         """The attributes object (track) or recipient object (sends) of one user, JSON-encoded.
 
-        Encoded once per user: the size check reads the same bytes the request body is joined from.
+        Encoded once per user, its items spliced in already encoded (attributes.py); the size check
+        reads the same bytes the request body is joined from.
         """
-        items, items_fine = self._template_items(recs.items)
-        values: dict[str, Any] = {**recs.attributes, self.config.items_attribute: items}
+        items_key = self.config.items_attribute
+        encoded_items = self._items.encode(recs.items)
+        checked: str | Literal[False] = items_key
+        if encoded_items is not None:
+            items: Any = orjson.Fragment(encoded_items)
+        else:  # shaped afresh; the full check below names what is wrong, if anything
+            items, items_fine = self._template_items(recs.items)
+            checked = items_fine and items_key
+        values: dict[str, Any] = {**recs.attributes, items_key: items}
         if self.config.item_ids_attribute:
             values[self.config.item_ids_attribute] = recs.item_ids
         encoded = orjson.dumps(values)
-        _check_values(values, len(encoded), items_fine and self.config.items_attribute)
+        check_values(values, len(encoded), checked)
         if self.config.mode == "track":
             if _TRACK_KEYS.isdisjoint(values):  # the common case: splice the two envelope fields in front
                 return b"".join((b'{"external_id":', orjson.dumps(recs.user_id), self._track_flag, encoded[1:]))
@@ -197,33 +206,14 @@ class BrazeUsers(Destination):
         return orjson.dumps(recipient)
 
     def _template_items(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
-        """`UserRecommendations.template_items` checked as it is built: (items, within Braze's limits).
-
-        False sends the user through the full walk of `_check_values`, which names the problem. One pass
-        instead of shape-then-walk: this runs per user, a million times in a large export.
-        """
-        fields, with_score, known_keys = self.config.item_fields, self.config.include_score, self._known_keys
+        """`UserRecommendations.template_items` checked as they are built: (items, within Braze's limits)."""
         shaped, fine = [], True
         for item in items:
-            item_id = item["itemId"]
-            out = {"id": item_id}
-            fine = fine and len(item_id) <= MAX_STRING_CHARS
-            pairs = item.items() if fields is None else ((k, item.get(k)) for k in fields)
-            for key, value in pairs:
-                if value is None or (fields is None and key in _NOT_METADATA):
-                    continue
-                out[key] = value
-                if key not in known_keys:
-                    if " " in key or len(key) > MAX_STRING_CHARS:
-                        fine = False
-                        continue
-                    known_keys.add(key)
-                kind = type(value)
-                if (kind is str and len(value) > MAX_STRING_CHARS) or kind is dict or kind is list:
-                    fine = fine and kind is not str and _within_limits(value)
-            if with_score and item.get("score") is not None:
+            out, item_fine = shape_item(item, self.config.item_fields, self._items.known_keys)
+            fine = fine and item_fine
+            if self.config.include_score and item.get("score") is not None:
                 out["score"] = item["score"]
-                fine = fine and _within_limits(item["score"])
+                fine = fine and within_limits(item["score"])
             shaped.append(out)
         return shaped, fine
 
@@ -263,59 +253,3 @@ class BrazeUsers(Destination):
             else:  # not attributable to a member: keep it visible rather than guess which one
                 log.warning("braze %s: error not tied to an object: %s", self.config.id, error)
         failures.raise_if_any()
-
-
-def _check_values(values: dict[str, Any], size: int, checked: str | Literal[False] = False) -> None:
-    """Braze's documented shape limits, checked per user so one oversized profile fails alone.
-
-    `size` is the length of the encoded values; `checked` names a value already found within the
-    limits (the items, checked as they were shaped), which the quick pass skips.
-    """
-    if size > PROPERTIES_MAX_BYTES:
-        raise RejectedError("properties_too_large",
-                            f"{size} bytes of attributes exceed Braze's 50 KB limit (destinations.md §1b/§1c)")
-    if all(map(_key_fine, values)) and all(key == checked or _within_limits(value) for key, value in values.items()):
-        return
-    # Something is off: walk everything for the first problem in a stable order, with its path.
-    for key in _keys(values):
-        if not _key_fine(key):
-            raise RejectedError("invalid_attribute_name", f"{key!r}: Braze keys are ≤ {MAX_STRING_CHARS} "
-                                "characters without spaces (destinations.md §1b)")
-    for key, value in _strings(values):
-        if len(value) > MAX_STRING_CHARS:
-            raise RejectedError("value_too_long", f"{key} is {len(value)} characters; Braze allows "
-                                f"{MAX_STRING_CHARS} (destinations.md §1b)")
-
-
-def _key_fine(key: Any) -> bool:
-    key = str(key)
-    return " " not in key and len(key) <= MAX_STRING_CHARS
-
-
-def _within_limits(node: Any) -> bool:
-    """No string or key in `node` breaks Braze's limits (a quick yes/no; `_check_values` says what)."""
-    if isinstance(node, str):
-        return len(node) <= MAX_STRING_CHARS
-    if isinstance(node, dict):
-        return all(_key_fine(k) and _within_limits(v) for k, v in node.items())
-    if isinstance(node, list):
-        return all(map(_within_limits, node))
-    return True
-
-
-def _keys(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        return [key for k, value in node.items() for key in (str(k), *_keys(value))]
-    if isinstance(node, list):
-        return [key for value in node for key in _keys(value)]
-    return []
-
-
-def _strings(node: Any, path: str = "") -> list[tuple[str, str]]:
-    if isinstance(node, str):
-        return [(path, node)]
-    if isinstance(node, dict):
-        return [pair for key, value in node.items() for pair in _strings(value, f"{path}.{key}" if path else key)]
-    if isinstance(node, list):
-        return [pair for i, value in enumerate(node) for pair in _strings(value, f"{path}[{i}]")]
-    return []
