@@ -267,7 +267,8 @@ class KafkaSource(Source):
         for tp in partitions:
             if tp not in self.flows:
                 flow = PartitionFlow(f"{self.config.id}:{_label(tp)}", self._emit, self._decoder,
-                                     functools.partial(self._on_progress, tp))
+                                     functools.partial(self._on_progress, tp),
+                                     max_batch_records=self.config.max_batch_records)
                 self.flows[tp] = flow
                 flow.start()
 

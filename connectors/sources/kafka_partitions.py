@@ -45,9 +45,10 @@ class Backoff:
 class PartitionFlow:
     """Emits one partition's micro-batches one after another (order within a partition is kept).
 
-    Records are held from fetch until committed; `commit_position` is the offset after the settled
-    prefix, so a commit never passes an unsettled record. An emit that comes back with RETRY is sent
-    again (only its unsettled events) after a backoff, while later batches wait behind it.
+    Fetches queued behind the batch being emitted go out together as the next one (up to
+    `max_batch_records`). Records are held from fetch until committed; `commit_position` is the offset
+    after the settled prefix, so a commit never passes an unsettled record. An emit that comes back
+    with RETRY is sent again (only its unsettled events) after a backoff, while later batches wait.
     """
 
     def __init__(
@@ -57,12 +58,14 @@ class PartitionFlow:
         decoder: RecordDecoder,
         on_progress: Callable[[PartitionFlow], None],
         backoff: Backoff | None = None,
+        max_batch_records: int | None = None,
     ):
         self.name = name
         self._emit = emit
         self._decoder = decoder
         self._on_progress = on_progress
         self._backoff = backoff or Backoff()
+        self._max_batch_records = max_batch_records
         self._window: deque[_Message] = deque()  # fetched, not yet passed by the commit position
         self._queue: deque[tuple[Sequence[KafkaRecord], list[_Message]]] = deque()
         self._wakeup = asyncio.Event()
@@ -119,9 +122,28 @@ class PartitionFlow:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            records, messages = self._queue.popleft()
+            records, messages = self._next_batch()
             if await self._decode(records, messages):
                 await self._settle(messages)
+
+    def _next_batch(self) -> tuple[Sequence[KafkaRecord], list[_Message]]:
+        """The oldest queued fetch, joined by the fetches queued behind it, up to `max_batch_records`.
+
+        One `getmany(max_records=N)` brings N records for all partitions together, so a partition's
+        share is a fraction of N; and fetching goes on while a micro-batch settles. Emitting what queued
+        meanwhile as one micro-batch keeps micro-batches at the configured size, and a destination that
+        batches by key (PutEvents: by session) then finds more events per key in each of them.
+        """
+        records, messages = self._queue.popleft()
+        limit = self._max_batch_records
+        if limit is None or not self._queue or len(records) + len(self._queue[0][0]) > limit:
+            return records, messages
+        records, messages = list(records), list(messages)
+        while self._queue and len(records) + len(self._queue[0][0]) <= limit:
+            more_records, more_messages = self._queue.popleft()
+            records += more_records
+            messages += more_messages
+        return records, messages
 
     async def _decode(self, records: Sequence[KafkaRecord], messages: list[_Message]) -> bool:
         """Decode the batch (fetching Avro schemas first); False when the flow closed while waiting."""

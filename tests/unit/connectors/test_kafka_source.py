@@ -178,6 +178,23 @@ async def test_batches_of_a_partition_are_emitted_in_order_one_at_a_time():
     await flow.stop(1)
 
 
+async def test_fetches_queued_behind_an_emit_go_out_together_up_to_the_batch_limit():
+    emit = ScriptedEmit()
+    emit.gate = asyncio.Event()
+    flow = PartitionFlow("t-0", emit, RecordDecoder("k", "segment"), lambda f: None, max_batch_records=3)
+    flow.start()
+    flow.add([Record(0, encoded(track("a")))])
+    await until(lambda: len(emit.calls) == 1)
+    flow.add([Record(1, encoded(track("b")))])
+    flow.add([Record(2, encoded(track("c")))])
+    flow.add([Record(3, encoded(track("d"))), Record(4, encoded(track("e")))])
+    emit.gate.set()
+    await until(lambda: flow.commit_position() == 5)
+    # In order; b and c joined; d+e would pass the limit with them, and a fetch is never split.
+    assert [ids for ids, _ in emit.calls] == [["a"], ["b", "c"], ["d", "e"]]
+    await flow.stop(1)
+
+
 async def test_rejections_settle_only_once_the_dead_letter_has_them():
     emit = ScriptedEmit(dead_letter_fails=lambda call: call == 1)
     flow, positions = flow_with(emit)
