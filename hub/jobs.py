@@ -44,6 +44,9 @@ class ActiveUsers(BaseModel):
 
     active_in_last_days: int = Field(..., ge=1, le=3650, description="Users with an event in this many days.")
 
+    def __str__(self) -> str:  # how run reports and errors name this input
+        return f"users active in the last {self.active_in_last_days} days"
+
 
 def parse_cron(expression: str) -> Any:
     """A five-field cron expression (minute hour day-of-month month day-of-week) as a Celery crontab."""

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from hub.errors import HubError
 from hub.jobs import ActiveUsers, JobConfig, Recipe
-from workers import context, objects, personalize
+from workers import active_users, context, objects, personalize
 from workers.keys import contacts_key
 from workers.runs import RunState, Runs
 
@@ -75,14 +75,18 @@ def prepare(run_id: str) -> None:
     if run.get("input_uri"):
         return  # prepared by an earlier delivery of this task
     runs().set_state(run_id, RunState.PREPARING)
-    if isinstance(job.input, ActiveUsers):
-        raise RunFailed("input active_in_last_days needs an identity store that lists active users; "
-                        "hub/identity.py exposes none yet: give an s3:// or file:// users list")
     s3 = context.sync_client("s3")
+    if isinstance(job.input, ActiveUsers):
+        try:
+            lines = active_users.active_user_lines(context.hub_config().identity, job.input.active_in_last_days)
+        except active_users.NoActivityIndex as err:
+            raise RunFailed(str(err)) from None
+    else:
+        lines = objects.read_lines(job.input, s3)
     input_uri = objects.join(work_folder(job, run_id), "input", f"{job.name}.jsonl")
     with (_refusals_fail_the_run(f"writing the batch input from {job.input} to {input_uri}"),
           tempfile.NamedTemporaryFile(prefix="hub-batch-input-", suffix=".jsonl") as temp):
-        counts = _write_input(job, run_id, objects.read_lines(job.input, s3), temp)
+        counts = _write_input(job, run_id, lines, temp)
         temp.flush()
         if counts["records"] == 0:
             raise RunFailed(f"{job.input}: no usable {job.recipe.input_key} lines "

@@ -13,7 +13,7 @@ import redis
 from celery import Task
 from celery.exceptions import Retry
 
-from hub.errors import HubError
+from hub.errors import HubError, RetryableError
 from workers import context, personalize, steps
 from workers.app import app
 from workers.schedules import manual_run_id, scheduled_run_id
@@ -30,7 +30,7 @@ class RunTask(Task):
 
 
 def is_transient(err: Exception) -> bool:
-    return personalize.transient(err) or isinstance(err, (redis.ConnectionError, redis.TimeoutError))
+    return personalize.transient(err) or isinstance(err, (redis.ConnectionError, redis.TimeoutError, RetryableError))
 
 
 @contextlib.contextmanager
@@ -42,6 +42,10 @@ def guarded(task: Task, run_id: str) -> Iterator[None]:
         raise
     except steps.RunOver:
         return  # a late duplicate of a finished run: nothing left to do
+    except RetryableError as err:  # a hub component says "later" (e.g. the identity store's Redis is away)
+        if task.request.retries < MAX_TRANSIENT_RETRIES:
+            raise task.retry(exc=err, countdown=min(60, 2 ** task.request.retries)) from err
+        steps.runs().fail(run_id, str(err))
     except (steps.RunFailed, HubError) as err:  # a reason to show (bad input, catalog, config), not a bug
         steps.runs().fail(run_id, str(err))
     except Exception as err:
