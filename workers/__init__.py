@@ -1,7 +1,8 @@
 """The batch side: scheduled batch inference and segment jobs on Celery, pushed to marketing destinations.
 
 A run is a chain of small, late-acknowledged tasks that take ids only (tasks.py): write the batch input
-(steps.py; "users active in the last N days" from the identity store's activity index, active_users.py) → create the Personalize job under the run's deterministic name (personalize.py) → poll it
+(steps.py; "users active in the last N days" come from the identity store's activity index,
+active_users.py) → create the Personalize job under the run's deterministic name (personalize.py) → poll it
 with countdowns → export the output in slices (exports.py, slices.py), each slice streaming lines,
 decorating them with item metadata (outputs.py, catalog.py), skipping what the last sync already
 delivered and pushing the rest through the job's destinations (exporter.py) with a Redis delivery
