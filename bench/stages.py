@@ -134,7 +134,8 @@ async def main() -> None:
         runs = [("memory", MemoryIdentityStore()),
                 ("sqlite", SqliteIdentityStore(Path(directory) / "identity.sqlite3", ttl_secs=86400))]
         if args.redis:
-            runs.append(("redis", RedisIdentityStore(args.redis, ttl_secs=3600, namespace=f"bench-{uuid.uuid4().hex[:8]}")))
+            namespace = f"bench-{uuid.uuid4().hex[:8]}"  # keys expire after the TTL, nothing else is touched
+            runs.append(("redis", RedisIdentityStore(args.redis, ttl_secs=3600, namespace=namespace)))
         for name, store in runs:
             stages = build(store, schemas)
             wall, cpu, produced, per_stage = await run_stages(stages, events, args.batch)

@@ -32,7 +32,8 @@ def unusable_because(identity: IdentityConfig, days: int) -> str | None:
     if not identity.enabled:
         return "identity.enabled is false, so the hub records no activity"
     if isinstance(store, MemoryStoreConfig):
-        return "identity.store is memory: it lives inside the hub process, out of a worker's reach (use sqlite or redis)"
+        return ("identity.store is memory: it lives inside the hub process, out of a worker's reach "
+                "(use sqlite or redis)")
     if isinstance(store, SqliteStoreConfig) and not store.path.exists():
         return (f"identity.store sqlite file {store.path} does not exist (working directory {os.getcwd()}): "
                 "workers must run where the hub's file is, or use a redis store")

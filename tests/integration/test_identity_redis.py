@@ -46,7 +46,8 @@ async def test_keys_are_prefixed_and_carry_the_ttl(make_store, redis_url):
     client = redis.Redis.from_url(redis_url)
     try:
         keys = sorted([k async for k in client.scan_iter(f"hub:identity:{store.namespace}:*")])
-        record, active = f"hub:identity:{store.namespace}:a:a1".encode(), f"hub:identity:{store.namespace}:active".encode()
+        prefix = f"hub:identity:{store.namespace}:"
+        record, active = f"{prefix}a:a1".encode(), f"{prefix}active".encode()
         assert keys == [record, active]
         assert 0 < await client.ttl(record) <= 120 and 0 < await client.ttl(active) <= 120
         version, _, _ = (await client.get(record)).partition(b"|")
