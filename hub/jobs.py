@@ -38,11 +38,13 @@ class Recipe(str, enum.Enum):
 
 
 class ActiveUsers(BaseModel):
-    """Input: the users the identity store saw in the last N days."""
+    """Input: the users the identity store saw in the last N days (its activity index, workers/active_users.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    active_in_last_days: int = Field(..., ge=1, le=3650, description="Users with an event in this many days.")
+    active_in_last_days: int = Field(
+        ..., ge=1, le=3650, description="Users with an interaction in this many days, as the identity store "
+        "(sqlite or redis) recorded them; at most identity.record_ttl_secs. Their emails are not known.")
 
     def __str__(self) -> str:  # how run reports and errors name this input
         return f"users active in the last {self.active_in_last_days} days"
