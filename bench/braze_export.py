@@ -5,7 +5,8 @@ objects, destinations.md §1b = 75,000 users/s; target ≥ 80 %), the export pro
 (target ≤ 300 MB, flat in the number of users: the same run at 100,000 users is shown beside it), and
 two anchors measured in the same run: a raw streaming read + JSON parse of the same file, and what the
 stand-in itself accepts on this machine when blasted with ready-made 75-user requests (no client can
-export faster than the receiver takes them).
+export faster than the receiver takes them). Exporters, stand-in and redis share the machine's cores, so
+it also prints the CPU all three spent per user and the rate idle cores could sustain at that cost.
 
 Real pieces: the export code the `exports.push` task runs (workers.exports.export_slice), one process
 per shard as Celery worker processes would run them, a redis-server of its own, the Braze stand-in
@@ -114,12 +115,13 @@ def export_shard(config_tree: dict, run_id: str, shard: int, result: multiproces
     from workers.exports import export_slice
 
     configure(parse_config(config_tree))
-    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = resource.getrusage(resource.RUSAGE_SELF)  # after imports: a worker process pays them once
     offsets: list[int | None] = [None]
     while offsets:
         export_slice(run_id, shard, offsets.pop(), offsets.append)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    result.put((shard, baseline_mb, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime))
+    cpu_secs = usage.ru_utime + usage.ru_stime - started.ru_utime - started.ru_stime
+    result.put((shard, started.ru_maxrss / 1024, usage.ru_maxrss / 1024, cpu_secs))
 
 
 def run_export(output: Path, catalog: Path, redis_url: str, braze_url: str, processes: int, label: str) -> dict:
@@ -177,10 +179,13 @@ def main() -> None:
             for users in (args.small, args.users):
                 output, catalog = write_inputs(folder, users)
                 anchor = raw_parse_lines_per_sec(output)
-                cpu_before = process_cpu_secs(braze.pid)
+                cpu_before, redis_before = process_cpu_secs(braze.pid), process_cpu_secs(redis_server.pid)
+                load_before = os.getloadavg()[0]
                 result = run_export(output, catalog, redis_url, braze_url, args.processes, f"u{users}")
                 result["anchor"] = anchor
                 result["standin_cpu"] = process_cpu_secs(braze.pid) - cpu_before
+                result["redis_cpu"] = process_cpu_secs(redis_server.pid) - redis_before
+                result["load_before"] = load_before
                 result["capacity"] = capacity
                 results[users] = result
                 output.unlink()
@@ -201,8 +206,15 @@ def print_results(results: dict, big: int, small: int) -> None:
               f"lines with errors {sum(report.lines_with_errors.values())}, state {report.state.value}")
         print(f"           = {rate / r['capacity']:.0%} of what the stand-in accepts here; raw streaming read + parse "
               f"of the file: {r['anchor']:,.0f} lines/s (export is {rate / r['anchor']:.1%} of it)")
-        print(f"           CPU: export processes {r['export_cpu']:.1f} s ({users / r['export_cpu']:,.0f} users per "
-              f"CPU-second), Braze stand-in {r['standin_cpu']:.1f} s")
+        print(f"           CPU: export processes {r['export_cpu']:.1f} s after imports ({users / r['export_cpu']:,.0f} users per "
+              f"CPU-second), Braze stand-in {r['standin_cpu']:.1f} s, redis {r['redis_cpu']:.1f} s")
+        # Everything here shares the machine's cores: what they could sustain if nothing else ran, to read
+        # the figure above against (1-minute load average before the run: other work on the machine).
+        per_user_secs = (r["export_cpu"] + r["standin_cpu"] + r["redis_cpu"]) / users
+        bound = (os.cpu_count() or 1) / per_user_secs
+        print(f"           CPU per user {per_user_secs * 1e6:.1f} us in all: {os.cpu_count()} idle cores could sustain at most "
+              f"{bound:,.0f} users/s ({bound / CEILING_USERS_PER_SEC:.0%} of the ceiling; this run: "
+              f"{rate / bound:.0%} of that, load average {r['load_before']:.1f} before it)")
         print(f"           peak RSS per export process {r['peak_mb']:.0f} MB (after imports {r['baseline_mb']:.0f} MB;"
               f" target <= 300 MB)")
     growth = results[big]["peak_mb"] - results[small]["peak_mb"]

@@ -52,6 +52,23 @@ def test_items_unknown_to_the_catalog_are_dropped_and_counted_or_kept():
     assert no_catalog.record["items"] == [{"itemId": "i1", "score": 0.7}, {"itemId": "i2", "score": 0.2}]
 
 
+def test_users_sharing_an_item_get_items_of_their_own_with_their_own_scores():
+    decorator = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", CATALOG, False)
+    raw_a, raw_b = line("a", scores=(0.7, 0.2)), line("b", scores=(0.3, 0.1))
+    a, b = (decorator.decorate(*decorator.read(raw), raw) for raw in (raw_a, raw_b))
+    a.record["items"][0]["name"] = "changed by a destination"
+    assert b.record["items"][0] == {"itemId": "i1", "score": 0.3, "name": "Boots", "price": "89.90"}
+    assert [i["score"] for i in a.record["items"]] == [0.7, 0.2]
+
+
+def test_a_catalog_column_named_like_an_item_field_keeps_its_place():
+    # {"itemId", "score", **metadata}: a catalog "score" column wins over the line's score, as it always did.
+    catalog = {"i1": {"name": "Boots", "score": "5 stars"}, "i2": {"name": "Socks"}}
+    result = decorate(line(), catalog=catalog)
+    assert result.record["items"] == [{"itemId": "i1", "score": "5 stars", "name": "Boots"},
+                                      {"itemId": "i2", "score": 0.2, "name": "Socks"}]
+
+
 def test_recipes_without_scores_have_no_score_key():
     raw = json.dumps({"input": {"itemId": "i1"}, "output": {"recommendedItems": ["i2"]}}).encode()
     result = decorate(raw, Recipe.RELATED_ITEMS)
