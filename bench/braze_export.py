@@ -206,14 +206,15 @@ def print_results(results: dict, big: int, small: int) -> None:
               f"lines with errors {sum(report.lines_with_errors.values())}, state {report.state.value}")
         print(f"           = {rate / r['capacity']:.0%} of what the stand-in accepts here; raw streaming read + parse "
               f"of the file: {r['anchor']:,.0f} lines/s (export is {rate / r['anchor']:.1%} of it)")
-        print(f"           CPU: export processes {r['export_cpu']:.1f} s after imports ({users / r['export_cpu']:,.0f} users per "
-              f"CPU-second), Braze stand-in {r['standin_cpu']:.1f} s, redis {r['redis_cpu']:.1f} s")
+        print(f"           CPU: export processes {r['export_cpu']:.1f} s after imports "
+              f"({users / r['export_cpu']:,.0f} users per CPU-second), Braze stand-in {r['standin_cpu']:.1f} s, "
+              f"redis {r['redis_cpu']:.1f} s")
         # Everything here shares the machine's cores: what they could sustain if nothing else ran, to read
         # the figure above against (1-minute load average before the run: other work on the machine).
         per_user_secs = (r["export_cpu"] + r["standin_cpu"] + r["redis_cpu"]) / users
         bound = (os.cpu_count() or 1) / per_user_secs
-        print(f"           CPU per user {per_user_secs * 1e6:.1f} us in all: {os.cpu_count()} idle cores could sustain at most "
-              f"{bound:,.0f} users/s ({bound / CEILING_USERS_PER_SEC:.0%} of the ceiling; this run: "
+        print(f"           CPU per user {per_user_secs * 1e6:.1f} us in all: {os.cpu_count()} idle cores could sustain "
+              f"at most {bound:,.0f} users/s ({bound / CEILING_USERS_PER_SEC:.0%} of the ceiling; this run: "
               f"{rate / bound:.0%} of that, load average {r['load_before']:.1f} before it)")
         print(f"           peak RSS per export process {r['peak_mb']:.0f} MB (after imports {r['baseline_mb']:.0f} MB;"
               f" target <= 300 MB)")

@@ -69,7 +69,8 @@ async def test_a_request_arrives_as_sent_and_the_answer_is_decoded(server):
 async def test_redirects_are_answers_not_followed(server):
     async def moved(reader, writer):
         await _read_request(reader)
-        writer.write(b"HTTP/1.1 301 Moved Permanently\r\nLocation: http://elsewhere.invalid/\r\nContent-Length: 0\r\n\r\n")
+        writer.write(b"HTTP/1.1 301 Moved Permanently\r\nLocation: http://elsewhere.invalid/\r\n"
+                     b"Content-Length: 0\r\n\r\n")
         await writer.drain()
         writer.close()
 
