@@ -95,6 +95,14 @@ def standin_capacity_users_per_sec(url: str, pid: int) -> float:
     return result.counted / result.window_secs
 
 
+def standin_statuses(url: str) -> dict[str, int]:
+    """How many answers of each HTTP status the stand-in gave so far."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/_standin/stats", timeout=10) as response:
+        return orjson.loads(response.read())["statuses"]
+
+
 def hub_config(redis_url: str, braze_url: str, catalog: Path, job: str, shards: int) -> dict:
     return {
         "workers": {"redis_url": redis_url, "work_uri": f"file://{catalog.parent}/work",
@@ -180,12 +188,14 @@ def main() -> None:
                 output, catalog = write_inputs(folder, users)
                 anchor = raw_parse_lines_per_sec(output)
                 cpu_before, redis_before = process_cpu_secs(braze.pid), process_cpu_secs(redis_server.pid)
+                statuses_before = standin_statuses(braze_url)
                 load_before = os.getloadavg()[0]
                 result = run_export(output, catalog, redis_url, braze_url, args.processes, f"u{users}")
                 result["anchor"] = anchor
                 result["standin_cpu"] = process_cpu_secs(braze.pid) - cpu_before
                 result["redis_cpu"] = process_cpu_secs(redis_server.pid) - redis_before
                 result["load_before"] = load_before
+                result["throttled"] = standin_statuses(braze_url).get("429", 0) - statuses_before.get("429", 0)
                 result["capacity"] = capacity
                 results[users] = result
                 output.unlink()
@@ -203,7 +213,8 @@ def print_results(results: dict, big: int, small: int) -> None:
         print(f"\n{users:>9,} users: {r['elapsed']:.1f} s, {rate:,.0f} users/s = {rate / CEILING_USERS_PER_SEC:.0%} of "
               f"the rate-limit ceiling (target >= 80%)")
         print(f"           sent {sent.sent if sent else 0:,}, failed {sent.failed if sent else {}}, "
-              f"lines with errors {sum(report.lines_with_errors.values())}, state {report.state.value}")
+              f"lines with errors {sum(report.lines_with_errors.values())}, state {report.state.value}, "
+              f"429 answers {r['throttled']:,}")
         print(f"           = {rate / r['capacity']:.0%} of what the stand-in accepts here; raw streaming read + parse "
               f"of the file: {r['anchor']:,.0f} lines/s (export is {rate / r['anchor']:.1%} of it)")
         print(f"           CPU: export processes {r['export_cpu']:.1f} s after imports "
