@@ -100,7 +100,7 @@ class EncodedItems:
         else:
             values_of = _fields_getter(self.fields)
             entry = (None, False, values_of, values_of(item), orjson.dumps(shaped))
-        if len(self._entries) < MAX_ENCODED_ITEMS:
+        if item["itemId"] in self._entries or len(self._entries) < MAX_ENCODED_ITEMS:
             self._entries[item["itemId"]] = entry
         return entry
 
