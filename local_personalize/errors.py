@@ -58,3 +58,7 @@ class Throttling(ApiError):
 
 class InternalFailure(ApiError):
     code, rest_status, json_status = "InternalFailure", 500, 500
+
+
+class TooManyTags(ApiError):
+    code, rest_status, json_status = "TooManyTagsException", 400, 400

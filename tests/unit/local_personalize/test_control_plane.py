@@ -133,3 +133,13 @@ def test_solutions_need_known_recipes(call):
         call("CreateSolution", name="s", datasetGroupArn=group, recipeArn="arn:aws:personalize:::recipe/aws-nothing")
     with pytest.raises(InvalidInput, match="recipeArn is required"):
         call("CreateSolution", name="s", datasetGroupArn=group)
+
+
+def test_tags_are_set_listed_and_removed(call):
+    group, _, _ = make_group(call)
+    call("TagResource", resourceArn=group, tags=[{"tagKey": "team", "tagValue": "growth"},
+                                                 {"tagKey": "env", "tagValue": "dev"}])
+    call("UntagResource", resourceArn=group, tagKeys=["env"])
+    assert call("ListTagsForResource", resourceArn=group)["tags"] == [{"tagKey": "team", "tagValue": "growth"}]
+    with pytest.raises(ResourceNotFound):
+        call("ListTagsForResource", resourceArn=group + "-missing")
