@@ -98,7 +98,7 @@ class RecommendationsEndpoint:
         raw_num = query.get("num_results")
         num_results = self.config.default_num_results
         if raw_num is not None:
-            if not raw_num.isdigit() or not 1 <= int(raw_num) <= self.config.max_num_results:
+            if not (raw_num.isascii() and raw_num.isdigit()) or not 1 <= int(raw_num) <= self.config.max_num_results:
                 raise BadRequest("invalid_num_results", f"num_results must be 1..{self.config.max_num_results}")
             num_results = int(raw_num)
         filter_name = query.get("filter") or None

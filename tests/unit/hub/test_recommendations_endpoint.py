@@ -185,6 +185,7 @@ async def test_filters_select_the_store_variant_or_pass_the_arn_live():
     ("", "invalid_user_id"), ("user_id=" + "u" * 257, "invalid_user_id"),
     ("user_id=u1&num_results=0", "invalid_num_results"), ("user_id=u1&num_results=abc", "invalid_num_results"),
     ("user_id=u1&num_results=101", "invalid_num_results"), ("user_id=u1&format=xml", "invalid_format"),
+    ("user_id=u1&num_results=%C2%B2", "invalid_num_results"),  # "²": str.isdigit() says yes, int() says no
 ])
 async def test_bad_parameters_are_400_with_a_reason(query, reason):
     async with client(FakeRedis()) as http:
