@@ -54,9 +54,11 @@ def configure(config: Any) -> None:
 @signals.worker_init.connect
 @signals.beat_init.connect
 def _require_config(**_: Any) -> None:
-    if not app.conf.broker_url or not app.conf.broker_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError([f"{context.CONFIG_ENV} must name a hub config with workers.redis_url (got broker "
-                           f"{app.conf.broker_url!r})"])
+    broker_url = app.conf.broker_url or ""
+    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+        scheme = broker_url.partition("://")[0] if "://" in broker_url else "none"  # the URL may hold a password
+        raise ConfigError([f"{context.CONFIG_ENV} must name a hub config with workers.redis_url (got a broker "
+                           f"of scheme {scheme!r})"])
 
 
 if os.environ.get(context.CONFIG_ENV):
