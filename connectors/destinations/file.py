@@ -62,9 +62,10 @@ class FileDestination(Destination):
             os.fsync(self._file.fileno())
 
     async def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        async with self._lock:  # a write still running in its thread finishes first
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def _line_of(event: Event) -> dict[str, Any]:
