@@ -289,7 +289,9 @@ class KafkaSource(Source):
             pass
 
     async def close(self) -> None:
-        """`run`'s cancellation already stopped the consumer; nothing else is held."""
+        """`run`'s cancellation stopped the consumer; the registry client exists from `__init__`, run or not."""
+        if self._registry is not None:
+            await self._registry.close()
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -251,3 +251,13 @@ def test_avro_settings_are_checked_with_the_config(tmp_path):
         kafka_config(format="avro", avro_schema=str(tmp_path / "bad.avsc"))
     (tmp_path / "good.avsc").write_text(json.dumps(SCHEMA))
     assert kafka_config(format="avro", avro_schema=str(tmp_path / "good.avsc")).local_schema()["name"] == "T"
+
+
+async def test_close_releases_the_schema_registry_client_even_if_run_never_started():
+    from connectors.sources.kafka import KafkaSource
+    from hub.connector import Context
+
+    source = KafkaSource(kafka_config(format="avro", schema_registry_url="http://127.0.0.1:9"), Context())
+    registry_client = source._registry._client
+    await source.close()
+    assert registry_client.is_closed
