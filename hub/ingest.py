@@ -23,10 +23,12 @@ def build_app(hub: Hub) -> Starlette:
     """A Starlette app whose lifespan starts and stops the hub."""
 
     async def healthz(request: Request) -> Response:
+        if hub.failed_sources:
+            return JSONResponse({"status": "failing", "failed_sources": hub.failed_sources}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        ready = hub.started
+        ready = hub.started and not hub.failed_sources
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:

@@ -52,6 +52,7 @@ class Hub:
         self.pipeline = Pipeline(build_stages(config), self.runners, self.dead_letter, self.readiness)
         self.sources: list[Source] = [registry.build_source(c, self.context) for c in config.sources]
         self._source_tasks: list[asyncio.Task[None]] = []
+        self.failed_sources: list[str] = []
         self.started = False
 
     @property
@@ -74,6 +75,8 @@ class Hub:
 
     def _source_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
+            # A source that died consumes nothing more: /healthz turns 503 so the orchestrator restarts us.
+            self.failed_sources.append(task.get_name().removeprefix("source:"))
             log.error("source %s stopped", task.get_name(), exc_info=task.exception())
 
     async def stop(self) -> None:

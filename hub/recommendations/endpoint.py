@@ -71,7 +71,7 @@ class RecommendationsEndpoint:
             return _error(503, "recommendations_unavailable", str(err))
         except Exception as err:  # Redis down: the template should retry, not render nothing
             log.warning("recommendations: store unavailable: %s", err)
-            return _error(503, "store_unavailable", f"{type(err).__name__}: {err}")
+            return _error(503, "store_unavailable", "the recommendation store is unavailable; retry later")
         body: Any = items
         if as_object:
             body = {"user_id": user_id, "items": items, "source": source, "job": entry.get("job"),
