@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+
+import pytest
 
 from hub.delivery.rate import AdaptiveRateLimiter
 from hub.delivery.retry import RetryPolicy
@@ -74,3 +77,64 @@ async def test_throttled_limiter_actually_sends_slower():
     for _ in range(10):
         await limiter.acquire()
     assert (t.now - start) > 1.8 * fast
+
+
+class LateTime(FakeTime):
+    """A busy event loop: every sleep yields to other tasks and wakes `late_secs` after it was due."""
+
+    def __init__(self, late_secs: float = 0.0) -> None:
+        super().__init__()
+        self.late_secs = late_secs
+        self.awake = asyncio.Event()
+        self.awake.set()
+
+    async def sleep(self, secs: float) -> None:
+        self.slept.append(secs)
+        await self.awake.wait()
+        self.now += secs + self.late_secs
+        await asyncio.sleep(0)
+
+
+async def test_queued_callers_the_tokens_cover_go_at_once_not_one_loop_iteration_each():
+    t = LateTime(late_secs=0.9)
+    limiter = AdaptiveRateLimiter(10, burst=10, clock=t.clock, sleep=t.sleep)
+    for _ in range(10):
+        await limiter.acquire()  # the burst
+    granted: list[int] = []
+
+    async def caller(number: int) -> None:
+        await limiter.acquire()
+        granted.append(number)
+
+    t.awake.clear()
+    callers = [asyncio.create_task(caller(n)) for n in range(10)]
+    await asyncio.sleep(0)
+    t.awake.set()  # wakes 0.9 s late: tokens for all ten have accrued
+    for _ in range(4):
+        await asyncio.sleep(0)
+    # A lock handed from caller to caller would have let through one per loop iteration.
+    assert granted == list(range(10))
+    await asyncio.gather(*callers)
+
+
+async def test_a_cancelled_caller_takes_no_token():
+    t = LateTime()
+    limiter = AdaptiveRateLimiter(10, burst=1, clock=t.clock, sleep=t.sleep)
+    await limiter.acquire()
+    first, cancelled, last = (asyncio.create_task(limiter.acquire()) for _ in range(3))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(first, last)
+    assert cancelled.cancelled()
+    assert t.now == pytest.approx(0.2)  # two tokens, not three
+
+
+async def test_a_throttle_slows_callers_already_queued():
+    t = LateTime()
+    limiter = AdaptiveRateLimiter(100, burst=1, clock=t.clock, sleep=t.sleep)
+    await limiter.acquire()
+    queued = [asyncio.create_task(limiter.acquire()) for _ in range(10)]
+    await asyncio.sleep(0)
+    limiter.on_throttled()  # 50/s from now on, for those waiting too
+    await asyncio.gather(*queued)
+    assert t.now == pytest.approx(10 / 50)
