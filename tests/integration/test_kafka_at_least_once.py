@@ -109,8 +109,9 @@ async def test_kill_9_mid_stream_loses_nothing_and_redelivers_only_the_uncommitt
     config_path.write_text(yaml.safe_dump({
         "http": {"host": "127.0.0.1", "port": free_port()},
         "aws": {"region": "us-east-1", "personalize_endpoint_url": local_personalize_server.url},
+        # Micro-batches of 1000: several settle and are committed before the kill at 8000 deliveries.
         "sources": [{"type": "kafka", "id": "clickstream", "bootstrap_servers": kafka_bootstrap, "topics": [topic],
-                     "group_id": group, **GROUP_TIMEOUTS}],
+                     "group_id": group, "max_batch_records": 1000, **GROUP_TIMEOUTS}],
         "identity": {"store": {"type": "sqlite", "path": str(tmp_path / "identity.sqlite3")}},
         "destinations": [
             {"type": "personalize_events", "id": "personalize", "tracking_id": tracking_id},
