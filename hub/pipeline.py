@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -98,33 +97,40 @@ class Pipeline:
                         following.append((root, child))
             current = following
 
-        waiting: list[tuple[int, Event, DestinationRunner, asyncio.Future]] = []
+        routed: dict[DestinationRunner, list[tuple[int, Event]]] = {runner: [] for runner in self.runners}
         for root, event in current:
             targets = [runner for runner in self.runners if runner.destination.accepts(event)]
             if not targets:
                 telemetry.EVENTS_SKIPPED.labels("no_destination").inc()
             for runner in targets:
-                waiting.append((root, event, runner, await runner.submit(event)))
+                routed[runner].append((root, event))
 
-        settlements = await asyncio.gather(*(future for *_, future in waiting))
+        # Everything is submitted before anything is awaited: destinations work in parallel. One call per
+        # runner and micro-batch, and the futures awaited one by one (a settled one returns at once):
+        # per-event submit coroutines and gather's callbacks cost more than the batching itself.
+        submitted = [(runner, members, await runner.submit_all([event for _, event in members]))
+                     for runner, members in routed.items() if members]
         delivered_for_readiness: dict[str, list[Event]] = defaultdict(list)
-        for (root, event, runner, _), settlement in zip(waiting, settlements, strict=True):
-            if settlement.outcome is Outcome.DELIVERED:
-                if self.readiness and event.kind is EventKind.INTERACTION and (key := runner.destination.readiness_key()):
-                    delivered_for_readiness[key].append(event)
-            elif settlement.outcome is Outcome.RETRY:
-                mark(root, Outcome.RETRY)
-            elif settlement.outcome is Outcome.REJECTED:
-                rejection = Rejection(
-                    source=event.source,
-                    reason=settlement.reason or "rejected",
-                    message=settlement.message or "",
-                    raw=event.raw,
-                )
-                record = DeadLetterRecord.of(
-                    rejection, event=event, attempts=settlement.attempts, destination=runner.name
-                )
-                reject(root, rejection, record)
+        for runner, members, futures in submitted:
+            readiness_key = runner.destination.readiness_key() if self.readiness else None
+            for (root, event), future in zip(members, futures, strict=True):
+                settlement = await future
+                if settlement.outcome is Outcome.DELIVERED:
+                    if readiness_key and event.kind is EventKind.INTERACTION:
+                        delivered_for_readiness[readiness_key].append(event)
+                elif settlement.outcome is Outcome.RETRY:
+                    mark(root, Outcome.RETRY)
+                elif settlement.outcome is Outcome.REJECTED:
+                    rejection = Rejection(
+                        source=event.source,
+                        reason=settlement.reason or "rejected",
+                        message=settlement.message or "",
+                        raw=event.raw,
+                    )
+                    record = DeadLetterRecord.of(
+                        rejection, event=event, attempts=settlement.attempts, destination=runner.name
+                    )
+                    reject(root, rejection, record)
 
         for key, delivered in delivered_for_readiness.items():
             self.readiness.observe(key, delivered)  # type: ignore[union-attr]

@@ -77,6 +77,21 @@ class DestinationRunner:
         await self._batcher.put(self.destination.partition_key(event), (event, future))
         return future
 
+    async def submit_all(self, events: Sequence[Event]) -> list[asyncio.Future[Settlement]]:
+        """`submit` each event, in order, in one call: one future per event (a pipeline micro-batch)."""
+        loop = asyncio.get_running_loop()
+        partition_key = self.destination.partition_key
+        batcher = self._batcher
+        futures: list[asyncio.Future[Settlement]] = []
+        for event in events:
+            future: asyncio.Future[Settlement] = loop.create_future()
+            if batcher.pending < batcher.max_pending:  # room: no coroutine per event
+                batcher.put_nowait(partition_key(event), (event, future))
+            else:
+                await batcher.put(partition_key(event), (event, future))
+            futures.append(future)
+        return futures
+
     async def close(self) -> None:
         """Deliver what is queued, then stop and close the destination."""
         while self._batcher.pending or self._in_flight:

@@ -88,3 +88,15 @@ async def test_a_crashing_destination_leaves_events_unsettled_for_redelivery():
     destination = RecordingDestination(lambda batch, call: ZeroDivisionError("bug"))
     (settlement,) = await run_all(destination, [event("a")])
     assert settlement.outcome is Outcome.RETRY
+
+
+async def test_submit_all_queues_in_order_and_waits_for_room_under_backpressure():
+    destination = RecordingDestination()
+    runner = DestinationRunner(destination, destination.config.batch_policy(), FAST, max_pending=3)
+    await runner.start()
+    futures = await asyncio.wait_for(runner.submit_all([event(f"m{i}") for i in range(25)]), 5)
+    settlements = await asyncio.wait_for(asyncio.gather(*futures), 5)
+    await runner.close()
+    assert [s.outcome for s in settlements] == [Outcome.DELIVERED] * 25
+    assert destination.delivered == [f"m{i}" for i in range(25)]
+    assert max(len(b) for b in destination.batches) <= 3  # never more than max_pending were queued
