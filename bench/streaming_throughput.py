@@ -1,0 +1,277 @@
+"""The whole streaming path in one hub process: Kafka (Segment JSON) → Redis identity → PutEvents to local_personalize.
+
+Run: `python bench/streaming_throughput.py` (about a minute and a half on 2 cores; `--help` for sizes). It starts
+its own tansu, redis-server and local_personalize (bench/_services.py), produces a shop's backlog of Segment
+track messages (bench/_shop_stream.py) into a topic of several partitions, and runs `hub run` on a generated
+config (kafka source → identity in Redis → default mapping → validation → personalize_events, lean request
+path; bench/_hub_run.py) until it has delivered every interaction. Measured from the hub's first delivery to
+its last: events/s, PutEvents calls per 1000 events and per second, and the hub's CPU per event. Beside
+them, in the same run:
+
+- raw aiokafka `getmany` over the same topic on the same broker (what any Python consumer can reach here);
+- a naive loop, one boto3 `put_events` per event, against the same local_personalize (peers.md §7);
+- local_personalize alone: full 10-event PutEvents calls sent straight at it on the lean path, so that a
+  slow server is not mistaken for a slow hub.
+
+Target (issue 4): ≥ 10,000 events/s (a tracker's whole quota, 1,000 calls/s × 10 events, personalize-api.md
+§4) and ≥ 10x the naive loop. A call carries one (sessionId, userId) pair, so no client fills every call of
+a real stream: the stream's own floor (fewest calls any client could make) is printed, and with it the most
+events/s the quota allows on this stream. `--profile FILE` (cProfile) and `--py-spy FILE` profile the hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: `python bench/...`
+
+from bench import _services as services  # noqa: E402
+from bench._http_load import process_cpu_secs  # noqa: E402
+from bench._hub_run import HubRun, Servers, hub_config, run_hub  # noqa: E402
+from bench._shop_stream import ShopStream, shop_stream  # noqa: E402
+
+TARGET_EVENTS_PER_SEC = 10_000  # 1000 PutEvents calls/s x 10 events, a dataset group's quota (personalize-api.md §4)
+TARGET_VS_NAIVE = 10
+
+
+# --- the topic and the raw-consumer anchor ----------------------------------------------------------------------
+
+async def fill_topic(bootstrap: str, topic: str, partitions: int, stream: ShopStream) -> dict[int, int]:
+    """Create the topic and produce the stream, keyed; records per partition."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    # tansu has no idempotent producer (platform.md): idempotence off.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=20,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        placed = await asyncio.gather(*[await producer.send(topic, value, key=key) for key, value in stream.messages])
+    finally:
+        await producer.stop()
+    counts: dict[int, int] = {}
+    for meta in placed:
+        counts[meta.partition] = counts.get(meta.partition, 0) + 1
+    return counts
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, records: int) -> float:
+    """Records/s of a bare aiokafka consumer group reading the whole topic with getmany (no decoding)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                session_timeout_ms=6000, heartbeat_interval_ms=500, rebalance_timeout_ms=6000)
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < records:
+            for batch in (await consumer.getmany(timeout_ms=200, max_records=1000)).values():
+                started = started or time.perf_counter()
+                seen += len(batch)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+# --- PutEvents anchors: the naive loop and local_personalize's ceiling -------------------------------------------
+
+def putevents_records(stream: ShopStream, count: int) -> list[tuple[str, str, dict]]:
+    """(userId, sessionId, eventList member) for the first `count` product events, as the hub maps them."""
+    records = []
+    now = time.time()
+    for _, value in stream.messages:
+        message = orjson.loads(value)
+        product = message["properties"]
+        if "product_id" not in product:
+            continue
+        records.append((message.get("userId") or "", f"session-{message['anonymousId']}", {
+            "eventId": message["messageId"], "eventType": message["event"], "sentAt": now,
+            "itemId": product["product_id"], "eventValue": product["price"],
+        }))
+        if len(records) == count:
+            break
+    return records
+
+
+def naive_loop_rate(url: str, tracking_id: str, records: list[tuple[str, str, dict]]) -> float:
+    """Events/s of one boto3 `put_events` per event, one after another (what most integrations do)."""
+    client = services.personalize_client(url, "personalize-events")
+    client.put_events(trackingId=tracking_id, sessionId="warm-up", eventList=[{**records[0][2], "eventId": "warm-up"}])
+    started = time.perf_counter()
+    for user, session, record in records:
+        if user:
+            client.put_events(trackingId=tracking_id, userId=user, sessionId=session, eventList=[record])
+        else:
+            client.put_events(trackingId=tracking_id, sessionId=session, eventList=[record])
+    return len(records) / (time.perf_counter() - started)
+
+
+@dataclass
+class Ceiling:
+    """local_personalize's intake with nothing else in the way."""
+
+    events_per_sec: float
+    server_cpu_us_per_call: float
+
+
+async def local_personalize_ceiling(url: str, pid: int, tracking_id: str, calls: int) -> Ceiling:
+    """Full 10-event PutEvents calls, 64 in flight, on the lean path: how much local_personalize absorbs."""
+    from connectors.destinations.personalize.api import open_ingest_api
+    from hub.aws import AwsClients
+    from hub.config import AwsConfig
+
+    aws = AwsClients(AwsConfig(personalize_endpoint_url=url))
+    api = await open_ingest_api(aws, "lean")
+    sent_at = time.time()
+
+    def params(n: int) -> dict:
+        events = [{"eventId": f"ceiling-{n}-{i}", "eventType": "Product Viewed", "sentAt": sent_at + i,
+                   "itemId": f"p-{(n * 10 + i) % 20_000:05d}", "eventValue": 19.99} for i in range(10)]
+        return {"trackingId": tracking_id, "userId": f"customer-{n % 5000}", "sessionId": f"s-{n % 5000}",
+                "eventList": events}
+
+    slots = asyncio.Semaphore(64)
+
+    async def call(n: int) -> None:
+        async with slots:
+            await api.call("PutEvents", params(n))
+
+    try:
+        await asyncio.gather(*(call(-n) for n in range(1, 65)))  # warm: connections, credentials
+        cpu, started = process_cpu_secs(pid), time.perf_counter()
+        await asyncio.gather(*(call(n) for n in range(calls)))
+        elapsed, cpu = time.perf_counter() - started, process_cpu_secs(pid) - cpu
+    finally:
+        await aws.close()
+    return Ceiling(calls * 10 / elapsed, cpu / calls * 1e6)
+
+
+# --- main --------------------------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="Segment messages in the topic")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--sessions", type=int, default=400, help="shopping visits interleaved in the stream")
+    parser.add_argument("--session-events", type=int, nargs=2, default=(8, 40), metavar=("MIN", "MAX"),
+                        help="messages per visit")
+    parser.add_argument("--naive-events", type=int, default=2_000)
+    parser.add_argument("--ceiling-calls", type=int, default=4_000,
+                        help="10-event calls sent to local_personalize alone")
+    parser.add_argument("--source-option", nargs=2, action="append", default=[], metavar=("FIELD", "VALUE"),
+                        help="a kafka source setting for the hub, e.g. --source-option max_batch_records 1000")
+    parser.add_argument("--profile", type=Path, help="run the hub under cProfile, stats to this file")
+    parser.add_argument("--py-spy", type=Path, help="sample the hub with py-spy, collapsed stacks to this file")
+    parser.add_argument("--keep-dir", type=Path, help="keep logs, config and data in this directory")
+    args = parser.parse_args()
+    os.environ.update(services.DUMMY_CREDENTIALS)
+
+    stream = shop_stream(args.events, concurrent_sessions=args.sessions, session_events=tuple(args.session_events))
+    print(f"{len(stream.messages):,} Segment track messages ({stream.mean_bytes:,.0f} bytes each) from "
+          f"{stream.sessions:,} visits, {args.sessions} at a time, keyed by anonymousId into {args.partitions} "
+          f"partitions: {stream.interactions:,} interactions, which no client can send in fewer than "
+          f"{stream.fewest_calls:,} PutEvents calls (≤ 10 events of one session and user id a call)")
+    with contextlib.ExitStack() as stack:
+        if args.keep_dir is not None:
+            args.keep_dir.mkdir(parents=True, exist_ok=True)
+            directory = args.keep_dir
+        else:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="streaming-bench-")))
+        kafka = stack.enter_context(services.tansu(directory))
+        redis = stack.enter_context(services.redis_server(directory))
+        personalize = stack.enter_context(services.local_personalize(directory))
+        topic, group = f"clickstream-{uuid.uuid4().hex[:8]}", f"hub-{uuid.uuid4().hex[:8]}"
+        per_partition = asyncio.run(fill_topic(kafka.address, topic, args.partitions, stream))
+        raw = asyncio.run(raw_consume_rate(kafka.address, topic, len(stream.messages)))
+
+        _, anchor_tracking_id = services.event_tracker(personalize.address)
+        naive = naive_loop_rate(personalize.address, anchor_tracking_id, putevents_records(stream, args.naive_events))
+        ceiling = asyncio.run(local_personalize_ceiling(personalize.address, personalize.process.pid,
+                                                        anchor_tracking_id, args.ceiling_calls))
+
+        dataset_arn, tracking_id = services.event_tracker(personalize.address)
+        servers = Servers(kafka.address, redis.address, personalize.address, personalize.log,
+                          {"local_personalize": personalize.process.pid, "tansu": kafka.process.pid,
+                           "redis": redis.process.pid})
+        source_options = {field: yaml.safe_load(value) for field, value in args.source_option}
+        config = hub_config(directory, servers, topic=topic, group=group, tracking_id=tracking_id,
+                            source_options=source_options)
+        run = run_hub(config, directory, servers, expected=stream.interactions, records=len(stream.messages),
+                      topic=topic, group=group, profile=args.profile, py_spy=args.py_spy)
+        stored = _stored_interactions(directory / "local_personalize", dataset_arn)
+    report(args, stream, per_partition, raw, naive, ceiling, run, stored)
+
+
+def _stored_interactions(data_dir: Path, dataset_arn: str) -> int:
+    """Interactions local_personalize holds for the hub's dataset, read through its own store."""
+    from local_personalize.settings import Settings
+    from local_personalize.store import Store
+
+    store = Store(Settings(data_dir=data_dir).db_path)
+    try:
+        return store.count_interactions(dataset_arn)
+    finally:
+        store.close()
+
+
+def report(args: argparse.Namespace, stream: ShopStream, per_partition: dict[int, int], raw: float, naive: float,
+           ceiling: Ceiling, run: HubRun, stored: int) -> None:
+    from connectors.destinations.personalize.events import PersonalizeEventsConfig
+
+    quota = PersonalizeEventsConfig.api_limits.max_requests_per_sec or float("inf")
+    best_under_quota = quota * stream.interactions / stream.fewest_calls
+    per_cpu_sec = run.delivered / run.cpu_secs["hub"]
+    received_per_sec = run.received / run.elapsed_secs
+    load = os.getloadavg()
+    print(f"records per partition: {', '.join(f'{n:,}' for _, n in sorted(per_partition.items()))}; "
+          f"load average {load[0]:.2f} {load[1]:.2f} (2 cores)")
+    print()
+    print(f"  anchor  raw aiokafka getmany, same topic         {raw:>9,.0f} records/s")
+    print(f"  anchor  naive boto3 put_events, 1 event a call   {naive:>9,.0f} events/s  ({args.naive_events:,} events)")
+    print(f"  anchor  local_personalize alone, 10 a call       {ceiling.events_per_sec:>9,.0f} events/s  "
+          f"(lean path, 64 in flight; server CPU {ceiling.server_cpu_us_per_call:,.0f} µs a call)")
+    print(f"  hub     kafka → redis identity → PutEvents       {run.events_per_sec:>9,.0f} events/s  "
+          f"({run.delivered:,} in {run.elapsed_secs:.1f} s; {received_per_sec:,.0f} records/s in)")
+    print()
+    print(f"  PutEvents calls: {run.calls / run.elapsed_secs:,.0f}/s (quota {quota:,.0f}/s); "
+          f"{1000 * run.server_calls_total / stored:.0f} per 1000 events (this stream's floor "
+          f"{1000 * stream.fewest_calls / stream.interactions:.0f}, the API's 100)")
+    print(f"  hub CPU: {1e6 / per_cpu_sec:.1f} µs per event = {per_cpu_sec:,.0f} events per CPU-second; "
+          f"peak RSS {run.max_rss_mib:,.0f} MiB")
+    print("  CPU busy over the window: " + ", ".join(
+        f"{name} {100 * secs / run.elapsed_secs:.0f}%" for name, secs in run.cpu_secs.items()))
+    print(f"  committed {run.committed:,} of {len(stream.messages):,} records; local_personalize holds {stored:,} "
+          f"of {stream.interactions:,} interactions; calls sent {run.hub_calls_total:,}, answered "
+          f"{run.server_calls_total:,}; {run.dead_lettered} dead-lettered")
+    print()
+    print(f"  hub events/s vs the target {TARGET_EVENTS_PER_SEC:,}:               "
+          f"{run.events_per_sec / TARGET_EVENTS_PER_SEC:5.2f}x")
+    print(f"  hub events/s vs this stream's most under the quota: {run.events_per_sec / best_under_quota:5.2f}x  "
+          f"({quota:,.0f} calls/s at the stream's floor = {best_under_quota:,.0f} events/s)")
+    print(f"  hub events per CPU-second vs the target:         {per_cpu_sec / TARGET_EVENTS_PER_SEC:5.2f}x")
+    print(f"  hub vs the naive loop:                           {run.events_per_sec / naive:5.1f}x  "
+          f"(target >= {TARGET_VS_NAIVE}x)")
+    print(f"  hub records/s in vs raw consume:                 {received_per_sec / raw:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
