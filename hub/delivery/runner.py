@@ -94,8 +94,8 @@ class DestinationRunner:
 
     async def close(self) -> None:
         """Deliver what is queued, then stop and close the destination."""
-        while self._batcher.pending or self._in_flight:
-            await asyncio.sleep(0.01)
+        while self._in_flight or (self._batcher.pending and self._dispatcher and not self._dispatcher.done()):
+            await asyncio.sleep(0.01)  # a dead dispatcher drains nothing: waiting for it would hang shutdown
         if self._dispatcher:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
