@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.utils
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -208,3 +209,35 @@ class MemberFailures:
             raise self.retry[0]
         if self.rejected or self.retry:
             raise PartialFailure(rejected=self.rejected, retry=self.retry)
+
+
+async def post_members(
+    client: httpx.AsyncClient,
+    path: str,
+    batch: Sequence[Any],
+    encode: Callable[[Any], bytes],
+    frame: Callable[[list[bytes]], bytes],
+) -> None:
+    """Encode each member (one that cannot be is rejected alone), POST the rest framed as one body.
+
+    What the request raises is folded back onto the members' batch positions (MemberFailures).
+    """
+    failures = MemberFailures(len(batch))
+    encoded: list[bytes] = []
+    positions: list[int] = []
+    for index, member in enumerate(batch):
+        try:
+            encoded.append(encode(member))
+            positions.append(index)
+        except RejectedError as err:
+            failures.reject(index, err)
+    if encoded:
+        try:
+            try:
+                response = await client.post(path, content=frame(encoded))
+            except httpx.TransportError as err:
+                raise transport_failure(err) from err
+            raise_for_response(response, len(encoded))
+        except Exception as err:  # noqa: BLE001 - folded onto batch positions, re-raised there
+            failures.absorb(err, positions)
+    failures.raise_if_any()

@@ -12,11 +12,9 @@ import orjson
 from pydantic import Field, SecretStr
 
 from connectors.destinations.http_delivery import (
-    MemberFailures,
     http_client,
     lane_of,
-    raise_for_response,
-    transport_failure,
+    post_members,
 )
 from connectors.formats.recommendations import is_user_recommendations, user_recommendations
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
@@ -132,21 +130,5 @@ class MparticleProfile(Destination):
     async def send(self, batch: Sequence[Event]) -> None:
         await self.start()
         assert self._client is not None
-        failures = MemberFailures(len(batch))
-        batches, positions = [], []
-        for index, event in enumerate(batch):
-            try:
-                batches.append(self.batch_of(event))
-                positions.append(index)
-            except RejectedError as err:
-                failures.reject(index, err)
-        if batches:
-            try:
-                try:
-                    response = await self._client.post("/v2/bulkevents", content=b"[" + b",".join(batches) + b"]")
-                except httpx.TransportError as err:
-                    raise transport_failure(err) from err
-                raise_for_response(response, len(batches))
-            except Exception as err:  # noqa: BLE001 - folded onto batch positions, re-raised there
-                failures.absorb(err, positions)
-        failures.raise_if_any()
+        await post_members(self._client, "/v2/bulkevents", batch, self.batch_of,
+                           lambda batches: b"[" + b",".join(batches) + b"]")

@@ -13,11 +13,9 @@ import orjson
 from pydantic import Field, SecretStr
 
 from connectors.destinations.http_delivery import (
-    MemberFailures,
     http_client,
     lane_of,
-    raise_for_response,
-    transport_failure,
+    post_members,
 )
 from connectors.formats.recommendations import is_user_recommendations, user_recommendations
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
@@ -123,26 +121,12 @@ class SegmentProfile(Destination):
     async def send(self, batch: Sequence[Event]) -> None:
         await self.start()
         assert self._client is not None
-        failures = MemberFailures(len(batch))
-        messages, positions = [], []
-        for index, event in enumerate(batch):
-            try:
-                messages.append(self.message(event))
-                positions.append(index)
-            except RejectedError as err:
-                failures.reject(index, err)
-        if messages:
+
+        def frame(messages: list[bytes]) -> bytes:
             sent_at = datetime.now(timezone.utc).isoformat().encode()
-            body = b'{"batch":[' + b",".join(messages) + b'],"sentAt":"' + sent_at + b'"}'
-            try:
-                try:
-                    response = await self._client.post("/v1/batch", content=body)
-                except httpx.TransportError as err:
-                    raise transport_failure(err) from err
-                raise_for_response(response, len(messages))
-            except Exception as err:  # noqa: BLE001 - folded onto batch positions, re-raised there
-                failures.absorb(err, positions)
-        failures.raise_if_any()
+            return b'{"batch":[' + b",".join(messages) + b'],"sentAt":"' + sent_at + b'"}'
+
+        await post_members(self._client, "/v1/batch", batch, self.message, frame)
 
 
 def message_id_for(export_id: str) -> str:
