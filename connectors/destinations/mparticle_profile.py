@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr
 
-from connectors.destinations.http_delivery import (
-    http_client,
-    lane_of,
-    post_members,
-)
-from connectors.formats.recommendations import is_user_recommendations, user_recommendations
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from connectors.destinations.cdp_profile import CdpProfileDestination
+from connectors.formats.recommendations import user_recommendations
+from hub.connector import BatchPolicy, DestinationConfig
 from hub.errors import RejectedError
 from hub.events import Event, EventKind
 
@@ -65,38 +58,22 @@ class MparticleProfileConfig(DestinationConfig):
     timeout_secs: float = Field(15.0, gt=0, description="Per-request timeout.")
 
 
-class MparticleProfile(Destination):
+class MparticleProfile(CdpProfileDestination):
     """mParticle Events API destination for per-user recommendations."""
 
     Config = MparticleProfileConfig
     config: MparticleProfileConfig
-    idempotent = True  # source_request_id and source_message_id are derived from the export's id
 
-    def __init__(self, config: MparticleProfileConfig, context: Context, *,
-                 transport: httpx.AsyncBaseTransport | None = None):
-        super().__init__(config, context)
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._lanes = config.batch_policy().max_in_flight
+    path = "/v2/bulkevents"
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event)
+    def basic_credentials(self) -> str:
+        return f"{self.config.api_key.get_secret_value()}:{self.config.api_secret.get_secret_value()}"
 
-    def partition_key(self, event: Event) -> str:
-        return lane_of(event.user_id or event.message_id, self._lanes)
+    def encode(self, event: Event) -> bytes:
+        return self.batch_of(event)
 
-    async def start(self) -> None:
-        if self._client is None:
-            credentials = f"{self.config.api_key.get_secret_value()}:{self.config.api_secret.get_secret_value()}"
-            headers = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode(),
-                       "Content-Type": "application/json"}
-            self._client = http_client(self.config.endpoint, headers, self.config.timeout_secs, self._lanes,
-                                       self._transport)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def frame(self, members: list[bytes]) -> bytes:
+        return b"[" + b",".join(members) + b"]"
 
     def batch_of(self, event: Event) -> bytes:
         """The mParticle batch of one user, encoded; RejectedError past the 128 KB batch limit."""
@@ -127,8 +104,3 @@ class MparticleProfile(Destination):
                                 f"{len(encoded)} bytes exceed mParticle's 128 KB per batch (destinations.md §3b)")
         return encoded
 
-    async def send(self, batch: Sequence[Event]) -> None:
-        await self.start()
-        assert self._client is not None
-        await post_members(self._client, "/v2/bulkevents", batch, self.batch_of,
-                           lambda batches: b"[" + b",".join(batches) + b"]")

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr
 
-from connectors.destinations.http_delivery import (
-    http_client,
-    lane_of,
-    post_members,
-)
-from connectors.formats.recommendations import is_user_recommendations, user_recommendations
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from connectors.destinations.cdp_profile import CdpProfileDestination
+from connectors.formats.recommendations import user_recommendations
+from hub.connector import BatchPolicy, DestinationConfig
 from hub.errors import RejectedError
 from hub.events import Event, EventKind
 
@@ -59,25 +52,16 @@ class SegmentProfileConfig(DestinationConfig):
     timeout_secs: float = Field(15.0, gt=0, description="Per-request timeout.")
 
 
-class SegmentProfile(Destination):
+class SegmentProfile(CdpProfileDestination):
     """Segment HTTP Tracking API destination for per-user recommendations."""
 
     Config = SegmentProfileConfig
     config: SegmentProfileConfig
-    idempotent = True  # deterministic messageId (destinations.md §6)
 
-    def __init__(self, config: SegmentProfileConfig, context: Context, *,
-                 transport: httpx.AsyncBaseTransport | None = None):
-        super().__init__(config, context)
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._lanes = config.batch_policy().max_in_flight
+    path = "/v1/batch"
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event)
-
-    def partition_key(self, event: Event) -> str:
-        return lane_of(event.user_id or event.message_id, self._lanes)
+    def basic_credentials(self) -> str:
+        return f"{self.config.write_key.get_secret_value()}:"  # the write key, an empty password (§3a)
 
     def size_of(self, event: Event) -> int:
         try:
@@ -85,18 +69,12 @@ class SegmentProfile(Destination):
         except RejectedError:
             return 0  # rejected at send, sends nothing
 
-    async def start(self) -> None:
-        if self._client is None:
-            # Basic auth with the write key as user and an empty password: keep the colon (§3a).
-            token = base64.b64encode(f"{self.config.write_key.get_secret_value()}:".encode()).decode()
-            headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
-            self._client = http_client(self.config.endpoint, headers, self.config.timeout_secs, self._lanes,
-                                       self._transport)
+    def encode(self, event: Event) -> bytes:
+        return self.message(event)
 
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def frame(self, members: list[bytes]) -> bytes:
+        sent_at = datetime.now(timezone.utc).isoformat().encode()
+        return b'{"batch":[' + b",".join(members) + b'],"sentAt":"' + sent_at + b'"}'
 
     def message(self, event: Event) -> bytes:
         """One identify message, encoded; RejectedError when it breaks Segment's per-message limit."""
@@ -117,16 +95,6 @@ class SegmentProfile(Destination):
             raise RejectedError("message_too_large",
                                 f"{len(encoded)} bytes exceed Segment's 32 KB per message (destinations.md §3a)")
         return encoded
-
-    async def send(self, batch: Sequence[Event]) -> None:
-        await self.start()
-        assert self._client is not None
-
-        def frame(messages: list[bytes]) -> bytes:
-            sent_at = datetime.now(timezone.utc).isoformat().encode()
-            return b'{"batch":[' + b",".join(messages) + b'],"sentAt":"' + sent_at + b'"}'
-
-        await post_members(self._client, "/v1/batch", batch, self.message, frame)
 
 
 def message_id_for(export_id: str) -> str:
