@@ -136,7 +136,7 @@ def run_hub(config: Path, directory: Path, servers: Servers, *, expected: int, r
     """Start `hub run`, sample until `expected` events are delivered, wait for the commits, stop it."""
     port = yaml.safe_load(config.read_text())["http"]["port"]
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "hub.cli", "run", "--config", str(config), "--log-level", "warning"]
+    command = [sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config), "--log-level", "warning"]
     if profile is not None:
         command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     log_offset = servers.personalize_log.stat().st_size

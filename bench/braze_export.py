@@ -118,7 +118,7 @@ def hub_config(redis_url: str, braze_url: str, catalog: Path, job: str, shards: 
 
 def export_shard(config_tree: dict, run_id: str, shard: int, result: multiprocessing.Queue) -> None:
     """One export process: what a Celery worker process does for `exports.push` of one shard."""
-    from hub.config import parse_config
+    from personalize_hub.config import parse_config
     from workers.app import configure
     from workers.exports import export_slice
 
@@ -133,7 +133,7 @@ def export_shard(config_tree: dict, run_id: str, shard: int, result: multiproces
 
 
 def run_export(output: Path, catalog: Path, redis_url: str, braze_url: str, processes: int, label: str) -> dict:
-    from hub.config import parse_config
+    from personalize_hub.config import parse_config
     from workers import steps
     from workers.app import configure
 

@@ -108,8 +108,8 @@ class Result:
 
 async def run_destination(name: str, url: str, request_path: str, events: list, *, quota_limiter: bool) -> Result:
     from connectors.destinations.personalize.events import PersonalizeEvents, PersonalizeEventsConfig
-    from hub.aws import AwsClients
-    from hub.config import AwsConfig
+    from connectors.aws import AwsClients
+    from personalize_hub.config import AwsConfig
     from hub.connector import Context, Outcome
     from hub.delivery.retry import RetryPolicy
     from hub.delivery.runner import DestinationRunner

@@ -32,7 +32,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: `python bench/...`
 
 from bench._http_load import ServerProcess, process_cpu_secs  # noqa: E402
-from hub.recommendations.store import RecommendationStore, StoredEntry  # noqa: E402
+from connectors.destinations.recommendation_store.store import RecommendationStore, StoredEntry  # noqa: E402
 
 TARGET_P99_SECS = 0.020
 PREFIX = "bench:recs"
@@ -224,7 +224,7 @@ def main() -> None:
                 "recommendations": {"enabled": True, "redis_url": redis_url, "key_prefix": PREFIX,
                                     "api_keys": [API_KEY]}}))
             port = free_port()
-            hub = [sys.executable, "-m", "hub.cli", "run", "--config", str(config), "--port", str(port),
+            hub = [sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config), "--port", str(port),
                    "--log-level", "warning"]
             root = Path(__file__).resolve().parents[1]
             with ServerProcess(hub, f"http://127.0.0.1:{port}/healthz", cwd=root) as server:

@@ -144,8 +144,8 @@ class Ceiling:
 async def local_personalize_ceiling(url: str, pid: int, tracking_id: str, calls: int) -> Ceiling:
     """Full 10-event PutEvents calls, 64 in flight, on the lean path: how much local_personalize absorbs."""
     from connectors.destinations.personalize.api import open_ingest_api
-    from hub.aws import AwsClients
-    from hub.config import AwsConfig
+    from connectors.aws import AwsClients
+    from personalize_hub.config import AwsConfig
 
     aws = AwsClients(AwsConfig(personalize_endpoint_url=url))
     api = await open_ingest_api(aws, "lean")

@@ -65,7 +65,7 @@ def serve_anchor(port: int) -> None:
         return Response(b'{"ready":true}', media_type="application/json")
 
     app = Starlette(routes=[Route("/v1/batch", batch, methods=["POST"]), Route("/readyz", readyz)])
-    # The same uvicorn settings as `hub run` (hub/cli.py), so only the application differs.
+    # The same uvicorn settings as `hub run` (personalize_hub/cli.py), so only the application differs.
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
 
 
@@ -156,9 +156,9 @@ def free_port() -> int:
 
 
 def stage_names() -> str:
-    """The stages `hub run` builds for this config (hub.runtime.build_stages), for the report."""
-    from hub.config import parse_config
-    from hub.runtime import build_stages
+    """The stages `hub run` builds for this config (personalize_hub.runtime.build_stages), for the report."""
+    from personalize_hub.config import parse_config
+    from personalize_hub.runtime import build_stages
 
     config = parse_config(__import__("yaml").safe_load(HUB_CONFIG.format(port=0, write_key="k", data_dir="/tmp")), {})
     return ", ".join(type(stage).__name__ for stage in build_stages(config)) or "none"
@@ -220,7 +220,7 @@ def main() -> int:
         env = {**os.environ, "HUB_LOG_LEVEL": "WARNING"}
         anchor = ServerProcess([sys.executable, __file__, "--serve-anchor", str(anchor_port)],
                                f"http://127.0.0.1:{anchor_port}/readyz")
-        hub = ServerProcess([sys.executable, "-m", "hub.cli", "run", "--config", str(config_path),
+        hub = ServerProcess([sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config_path),
                              "--log-level", "WARNING"], f"http://127.0.0.1:{hub_port}/readyz", env=env, cwd=data_dir)
         with anchor, hub:
             for round_number in range(1, args.rounds + 1):

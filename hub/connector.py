@@ -146,7 +146,7 @@ class Context:
     """What the engine lends every connector: a logger and shared factories set up at start."""
 
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("hub"))
-    aws: Any = None  # hub.aws.AwsClients, set by the runtime
+    aws: Any = None  # connectors.aws.AwsClients, set by the runtime
 
 
 class Source(abc.ABC):

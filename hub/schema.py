@@ -272,7 +272,7 @@ def load_schema(source: str | Path, dataset_type: str) -> DatasetSchema:
 
 
 async def from_describe_schema(client: Any, schema_arn: str, dataset_type: str | None = None) -> DatasetSchema:
-    """Fetch a schema with DescribeSchema (an aiobotocore `personalize` client from hub.aws) and parse it."""
+    """Fetch a schema with DescribeSchema (an aiobotocore `personalize` client from connectors.aws) and parse it."""
     response = await client.describe_schema(schemaArn=schema_arn)
     return parse_schema(response["schema"]["schema"], dataset_type)
 

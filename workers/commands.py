@@ -34,7 +34,7 @@ def _redis_reachable() -> Iterator[None]:
 
 
 def _setup(config_path: str) -> Any:
-    from hub.cli import _load
+    from personalize_hub.cli import _load
     from workers.app import configure
 
     config = _load(config_path)

@@ -10,7 +10,7 @@ import redis
 import redis.asyncio
 
 from hub.errors import ConfigError, HubError
-from hub.jobs import JobConfig
+from personalize_hub.jobs import JobConfig
 
 CONFIG_ENV = "HUB_CONFIG"
 
@@ -33,7 +33,7 @@ def hub_config() -> Any:
     """The hub config: set by `set_config`, else loaded once from the file named by $HUB_CONFIG."""
     global _config
     if _config is None:
-        from hub.config import load_config
+        from personalize_hub.config import load_config
 
         path = os.environ.get(CONFIG_ENV)
         if not path:
@@ -71,8 +71,8 @@ def async_redis() -> redis.asyncio.Redis:
 
 
 def aws_clients() -> Any:
-    """AWS clients built the one way the hub builds them (hub/aws.py)."""
-    from hub.aws import AwsClients
+    """AWS clients built the one way the hub builds them (connectors/aws.py)."""
+    from connectors.aws import AwsClients
 
     return AwsClients(hub_config().aws)
 

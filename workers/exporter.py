@@ -14,7 +14,7 @@ from hub.connector import Destination, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner, Settlement
 from hub.events import Event, EventKind, SourceRef
-from hub.jobs import Recipe
+from personalize_hub.jobs import Recipe
 from workers.ledger import RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed
 from workers.outputs import Decorated, Decorator, LineError
 from workers.runs import MAX_ERROR_SAMPLES

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from hub import registry
+from personalize_hub import registry
 from hub.connector import Context
-from hub.jobs import JobConfig
+from personalize_hub.jobs import JobConfig
 from workers import context, objects, slices
 from workers.app import app
 from workers.catalog import load_catalog

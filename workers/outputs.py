@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from hub.jobs import Recipe
+from personalize_hub.jobs import Recipe
 
 SAMPLE_CHARS = 300  # a malformed line is quoted in the report up to this length
 # Catalog items kept ready-merged with their item id: copying one is a third of the cost of merging per

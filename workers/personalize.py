@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hub.jobs import JobConfig
+from personalize_hub.jobs import JobConfig
 
 # Job names: 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (personalize-api.md, CreateBatchInferenceJob).
 MAX_JOB_NAME = 63

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from hub.jobs import JobConfig, parse_cron
+from personalize_hub.jobs import JobConfig, parse_cron
 
 # How far back a slot is looked for: a cron naming no day in five years (31 February) is reported.
 _DAYS_SEARCHED = 366 * 5

@@ -14,7 +14,7 @@ import orjson
 from botocore.exceptions import ClientError
 
 from hub.errors import HubError
-from hub.jobs import ActiveUsers, JobConfig, Recipe
+from personalize_hub.jobs import ActiveUsers, JobConfig, Recipe
 from workers import active_users, context, objects, personalize
 from workers.keys import contacts_key
 from workers.runs import RunState, Runs

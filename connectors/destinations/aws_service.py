@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hub.aws import AwsClients
+from connectors.aws import AwsClients
 
 
 class ServiceClient:

@@ -6,7 +6,7 @@ names the version it was computed from and is applied only if the stored version
 stale state is refused and handed back with the current record, and the stage recomputes just that key.
 
 The same save also keeps the activity index: each user's latest event time (never moved back), which
-`active_users(since)` streams for batch jobs ("users active in the last N days", hub/jobs.py). It rides on
+`active_users(since)` streams for batch jobs ("users active in the last N days", personalize_hub/jobs.py). It rides on
 the save the stage makes anyway, so it costs no round trip of its own, and it is trimmed to the record TTL.
 """
 

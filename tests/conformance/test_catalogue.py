@@ -8,8 +8,8 @@ import re
 import pytest
 
 from connectors import CATALOGUE
-from hub import registry
-from hub.config import interpolate
+from personalize_hub import registry
+from personalize_hub.config import interpolate
 from hub.connector import Context, Destination, DestinationConfig, Source
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner

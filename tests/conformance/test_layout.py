@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 MODULES = sorted(
-    p for package in ("hub", "connectors", "workers", "local_personalize") for p in (ROOT / package).rglob("*.py")
+    p for package in ("hub", "connectors", "workers", "personalize_hub", "local_personalize") for p in (ROOT / package).rglob("*.py")
 )
 
 

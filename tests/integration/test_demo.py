@@ -17,7 +17,7 @@ def test_hub_demo_runs_end_to_end(tmp_path):
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed: scripts/setup installs it")
     data_dir = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "hub.cli", "demo", "--users", "300", "--data-dir", str(data_dir)],
+    result = subprocess.run([sys.executable, "-m", "personalize_hub.cli", "demo", "--users", "300", "--data-dir", str(data_dir)],
                             capture_output=True, text=True, timeout=600, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin",
                                                                               "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

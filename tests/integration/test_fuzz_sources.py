@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from hub.config import parse_config
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.runtime import Hub
 from tests.fixtures.fuzz.checks import (
     REASON_CODE,
     Bad,
@@ -84,7 +84,7 @@ def hub_server(tmp_path_factory):
                                            **hub_config(WEBHOOK_DIALECTS, data_dir)}))
     log_path = data_dir / "hub.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--config", str(config_path)],
+        process = subprocess.Popen([sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config_path)],
                                    cwd=data_dir, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

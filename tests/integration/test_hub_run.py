@@ -22,7 +22,7 @@ def hub_process(tmp_path):
     port = free_port()
     env = {**os.environ, "HUB_HTTP_PORT": str(port), "HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "run", "--config", str(ROOT / "examples" / "webhook-to-file.yaml")],
+        [sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(ROOT / "examples" / "webhook-to-file.yaml")],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"

@@ -25,8 +25,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from connectors.sources.kafka import KafkaSource
-from hub.config import parse_config
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.runtime import Hub
 
 from local_personalize.settings import Settings
 from local_personalize.store import Store
@@ -92,7 +92,7 @@ def start_hub(config_path: Path, cwd: Path, log: Path) -> subprocess.Popen:
            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local")}
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--config", str(config_path)],
+        return subprocess.Popen([sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config_path)],
                                 cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 

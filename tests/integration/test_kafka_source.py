@@ -12,8 +12,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.formats import avro
 from hub import telemetry
-from hub.config import parse_config
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.runtime import Hub
 from tests.fixtures.kafka import (
     DECODED_ONLY,
     committed_offsets,

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from hub.config import parse_config
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.runtime import Hub
 from tests.fixtures.kafka import create_topic, kafka_source, read_jsonl, read_topic, wait_until
 from tests.fixtures.services import free_port
 
@@ -40,7 +40,7 @@ def edge_hub(tmp_path, kafka_bootstrap, unique_name):
     }))
     env = {**os.environ, "MPARTICLE_API_KEY": KEY, "MPARTICLE_API_SECRET": SECRET}
     log = open(tmp_path / "edge.log", "wb")  # noqa: SIM115 - closed after the process
-    process = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config)],
                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -24,13 +24,13 @@ from botocore.exceptions import ClientError
 from connectors.destinations.personalize.events import PersonalizeEvents, PersonalizeEventsConfig
 from connectors.destinations.personalize.items import PersonalizeItems, PersonalizeItemsConfig
 from connectors.destinations.personalize.users import PersonalizeUsers, PersonalizeUsersConfig
-from hub.aws import AwsClients
-from hub.config import AwsConfig, parse_config
+from connectors.aws import AwsClients
+from personalize_hub.config import AwsConfig, parse_config
 from hub.connector import Context, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner, Settlement
 from hub.events import Event, EventKind, SourceRef
-from hub.runtime import Hub
+from personalize_hub.runtime import Hub
 from local_personalize.settings import Settings
 from tests.fixtures.local_personalize import personalize_client
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from connectors.destinations.recommendation_store import RecommendationStore, RecommendationStoreConfig
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.connector import Context, Outcome
-from hub.ingest import build_app
-from hub.runtime import Hub
+from personalize_hub.ingest import build_app
+from personalize_hub.runtime import Hub
 from local_personalize.sample_shop import INTERACTIONS_SCHEMA, generate_shop
 from tests.fixtures.exports import CATALOG, deliver, export_event
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients

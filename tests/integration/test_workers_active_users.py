@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.events import Event, EventKind, SourceRef
 from tests.integration.workers_support import hub_config, isolated_redis_url, s3_client, train_shop
 from workers import context, steps

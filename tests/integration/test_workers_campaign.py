@@ -31,7 +31,7 @@ def shop(local_personalize_url, aws_endpoint_url, aws_region):
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "personalize_hub.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
 
 

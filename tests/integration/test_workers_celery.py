@@ -102,7 +102,7 @@ def test_kill_9_mid_export_resumes_and_sends_nothing_twice(shop, jobs_redis, bra
     second = CeleryWorker(config, tmp_path / "worker-2.log", name="second")
     run_id = f"{name}-manual"
     # `hub jobs run` without --eager: queues the run for the workers and waits for its report.
-    cli = subprocess.Popen([sys.executable, "-m", "hub.cli", "jobs", "run", name, "--config", str(config),
+    cli = subprocess.Popen([sys.executable, "-m", "personalize_hub.cli", "jobs", "run", name, "--config", str(config),
                             "--run-id", run_id, "--json"], cwd=REPO, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from tests.integration.workers_support import (
     hub_config, isolated_redis_url, job_config, s3_client, train_shop, train_version, write_campaign_inputs)
 from workers import context, steps

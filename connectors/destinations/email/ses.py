@@ -1,4 +1,4 @@
-"""SES transport for the email destination: SESv2 SendEmail with the raw MIME message, via hub.aws."""
+"""SES transport for the email destination: SESv2 SendEmail with the raw MIME message, via connectors.aws."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.destinations.aws_service import ServiceClient
-from hub.aws import AwsClients
+from connectors.aws import AwsClients
 from hub.errors import RejectedError, RetryableError
 
 # Call-level errors (destinations.md §2a): throttling is retryable, the rest is not.

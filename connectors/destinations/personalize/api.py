@@ -36,7 +36,7 @@ class BotocoreIngestApi:
 
 
 async def open_ingest_api(aws: Any, request_path: RequestPath) -> IngestApi:
-    """The request path `request_path` over the shared clients of `aws` (hub.aws.AwsClients).
+    """The request path `request_path` over the shared clients of `aws` (connectors.aws.AwsClients).
 
     The lean path takes its endpoint, region and signing name from the aiobotocore client, so both
     paths talk to the same place however botocore resolved it (config, AWS_ENDPOINT_URL_*, partition).

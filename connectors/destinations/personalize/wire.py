@@ -111,7 +111,7 @@ class LeanIngestApi:
     """Sends one personalize-events operation per `call`, signed with botocore, over a pooled aiohttp client."""
 
     def __init__(self, aws: Any, *, endpoint_url: str, region: str, signing_name: str = "personalize"):
-        self._aws = aws  # hub.aws.AwsClients: credentials and the shared HTTP pool
+        self._aws = aws  # connectors.aws.AwsClients: credentials and the shared HTTP pool
         # botocore joins the endpoint's own path and the operation path the same way (endpoint.py _urljoin).
         self._base_url = endpoint_url.rstrip("/")
         self._region = region

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.config import parse_config
-from hub.ingest import build_app
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.ingest import build_app
+from personalize_hub.runtime import Hub
 from tests.fixtures.fuzz.checks import (
     JsonLines,
     any_body,

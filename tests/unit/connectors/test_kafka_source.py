@@ -219,7 +219,7 @@ async def test_stop_drops_unsettled_work_without_passing_it():
 # ---- configuration -----------------------------------------------------------------------------
 
 def kafka_config(**fields):
-    from hub.config import parse_config
+    from personalize_hub.config import parse_config
 
     return parse_config({"sources": [{"type": "kafka", "bootstrap_servers": "b:9092", "topics": ["t"],
                                       "group_id": "g", **fields}]}, {}).sources[0]

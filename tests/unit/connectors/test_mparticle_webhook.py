@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from connectors.sources import mparticle_webhook
-from hub.config import parse_config
-from hub.ingest import build_app
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.ingest import build_app
+from personalize_hub.runtime import Hub
 
 AUTH = ("mp-key", "mp-secret")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from connectors.formats.segment import decode_message
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.connector import Outcome
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner
 from hub.pipeline import Pipeline
-from hub.runtime import build_stages
+from personalize_hub.runtime import build_stages
 
 from .fakes import ListSink, RecordingDestination
 

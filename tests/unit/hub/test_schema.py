@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.errors import ConfigError
 from hub.schema import (
     INTERACTIONS,

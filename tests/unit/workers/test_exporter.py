@@ -18,7 +18,7 @@ from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
 from hub.delivery.retry import RetryPolicy
 from hub.errors import PartialFailure, RejectedError, RetryableError
 from hub.events import Event
-from hub.jobs import Recipe
+from personalize_hub.jobs import Recipe
 from workers import objects
 from workers.exporter import Exporter
 from workers.ledger import SENDING, SENT, UNCHANGED, UNKNOWN

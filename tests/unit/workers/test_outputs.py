@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hub.jobs import Recipe
+from personalize_hub.jobs import Recipe
 from workers.outputs import Decorated, Decorator, LineError
 
 CATALOG = {"i1": {"name": "Boots", "price": "89.90"}, "i2": {"name": "Socks", "price": "4.50"}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from workers import personalize
 
 VERSION = "arn:aws:personalize:us-east-1:000000000000:solution/s/1"

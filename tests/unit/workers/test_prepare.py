@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from workers import context, steps
 
 

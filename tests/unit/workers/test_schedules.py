@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from workers.schedules import beat_schedule, manual_run_id, previous_slot, scheduled_run_id
 
 

@@ -1,12 +1,12 @@
-"""hub/aws.py: endpoints per service, botocore retries off (the runner retries), credentials from the chain."""
+"""connectors/aws.py: endpoints per service, botocore retries off (the runner retries), credentials from the chain."""
 
 from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
 
-from hub.aws import AwsClients
-from hub.config import AwsConfig
+from connectors.aws import AwsClients
+from personalize_hub.config import AwsConfig
 
 
 def test_personalize_services_use_their_endpoint_and_others_theirs():

@@ -9,7 +9,7 @@ import pytest
 
 from connectors.destinations.personalize.errors import ServiceMisconfigured
 from connectors.destinations.personalize.events import PersonalizeEvents, PersonalizeEventsConfig
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.connector import Context, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner

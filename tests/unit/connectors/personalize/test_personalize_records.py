@@ -10,7 +10,7 @@ import pytest
 
 from connectors.destinations.personalize.items import PersonalizeItems, PersonalizeItemsConfig
 from connectors.destinations.personalize.users import PersonalizeUsers, PersonalizeUsersConfig
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.connector import Context, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner

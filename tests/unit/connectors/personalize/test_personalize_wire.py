@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from connectors.destinations.personalize.api import open_ingest_api
 from connectors.destinations.personalize.wire import encode_body, parse_error, sent_at_wire
-from hub.aws import AwsClients
-from hub.config import AwsConfig
+from connectors.aws import AwsClients
+from personalize_hub.config import AwsConfig
 from hub.errors import RejectedError, RetryableError
 
 # Headers SDKs add for their own telemetry; SigV4 does not sign them (botocore/auth.py

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub import registry
+from personalize_hub import registry
 
 # Personalize job names are 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (personalize-api.md, CreateBatchInferenceJob);
 # a run id appends "-YYYYmmddTHHMMSS" (16 characters) to the job name and becomes the Personalize job name.

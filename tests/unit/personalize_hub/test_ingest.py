@@ -6,10 +6,10 @@ import asyncio
 
 import httpx
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.connector import Context, Source, SourceConfig
-from hub.ingest import build_app
-from hub.runtime import Hub
+from personalize_hub.ingest import build_app
+from personalize_hub.runtime import Hub
 
 
 class CrashingSource(Source):

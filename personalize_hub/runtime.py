@@ -6,8 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
-from hub import registry
-from hub.aws import AwsClients
+from personalize_hub import registry
+from connectors.aws import AwsClients
 from hub.connector import Context, Destination, Source, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.runner import DestinationRunner

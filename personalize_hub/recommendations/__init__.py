@@ -1,5 +1,5 @@
 """Recommendations served to templates (Braze Connected Content) from the store batch exports fill."""
 
-from hub.recommendations.config import RecommendationsConfig
+from personalize_hub.recommendations.config import RecommendationsConfig
 
 __all__ = ["RecommendationsConfig"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.config import parse_config
+from personalize_hub.config import parse_config
 from hub.errors import ConfigError
 
 VERSION = "arn:aws:personalize:us-east-1:000000000000:solution/s/1"

@@ -11,14 +11,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from hub import registry
+from personalize_hub import registry
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
 from hub.identity.config import IdentityConfig
-from hub.jobs import Jobs, WorkersConfig, check_jobs
+from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
 from hub.mapping.config import MappingConfig
 from hub.readiness import ReadinessConfig
-from hub.recommendations import RecommendationsConfig
+from personalize_hub.recommendations import RecommendationsConfig
 from hub.schema import SchemasConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
@@ -34,7 +34,7 @@ class HttpConfig(BaseModel):
 
 
 class AwsConfig(BaseModel):
-    """How AWS clients are built (hub/aws.py); credentials come from the standard AWS chain, never config."""
+    """How AWS clients are built (connectors/aws.py); credentials come from the standard AWS chain, never config."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,7 +55,7 @@ class _HubConfigBase(BaseModel):
     schemas: SchemasConfig = Field(default_factory=SchemasConfig, description="Dataset schemas to validate against.")
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Delivery retry budget.")
     workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Celery workers for batch jobs.")
-    jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (hub/jobs.py).")
+    jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (personalize_hub/jobs.py).")
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")

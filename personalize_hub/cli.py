@@ -12,7 +12,7 @@ from hub.errors import ConfigError
 
 
 def _load(path: str):
-    from hub.config import load_config
+    from personalize_hub.config import load_config
 
     try:
         return load_config(path)
@@ -36,8 +36,8 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     """Serve the hub: webhooks, Kafka consumers, delivery, /metrics."""
     import uvicorn
 
-    from hub.ingest import build_app
-    from hub.runtime import Hub
+    from personalize_hub.ingest import build_app
+    from personalize_hub.runtime import Hub
     from hub.telemetry import setup_logging
 
     setup_logging(log_level)
@@ -71,7 +71,7 @@ def check(config_path: str) -> None:
 @click.argument("type_", metavar="[TYPE]", required=False)
 def connectors(type_: str | None) -> None:
     """List built-in connectors, or print one connector's configuration fields."""
-    from hub import registry
+    from personalize_hub import registry
 
     if type_ is None:
         for name, cls in sorted({**registry.sources(), **registry.destinations()}.items()):
@@ -103,9 +103,9 @@ def replay(config_path: str, from_path: str | None, reasons: tuple[str, ...], si
 
     from rich.progress import Progress
 
-    from hub.replay import ReplayFilter, read_dead_letter
-    from hub.replay import replay as run_replay
-    from hub.runtime import Hub
+    from personalize_hub.replay import ReplayFilter, read_dead_letter
+    from personalize_hub.replay import replay as run_replay
+    from personalize_hub.runtime import Hub
 
     config = _load(config_path)
     path = Path(from_path) if from_path else getattr(config.dead_letter, "path", None)
@@ -187,7 +187,7 @@ def demo(users: int, data_dir: str) -> None:
 
     from rich.console import Console
 
-    from hub.demo.run import run_demo
+    from personalize_hub.demo.run import run_demo
     from hub.telemetry import setup_logging
 
     setup_logging("WARNING")

@@ -15,7 +15,7 @@ import msgspec
 from hub.connector import Outcome
 from hub.errors import RejectedError
 from hub.events import Event, Rejection, SourceRef
-from hub.runtime import Hub
+from personalize_hub.runtime import Hub
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from hub.config import parse_config
-from hub.replay import ReplayFilter, read_dead_letter, replay
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.replay import ReplayFilter, read_dead_letter, replay
+from personalize_hub.runtime import Hub
 
 
 def dead_record(message_id, payload, reason="invalid_input", time="2026-01-01T00:00:00.000+00:00", source="web"):

@@ -23,12 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hub.config import parse_config
-from hub.demo import datasets
-from hub.demo.campaign import show_campaign
-from hub.demo.shop import Shop, batches
-from hub.ingest import build_app
-from hub.runtime import Hub
+from personalize_hub.config import parse_config
+from personalize_hub.demo import datasets
+from personalize_hub.demo.campaign import show_campaign
+from personalize_hub.demo.shop import Shop, batches
+from personalize_hub.ingest import build_app
+from personalize_hub.runtime import Hub
 
 REGION = "us-east-1"
 # The demo's webhook listens on loopback only; this key guards nothing outside this process tree.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from hub.recommendations.store import DEFAULT_PREFIX
+from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX
 
 # GetRecommendations numResults: default 25, max 500 (personalize-api.md §5.1).
 MAX_NUM_RESULTS = 500

@@ -19,7 +19,7 @@ import yaml
 from rich.console import Console
 from rich.panel import Panel
 
-from hub.demo.shop import Shop
+from personalize_hub.demo.shop import Shop
 
 CAMPAIGN_USERS = 200
 
@@ -92,7 +92,7 @@ def campaign_config(data_dir: Path, personalize_url: str, redis_url: str, soluti
 
 def run_job(config: Path) -> dict[str, Any]:
     """`hub jobs run weekly_email --eager`, as a user would type it; returns its JSON report."""
-    result = subprocess.run([sys.executable, "-m", "hub.cli", "jobs", "run", "weekly_email", "--config", str(config),
+    result = subprocess.run([sys.executable, "-m", "personalize_hub.cli", "jobs", "run", "weekly_email", "--config", str(config),
                              "--eager", "--json"], capture_output=True, text=True, timeout=600)
     if result.returncode not in (0, 3):
         raise RuntimeError(f"the campaign job failed ({result.returncode}):\n{result.stderr[-2000:]}")

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub.recommendations.endpoint import mount as mount_recommendations
-from hub.runtime import Hub
+from personalize_hub.recommendations.endpoint import mount as mount_recommendations
+from personalize_hub.runtime import Hub
 
 
 GC_YOUNG_THRESHOLD = 10_000  # net allocations between young collections (CPython's default: 700)

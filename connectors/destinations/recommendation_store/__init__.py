@@ -13,8 +13,8 @@ from connectors.formats.recommendations import is_user_recommendations, user_rec
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
 from hub.errors import RejectedError, RetryableError
 from hub.events import Event, EventKind
-from hub.recommendations import store
-from hub.recommendations.store import DEFAULT_PREFIX, DEFAULT_VARIANT, StoredEntry
+from connectors.destinations.recommendation_store import store
+from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX, DEFAULT_VARIANT, StoredEntry
 
 
 class RecommendationStoreConfig(DestinationConfig):

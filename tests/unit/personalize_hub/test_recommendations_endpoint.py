@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 
 from connectors.destinations.recommendation_store import RecommendationStore, RecommendationStoreConfig
 from hub.connector import Context
-from hub.recommendations import RecommendationsConfig
-from hub.recommendations.endpoint import RecommendationsEndpoint
+from personalize_hub.recommendations import RecommendationsConfig
+from personalize_hub.recommendations.endpoint import RecommendationsEndpoint
 from tests.fixtures.exports import deliver, export_event
 
 

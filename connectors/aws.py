@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # aiobotocore and aiohttp are imported on first use: `hub --h
     from aiobotocore.session import AioSession
     from botocore.config import Config
 
-    from hub.config import AwsConfig
+    from personalize_hub.config import AwsConfig
 
 PERSONALIZE_SERVICES = frozenset({"personalize", "personalize-events", "personalize-runtime"})
 

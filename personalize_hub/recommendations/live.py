@@ -7,12 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hub.recommendations.config import RecommendationsConfig
-from hub.recommendations.store import RecommendationStore
+from personalize_hub.recommendations.config import RecommendationsConfig
+from connectors.destinations.recommendation_store.store import RecommendationStore
 
 log = logging.getLogger(__name__)
 
-RuntimeClient = Callable[[], Awaitable[Any]]  # returns a personalize-runtime client (hub.aws)
+RuntimeClient = Callable[[], Awaitable[Any]]  # returns a personalize-runtime client (connectors.aws)
 
 
 class LiveUnavailable(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.config import interpolate, load_config, parse_config
+from personalize_hub.config import interpolate, load_config, parse_config
 from hub.errors import ConfigError
 
 MINIMAL = {

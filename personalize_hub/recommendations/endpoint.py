@@ -20,9 +20,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.connector import Context
-from hub.recommendations.config import RecommendationsConfig
-from hub.recommendations.live import LiveRecommender, LiveUnavailable, RuntimeClient
-from hub.recommendations.store import DEFAULT_VARIANT, RecommendationStore
+from personalize_hub.recommendations.config import RecommendationsConfig
+from personalize_hub.recommendations.live import LiveRecommender, LiveUnavailable, RuntimeClient
+from connectors.destinations.recommendation_store.store import DEFAULT_VARIANT, RecommendationStore
 
 log = logging.getLogger(__name__)
 
