@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 if TYPE_CHECKING:  # aiobotocore and aiohttp are imported on first use: `hub --help` should not pay for them
     import aiohttp
     from aiobotocore.session import AioSession
     from botocore.config import Config
-
-    from personalize_hub.config import AwsConfig
 
 PERSONALIZE_SERVICES = frozenset({"personalize", "personalize-events", "personalize-runtime"})
 
@@ -21,6 +21,18 @@ CONNECT_TIMEOUT_SECS = 10.0
 READ_TIMEOUT_SECS = 30.0
 # Keep-alive connections per client: covers every runner's max_in_flight (PutEvents allows 64, events.py).
 MAX_POOL_CONNECTIONS = 128
+
+
+class AwsConfig(BaseModel):
+    """The `aws:` config section: how AwsClients are built; credentials come from the standard AWS chain, never config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str = Field("us-east-1", description="AWS region.")
+    personalize_endpoint_url: str | None = Field(
+        None, description="Personalize endpoint override, e.g. local_personalize; empty means real AWS."
+    )
+    endpoint_url: str | None = Field(None, description="Endpoint override for other services (S3, SES).")
 
 
 class AwsClients:

@@ -8,17 +8,13 @@ import sys
 
 import click
 
-from hub.errors import ConfigError
+from workers.commands import jobs
 
 
 def _load(path: str):
-    from personalize_hub.config import load_config
+    from personalize_hub.config import load_config_or_exit  # late: `hub --help` does not load the catalogue
 
-    try:
-        return load_config(path)
-    except ConfigError as err:
-        click.echo(str(err), err=True)
-        sys.exit(2)
+    return load_config_or_exit(path)
 
 
 @click.group()
@@ -172,9 +168,7 @@ def readiness(config_path: str) -> None:
     Console().print(table)
 
 
-from workers.commands import jobs  # noqa: E402 - batch jobs: `hub jobs list | run NAME | status RUN`
-
-main.add_command(jobs)
+main.add_command(jobs)  # batch jobs: `hub jobs list | run NAME | status RUN`
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,15 +12,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from personalize_hub import registry
+from connectors.aws import AwsConfig
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
 from hub.identity.config import IdentityConfig
-from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
 from hub.mapping.config import MappingConfig
 from hub.readiness import ReadinessConfig
-from personalize_hub.recommendations import RecommendationsConfig
 from hub.schema import SchemasConfig
+from personalize_hub import registry
+from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
+from personalize_hub.recommendations import RecommendationsConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
@@ -31,18 +33,6 @@ class HttpConfig(BaseModel):
 
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 only behind a proxy or in a container.")
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
-
-
-class AwsConfig(BaseModel):
-    """How AWS clients are built (connectors/aws.py); credentials come from the standard AWS chain, never config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    region: str = Field("us-east-1", description="AWS region.")
-    personalize_endpoint_url: str | None = Field(
-        None, description="Personalize endpoint override, e.g. local_personalize; empty means real AWS."
-    )
-    endpoint_url: str | None = Field(None, description="Endpoint override for other services (S3, SES).")
 
 
 class _HubConfigBase(BaseModel):
@@ -163,6 +153,15 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> B
     if data is not None and not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
     return parse_config(data, environ)
+
+
+def load_config_or_exit(path: str | Path) -> BaseModel:
+    """`load_config` for a command: every problem on stderr and exit status 2, the code every `hub` command uses."""
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _describe(error: Mapping[str, Any]) -> str:

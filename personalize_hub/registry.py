@@ -7,12 +7,11 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
+from connectors import CATALOGUE
 from hub.connector import Context, Destination, DestinationConfig, RecordSink, Source, SourceConfig
 
 
 def _catalogue() -> list[type[Source] | type[Destination]]:
-    from connectors import CATALOGUE  # late: connectors import hub modules
-
     return list(CATALOGUE)
 
 

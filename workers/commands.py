@@ -34,10 +34,10 @@ def _redis_reachable() -> Iterator[None]:
 
 
 def _setup(config_path: str) -> Any:
-    from personalize_hub.cli import _load
+    from personalize_hub.config import load_config_or_exit
     from workers.app import configure
 
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     configure(config)
     return config
 
