@@ -24,7 +24,7 @@ MAX_POOL_CONNECTIONS = 128
 
 
 class AwsConfig(BaseModel):
-    """The `aws:` config section: how AwsClients are built; credentials come from the standard AWS chain, never config."""
+    """The `aws:` config section: how AwsClients are built; credentials come from the AWS chain, never config."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.events import Event
+from hub.redis_connection import async_client
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +184,7 @@ class RedisReadiness:
     """
 
     def __init__(self, url: str):
-        import redis.asyncio as redis
-
-        self._redis = redis.from_url(url)
+        self._redis = async_client(url)
 
     @staticmethod
     def _k(key: str, part: str) -> str:

@@ -18,6 +18,7 @@ from hub.errors import ConfigError
 from hub.identity.config import IdentityConfig
 from hub.mapping.config import MappingConfig
 from hub.readiness import ReadinessConfig
+from hub.redis_connection import RedisConfig
 from hub.schema import SchemasConfig
 from personalize_hub import registry
 from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
@@ -40,6 +41,7 @@ class _HubConfigBase(BaseModel):
 
     http: HttpConfig = Field(default_factory=HttpConfig)
     aws: AwsConfig = Field(default_factory=AwsConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig, description="The Redis every section defaults to.")
     identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Session stitching, user links.")
     mapping: MappingConfig = Field(default_factory=MappingConfig, description="Events → Personalize records.")
     schemas: SchemasConfig = Field(default_factory=SchemasConfig, description="Dataset schemas to validate against.")
@@ -49,6 +51,14 @@ class _HubConfigBase(BaseModel):
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_redis_url(cls, tree: Any) -> Any:
+        """Each Redis user that names no URL of its own gets `redis.url`: one settings block, not five."""
+        shared = tree.get("redis") if isinstance(tree, dict) else None
+        url = shared.get("url") if isinstance(shared, dict) else None
+        return _with_redis_url(tree, url) if url else tree
 
     @model_validator(mode="after")
     def _check_references(self) -> _HubConfigBase:
@@ -62,6 +72,30 @@ class _HubConfigBase(BaseModel):
         if problems := check_jobs(self.jobs, self.workers):
             raise ValueError("; ".join(problems))
         return self
+
+
+def _with_redis_url(tree: dict[str, Any], url: str) -> dict[str, Any]:
+    def fill(section: Any, key: str = "redis_url") -> Any:
+        return {**section, key: url} if isinstance(section, dict) and not section.get(key) else section
+
+    def fill_connectors(configs: Any) -> Any:
+        if not isinstance(configs, list):
+            return configs
+        uses_redis = {name for name, cls in registry.destinations().items() if "redis_url" in cls.Config.model_fields}
+        return [fill(c) if isinstance(c, dict) and c.get("type") in uses_redis else c for c in configs]
+
+    tree = dict(tree)
+    for section in ("workers", "readiness", "recommendations"):
+        tree[section] = fill(tree.get(section, {}))
+    identity = tree.get("identity")
+    store = identity.get("store") if isinstance(identity, dict) else None
+    if isinstance(store, dict) and store.get("type") == "redis":
+        tree["identity"] = {**identity, "store": fill(store, "url")}
+    tree["destinations"] = fill_connectors(tree.get("destinations", []))
+    if isinstance(tree.get("jobs"), list):
+        tree["jobs"] = [{**job, "destinations": fill_connectors(job.get("destinations"))} if isinstance(job, dict)
+                        else job for job in tree["jobs"]]
+    return tree
 
 
 def _build_model() -> type[BaseModel]:

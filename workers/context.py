@@ -10,6 +10,7 @@ import redis
 import redis.asyncio
 
 from hub.errors import ConfigError, HubError
+from hub import redis_connection
 from personalize_hub.jobs import JobConfig
 
 CONFIG_ENV = "HUB_CONFIG"
@@ -61,13 +62,13 @@ def sync_redis() -> redis.Redis:
     """One pooled client per process for the synchronous steps."""
     global _redis
     if _redis is None:
-        _redis = redis.Redis.from_url(redis_url())
+        _redis = redis_connection.sync_client(redis_url())
     return _redis
 
 
 def async_redis() -> redis.asyncio.Redis:
     """A client for one event loop (the export slice owns and closes it): asyncio clients are per loop."""
-    return redis.asyncio.Redis.from_url(redis_url())
+    return redis_connection.async_client(redis_url())
 
 
 def aws_clients() -> Any:

@@ -21,6 +21,7 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
 from hub.errors import RetryableError
+from hub.redis_connection import async_client
 from hub.identity.store import (
     ACTIVE_KEY, ACTIVE_USERS_PER_CHUNK, Versioned, Write, decode_record, encode_record, storage_key)
 
@@ -45,7 +46,7 @@ class RedisIdentityStore:
         self.ttl_secs = int(ttl_secs)
         self.namespace = namespace
         # Bounded waits: a hung Redis becomes a RetryableError (the source redelivers), never a stuck batch.
-        self._client = client or redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        self._client = client or async_client(url, timeout_secs=5.0)
         self._script_sha: str | None = None
         self._active_key = storage_key(ACTIVE_KEY, namespace)
         self._next_trim = 0.0

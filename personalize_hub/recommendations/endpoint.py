@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.connector import Context
+from hub.redis_connection import async_client
 from personalize_hub.recommendations.config import RecommendationsConfig
 from personalize_hub.recommendations.live import LiveRecommender, LiveUnavailable, RuntimeClient
 from connectors.destinations.recommendation_store.store import DEFAULT_VARIANT, RecommendationStore
@@ -144,8 +145,6 @@ def mount(config: Any, context: Context) -> RecommendationsEndpoint | None:
     settings: RecommendationsConfig = config.recommendations
     if not settings.enabled:
         return None
-    import redis.asyncio
-
     assert settings.redis_url is not None  # checked by RecommendationsConfig
     aws = context.aws
 
@@ -155,6 +154,6 @@ def mount(config: Any, context: Context) -> RecommendationsEndpoint | None:
         return await aws.client("personalize-runtime")
 
     # A bounded pool: a burst queues for a connection instead of opening one per request.
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.live_timeout_secs)
-    return RecommendationsEndpoint(settings, redis.asyncio.Redis.from_pool(pool), runtime_client)  # owns the pool
+    client = async_client(settings.redis_url, max_connections=settings.redis_max_connections,
+                          pool_wait_secs=settings.live_timeout_secs)
+    return RecommendationsEndpoint(settings, client, runtime_client)  # owns the pool

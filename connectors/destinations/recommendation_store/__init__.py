@@ -13,6 +13,7 @@ from connectors.formats.recommendations import is_user_recommendations, user_rec
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
 from hub.errors import RejectedError, RetryableError
 from hub.events import Event, EventKind
+from hub.redis_connection import async_client
 from connectors.destinations.recommendation_store import store
 from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX, DEFAULT_VARIANT, StoredEntry
 
@@ -70,9 +71,7 @@ class RecommendationStore(Destination):
     async def start(self) -> None:
         if self._store is None:
             if self._redis is None:
-                import redis.asyncio
-
-                self._redis = redis.asyncio.Redis.from_url(self.config.redis_url)
+                self._redis = async_client(self.config.redis_url)
             self._store = store.RecommendationStore(self._redis, self.config.key_prefix)
 
     async def close(self) -> None:

@@ -102,3 +102,24 @@ def test_examples_validate(monkeypatch):
     for example in sorted(root.glob("*.yaml")):
         config = load_config(example)
         assert config.sources or config.jobs, example.name
+
+
+def test_one_redis_block_is_the_default_of_every_redis_user():
+    config = parse_config({
+        "redis": {"url": "redis://shared:6379/0"},
+        "identity": {"store": {"type": "redis"}},
+        "readiness": {"store": "redis"},
+        "recommendations": {"enabled": True},
+        "destinations": [{"type": "recommendation_store", "id": "store"}],
+        "workers": {"work_uri": "file:///tmp/jobs"},
+    }, {})
+    assert config.identity.store.url.get_secret_value() == "redis://shared:6379/0"
+    assert config.readiness.redis_url == config.recommendations.redis_url == config.workers.redis_url
+    assert config.destinations[0].redis_url == "redis://shared:6379/0"
+    assert config.redis.url.get_secret_value() == "redis://shared:6379/0"
+
+
+def test_a_section_s_own_redis_url_wins_over_the_shared_block():
+    config = parse_config({"redis": {"url": "redis://shared/0"}, "workers": {"redis_url": "redis://jobs/1"}}, {})
+    assert config.workers.redis_url == "redis://jobs/1"
+    assert config.readiness.redis_url == "redis://shared/0"
