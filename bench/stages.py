@@ -27,9 +27,9 @@ from hub.events import Event, Rejection  # noqa: E402
 from hub.identity import IdentityStage, MemoryIdentityStore, SessionRules  # noqa: E402
 from hub.identity.redis_store import RedisIdentityStore  # noqa: E402
 from hub.identity.sqlite_store import SqliteIdentityStore  # noqa: E402
-from hub.mapping import MappingStage  # noqa: E402
-from hub.schema import INTERACTIONS, ITEMS, USERS, load_schema  # noqa: E402
-from hub.validation import ValidationStage  # noqa: E402
+from connectors.destinations.personalize.mapping import MappingStage  # noqa: E402
+from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema  # noqa: E402
+from connectors.destinations.personalize.validation import ValidationStage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

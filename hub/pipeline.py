@@ -13,7 +13,7 @@ from hub.delivery.dead_letter import DeadLetter, DeadLetterRecord
 from hub.delivery.runner import DestinationRunner
 from hub.errors import RetryableError
 from hub.events import Event, EventKind, Rejection
-from hub.readiness import ReadinessRecorder
+from connectors.destinations.personalize.readiness import ReadinessRecorder
 
 log = logging.getLogger(__name__)
 

@@ -142,7 +142,7 @@ def readiness(config_path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hub.readiness import MIN_INTERACTIONS, MIN_USERS_WITH_TWO
+    from connectors.destinations.personalize.readiness import MIN_INTERACTIONS, MIN_USERS_WITH_TWO
 
     config = _load(config_path)
 

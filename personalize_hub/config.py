@@ -16,10 +16,10 @@ from connectors.aws import AwsConfig
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
 from hub.identity.config import IdentityConfig
-from hub.mapping.config import MappingConfig
-from hub.readiness import ReadinessConfig
+from connectors.destinations.personalize.mapping.config import MappingConfig
+from connectors.destinations.personalize.readiness import ReadinessConfig
 from hub.redis_connection import RedisConfig
-from hub.schema import SchemasConfig
+from connectors.destinations.personalize.schema import SchemasConfig
 from personalize_hub import registry
 from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
 from personalize_hub.recommendations import RecommendationsConfig

@@ -12,15 +12,15 @@ from hub.connector import Context, Destination, Source, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.runner import DestinationRunner
 from hub.pipeline import Pipeline, Stage
-from hub.readiness import ReadinessRecorder
+from connectors.destinations.personalize.readiness import ReadinessRecorder
 
 log = logging.getLogger(__name__)
 
 
 def build_stages(config: Any) -> list[Stage]:
     """The stages between decoding and delivery, in order: identity → mapping → validation."""
-    from hub.mapping import MappingStage
-    from hub.validation import ValidationStage
+    from connectors.destinations.personalize.mapping import MappingStage
+    from connectors.destinations.personalize.validation import ValidationStage
 
     schemas = config.schemas.load()
     stages: list[Stage] = []

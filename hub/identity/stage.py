@@ -26,7 +26,7 @@ from hub.events import Event, EventKind, Rejection
 from hub.identity.rules import EMPTY, SessionRules
 from hub.identity.store import IdentityStore, RecordCache, Versioned, Write, identity_key
 from hub.pipeline import StageResult
-from hub.schema import is_placeholder_id
+from connectors.destinations.personalize.schema import is_placeholder_id
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from hub.events import Event, EventKind, Rejection, SourceRef
-from hub.schema import INTERACTIONS, ITEMS, USERS, load_schema
-from hub.validation import ValidationStage
+from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
+from connectors.destinations.personalize.validation import ValidationStage
 
-SCHEMAS = Path(__file__).parents[3] / "tests" / "data" / "schemas"
+SCHEMAS = Path(__file__).parents[4] / "tests" / "data" / "schemas"
 WITH_SCHEMAS = ValidationStage({t: load_schema(SCHEMAS / f"{t.lower()}.avsc", t) for t in (INTERACTIONS, ITEMS, USERS)})
 WITHOUT = ValidationStage()
 

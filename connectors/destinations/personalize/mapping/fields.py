@@ -13,8 +13,8 @@ from typing import Any
 
 from hub.errors import ConfigError
 from hub.events import to_epoch_secs
-from hub.mapping.paths import FieldPath, Scopes, compile_paths, first_value
-from hub.schema import RESERVED_EVENT_PROPERTY_KEYS, RESERVED_FIELDS, DatasetSchema, camel_case, fold_key
+from connectors.destinations.personalize.mapping.paths import FieldPath, Scopes, compile_paths, first_value
+from connectors.destinations.personalize.schema import RESERVED_EVENT_PROPERTY_KEYS, RESERVED_FIELDS, DatasetSchema, camel_case, fold_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import orjson
 from hub.errors import RejectedError
 from hub.events import Event, EventKind, Rejection
 from hub.pipeline import StageResult
-from hub.schema import (
+from connectors.destinations.personalize.schema import (
     INTERACTIONS,
     ITEMS,
     MAX_ID_CHARS,

@@ -10,10 +10,10 @@ from prometheus_client import REGISTRY
 
 from hub.errors import ConfigError
 from hub.events import Event, EventKind, Rejection, SourceRef
-from hub.mapping import MappingConfig, MappingStage
-from hub.schema import INTERACTIONS, ITEMS, USERS, load_schema
+from connectors.destinations.personalize.mapping import MappingConfig, MappingStage
+from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
 
-ROOT = Path(__file__).parents[3]
+ROOT = Path(__file__).parents[4]
 SCHEMAS = ROOT / "tests" / "data" / "schemas"
 T0 = 1_700_000_000.0
 

@@ -4,7 +4,7 @@
 `paths` the dotted field paths, `fields` the allow-listed properties, `stage` the pipeline stage.
 """
 
-from hub.mapping.config import InteractionRule, MappingConfig
-from hub.mapping.stage import MappingStage
+from connectors.destinations.personalize.mapping.config import InteractionRule, MappingConfig
+from connectors.destinations.personalize.mapping.stage import MappingStage
 
 __all__ = ["InteractionRule", "MappingConfig", "MappingStage"]

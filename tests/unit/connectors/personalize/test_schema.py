@@ -9,7 +9,7 @@ import pytest
 
 from personalize_hub.config import parse_config
 from hub.errors import ConfigError
-from hub.schema import (
+from connectors.destinations.personalize.schema import (
     INTERACTIONS,
     ITEMS,
     USERS,
@@ -21,7 +21,7 @@ from hub.schema import (
     parse_schema,
 )
 
-ROOT = Path(__file__).parents[3]
+ROOT = Path(__file__).parents[4]
 SCHEMAS = ROOT / "tests" / "data" / "schemas"
 
 

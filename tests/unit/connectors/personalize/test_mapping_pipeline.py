@@ -13,7 +13,7 @@ from hub.delivery.runner import DestinationRunner
 from hub.pipeline import Pipeline
 from personalize_hub.runtime import build_stages
 
-from .fakes import ListSink, RecordingDestination
+from tests.unit.hub.fakes import ListSink, RecordingDestination
 
 FAST = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.002, max_attempts=2, max_elapsed_secs=1)
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from hub.readiness import MemoryReadiness, RedisReadiness, SqliteReadiness
+from connectors.destinations.personalize.readiness import MemoryReadiness, RedisReadiness, SqliteReadiness
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.events import Event, EventKind, Rejection, SourceRef
-from hub.mapping import MappingStage
-from hub.schema import INTERACTIONS, ITEMS, USERS, load_schema
-from hub.validation import ValidationStage
+from connectors.destinations.personalize.mapping import MappingStage
+from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
+from connectors.destinations.personalize.validation import ValidationStage
 
-SCHEMAS = Path(__file__).parents[3] / "tests" / "data" / "schemas"
+SCHEMAS = Path(__file__).parents[4] / "tests" / "data" / "schemas"
 SCHEMA_SETS = [{}, {t: load_schema(SCHEMAS / f"{t.lower()}.avsc", t) for t in (INTERACTIONS, ITEMS, USERS)}]
 STAGES = [(MappingStage(schemas=s), ValidationStage(s)) for s in SCHEMA_SETS]
 

@@ -1,6 +1,6 @@
 """The `mapping:` config section: which events become interactions, items and users, and where fields come from.
 
-Field descriptions are the user documentation. Every path is `scope.key…` (hub/mapping/paths.py); a list
+Field descriptions are the user documentation. Every path is `scope.key…` (mapping/paths.py); a list
 of paths is tried in order and the first present value wins (`product.product_id`, then `product.sku`).
 """
 
@@ -10,8 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from hub.mapping import defaults
-from hub.mapping.paths import compile_path
+from connectors.destinations.personalize.mapping import defaults
+from connectors.destinations.personalize.mapping.paths import compile_path
 
 
 def _check_paths(paths: list[str]) -> list[str]:
