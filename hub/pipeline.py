@@ -13,7 +13,6 @@ from hub.delivery.dead_letter import DeadLetter, DeadLetterRecord
 from hub.delivery.runner import DestinationRunner
 from hub.errors import RetryableError
 from hub.events import Event, EventKind, Rejection
-from connectors.destinations.personalize.readiness import ReadinessRecorder
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +31,12 @@ class Stage(Protocol):
         ...
 
 
+class DeliveryObserver(Protocol):
+    """Told the interactions a destination delivered, under its `readiness_key` (e.g. training-readiness counters)."""
+
+    def observe(self, key: str, events: list[Event]) -> None: ...
+
+
 _SEVERITY = {Outcome.DELIVERED: 0, Outcome.REJECTED: 1, Outcome.RETRY: 2}
 
 
@@ -47,7 +52,7 @@ class Pipeline:
         stages: Sequence[Stage],
         runners: Sequence[DestinationRunner],
         dead_letter: DeadLetter,
-        readiness: ReadinessRecorder | None = None,
+        readiness: DeliveryObserver | None = None,
     ):
         self.stages = list(stages)
         self.runners = list(runners)
