@@ -10,6 +10,7 @@ import msgspec
 
 from hub.errors import RejectedError
 from hub.events import Event, EventKind, Rejection, SourceRef, to_epoch_secs
+from hub.ids import real_id
 
 # Event types that carry no interaction and no identity for Personalize: accepted and skipped, like
 # Segment's `group` (event types from mParticle's inbound Events API JSON schema, peers.md §3.1).
@@ -35,7 +36,6 @@ _ACTION_FIELDS = {
     "shipping_amount": "shipping", "coupon_code": "coupon", "affiliation": "affiliation",
     "product_action_list": "list_id", "checkout_step": "step", "checkout_options": "option",
 }
-_PLACEHOLDERS = ("", "null", "undefined", "None")
 # The batch members that describe the user rather than one event; dropped from per-event raw payloads
 # so a re-decoded event (webhook → Kafka → hub) does not emit the batch's identify again.
 _USER_MEMBERS = ("events", "user_attributes", "deleted_user_attributes")
@@ -318,6 +318,5 @@ def _batch_key(batch: Any) -> str:
 def _id(value: Any) -> str | None:
     if value is None or isinstance(value, (bool, dict, list)):
         return None
-    text = str(value).strip()
     # Placeholders are missing ids, not ids: Personalize silently drops "null" users (peers.md §7.1).
-    return None if text in _PLACEHOLDERS else text
+    return real_id(value)

@@ -10,6 +10,7 @@ import msgspec
 
 from hub.errors import RejectedError
 from hub.events import Event, EventKind, SourceRef, to_epoch_secs
+from hub.ids import real_id
 
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
 
@@ -101,11 +102,8 @@ def decode_message(
 
 
 def _id(value: Id | None) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
     # Placeholders are missing ids, not ids: Personalize silently drops events with "null" (peers.md §7.1).
-    return None if text in ("", "null", "undefined", "None") else text
+    return real_id(value)
 
 
 def _timestamp(msg: SegmentMessage, received_at: float | None) -> float:

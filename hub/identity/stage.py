@@ -25,8 +25,8 @@ from hub.errors import RetryableError
 from hub.events import Event, EventKind, Rejection
 from hub.identity.rules import EMPTY, SessionRules
 from hub.identity.store import IdentityStore, RecordCache, Versioned, Write, identity_key
+from hub.ids import is_placeholder_id
 from hub.pipeline import StageResult
-from connectors.destinations.personalize.schema import is_placeholder_id
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,6 @@ _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 RESERVED_EVENT_PROPERTY_KEYS = frozenset(
     {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
 )
-# Strings SDKs send when an id is unset; Personalize silently drops events carrying them (peers.md §7.1).
-PLACEHOLDER_IDS = frozenset({"", "null", "undefined", "none", "nil", "nan"})
 
 # Fields a dataset type reserves for a top-level member rather than `properties` (§6.5).
 RESERVED_FIELDS = {
@@ -51,13 +49,6 @@ RESERVED_FIELDS = {
 }
 _REQUIRED_FIELDS = {INTERACTIONS: ("USER_ID", "ITEM_ID", "TIMESTAMP"), ITEMS: ("ITEM_ID",), USERS: ("USER_ID",)}
 _PRIMITIVES = frozenset({"string", "int", "long", "float", "double", "boolean"})
-
-
-def is_placeholder_id(value: str) -> bool:
-    """True for "", "null", "undefined" and the like (any case, padded or not): a missing id dressed up as one."""
-    if len(value) > 16:  # hot path: real ids are mostly longer than any padded placeholder
-        return value.isspace()
-    return value.strip().lower() in PLACEHOLDER_IDS
 
 
 def fold_key(name: str) -> str:

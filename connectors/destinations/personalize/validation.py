@@ -16,9 +16,6 @@ from typing import Any
 import msgspec
 import orjson
 
-from hub.errors import RejectedError
-from hub.events import Event, EventKind, Rejection
-from hub.pipeline import StageResult
 from connectors.destinations.personalize.schema import (
     INTERACTIONS,
     ITEMS,
@@ -28,9 +25,12 @@ from connectors.destinations.personalize.schema import (
     USERS,
     DatasetSchema,
     fold_key,
-    is_placeholder_id,
     join_values,
 )
+from hub.errors import RejectedError
+from hub.events import Event, EventKind, Rejection
+from hub.ids import is_placeholder_id
+from hub.pipeline import StageResult
 
 # PutEvents Event members (personalize-api.md §3.1): eventType 1..256, recommendationId 1..40,
 # impression 1..25 ids of 1..256 characters; the impression string ≤1000 characters with `|` (§4).

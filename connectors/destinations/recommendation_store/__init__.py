@@ -9,13 +9,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from connectors.destinations.http_delivery import MemberFailures, lane_of
+from connectors.destinations.recommendation_store import store
+from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX, DEFAULT_VARIANT, StoredEntry
 from connectors.formats.recommendations import is_user_recommendations, user_recommendations
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
 from hub.errors import RejectedError, RetryableError
 from hub.events import Event, EventKind
 from hub.redis_connection import async_client
-from connectors.destinations.recommendation_store import store
-from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX, DEFAULT_VARIANT, StoredEntry
 
 
 class RecommendationStoreConfig(DestinationConfig):

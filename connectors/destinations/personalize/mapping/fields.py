@@ -11,10 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.destinations.personalize.mapping.paths import FieldPath, Scopes, compile_paths, first_value
+from connectors.destinations.personalize.schema import (
+    RESERVED_EVENT_PROPERTY_KEYS,
+    RESERVED_FIELDS,
+    DatasetSchema,
+    camel_case,
+    fold_key,
+)
 from hub.errors import ConfigError
 from hub.events import to_epoch_secs
-from connectors.destinations.personalize.mapping.paths import FieldPath, Scopes, compile_paths, first_value
-from connectors.destinations.personalize.schema import RESERVED_EVENT_PROPERTY_KEYS, RESERVED_FIELDS, DatasetSchema, camel_case, fold_key
 
 
 @dataclass(frozen=True, slots=True)

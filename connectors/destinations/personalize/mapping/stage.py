@@ -16,15 +16,23 @@ from typing import Any
 
 import msgspec
 
-from hub import telemetry
-from hub.errors import RejectedError
-from hub.events import Event, EventKind, Rejection, event_id_for
 from connectors.destinations.personalize.mapping import defaults
 from connectors.destinations.personalize.mapping.config import InteractionRule, MappingConfig
 from connectors.destinations.personalize.mapping.fields import collect, property_table
-from connectors.destinations.personalize.mapping.paths import FieldPath, Scopes, compile_paths, describe, first_value, resolve
+from connectors.destinations.personalize.mapping.paths import (
+    FieldPath,
+    Scopes,
+    compile_paths,
+    describe,
+    first_value,
+    resolve,
+)
+from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, camel_case
+from hub import telemetry
+from hub.errors import RejectedError
+from hub.events import Event, EventKind, Rejection, event_id_for
+from hub.ids import is_placeholder_id
 from hub.pipeline import StageResult
-from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, camel_case, is_placeholder_id
 
 # PutEvents impression: 1..25 ids, ≤1000 characters joined with `|` (personalize-api.md §3.1, §4).
 MAX_IMPRESSION_IDS = 25

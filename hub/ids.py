@@ -1,0 +1,21 @@
+"""The one test for ids that are really missing: the placeholders SDKs send when an id is unset."""
+
+from __future__ import annotations
+
+# Strings SDKs send when an id is unset; Personalize silently drops events carrying them (peers.md §7.1).
+PLACEHOLDER_IDS = frozenset({"", "null", "undefined", "none", "nil", "nan"})
+
+
+def is_placeholder_id(value: str) -> bool:
+    """True for "", "null", "undefined" and the like (any case, padded or not): a missing id dressed up as one."""
+    if len(value) > 16:  # hot path: real ids are mostly longer than any padded placeholder
+        return value.isspace()
+    return value.strip().lower() in PLACEHOLDER_IDS
+
+
+def real_id(value: object) -> str | None:
+    """`value` as an id string, or None when it is absent or a placeholder (no invented ids)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if is_placeholder_id(text) else text
