@@ -22,14 +22,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from connectors.destinations.personalize.mapping import MappingStage  # noqa: E402
+from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema  # noqa: E402
+from connectors.destinations.personalize.validation import ValidationStage  # noqa: E402
 from connectors.formats.segment import decode_message  # noqa: E402
 from hub.events import Event, Rejection  # noqa: E402
 from hub.identity import IdentityStage, MemoryIdentityStore, SessionRules  # noqa: E402
 from hub.identity.redis_store import RedisIdentityStore  # noqa: E402
 from hub.identity.sqlite_store import SqliteIdentityStore  # noqa: E402
-from connectors.destinations.personalize.mapping import MappingStage  # noqa: E402
-from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema  # noqa: E402
-from connectors.destinations.personalize.validation import ValidationStage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

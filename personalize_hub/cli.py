@@ -32,9 +32,9 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     """Serve the hub: webhooks, Kafka consumers, delivery, /metrics."""
     import uvicorn
 
+    from hub.telemetry import setup_logging
     from personalize_hub.ingest import build_app
     from personalize_hub.runtime import Hub
-    from hub.telemetry import setup_logging
 
     setup_logging(log_level)
     config = _load(config_path)
@@ -181,8 +181,8 @@ def demo(users: int, data_dir: str) -> None:
 
     from rich.console import Console
 
-    from personalize_hub.demo.run import run_demo
     from hub.telemetry import setup_logging
+    from personalize_hub.demo.run import run_demo
 
     setup_logging("WARNING")
     asyncio.run(run_demo(Path(data_dir), users, Console()))

@@ -13,13 +13,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from connectors.aws import AwsConfig
+from connectors.destinations.personalize.mapping.config import MappingConfig
+from connectors.destinations.personalize.readiness import ReadinessConfig
+from connectors.destinations.personalize.schema import SchemasConfig
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
 from hub.identity.config import IdentityConfig
-from connectors.destinations.personalize.mapping.config import MappingConfig
-from connectors.destinations.personalize.readiness import ReadinessConfig
 from hub.redis_connection import RedisConfig
-from connectors.destinations.personalize.schema import SchemasConfig
 from personalize_hub import registry
 from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
 from personalize_hub.recommendations import RecommendationsConfig

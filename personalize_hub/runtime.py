@@ -6,13 +6,13 @@ import asyncio
 import logging
 from typing import Any
 
-from personalize_hub import registry
 from connectors.aws import AwsClients
+from connectors.destinations.personalize.readiness import ReadinessRecorder
 from hub.connector import Context, Destination, Source, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.runner import DestinationRunner
 from hub.pipeline import Pipeline, Stage
-from connectors.destinations.personalize.readiness import ReadinessRecorder
+from personalize_hub import registry
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from hub.errors import ConfigError, HubError
 from hub import redis_connection
+from hub.errors import ConfigError, HubError
 from personalize_hub.jobs import JobConfig
 
 CONFIG_ENV = "HUB_CONFIG"

@@ -21,9 +21,16 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
 from hub.errors import RetryableError
-from hub.redis_connection import async_client
 from hub.identity.store import (
-    ACTIVE_KEY, ACTIVE_USERS_PER_CHUNK, Versioned, Write, decode_record, encode_record, storage_key)
+    ACTIVE_KEY,
+    ACTIVE_USERS_PER_CHUNK,
+    Versioned,
+    Write,
+    decode_record,
+    encode_record,
+    storage_key,
+)
+from hub.redis_connection import async_client
 
 # KEYS[1] record; ARGV[1] expected version (0 = absent); ARGV[2] "<version>|<json>"; ARGV[3] TTL secs.
 # Returns 1 when written, else the stored value ('' when absent) so the caller can recompute at once.

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.destinations.recommendation_store.store import DEFAULT_VARIANT, RecommendationStore
 from hub.connector import Context
 from hub.redis_connection import async_client
 from personalize_hub.recommendations.config import RecommendationsConfig
 from personalize_hub.recommendations.live import LiveRecommender, LiveUnavailable, RuntimeClient
-from connectors.destinations.recommendation_store.store import DEFAULT_VARIANT, RecommendationStore
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from personalize_hub.config import interpolate, load_config, parse_config
 from hub.errors import ConfigError
+from personalize_hub.config import interpolate, load_config, parse_config
 
 MINIMAL = {
     "sources": [{"type": "segment_webhook", "write_keys": ["k"]}],

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from hub.errors import ConfigError
-from hub.events import Event, EventKind, Rejection, SourceRef
 from connectors.destinations.personalize.mapping import MappingConfig, MappingStage
 from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
+from hub.errors import ConfigError
+from hub.events import Event, EventKind, Rejection, SourceRef
 
 ROOT = Path(__file__).parents[4]
 SCHEMAS = ROOT / "tests" / "data" / "schemas"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 from connectors.formats.segment import decode_message
-from personalize_hub.config import parse_config
 from hub.connector import Outcome
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner
 from hub.pipeline import Pipeline
+from personalize_hub.config import parse_config
 from personalize_hub.runtime import build_stages
-
 from tests.unit.hub.fakes import ListSink, RecordingDestination
 
 FAST = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.002, max_attempts=2, max_elapsed_secs=1)

@@ -7,10 +7,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.events import Event, EventKind, Rejection, SourceRef
 from connectors.destinations.personalize.mapping import MappingStage
 from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
 from connectors.destinations.personalize.validation import ValidationStage
+from hub.events import Event, EventKind, Rejection, SourceRef
 
 SCHEMAS = Path(__file__).parents[4] / "tests" / "data" / "schemas"
 SCHEMA_SETS = [{}, {t: load_schema(SCHEMAS / f"{t.lower()}.avsc", t) for t in (INTERACTIONS, ITEMS, USERS)}]

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from personalize_hub.config import parse_config
-from hub.errors import ConfigError
 from connectors.destinations.personalize.schema import (
     INTERACTIONS,
     ITEMS,
@@ -20,6 +18,8 @@ from connectors.destinations.personalize.schema import (
     load_schema,
     parse_schema,
 )
+from hub.errors import ConfigError
+from personalize_hub.config import parse_config
 
 ROOT = Path(__file__).parents[4]
 SCHEMAS = ROOT / "tests" / "data" / "schemas"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.events import Event, EventKind, Rejection, SourceRef
 from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
 from connectors.destinations.personalize.validation import ValidationStage
+from hub.events import Event, EventKind, Rejection, SourceRef
 
 SCHEMAS = Path(__file__).parents[4] / "tests" / "data" / "schemas"
 WITH_SCHEMAS = ValidationStage({t: load_schema(SCHEMAS / f"{t.lower()}.avsc", t) for t in (INTERACTIONS, ITEMS, USERS)})
