@@ -36,6 +36,10 @@ _ACTION_FIELDS = {
     "shipping_amount": "shipping", "coupon_code": "coupon", "affiliation": "affiliation",
     "product_action_list": "list_id", "checkout_step": "step", "checkout_options": "option",
 }
+# Commerce events are named after their product action (mParticle Events API, ProductAction.action); a
+# product impression is named IMPRESSION_EVENT. The default mapping reads these names.
+PRODUCT_ACTIONS = ("view_detail", "click", "add_to_cart", "remove_from_cart", "add_to_wishlist", "purchase")
+IMPRESSION_EVENT = "impression"
 # The batch members that describe the user rather than one event; dropped from per-event raw payloads
 # so a re-decoded event (webhook → Kafka → hub) does not emit the batch's identify again.
 _USER_MEMBERS = ("events", "user_attributes", "deleted_user_attributes")
@@ -214,7 +218,7 @@ def _commerce(data: dict[str, Any], attributes: dict[str, Any]) -> tuple[str, di
             lists.append({"list_id": impression.get("product_impression_list"), "products": listed})
             products += listed
         properties["impressions"], properties["products"] = lists, products
-        return "impression", properties
+        return IMPRESSION_EVENT, properties
     if isinstance(promotion, dict) and isinstance(promotion.get("action"), str):
         properties["promotions"] = promotion.get("promotions") or []
         return f"promotion_{promotion['action']}", properties

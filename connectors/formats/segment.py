@@ -14,6 +14,13 @@ from hub.ids import real_id
 
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
 
+# Event names of Segment's E-commerce Spec v2 the default mapping reads (segment-docs spec/ecommerce/v2.md).
+PRODUCT_EVENTS = ("Product Viewed", "Product Clicked", "Product Added", "Product Removed", "Product Added to Wishlist")
+ORDER_EVENTS = ("Order Completed",)  # its products sit in `properties.products`
+PRODUCT_LIST_VIEWED = "Product List Viewed"  # its products are what the user was shown
+CATALOG_UPSERT_EVENTS = ("Product Updated", "Product Created")
+CATALOG_REMOVAL_EVENTS = ("Product Deleted",)
+
 Id = str | int  # SDKs send numeric user ids too; they are kept as their decimal string
 
 

@@ -1,4 +1,6 @@
-"""The default mapping: Segment's E-commerce Spec v2 and mParticle's commerce actions (what examples ship).
+"""The default mapping: the paths and allow-lists that read Segment's and mParticle's commerce events.
+
+The event names themselves live with their formats (connectors/formats/segment.py, mparticle.py).
 
 Segment: the product events become interactions whose eventType is the event name; Order Completed
 carries its products in `properties.products`, one interaction each. mParticle: the decoder names a
@@ -8,18 +10,14 @@ commerce event after its product action and keeps Segment's product field names 
 
 from __future__ import annotations
 
-SEGMENT_PRODUCT_EVENTS = (
-    "Product Viewed", "Product Clicked", "Product Added", "Product Removed", "Product Added to Wishlist",
-)
-SEGMENT_ORDER_EVENTS = ("Order Completed",)
-MPARTICLE_PRODUCT_ACTIONS = ("view_detail", "click", "add_to_cart", "remove_from_cart", "add_to_wishlist", "purchase")
+from connectors.formats import mparticle, segment
 
 
 def interaction_events() -> dict[str, dict[str, object]]:
     """Event name → rule; only these names become interactions (the allow-list)."""
-    events: dict[str, dict[str, object]] = {name: {} for name in SEGMENT_PRODUCT_EVENTS}
-    events.update({name: {"per_product": True} for name in SEGMENT_ORDER_EVENTS})
-    events.update({name: {"per_product": True} for name in MPARTICLE_PRODUCT_ACTIONS})
+    events: dict[str, dict[str, object]] = {name: {} for name in segment.PRODUCT_EVENTS}
+    events.update({name: {"per_product": True} for name in segment.ORDER_EVENTS})
+    events.update({name: {"per_product": True} for name in mparticle.PRODUCT_ACTIONS})
     return events
 
 
@@ -32,10 +30,10 @@ EVENT_VALUE_PATHS = ["product.price"]
 IMPRESSION_PATHS = ["properties.impression"]
 RECOMMENDATION_ID_PATHS = ["properties.recommendation_id", "product.recommendation_id"]
 # Segment's list view and mParticle's product impressions: their products are what the user was shown.
-LIST_VIEW_EVENTS = ["Product List Viewed", "impression"]
+LIST_VIEW_EVENTS = [segment.PRODUCT_LIST_VIEWED, mparticle.IMPRESSION_EVENT]
 
-ITEM_UPSERT_EVENTS = ["Product Updated", "Product Created"]
-ITEM_REMOVAL_EVENTS = ["Product Deleted"]
+ITEM_UPSERT_EVENTS = list(segment.CATALOG_UPSERT_EVENTS)
+ITEM_REMOVAL_EVENTS = list(segment.CATALOG_REMOVAL_EVENTS)
 # Catalog records from a Kafka topic may name the id in their own way; Segment's names come first.
 CATALOG_ITEM_ID_PATHS = [
     "product.product_id", "product.sku", "product.item_id", "product.itemId", "product.ITEM_ID", "product.id",
