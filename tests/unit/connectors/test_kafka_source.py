@@ -13,9 +13,9 @@ import pytest
 from connectors.formats import avro, native
 from connectors.sources.kafka_decode import RecordDecoder
 from connectors.sources.kafka_partitions import PartitionFlow
-from hub.delivery.retry import RetryPolicy
 from connectors.sources.schema_registry import SchemaRegistry
 from hub.connector import EmitReport, Outcome
+from hub.delivery.retry import RetryPolicy
 from hub.events import Event, EventKind, Rejection, SourceRef
 
 
