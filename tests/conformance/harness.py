@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.connector import Destination
 from hub.delivery.retry import RetryPolicy
-from hub.delivery.runner import DestinationRunner, Settlement
+from hub.delivery.runner import Settlement
 from hub.errors import PartialFailure, RejectedError, RetryableError
 from hub.events import Event, EventKind, SourceRef
 from hub.rows import ExportRow
 from personalize_hub.config import interpolate
+from tests.fixtures.exports import deliver
 
 
 class AnyVariable(dict):
@@ -105,10 +105,4 @@ async def settle(destination: Destination, members: Sequence[Any], service: Scri
     destination.start = no_op  # type: ignore[method-assign] - no service behind the example config
     destination.close = no_op  # type: ignore[method-assign]
     destination.send = service.send  # type: ignore[method-assign]
-    runner = DestinationRunner(destination, destination.config.batch_policy(), retry)
-    await runner.start()
-    try:
-        futures = [await runner.submit(member) for member in members]
-        return list(await asyncio.wait_for(asyncio.gather(*futures), timeout_secs))
-    finally:
-        await runner.close()
+    return await deliver(destination, members, retry, timeout_secs)
