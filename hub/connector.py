@@ -242,8 +242,11 @@ class Destination(abc.ABC):
 
 
 class ExportDestination(Destination):
-    """Sends batches of ExportRows (a batch job's recommendations or audiences) to one service; listed under
-    a job's `destinations:`. The same settlement contract as `Destination.send`, over rows."""
+    """Sends batches of ExportRows (a batch job's recommendations or audiences) to one service.
+
+    Listed under a job's `destinations:`; `export_rows` names the row shapes it takes. The settlement
+    contract is `Destination.send`'s, over rows.
+    """
 
     Config: ClassVar[type[ExportDestinationConfig]]  # type: ignore[assignment]
     streams_events: ClassVar[bool] = False
