@@ -65,6 +65,21 @@ Emit = Callable[[Sequence[Event], Sequence[Rejection]], Awaitable[EmitReport]]
 """
 
 
+StageResult = list[Event | Rejection] | Rejection
+"""Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on.
+
+A list may mix children and Rejections (one order line without an item id does not sink the others).
+"""
+
+
+class Stage(Protocol):
+    """A step between decoding and delivery, applied to a micro-batch so it can batch its own I/O."""
+
+    async def apply(self, events: list[Event]) -> list[StageResult]:
+        """Return exactly one result per input event, in order."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
     """How a destination batches: the API's limits (in the destination module, with their source)."""
