@@ -135,7 +135,9 @@ def replay(config_path: str, from_path: str | None, reasons: tuple[str, ...], si
     click.echo(f"read {summary.read}, replayed {summary.selected} ({counts})")
     for reason, count in summary.reasons.most_common():
         click.echo(f"  still rejected: {reason} x{count}")
-    if summary.outcomes.get("retry"):
+    if summary.failed:
+        # Scripts and CI run `hub replay` after a fix: a replay that did not clear the records must fail.
+        click.echo(f"{summary.failed} of {summary.selected} records failed again", err=True)
         sys.exit(1)
 
 
