@@ -28,8 +28,18 @@ def build_app(hub: Hub) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        ready = hub.started and not hub.failed_sources
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        # Not ready also when deliveries fail for a reason no retry fixes alone (credentials missing,
+        # engine unreachable): the answer names it per destination, so nobody has to dig through logs.
+        failing = {runner.name: runner.failing for runner in hub.runners if runner.failing}
+        ready = hub.started and not hub.failed_sources and not failing
+        body: dict[str, object] = {"ready": ready}
+        if not hub.started:
+            body["cause"] = "starting or stopping"
+        if hub.failed_sources:
+            body["failed_sources"] = hub.failed_sources
+        if failing:
+            body["failing_destinations"] = failing
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
