@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,6 +16,8 @@ from starlette.routing import Route
 from hub.recommendations.endpoint import mount as mount_recommendations
 from hub.runtime import Hub
 
+
+log = logging.getLogger(__name__)
 
 GC_YOUNG_THRESHOLD = 10_000  # net allocations between young collections (CPython's default: 700)
 
@@ -49,8 +52,11 @@ def build_app(hub: Hub) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    mounted: dict[str, list[str]] = {}
     for source in hub.webhook_sources:
-        routes += source.routes(hub.pipeline.emit)
+        source_routes = source.routes(hub.pipeline.emit)
+        mounted[source.config.id] = [route.path for route in source_routes]
+        routes += source_routes
     recommendations = mount_recommendations(hub.config, hub.context)  # None unless recommendations.enabled
     if recommendations is not None:
         routes += recommendations.routes()
@@ -58,6 +64,7 @@ def build_app(hub: Hub) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.start()
+        log_layout(hub, mounted)
         # Everything built so far lives as long as the process: out of the collector's reach, a full
         # collection walks only what requests allocate (tens of ms → under 1 ms), which keeps p99 short
         # (bench/recommendations_endpoint.py). Garbage is collected first so that none is pinned.
@@ -78,3 +85,13 @@ def build_app(hub: Hub) -> Starlette:
                 await recommendations.close()
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def log_layout(hub: Hub, mounted: dict[str, list[str]]) -> None:
+    """One startup line per source (with its routes) and per destination: what this process serves."""
+    for source in hub.sources:
+        where = ", ".join(mounted.get(source.config.id, [])) or "pulls (no HTTP routes)"
+        log.info("source %s (%s): %s", source.config.id, getattr(source.config, "type", type(source).__name__), where)
+    for destination in hub.destinations:
+        log.info("destination %s (%s)", destination.config.id, destination.config.type)
+    log.info("dead letter %s (%s)", hub.config.dead_letter.id, hub.config.dead_letter.type)
