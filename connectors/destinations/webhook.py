@@ -22,6 +22,7 @@ from connectors.formats.recommendations import is_segment_audience, is_user_reco
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
 from hub.errors import ConfigError, RejectedError
 from hub.events import Event, EventKind
+from hub.secret import Secret
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks: the secret is base64 of 24..64 random bytes after "whsec_" (destinations.md §4a).
@@ -69,7 +70,7 @@ class WebhookConfig(DestinationConfig):
     default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     url: str = Field(..., description="Receiver URL (https in production); redirects are not followed.")
-    secret: SecretStr = Field(
+    secret: Secret = Field(
         ..., description="Signing secret `whsec_<base64 of 24..64 random bytes>`, e.g. ${WEBHOOK_SECRET}."
     )
     event_type: str = Field("recommendations.updated", description="`type` of user payloads.")
