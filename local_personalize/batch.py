@@ -165,7 +165,7 @@ def run_job(store: Store, settings: Settings, job_arn: str, segment: bool) -> No
     model = load_model(str(settings.models_dir / f"{version.doc['_modelId']}.npz"))
     context = JobContext(store, model, version.doc["datasetGroupArn"], job_doc.get("filterArn"))
     exploration = Exploration.from_config((job_doc.get("batchInferenceJobConfig") or {}).get("itemExplorationConfig"))
-    objects = ObjectStore(settings.s3_endpoint_url, settings.region)
+    objects = ObjectStore.for_settings(settings)
     destination = job_doc["jobOutput"]["s3DataDestination"]["path"]
     files = objects.list(job_doc["jobInput"]["s3DataSource"]["path"])
     if not files:

@@ -34,10 +34,13 @@ def _rows(schema: DatasetSchema, name: str, text: str) -> Iterator[dict[str, Any
     if header is None:
         return
     fields = []
-    for column in header:
+    # Failure reasons name files, lines, columns and schema fields, never a cell's text: whatever file the
+    # job was pointed at, its contents must not come back through DescribeDatasetImportJob.
+    for position, column in enumerate(header, start=1):
         field = schema.field(column.strip()) or schema.field(column.strip().upper())
         if field is None:
-            raise ImportFailed(f"{name}: column {column!r} is not a field of the dataset schema")
+            raise ImportFailed(f"{name}: header column {position} is not a field of the dataset schema "
+                               f"(fields: {', '.join(f.name for f in schema.fields)})")
         fields.append(field)
     missing = [f.name for f in schema.fields if not f.nullable and f not in fields]
     if missing:
@@ -47,10 +50,21 @@ def _rows(schema: DatasetSchema, name: str, text: str) -> Iterator[dict[str, Any
             continue
         if len(cells) != len(fields):
             raise ImportFailed(f"{name} line {line}: expected {len(fields)} values, found {len(cells)}")
-        try:
-            yield {field.name: field.coerce(cell) for field, cell in zip(fields, cells)}
-        except ValueError as error:
-            raise ImportFailed(f"{name} line {line}: {error}") from None
+        row = {}
+        for field, cell in zip(fields, cells):
+            try:
+                row[field.name] = field.coerce(cell)
+            except ValueError:
+                raise ImportFailed(f"{name} line {line}: the {field.name} value is not a valid "
+                                   f"{'/'.join(sorted(field.types))}") from None
+        yield row
+
+
+def _text(objects: ObjectStore, url: str) -> str:
+    try:
+        return objects.read(url).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFailed(f"{url.rsplit('/', 1)[-1]} is not UTF-8 text") from None
 
 
 def _interaction(row: dict[str, Any], source: str) -> tuple:
@@ -82,7 +96,7 @@ def import_dataset(store: Store, objects: ObjectStore, job_arn: str) -> None:
     files = objects.list(job.doc["dataSource"]["dataLocation"])
     if not files:
         raise ImportFailed(f"No input files at {job.doc['dataSource']['dataLocation']}")
-    texts = [(url, objects.read(url).decode("utf-8-sig")) for url in files]
+    texts = [(url, _text(objects, url)) for url in files]
     full = job.doc.get("importMode", "FULL") == "FULL"
     rows = (row for url, text in texts for row in _rows(schema, url.rsplit("/", 1)[-1], text))
     if dataset_type in ("INTERACTIONS", "ACTION_INTERACTIONS"):
@@ -128,7 +142,7 @@ def run_import_job(settings: Settings, job_arn: str) -> None:
     try:
         store.update_resource(job_arn, status=CREATE_IN_PROGRESS)
         try:
-            import_dataset(store, ObjectStore(settings.s3_endpoint_url, settings.region), job_arn)
+            import_dataset(store, ObjectStore.for_settings(settings), job_arn)
         except Exception as error:  # any failure (bad data, S3 error) becomes the job's failureReason
             store.update_resource(job_arn, status=CREATE_FAILED, failureReason=_reason(error))
             return

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     exit_with_parent()
     work, arn, settings_json = argv or sys.argv[1:]
     fields = orjson.loads(settings_json)
-    settings = Settings(**{**fields, "data_dir": Path(fields["data_dir"])})
+    settings = Settings(**{**fields, "data_dir": Path(fields["data_dir"]), "file_roots": tuple(fields["file_roots"])})
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s job[{work}] %(message)s")
     job_function(work)(settings, arn)
 
