@@ -46,8 +46,12 @@ def recent_interactions(rows: list[tuple]) -> list[UserInteraction]:
 class JobContext:
     """What a batch job needs from the store to evaluate its filter per input line."""
 
-    def __init__(self, store: Store, model: Model, dataset_group_arn: str, filter_arn: str | None) -> None:
+    def __init__(self, store: Store, model: Model, dataset_group_arn: str, filter_arn: str | None,
+                 deleted_users: frozenset[str] = frozenset()) -> None:
         self.store, self.model = store, model
+        # Users a data deletion job removed after the model was trained: answered as users it never saw,
+        # and left out of segments.
+        self.deleted_users = deleted_users
         filter_resource = store.get_resource(filter_arn) if filter_arn else None
         if filter_arn and filter_resource is None:
             raise JobFailed(f"Filter {filter_arn} no longer exists")
@@ -56,6 +60,21 @@ class JobContext:
         self.datasets = {kind: dataset.arn for kind, dataset in datasets.items() if dataset is not None}
         self.items = store.records(self.datasets["ITEMS"]) if "ITEMS" in self.datasets else {}
         self.item_table = ItemTable.from_rows(model.item_ids, self.items) if self.filter else None
+
+    def user(self, user_id: str) -> str:
+        return f"deleted-user:{user_id}" if user_id in self.deleted_users else user_id
+
+    def candidate_users(self, line: dict[str, Any]) -> np.ndarray | None:
+        """Which of the model's users a segment may hold: the filter's choice, minus deleted users."""
+        mask = None
+        if self.filter is not None:
+            users = self.store.records(self.datasets["USERS"]) if "USERS" in self.datasets else {}
+            mask = self.filter.user_mask(self.model.user_ids, users, line.get("filterValues"))
+        if self.deleted_users:
+            kept = np.fromiter((user not in self.deleted_users for user in self.model.user_ids), dtype=bool,
+                               count=len(self.model.user_ids))
+            mask = kept if mask is None else mask & kept
+        return mask
 
     def candidates(self, line: dict[str, Any]) -> np.ndarray | None:
         if self.filter is None:
@@ -90,11 +109,12 @@ def _inference_line(job: JobContext, line: dict[str, Any], num_results: int, exp
     elif kind == RecipeType.PERSONALIZED_RANKING:
         if not line.get("userId") or not isinstance(line.get("itemList"), list):
             raise JobFailed("userId and itemList are required for a PERSONALIZED_RANKING solution version")
-        found = model.rank(line["userId"], line["itemList"], candidates=candidates)
+        found = model.rank(job.user(line["userId"]), line["itemList"], candidates=candidates)
     else:
         if not line.get("userId"):
             raise JobFailed(f"userId is required for a {kind} solution version")
-        found = model.recommend(line["userId"], None, num_results, candidates=candidates, exploration=exploration)
+        found = model.recommend(job.user(line["userId"]), None, num_results, candidates=candidates,
+                                exploration=exploration)
     return _output(found, "recommendedItems", model.with_scores)
 
 
@@ -103,18 +123,14 @@ def _segment_line(job: JobContext, line: dict[str, Any], num_results: int, explo
         raise JobFailed("itemAttributes queries need aws-item-attribute-affinity, which is not available")
     if not line.get("itemId"):
         raise JobFailed("itemId is required")
-    candidate_users = None
-    if job.filter is not None:
-        users = job.store.records(job.datasets["USERS"]) if "USERS" in job.datasets else {}
-        candidate_users = job.filter.user_mask(job.model.user_ids, users, line.get("filterValues"))
-    found = job.model.users_for_item(line["itemId"], num_results, candidate_users=candidate_users)
+    found = job.model.users_for_item(line["itemId"], num_results, candidate_users=job.candidate_users(line))
     return {"recommendedUsers": [r.item_id for r in found]}
 
 
 def _user_lines_batch(job: JobContext, lines: list[dict], num_results: int, exploration: Exploration) -> list:
     """Plain userId lines without per-line filter context, answered with one vectorised call."""
     candidates = job.candidates({}) if job.filter is not None else None
-    found = job.model.recommend_batch([line["userId"] for line in lines], num_results, candidates=candidates,
+    found = job.model.recommend_batch([job.user(line["userId"]) for line in lines], num_results, candidates=candidates,
                                       exploration=exploration)
     return [_output(recs, "recommendedItems", job.model.with_scores) for recs in found]
 
@@ -163,7 +179,9 @@ def run_job(store: Store, settings: Settings, job_arn: str, segment: bool) -> No
     if version is None:
         raise JobFailed(f"Solution version {job_doc['solutionVersionArn']} no longer exists")
     model = load_model(str(settings.models_dir / f"{version.doc['_modelId']}.npz"))
-    context = JobContext(store, model, version.doc["datasetGroupArn"], job_doc.get("filterArn"))
+    group = version.doc["datasetGroupArn"]
+    context = JobContext(store, model, group, job_doc.get("filterArn"),
+                         frozenset(store.deleted_users(group, version.created)))
     exploration = Exploration.from_config((job_doc.get("batchInferenceJobConfig") or {}).get("itemExplorationConfig"))
     objects = ObjectStore.for_settings(settings)
     destination = job_doc["jobOutput"]["s3DataDestination"]["path"]

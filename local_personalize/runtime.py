@@ -117,7 +117,7 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
                                                           num_results, candidates)
         items = _item_list(recommendations, live, columns, promotions[0].get("name"), promoted)
     else:
-        recommendations = model.recommend(user_id, item_id, num_results, candidates=candidates,
+        recommendations = model.recommend(live.user(user_id), item_id, num_results, candidates=candidates,
                                           exploration=campaign.exploration)
         items = _item_list(recommendations, live, columns)
     return {"itemList": items, "recommendationId": recommendation_id()}
@@ -133,11 +133,11 @@ async def _with_promotion(service: Service, campaign: LiveCampaign, promotion: d
     mask = await _filter_mask(service, live, promotion["filterArn"], promotion.get("filterValues"), user_id, item_id)
     base = candidates if candidates is not None else np.ones(len(model.item_ids), dtype=bool)
     wanted = math.ceil(num_results * promotion.get("percentPromotedItems", 100) / 100)
-    promoted = model.recommend(user_id, item_id, wanted, candidates=base & mask, exploration=campaign.exploration)
+    promoted = model.recommend(live.user(user_id), item_id, wanted, candidates=base & mask, exploration=campaign.exploration)
     promoted_ids = frozenset(rec.item_id for rec in promoted)
     rest_mask = base.copy()
     rest_mask[[i for i, item in enumerate(model.item_ids) if item in promoted_ids]] = False
-    rest = model.recommend(user_id, item_id, num_results - len(promoted), candidates=rest_mask,
+    rest = model.recommend(live.user(user_id), item_id, num_results - len(promoted), candidates=rest_mask,
                            exploration=campaign.exploration)
     merged: list[Recommendation] = []
     step = max(1, num_results // max(1, len(promoted)))
@@ -160,7 +160,7 @@ async def get_personalized_ranking(service: Service, body: dict[str, Any]) -> di
         candidates = await _filter_mask(service, live, body["filterArn"], body.get("filterValues"), body["userId"],
                                         None)
     columns = await _metadata_columns(service, campaign, body)
-    ranked = live.model.rank(body["userId"], body["inputList"], candidates=candidates)
+    ranked = live.model.rank(live.user(body["userId"]), body["inputList"], candidates=candidates)
     return {"personalizedRanking": _item_list(ranked, live, columns), "recommendationId": recommendation_id()}
 
 

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS records (
     source TEXT NOT NULL,
     PRIMARY KEY (dataset_arn, record_id)
 ) WITHOUT ROWID;
+-- Users a data deletion job removed: models trained before `deleted_at` no longer serve their data.
+CREATE TABLE IF NOT EXISTS deleted_users (
+    dataset_group_arn TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    deleted_at REAL NOT NULL,
+    job_arn TEXT NOT NULL,
+    PRIMARY KEY (dataset_group_arn, user_id)
+) WITHOUT ROWID;
 """
 
 INTERACTIONS_BY_USER_INDEX = "CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions (dataset, user_id)"
@@ -290,6 +298,39 @@ class Store:
 
     def count_records(self, dataset_arn: str) -> int:
         return self.db.execute("SELECT count(*) FROM records WHERE dataset_arn = ?", (dataset_arn,)).fetchone()[0]
+
+    # --- data deletion -----------------------------------------------------------------------------
+
+    def delete_users(self, dataset_group_arn: str, interaction_datasets: list[str], record_datasets: list[str],
+                     user_ids: list[str], job_arn: str) -> int:
+        """Remove the users' interactions and records in one transaction; returns the rows deleted."""
+        now, deleted = time.time(), 0
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (user_id TEXT PRIMARY KEY) WITHOUT ROWID")
+            self.db.execute("DELETE FROM doomed")
+            self.db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", ((user,) for user in user_ids))
+            for dataset_arn in interaction_datasets:
+                deleted += self.db.execute("DELETE FROM interactions WHERE dataset = ? AND user_id IN "
+                                           "(SELECT user_id FROM doomed)", (self.dataset_key(dataset_arn),)).rowcount
+            for dataset_arn in record_datasets:
+                deleted += self.db.execute("DELETE FROM records WHERE dataset_arn = ? AND record_id IN "
+                                           "(SELECT user_id FROM doomed)", (dataset_arn,)).rowcount
+            self.db.execute("INSERT INTO deleted_users SELECT ?, user_id, ?, ? FROM doomed WHERE true "
+                            "ON CONFLICT DO UPDATE SET deleted_at = excluded.deleted_at, job_arn = excluded.job_arn",
+                            (dataset_group_arn, now, job_arn))
+            self.db.execute("DELETE FROM doomed")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def deleted_users(self, dataset_group_arn: str, since: float) -> set[str]:
+        """Users of the group deleted after `since` (e.g. after a model was trained)."""
+        return {row[0] for row in self.db.execute(
+            "SELECT user_id FROM deleted_users WHERE dataset_group_arn = ? AND deleted_at >= ?",
+            (dataset_group_arn, since))}
 
     def last_interaction_seq(self) -> int:
         return self.db.execute("SELECT coalesce(max(seq), 0) FROM interactions").fetchone()[0]
