@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
+from local_personalize import attribution
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
-from local_personalize.ingest import dataset_schema
+from local_personalize.ingest import dataset_schema, group_dataset
 from local_personalize.objects import ObjectStore
 from local_personalize.schemas import DatasetSchema
 from local_personalize.settings import Settings
@@ -100,9 +101,24 @@ def import_dataset(store: Store, objects: ObjectStore, job_arn: str) -> None:
     full = job.doc.get("importMode", "FULL") == "FULL"
     rows = (row for url, text in texts for row in _rows(schema, url.rsplit("/", 1)[-1], text))
     if dataset_type in ("INTERACTIONS", "ACTION_INTERACTIONS"):
-        _import_interactions(store, dataset.arn, job_arn, rows, full)
+        metrics = _attribution_report(store, dataset, job.doc) if dataset_type == "INTERACTIONS" else None
+        _import_interactions(store, dataset.arn, job_arn, metrics.watch(rows) if metrics else rows, full)
+        if metrics:
+            report = metrics.report()
+            attribution.write_report(objects, attribution.group_attribution(store, dataset.parent_arn),
+                                     job.doc.get("importMode", "FULL"), report)
     else:
         _import_records(store, dataset.arn, job_arn, schema, rows, full)
+
+
+def _attribution_report(store: Store, dataset: Any, job: dict[str, Any]) -> attribution.ImportCollector | None:
+    """A collector for the import's metric report, when the job publishes one and the group has an attribution."""
+    found = attribution.group_attribution(store, dataset.parent_arn)
+    if not job.get("publishAttributionMetricsToS3") or found is None:
+        return None
+    items = group_dataset(store, dataset.parent_arn, "ITEMS")
+    return attribution.ImportCollector(attribution.metrics_of(found),
+                                       attribution.item_lookup(store, items.arn if items else None))
 
 
 def _import_interactions(store: Store, dataset_arn: str, job_arn: str, rows: Iterator[dict], full: bool) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from local_personalize import jobs
+from local_personalize import attribution, jobs
 from local_personalize.control import OPERATIONS, ControlContext
 from local_personalize.control import deletions as deletion
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, UNFINISHED
@@ -156,8 +156,25 @@ class Service:
                 await self.db(lambda arn=campaign.arn: self.store.update_resource(arn, latestCampaignUpdate=update))
                 await self._update_campaign(campaign.arn)
 
+    async def _publish_attribution_metrics(self) -> None:
+        """Each period, what PutEvents added to the metric attributions' windows goes to CloudWatch."""
+        while True:
+            await asyncio.sleep(self.settings.attribution_report_secs)
+            for found in await self.db(lambda: self.store.list_resources("metric-attribution")):
+                rows = await self.db(self.store.take_unpublished_attribution_metrics, found.arn)
+                if not rows:
+                    continue
+                try:
+                    await asyncio.to_thread(attribution.put_cloudwatch_metrics, self.settings, found, rows)
+                except Exception:  # CloudWatch unreachable: the deltas go out with the next period
+                    logger.exception("metrics of %s not sent to CloudWatch", found.arn)
+                    await self.db(self.store.unpublish_attribution_metrics, found.arn, rows)
+
     async def startup(self) -> None:
         """Resume work a previous run left unfinished and serve the campaigns that were ACTIVE."""
+        task = asyncio.get_running_loop().create_task(self._publish_attribution_metrics(), name="metric attribution")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         for kind, work in RESUMABLE_KINDS.items():
             for resource in await self.db(lambda k=kind: self.store.list_resources(k)):
                 if resource.status in UNFINISHED_STATUSES:

@@ -25,6 +25,10 @@ class Settings:
     # Largest request body read. The largest modeled request, PutItems (10 items of properties up to
     # 32000 characters: botocore personalize-events ItemList, ItemProperties), stays far below 1 MiB.
     max_body_bytes: int = 1 << 20
+    # Where metric attributions send PutEvents metrics (None: the S3 endpoint, e.g. one moto for both).
+    cloudwatch_endpoint_url: str | None = None
+    # How often they are sent; AWS aggregates them over 15 minutes (metric-attribution-results.html).
+    attribution_report_secs: float = 900.0
 
     @property
     def db_path(self) -> Path:

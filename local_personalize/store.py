@@ -57,6 +57,18 @@ CREATE TABLE IF NOT EXISTS records (
     source TEXT NOT NULL,
     PRIMARY KEY (dataset_arn, record_id)
 ) WITHOUT ROWID;
+-- Metric attribution aggregates per metric, event attribution source and 15-minute window (attribution.py).
+CREATE TABLE IF NOT EXISTS attribution_metrics (
+    metric_attribution_arn TEXT NOT NULL,
+    metric_name TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    function TEXT NOT NULL,
+    source TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    value REAL NOT NULL,
+    published REAL NOT NULL DEFAULT 0,  -- the part of `value` already sent to CloudWatch
+    PRIMARY KEY (metric_attribution_arn, metric_name, source, window_start)
+) WITHOUT ROWID;
 -- Users a data deletion job removed: models trained before `deleted_at` no longer serve their data.
 CREATE TABLE IF NOT EXISTS deleted_users (
     dataset_group_arn TEXT NOT NULL,
@@ -298,6 +310,41 @@ class Store:
 
     def count_records(self, dataset_arn: str) -> int:
         return self.db.execute("SELECT count(*) FROM records WHERE dataset_arn = ?", (dataset_arn,)).fetchone()[0]
+
+    # --- metric attribution ------------------------------------------------------------------------
+
+    def add_attribution_metrics(self, metric_attribution_arn: str, rows: Iterable[tuple]) -> None:
+        """Add (metric name, event type, function, source, window start, value) to the running aggregates."""
+        self.db.executemany(
+            "INSERT INTO attribution_metrics VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO UPDATE SET "
+            "value = value + excluded.value",
+            ((metric_attribution_arn, *row) for row in rows))
+
+    def take_unpublished_attribution_metrics(self, metric_attribution_arn: str) -> list[tuple]:
+        """What grew since the last publication, marked published: (name, event type, source, window, delta)."""
+        self.db.execute("BEGIN")
+        try:
+            rows = self.db.execute(
+                "SELECT metric_name, event_type, source, window_start, value - published FROM attribution_metrics "
+                "WHERE metric_attribution_arn = ? AND value != published ORDER BY window_start, metric_name, source",
+                (metric_attribution_arn,)).fetchall()
+            self.db.execute("UPDATE attribution_metrics SET published = value WHERE metric_attribution_arn = ?",
+                            (metric_attribution_arn,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return rows
+
+    def unpublish_attribution_metrics(self, metric_attribution_arn: str, rows: list[tuple]) -> None:
+        """Undo take_unpublished_attribution_metrics for rows that could not be sent."""
+        self.db.executemany(
+            "UPDATE attribution_metrics SET published = published - ? WHERE metric_attribution_arn = ? "
+            "AND metric_name = ? AND source = ? AND window_start = ?",
+            ((delta, metric_attribution_arn, name, source, window) for name, _type, source, window, delta in rows))
+
+    def delete_attribution_metrics(self, metric_attribution_arn: str) -> None:
+        self.db.execute("DELETE FROM attribution_metrics WHERE metric_attribution_arn = ?", (metric_attribution_arn,))
 
     # --- data deletion -----------------------------------------------------------------------------
 
