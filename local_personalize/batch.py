@@ -17,7 +17,10 @@ from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PR
 from local_personalize.filters import FilterContext, FilterError, ItemTable, UserInteraction, compile_filter
 from local_personalize.ingest import group_dataset
 from local_personalize.objects import ObjectStore, join
+from local_personalize.item_attributes import MAX_QUERIES as MAX_ATTRIBUTE_QUERIES
+from local_personalize.item_attributes import matching_items
 from local_personalize.recipes import Exploration, Model, Recommendation, RecipeType, load_model
+from local_personalize.recipes.item_attribute_affinity import ItemAttributeAffinity
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
@@ -119,8 +122,17 @@ def _inference_line(job: JobContext, line: dict[str, Any], num_results: int, exp
 
 
 def _segment_line(job: JobContext, line: dict[str, Any], num_results: int, exploration: Exploration) -> dict:
+    if job.model.recipe_name == ItemAttributeAffinity.name:
+        query = line.get("itemAttributes")
+        if not isinstance(query, str) or not query:
+            raise JobFailed("itemAttributes is required for an aws-item-attribute-affinity solution version")
+        if "ITEMS" not in job.datasets:
+            raise JobFailed("itemAttributes queries need an Items dataset")
+        items = matching_items(query, job.model.item_ids, job.items)
+        found = job.model.users_for_items(items, num_results, candidate_users=job.candidate_users(line))
+        return {"recommendedUsers": [r.item_id for r in found]}
     if "itemAttributes" in line:
-        raise JobFailed("itemAttributes queries need aws-item-attribute-affinity, which is not available")
+        raise JobFailed("itemAttributes queries need an aws-item-attribute-affinity solution version")
     if not line.get("itemId"):
         raise JobFailed("itemId is required")
     found = job.model.users_for_item(line["itemId"], num_results, candidate_users=job.candidate_users(line))
@@ -139,6 +151,13 @@ def _needs_line_context(job: JobContext, line: Any) -> bool:
     return not (isinstance(line, dict) and isinstance(line.get("userId"), str) and line["userId"]
                 and set(line) == {"userId"} and (job.filter is None or not (
                     job.filter.uses_interactions or job.filter.uses_current_user or job.filter.parameters)))
+
+
+def _good_record(line: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+    # Item-Attribute-Affinity lines echo their query, not an "input" object (batch-segment-job-output-examples).
+    if isinstance(line.get("itemAttributes"), str):
+        return {"itemAttributes": line["itemAttributes"], "output": output, "error": None}
+    return {"input": line, "output": output, "error": None}
 
 
 def process_file(job: JobContext, text: str, num_results: int, exploration: Exploration,
@@ -166,7 +185,7 @@ def process_file(job: JobContext, text: str, num_results: int, exploration: Expl
                 record = {"input": raw, "error": "Input line is not a JSON object"}
             else:
                 try:
-                    record = {"input": line, "output": answer(job, line, num_results, exploration), "error": None}
+                    record = _good_record(line, answer(job, line, num_results, exploration))
                 except (JobFailed, FilterError, NotImplementedError, ValueError) as error:
                     record = {"input": line, "error": str(error)}
             out += orjson.dumps(record) + b"\n"
@@ -191,8 +210,9 @@ def run_job(store: Store, settings: Settings, job_arn: str, segment: bool) -> No
     vectorise = not segment and model.recipe_type == RecipeType.USER_PERSONALIZATION
     for url in files:
         text = objects.read(url).decode("utf-8-sig")
-        if segment and sum(1 for raw in text.splitlines() if raw.strip()) > MAX_SEGMENT_QUERIES:
-            raise JobFailed(f"{url} has more than {MAX_SEGMENT_QUERIES} queries")
+        limit = MAX_ATTRIBUTE_QUERIES if model.recipe_name == ItemAttributeAffinity.name else MAX_SEGMENT_QUERIES
+        if segment and sum(1 for raw in text.splitlines() if raw.strip()) > limit:
+            raise JobFailed(f"{url} has more than {limit} queries")
         answer = _segment_line if segment else _inference_line
         output = process_file(context, text, job_doc["numResults"], exploration, answer, vectorise)
         # Output file name: <input file name>.out in the output folder (§6.7).
