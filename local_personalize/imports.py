@@ -20,7 +20,7 @@ from local_personalize.store import Store
 # Quota: an interactions import job needs at least 1000 records, FULL or INCREMENTAL (§4).
 MIN_INTERACTION_RECORDS = 1000
 # Interactions columns with their own store column; any other column goes into `properties`.
-INTERACTION_FIELDS = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",
+INTERACTION_FIELDS = ("USER_ID", "ITEM_ID", "ACTION_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",
                       "RECOMMENDATION_ID")
 ROWS_PER_COMMIT = 50_000
 
@@ -70,7 +70,8 @@ def _text(objects: ObjectStore, url: str) -> str:
 
 def _interaction(row: dict[str, Any], source: str) -> tuple:
     extra = {key: value for key, value in row.items() if key not in INTERACTION_FIELDS and value is not None}
-    return (row["USER_ID"], row["ITEM_ID"], None, float(row["TIMESTAMP"]), row.get("EVENT_TYPE"),
+    # Action interactions keep their ACTION_ID in the item column (as PutActionInteractions does).
+    return (row.get("USER_ID"), row.get("ITEM_ID") or row["ACTION_ID"], None, float(row["TIMESTAMP"]), row.get("EVENT_TYPE"),
             row.get("EVENT_VALUE"), None, row.get("IMPRESSION"), row.get("RECOMMENDATION_ID"),
             orjson.dumps(extra).decode() if extra else None, source)
 

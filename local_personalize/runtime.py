@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from local_personalize import actions
 from local_personalize.batch import recent_interactions
 from local_personalize.errors import InvalidInput, ResourceInUse, ResourceNotFound
 from local_personalize.filters import Filter, FilterContext, FilterError, compile_filter
@@ -102,6 +103,8 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
     kind = model.recipe_type
     if kind == RecipeType.PERSONALIZED_RANKING:
         raise InvalidInput("This campaign ranks items: call GetPersonalizedRanking")
+    if kind == RecipeType.PERSONALIZED_ACTIONS:
+        raise InvalidInput("This campaign recommends actions: call GetActionRecommendations")
     if kind == RecipeType.USER_PERSONALIZATION and not user_id:
         raise InvalidInput("userId is required for a USER_PERSONALIZATION campaign")
     if kind == RecipeType.RELATED_ITEMS and not item_id:
@@ -165,9 +168,19 @@ async def get_personalized_ranking(service: Service, body: dict[str, Any]) -> di
 
 
 async def get_action_recommendations(service: Service, body: dict[str, Any]) -> dict[str, Any]:
-    await campaign_for(service, body.get("campaignArn"))
-    raise InvalidInput("GetActionRecommendations needs a PERSONALIZED_ACTIONS campaign (aws-next-best-action), "
-                       "which local_personalize does not train")
+    campaign = await campaign_for(service, body.get("campaignArn"))
+    live = campaign.live
+    if live.model.recipe_type != RecipeType.PERSONALIZED_ACTIONS:
+        raise InvalidInput("GetActionRecommendations needs a PERSONALIZED_ACTIONS campaign (aws-next-best-action)")
+    if body.get("filterArn"):
+        raise InvalidInput("Action filters are not supported by local_personalize")
+    user_id = body.get("userId")
+    candidates = await service.db(actions.available, service.store, live.dataset_group_arn, live.model.item_ids,
+                                  user_id)
+    found = live.model.recommend(live.user(user_id) if user_id else None, None,
+                                 body.get("numResults", actions.DEFAULT_RESULTS), candidates=candidates)
+    return {"actionList": [{"actionId": rec.item_id, "score": rec.score} for rec in found],
+            "recommendationId": recommendation_id()}
 
 
 HANDLERS = {"GetRecommendations": get_recommendations, "GetPersonalizedRanking": get_personalized_ranking,

@@ -51,6 +51,8 @@ class LiveModel:
 
     def observe(self, user_id: str, item_id: str, timestamp: float, event_type: str | None,
                 event_value: float | None = None) -> None:
+        if self.model.recipe_type == RecipeType.PERSONALIZED_ACTIONS:
+            return  # item events say nothing about actions; action models learn from their own dataset
         self.model.observe(self.user(user_id), item_id, timestamp, event_type, event_value)
 
 

@@ -10,6 +10,7 @@ What stands behind each name (real algorithms sized for a 2-core machine):
   aws-item-attribute-affinity: one model over
   users' recency-weighted histories — EASE up to 6,000 items, iALS (`implicit`) above — with fold-in
   of new events, exploration of young items and softmax scores (personalization/).
+* aws-next-best-action: the same model over users × actions, trained on TAKEN action interactions.
 base.py is the contract the server codes against; selection.py the event selection and the
 minimum-data gate shared by all; topk.py the batched top-k selection.
 """
@@ -29,6 +30,7 @@ from local_personalize.recipes.base import (
 )
 from local_personalize.recipes.item_affinity import ItemAffinity
 from local_personalize.recipes.item_attribute_affinity import ItemAttributeAffinity
+from local_personalize.recipes.next_best_action import NextBestAction
 from local_personalize.recipes.popularity import PopularityCount
 from local_personalize.recipes.ranking import PersonalizedRanking, PersonalizedRankingV2
 from local_personalize.recipes.sims import Sims
@@ -40,7 +42,7 @@ RECIPES: dict[str, type[Recipe]] = {
     for recipe in (
         UserPersonalization, UserPersonalizationV2, PersonalizedRanking, PersonalizedRankingV2,
         Sims, PopularityCount, TrendingNow, ItemAffinity,
-        ItemAttributeAffinity,
+        ItemAttributeAffinity, NextBestAction,
     )
 }
 

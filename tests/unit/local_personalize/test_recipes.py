@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,7 @@ def test_registry_names_types_and_arns() -> None:
         "aws-personalized-ranking-v2": RecipeType.PERSONALIZED_RANKING,
         "aws-item-affinity": RecipeType.USER_SEGMENTATION,
         "aws-item-attribute-affinity": RecipeType.USER_SEGMENTATION,
+        "aws-next-best-action": RecipeType.PERSONALIZED_ACTIONS,
     }
     assert {name: recipe.recipe_type for name, recipe in RECIPES.items()} == expected
     assert recipe_for_arn("arn:aws:personalize:::recipe/aws-sims") is RECIPES["aws-sims"]
@@ -289,7 +292,10 @@ def test_item_attribute_affinity_finds_the_attributes_audience(shop: SyntheticSh
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_save_and_load_give_the_same_answers(shop: SyntheticShop, name: str, tmp_path) -> None:
-    model = RECIPES[name].train(shop.data)
+    data = shop.data
+    if RECIPES[name].recipe_type is RecipeType.PERSONALIZED_ACTIONS:  # trains on TAKEN action interactions
+        data = dataclasses.replace(data, event_types=["TAKEN"] * len(data.event_types))
+    model = RECIPES[name].train(data)
     path = str(tmp_path / "model.npz")
     model.save(path)
     loaded = load_model(path)
