@@ -55,7 +55,8 @@ def delete_users(store: Store, objects: ObjectStore, job_arn: str) -> int:
     if store.get_resource(group_arn) is None:
         raise DeletionFailed(f"Dataset group {group_arn} no longer exists")
     users = users_to_delete(objects, job.doc["dataSource"]["dataLocation"])
-    datasets = {kind: group_dataset(store, group_arn, kind) for kind in ("INTERACTIONS", "ACTION_INTERACTIONS", "USERS")}
+    datasets = {kind: group_dataset(store, group_arn, kind)
+                for kind in ("INTERACTIONS", "ACTION_INTERACTIONS", "USERS")}
     interactions = [d.arn for kind, d in datasets.items() if d is not None and kind != "USERS"]
     records = [datasets["USERS"].arn] if datasets["USERS"] is not None else []
     return store.delete_users(group_arn, interactions, records, users, job_arn)

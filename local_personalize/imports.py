@@ -71,7 +71,8 @@ def _text(objects: ObjectStore, url: str) -> str:
 def _interaction(row: dict[str, Any], source: str) -> tuple:
     extra = {key: value for key, value in row.items() if key not in INTERACTION_FIELDS and value is not None}
     # Action interactions keep their ACTION_ID in the item column (as PutActionInteractions does).
-    return (row.get("USER_ID"), row.get("ITEM_ID") or row["ACTION_ID"], None, float(row["TIMESTAMP"]), row.get("EVENT_TYPE"),
+    return (row.get("USER_ID"), row.get("ITEM_ID") or row["ACTION_ID"], None, float(row["TIMESTAMP"]),
+            row.get("EVENT_TYPE"),
             row.get("EVENT_VALUE"), None, row.get("IMPRESSION"), row.get("RECOMMENDATION_ID"),
             orjson.dumps(extra).decode() if extra else None, source)
 

@@ -136,7 +136,8 @@ async def _with_promotion(service: Service, campaign: LiveCampaign, promotion: d
     mask = await _filter_mask(service, live, promotion["filterArn"], promotion.get("filterValues"), user_id, item_id)
     base = candidates if candidates is not None else np.ones(len(model.item_ids), dtype=bool)
     wanted = math.ceil(num_results * promotion.get("percentPromotedItems", 100) / 100)
-    promoted = model.recommend(live.user(user_id), item_id, wanted, candidates=base & mask, exploration=campaign.exploration)
+    promoted = model.recommend(live.user(user_id), item_id, wanted, candidates=base & mask,
+                               exploration=campaign.exploration)
     promoted_ids = frozenset(rec.item_id for rec in promoted)
     rest_mask = base.copy()
     rest_mask[[i for i, item in enumerate(model.item_ids) if item in promoted_ids]] = False

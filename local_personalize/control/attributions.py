@@ -1,4 +1,4 @@
-"""Control plane: metric attributions (Create/Describe/List/Update/DeleteMetricAttribution, ListMetricAttributionMetrics).
+"""Control plane: metric attributions (Create/Describe/List/Update/Delete, ListMetricAttributionMetrics).
 
 https://docs.aws.amazon.com/personalize/latest/dg/API_CreateMetricAttribution.html
 """
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from local_personalize import ingest  # the module, not its names: ingest imports this package while it loads
 from local_personalize.attribution import Metric, check_columns, group_attribution
 from local_personalize.control.common import ControlContext, describe, list_page, operation
 from local_personalize.errors import InvalidInput, ResourceAlreadyExists
-from local_personalize import ingest  # module, not names: ingest imports this package while it loads
 from local_personalize.objects import ObjectStore
 
 ATTRIBUTION_KEYS = ("name", "metricAttributionArn", "status", "creationDateTime", "lastUpdatedDateTime",
@@ -81,7 +81,8 @@ def update_metric_attribution(ctx: ControlContext, body: dict[str, Any]) -> dict
     unknown = removed - {metric["metricName"] for metric in attribution.doc["_metrics"]}
     if unknown:
         raise InvalidInput(f"removeMetrics names metrics this attribution does not have: {sorted(unknown)}")
-    metrics = [m for m in attribution.doc["_metrics"] if m["metricName"] not in removed] + (body.get("addMetrics") or [])
+    kept = [metric for metric in attribution.doc["_metrics"] if metric["metricName"] not in removed]
+    metrics = kept + (body.get("addMetrics") or [])
     output = body.get("metricsOutputConfig") or attribution.doc["metricsOutputConfig"]
     _checked(ctx, attribution.parent_arn, metrics, output)
     ctx.store.update_resource(attribution.arn, _metrics=metrics, metricsOutputConfig=output)

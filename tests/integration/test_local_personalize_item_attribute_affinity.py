@@ -34,7 +34,8 @@ def test_item_attribute_segments(tmp_path, aws_endpoint_url, aws_region):
         trained = train_shop(server.url, s3, bucket, name="attributes", num_users=300, num_items=120)
         # The same synthetic shop train_shop imported, to know each user's genres.
         shop = generate_shop(num_users=300, num_items=120, num_interactions=300 * 15, num_genres=5, seed=5)
-        version = train_version(server.url, trained.dataset_group_arn, "attributes-affinity", "aws-item-attribute-affinity")
+        version = train_version(server.url, trained.dataset_group_arn, "attributes-affinity",
+                                "aws-item-attribute-affinity")
 
         queries = [f'ITEMS.GENRE = "{shop.genre_name(genre)}"' for genre in range(3)]
         queries.append('ITEMS.GENRE = "genre0" AND ITEMS.GENRE = "genre1"')  # no item has both: empty segment
