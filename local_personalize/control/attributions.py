@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from local_personalize import ingest  # the module, not its names: ingest imports this package while it loads
-from local_personalize.attribution import Metric, check_columns, group_attribution
+from local_personalize.attribution import Metric, attribution_changed, check_columns, group_attribution
 from local_personalize.control.common import ControlContext, describe, list_page, operation
 from local_personalize.errors import InvalidInput, ResourceAlreadyExists
 from local_personalize.objects import ObjectStore
@@ -49,6 +49,7 @@ def create_metric_attribution(ctx: ControlContext, body: dict[str, Any]) -> dict
     ctx.create(arn, "metric-attribution", "Metric attribution", group.arn, {
         "name": body["name"], "metricAttributionArn": arn, "datasetGroupArn": group.arn,
         "metricsOutputConfig": body["metricsOutputConfig"], "_metrics": body["metrics"]})
+    attribution_changed(ctx.store, group.arn)
     return {"metricAttributionArn": arn}
 
 
@@ -86,6 +87,7 @@ def update_metric_attribution(ctx: ControlContext, body: dict[str, Any]) -> dict
     output = body.get("metricsOutputConfig") or attribution.doc["metricsOutputConfig"]
     _checked(ctx, attribution.parent_arn, metrics, output)
     ctx.store.update_resource(attribution.arn, _metrics=metrics, metricsOutputConfig=output)
+    attribution_changed(ctx.store, attribution.parent_arn)
     return {"metricAttributionArn": attribution.arn}
 
 
@@ -94,4 +96,5 @@ def delete_metric_attribution(ctx: ControlContext, body: dict[str, Any]) -> dict
     attribution = ctx.get(body["metricAttributionArn"], "metric-attribution", "metric attribution")
     ctx.store.delete_attribution_metrics(attribution.arn)
     ctx.store.delete_resource(attribution.arn)
+    attribution_changed(ctx.store, attribution.parent_arn)
     return {}
