@@ -50,7 +50,7 @@ def local_personalize(data_dir: Path, log_path: Path):
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local_personalize", "--host", "127.0.0.1", "--port", str(port),
-             "--data", str(data_dir), "--log-level", "warning"],
+             "--data", str(data_dir), "--file-root", str(data_dir.parent), "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT,
         )
     try:
