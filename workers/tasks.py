@@ -86,9 +86,7 @@ def run_tasks(module: str) -> tuple[Task, Task, Task, Task]:
             steps.submit(run_id)
             app.send_task(f"{module}.wait", (run_id,))
 
-    # max_retries=None on the task: since Celery 5.7, retry(max_retries=None) falls back to the default 3,
-    # and a batch job polled every few seconds failed its run after three polls.
-    @app.task(bind=True, base=RunTask, name=f"{module}.wait", max_retries=None)
+    @app.task(bind=True, base=RunTask, name=f"{module}.wait")
     def wait(self: Task, run_id: str) -> None:
         """Poll the batch job with a countdown (no worker sleeps); start the export when it is done."""
         with guarded(self, run_id):
