@@ -27,6 +27,9 @@ class RunTask(Task):
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
+    # The retry limits are the callers' own (MAX_TRANSIENT_RETRIES in guarded, none while polling a job):
+    # Celery's retry(max_retries=None) means "the task's max_retries", which defaults to 3, not "no limit".
+    max_retries = None
 
 
 def is_transient(err: Exception) -> bool:
