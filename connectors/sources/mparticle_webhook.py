@@ -21,6 +21,7 @@ from connectors.sources.webhook_http import (
     matches_any,
     parse_json,
     read_body,
+    retry_later_response,
 )
 from hub.connector import Emit, EmitReport, Outcome, SourceConfig, WebhookSource
 from hub.events import Event, Rejection, SourceRef
@@ -129,11 +130,7 @@ class MparticleWebhook(WebhookSource):
 def _settlement(report: EmitReport, rejected: list[tuple[int, int | None, Rejection]], bulk: bool) -> Response:
     """202 (as the Events API answers) with counts once everything settled; 503 when anything did not."""
     if report.outcome is Outcome.RETRY:
-        return json_response(
-            {"success": False, "reason": "unavailable", "message": "delivery is failing; retry later"},
-            503,
-            {"Retry-After": "1"},
-        )
+        return retry_later_response()
     errors = []
     for position, index, rejection in rejected:
         where = {"batch": position} if bulk else {}
