@@ -41,7 +41,10 @@ class MparticleWebhookConfig(SourceConfig):
                "api_secret": "${MPARTICLE_API_SECRET}"}
     api_key: SecretStr = Field(..., description="Key half of the HTTP Basic credentials; from the environment.")
     api_secret: SecretStr = Field(..., description="Secret half of the HTTP Basic credentials; from the environment.")
-    path_prefix: str = Field("/v2", description="Mount point of /events and /bulkevents.")
+    path_prefix: str = Field(
+        "/v2", description="Mount point of /events and /bulkevents. Body limits (after gzip/deflate inflation): "
+                           "128 KB for /events, 256 KB and 100 batches for /bulkevents.",
+    )
     user_id_identity: str = Field(
         "customer_id",
         description="The user_identities entry that is the Personalize user id (`customerid` is accepted for "
@@ -50,7 +53,8 @@ class MparticleWebhookConfig(SourceConfig):
 
 
 class MparticleWebhook(WebhookSource):
-    """mParticle Events API webhook: HTTP Basic key:secret; answers 202 once every event settled."""
+    """mParticle Events API and Webhook output (same batch format): HTTP Basic key:secret; gzip/deflate bodies;
+    answers 202 once every event settled."""
 
     Config = MparticleWebhookConfig
     config: MparticleWebhookConfig

@@ -59,7 +59,7 @@ class SegmentWebhookConfig(SourceConfig):
 
 
 class SegmentWebhook(WebhookSource):
-    """Segment Tracking API webhook: write key by HTTP Basic or the `writeKey` body field."""
+    """Segment Tracking API (write key by HTTP Basic or `writeKey`) and Segment's signed Webhooks; gzip/deflate bodies."""
 
     Config = SegmentWebhookConfig
     config: SegmentWebhookConfig
