@@ -75,13 +75,14 @@ def assert_shopper_records(workdir: Path, name: str, view_type: str, order_type:
     view = [r for r in interactions if r["eventType"] == view_type]
     order = sorted((r for r in interactions if r["eventType"] == order_type), key=lambda r: r["itemId"])
     assert len(view) == 1 and len(order) == len(PRICES), interactions
-    assert view[0]["itemId"] == f"{name}-sku-viewed" and view[0].get("userId") in (None, f"{name}-anon")
+    assert view[0]["itemId"] == f"{name}-sku-viewed" and view[0]["userId"] is None  # anonymous when it happened
     # One interaction per product, each the user's after the login, all in the session the visit opened.
     assert [(r["itemId"], r["userId"], r.get("eventValue")) for r in order] == [
         (f"{name}-sku-{i}", f"{name}-user", price) for i, price in enumerate(PRICES)]
     assert {r["sessionId"] for r in interactions} == {view[0]["sessionId"]} and view[0]["sessionId"]
     assert len({r["eventId"] for r in interactions}) == len(interactions)
-    assert any(r.get("userId") == f"{name}-user" and "itemId" not in r for r in records), "no users record"
+    # The login's traits, as a Personalize users record.
+    assert {"userId": f"{name}-user", "properties": '{"plan":"pro"}'} in records
     dead = [r for r in read_jsonl(workdir / "dead-letter.jsonl") if name in json.dumps(r)]
     assert dead == []
 
