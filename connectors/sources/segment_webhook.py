@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 import uuid
 from typing import Any, Literal
@@ -14,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.formats import segment
+from connectors.sources import webhook_signature
 from connectors.sources.webhook_http import (
     RequestRejected,
     basic_credentials,
@@ -31,9 +30,6 @@ from hub.events import Event, Rejection, SourceRef
 # 500 KB per batch request. They bound the inflated body when it arrives compressed.
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
-# Segment's Webhooks destinations sign the body with `X-Signature`: hex HMAC-SHA1 with the shared secret
-# (segment.com/docs/connections/destinations/catalog/webhooks/#authentication).
-SIGNATURE_HEADER = "x-signature"
 # Body keys that carry a credential: taken out before anything is decoded, dead-lettered or shown.
 CREDENTIAL_KEYS = ("writeKey",)
 
@@ -123,23 +119,16 @@ class SegmentWebhook(WebhookSource):
         """Segment's Webhooks / Webhooks (Actions) destinations: one message, or a JSON array of them when
         batching; each message's own `type` decides the call."""
         received_at = time.time()
-        signature = request.headers.get(SIGNATURE_HEADER)
-        credentials = basic_credentials(request)
-        signers = [hmac.new(s.get_secret_value().encode(), digestmod=hashlib.sha1) for s in self.config.shared_secrets]
+        signature = request.headers.get(webhook_signature.HEADER)
         if signature is None:
+            credentials = basic_credentials(request)
             if credentials is None:
                 raise RequestRejected(401, "unauthorized", "X-Signature or the write key by HTTP Basic is required")
             self._check_write_key(credentials[0])
-        elif not signers:
-            raise RequestRejected(401, "unauthorized", "X-Signature given but no shared_secrets are configured")
-
-        def sign(chunk: bytes) -> None:
-            for signer in signers:
-                signer.update(chunk)
-
-        raw_body = await read_body(request, MAX_BATCH_BYTES, on_wire=sign)
-        if signature is not None and not matches_any(signature.strip().lower(), [s.hexdigest() for s in signers]):
-            raise RequestRejected(401, "unauthorized", "X-Signature does not match the body with any shared secret")
+        signer = webhook_signature.BodySignature([s.get_secret_value() for s in self.config.shared_secrets])
+        raw_body = await read_body(request, MAX_BATCH_BYTES, on_wire=signer.update if signature is not None else None)
+        if signature is not None:
+            signer.verify(signature, raw_body)
         body = parse_json(raw_body)
         messages = body if isinstance(body, list) else [body]
         return await self._settle(request, emit, messages, None, None, len(raw_body), received_at)

@@ -74,6 +74,17 @@ async def test_signed_array_each_message_its_own_type_bad_one_rejected_alone(cli
     assert dead["payload"]["messageId"] == "bad"
 
 
+async def test_batched_body_signed_over_its_first_event_as_segment_does(client):
+    """Webhooks (Actions) batching signs only the first event (support.twilio.com article 51193799782171)."""
+    first = json.dumps(message("f1"), separators=(",", ":"))
+    body = ("[ " + first + ",\n" + json.dumps(message("f2")) + "]").encode()
+    response = await client.post("/v1/webhook", content=body, headers=signed(first.encode(), "new-secret"))
+    assert response.status_code == 200 and response.json()["accepted"] == 2
+    # The first member's signature on a body whose first member differs is refused.
+    other = ("[" + json.dumps(message("x1")) + "," + first + "]").encode()
+    assert (await client.post("/v1/webhook", content=other, headers=signed(first.encode(), "new-secret"))).status_code == 401
+
+
 async def test_signature_is_over_the_body_as_sent_even_gzipped(client):
     packed = gzip.compress(json.dumps([message("g1")]).encode())
     response = await client.post("/v1/webhook", content=packed,
