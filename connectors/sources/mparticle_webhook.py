@@ -14,7 +14,9 @@ from starlette.routing import Route
 
 from connectors.formats import mparticle
 from connectors.sources.webhook_http import (
+    RequestGate,
     RequestRejected,
+    WebhookSourceConfig,
     basic_credentials,
     error_response,
     json_response,
@@ -23,7 +25,7 @@ from connectors.sources.webhook_http import (
     read_body,
     retry_later_response,
 )
-from hub.connector import Emit, EmitReport, Outcome, SourceConfig, WebhookSource
+from hub.connector import Emit, EmitReport, Outcome, WebhookSource
 from hub.events import Event, Rejection, SourceRef
 
 # mParticle Events API limits (docs.mparticle.com/guides/default-service-limits/): 256 KB per request,
@@ -33,7 +35,7 @@ MAX_BATCH_BYTES = 128 * 1024
 MAX_BULK_BATCHES = 100
 
 
-class MparticleWebhookConfig(SourceConfig):
+class MparticleWebhookConfig(WebhookSourceConfig):
     """Receives mParticle event batches (server SDKs, the Events API format) at the API's own paths."""
 
     type: Literal["mparticle_webhook"]
@@ -61,19 +63,10 @@ class MparticleWebhook(WebhookSource):
 
     def routes(self, emit: Emit) -> list[Route]:
         prefix = self.config.path_prefix.rstrip("/")
-
-        def handler(bulk: bool):
-            async def endpoint(request: Request) -> Response:
-                try:
-                    return await self._handle(request, emit, bulk)
-                except RequestRejected as err:
-                    return error_response(err)
-
-            return endpoint
-
+        gate = RequestGate(self.config.max_requests_in_flight)
         return [
-            Route(f"{prefix}/events", handler(False), methods=["POST"]),
-            Route(f"{prefix}/bulkevents", handler(True), methods=["POST"]),
+            Route(f"{prefix}/events", gate.endpoint(lambda r: self._handle(r, emit, False)), methods=["POST"]),
+            Route(f"{prefix}/bulkevents", gate.endpoint(lambda r: self._handle(r, emit, True)), methods=["POST"]),
         ]
 
     def _authorise(self, request: Request) -> None:

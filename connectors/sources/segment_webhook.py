@@ -14,7 +14,9 @@ from starlette.routing import Route
 from connectors.formats import segment
 from connectors.sources import webhook_signature
 from connectors.sources.webhook_http import (
+    RequestGate,
     RequestRejected,
+    WebhookSourceConfig,
     basic_credentials,
     error_response,
     matches_any,
@@ -22,7 +24,7 @@ from connectors.sources.webhook_http import (
     read_body,
     settlement_response,
 )
-from hub.connector import Emit, Outcome, SourceConfig, WebhookSource
+from hub.connector import Emit, Outcome, WebhookSource
 from hub.errors import RejectedError
 from hub.events import Event, Rejection, SourceRef
 
@@ -34,7 +36,7 @@ MAX_BATCH_BYTES = 500 * 1024
 CREDENTIAL_KEYS = ("writeKey",)
 
 
-class SegmentWebhookConfig(SourceConfig):
+class SegmentWebhookConfig(WebhookSourceConfig):
     """Receives Segment SDK or server traffic at the Tracking API's own paths."""
 
     type: Literal["segment_webhook"]
@@ -55,34 +57,24 @@ class SegmentWebhookConfig(SourceConfig):
 
 
 class SegmentWebhook(WebhookSource):
-    """Segment Tracking API (write key by HTTP Basic or `writeKey`) and Segment's signed Webhooks; gzip/deflate bodies."""
+    """Segment Tracking API (write key by Basic or `writeKey`) and Segment's signed Webhooks; gzip/deflate bodies."""
 
     Config = SegmentWebhookConfig
     config: SegmentWebhookConfig
 
     def routes(self, emit: Emit) -> list[Route]:
         prefix = self.config.path_prefix.rstrip("/")
+        gate = RequestGate(self.config.max_requests_in_flight)
 
-        def handler(call: str | None, max_bytes: int):
-            async def endpoint(request: Request) -> Response:
-                try:
-                    return await self._handle(request, emit, call, max_bytes)
-                except RequestRejected as err:
-                    return error_response(err)
+        def call_endpoint(call: str | None, max_bytes: int):
+            return gate.endpoint(lambda request: self._handle(request, emit, call, max_bytes))
 
-            return endpoint
-
-        routes = [Route(f"{prefix}/{call}", handler(call, MAX_EVENT_BYTES), methods=["POST"]) for call in segment.CALLS]
-        routes += [Route(f"{prefix}/{path}", handler(None, MAX_BATCH_BYTES), methods=["POST"]) for path in ("batch", "import")]
-
-        async def webhook(request: Request) -> Response:
-            try:
-                return await self._handle_webhook(request, emit)
-            except RequestRejected as err:
-                return error_response(err)
-
-        routes.append(Route(f"{prefix}/webhook", webhook, methods=["POST"]))
-        return routes
+        routes = [Route(f"{prefix}/{call}", call_endpoint(call, MAX_EVENT_BYTES), methods=["POST"])
+                  for call in segment.CALLS]
+        routes += [Route(f"{prefix}/{path}", call_endpoint(None, MAX_BATCH_BYTES), methods=["POST"])
+                   for path in ("batch", "import")]
+        webhook = gate.endpoint(lambda request: self._handle_webhook(request, emit))
+        return [*routes, Route(f"{prefix}/webhook", webhook, methods=["POST"])]
 
     def decode(self, payload: Any, source: SourceRef) -> list[Event]:
         event = segment.decode_message(payload, source_id=self.config.id, request_id=source.request_id)
@@ -137,7 +129,7 @@ class SegmentWebhook(WebhookSource):
         self, request: Request, emit: Emit, messages: list, call: str | None,
         batch_context: dict | None, body_size: int, received_at: float,
     ) -> Response:
-        """Decode each message, reject the bad ones alone, emit, and answer: counts for a batch, 400 for a bad single call."""
+        """Decode each message, reject bad ones alone, emit, answer: counts for a batch, 400 for a bad single call."""
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         check_sizes = call is None and body_size > MAX_EVENT_BYTES  # no member can exceed the limit otherwise
         events: list[Event] = []

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import hmac
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
+from pydantic import Field
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from hub.connector import EmitReport, Outcome
+from hub.connector import EmitReport, Outcome, SourceConfig
 from hub.events import Rejection
 
 
@@ -21,6 +22,39 @@ class RequestRejected(Exception):
     def __init__(self, status: int, reason: str, message: str):
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+
+
+class WebhookSourceConfig(SourceConfig):
+    """Base of webhook source configs: what every HTTP route shares."""
+
+    max_requests_in_flight: int = Field(
+        64, ge=1, description="Requests this source handles at once; more are answered 429 with Retry-After "
+                              "(which the Segment and RudderStack SDKs retry) rather than queued without bound.",
+    )
+
+
+class RequestGate:
+    """Turns a source's handler into its Starlette endpoints: a bound on requests in flight (429 beyond it),
+    and a RequestRejected answered as the JSON error it describes."""
+
+    def __init__(self, max_in_flight: int):
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    def endpoint(self, handle: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            if self.in_flight >= self.max_in_flight:
+                return json_response(error_body("overloaded", f"{self.in_flight} requests in flight; retry later"),
+                                     429, {"Retry-After": "1"})
+            self.in_flight += 1
+            try:
+                return await handle(request)
+            except RequestRejected as err:
+                return error_response(err)
+            finally:
+                self.in_flight -= 1
+
+        return serve
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -38,8 +38,9 @@ class BodySignature:
         if matches_any(given, [signer.hexdigest() for signer in self.signers]):
             return
         first = _first_member(body)
-        if first is not None and matches_any(given, [hmac.new(s, first, hashlib.sha1).hexdigest() for s in self.secrets]):
-            return
+        if first is not None:
+            if matches_any(given, [hmac.new(secret, first, hashlib.sha1).hexdigest() for secret in self.secrets]):
+                return
         raise RequestRejected(401, "unauthorized", "X-Signature does not match the body with any shared secret")
 
 
