@@ -42,11 +42,12 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
 
     setup_logging(log_level)
     config = _load(config_path)
-    app = build_app(Hub(config))
+    bound_host = host or config.http.host
+    app = build_app(Hub(config), bound_host=bound_host, config_path=config_path)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host=host or config.http.host,
+            host=bound_host,
             port=port if port is not None else config.http.port,
             log_level=(log_level or "info").lower(),
             access_log=False,

@@ -19,8 +19,9 @@ from hub.runtime import Hub
 GC_YOUNG_THRESHOLD = 10_000  # net allocations between young collections (CPython's default: 700)
 
 
-def build_app(hub: Hub) -> Starlette:
-    """A Starlette app whose lifespan starts and stops the hub."""
+def build_app(hub: Hub, *, bound_host: str | None = None, config_path: str | None = None) -> Starlette:
+    """A Starlette app whose lifespan starts and stops the hub (and its console, unless disabled)."""
+    from personalize_hub.console import Console
 
     async def healthz(request: Request) -> Response:
         if hub.failed_sources:
@@ -39,8 +40,16 @@ def build_app(hub: Hub) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    routes_by_source: dict[str, list[str]] = {}
     for source in hub.webhook_sources:
-        routes += source.routes(hub.pipeline.emit)
+        mounted = source.routes(hub.pipeline.emit)
+        routes_by_source[source.config.id] = [getattr(route, "path", "") for route in mounted]
+        routes += mounted
+    console = None
+    if hub.config.console.enabled:
+        console = Console(hub, bound_host=bound_host or hub.config.http.host, routes_by_source=routes_by_source,
+                          config_path=config_path)
+        routes += console.routes()
     recommendations = mount_recommendations(hub.config, hub.context)  # None unless recommendations.enabled
     if recommendations is not None:
         routes += recommendations.routes()
@@ -48,6 +57,8 @@ def build_app(hub: Hub) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.start()
+        if console is not None:
+            await console.start()
         # Everything built so far lives as long as the process: out of the collector's reach, a full
         # collection walks only what requests allocate (tens of ms → under 1 ms), which keeps p99 short
         # (bench/recommendations_endpoint.py). Garbage is collected first so that none is pinned.
@@ -63,6 +74,8 @@ def build_app(hub: Hub) -> Starlette:
             yield
         finally:
             gc.set_threshold(*previous_threshold)
+            if console is not None:
+                await console.stop()
             await hub.stop()
             if recommendations is not None:
                 await recommendations.close()
