@@ -19,8 +19,13 @@ from hub.runtime import Hub
 GC_YOUNG_THRESHOLD = 10_000  # net allocations between young collections (CPython's default: 700)
 
 
-def build_app(hub: Hub, *, bound_host: str | None = None, config_path: str | None = None) -> Starlette:
-    """A Starlette app whose lifespan starts and stops the hub (and its console, unless disabled)."""
+def build_app(hub: Hub, *, bound_host: str | None = None, config_path: str | None = None,
+              take_input: bool = True) -> Starlette:
+    """A Starlette app whose lifespan starts and stops the hub (and its console, unless disabled).
+
+    With `take_input=False` (`hub console`) no source runs and no webhook is mounted: delivery is opened
+    only so that the console can replay the dead letter.
+    """
     from personalize_hub.console import Console
 
     async def healthz(request: Request) -> Response:
@@ -41,7 +46,7 @@ def build_app(hub: Hub, *, bound_host: str | None = None, config_path: str | Non
         Route("/metrics", metrics, methods=["GET"]),
     ]
     routes_by_source: dict[str, list[str]] = {}
-    for source in hub.webhook_sources:
+    for source in hub.webhook_sources if take_input else ():
         mounted = source.routes(hub.pipeline.emit)
         routes_by_source[source.config.id] = [getattr(route, "path", "") for route in mounted]
         routes += mounted
@@ -56,7 +61,7 @@ def build_app(hub: Hub, *, bound_host: str | None = None, config_path: str | Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await hub.start()
+        await (hub.start() if take_input else hub.start_delivery())
         if console is not None:
             await console.start()
         # Everything built so far lives as long as the process: out of the collector's reach, a full

@@ -21,7 +21,8 @@ from personalize_hub.console.ring import EventRing, Sighting, SightingFilter
 
 MAX_EVENTS = 500  # per API answer or page; the ring may hold more
 STREAM_KEEPALIVE_SECS = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
-STREAM_COALESCE_SECS = 0.25  # a stream sends at most ~4 frames a second, however fast events arrive
+STREAM_COALESCE_SECS = 0.25
+STREAM_MAX_SECS = 600.0  # then the browser reconnects (with Last-Event-ID): no stream lives forever  # a stream sends at most ~4 frames a second, however fast events arrive
 STATIC = Path(__file__).parent / "static"
 
 _templates = Environment(loader=PackageLoader("personalize_hub.console", "templates"),
@@ -132,11 +133,14 @@ def console_routes(backend: ConsoleBackend, ring: EventRing, auth: ConsoleAuth, 
 
     async def api_events_stream(request: Request, access: Access) -> Response:
         where = _sighting_filter(request)
-        after = int(request.query_params.get("after", ring.last_seq))
+        # A reconnecting EventSource sends the last id it saw: it continues where it stopped.
+        resume = request.headers.get("last-event-id") or request.query_params.get("after")
+        after = int(resume) if resume and resume.isdigit() else ring.last_seq
+        ends = asyncio.get_running_loop().time() + STREAM_MAX_SECS
 
         async def frames():
             last = after
-            while True:
+            while asyncio.get_running_loop().time() < ends:
                 if await ring.wait_newer(last, STREAM_KEEPALIVE_SECS):
                     await asyncio.sleep(STREAM_COALESCE_SECS)
                     fresh = ring.newest(MAX_EVENTS, where, after_seq=last)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ def test_hub_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "ready to train" in result.stdout and "campaign ACTIVE" in result.stdout
     assert "0 rejected" in result.stdout
+    assert re.search(r"operator console: http://127\.0\.0\.1:\d+/console/ \(token: \S{20,}\)", result.stdout)
     # The campaign mailed every customer once, and the second run found nothing changed.
     outbox = sorted((data_dir / "outbox").glob("*.eml"))
     assert len(outbox) == 200
