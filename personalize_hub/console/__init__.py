@@ -27,7 +27,7 @@ class Console:
                  config_path: str | None = None):
         settings: ConsoleConfig = hub.config.console
         self.ring = EventRing(settings.ring_size)
-        tap = ConsoleTap(self.ring)
+        tap = ConsoleTap(self.ring, settings.delivered_per_sec)
         hub.pipeline.tap = tap
         self.redact = Redactor(settings.redact_fields)
         self.activity = Activity(lambda: {**prometheus_snapshot(), **tap.totals()})

@@ -20,6 +20,7 @@ from personalize_hub.console.redact import Redactor
 from personalize_hub.console.ring import EventRing, Sighting, SightingFilter
 
 MAX_EVENTS = 500  # per API answer or page; the ring may hold more
+STREAM_FRAME_EVENTS = 100  # per SSE frame: ~400 events/s is more than a person reads; the newest win
 STREAM_KEEPALIVE_SECS = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
 STREAM_COALESCE_SECS = 0.25
 STREAM_MAX_SECS = 600.0  # then the browser reconnects (with Last-Event-ID): no stream lives forever  # a stream sends at most ~4 frames a second, however fast events arrive
@@ -36,7 +37,7 @@ def console_routes(backend: ConsoleBackend, ring: EventRing, auth: ConsoleAuth, 
     def sighting_dict(s: Sighting) -> dict[str, Any]:
         return {"seq": s.seq, "time": datetime.fromtimestamp(s.time).astimezone().isoformat(timespec="milliseconds"),
                 "source": s.source, "name": s.name, "user_id": s.user_id, "anonymous_id": s.anonymous_id,
-                "raw": redact(s.raw), "records": redact(list(s.records)), "outcome": s.outcome, "reason": s.reason}
+                "raw": redact(s.raw), "records": redact(s.records()), "outcome": s.outcome, "reason": s.reason}
 
     def page(request: Request, template: str, access: Access, status: int = 200, **values: Any) -> HTMLResponse:
         html = _templates.get_template(template).render(
@@ -143,7 +144,7 @@ def console_routes(backend: ConsoleBackend, ring: EventRing, auth: ConsoleAuth, 
             while asyncio.get_running_loop().time() < ends:
                 if await ring.wait_newer(last, STREAM_KEEPALIVE_SECS):
                     await asyncio.sleep(STREAM_COALESCE_SECS)
-                    fresh = ring.newest(MAX_EVENTS, where, after_seq=last)
+                    fresh = ring.newest(STREAM_FRAME_EVENTS, where, after_seq=last)
                     last = ring.last_seq
                     if fresh:
                         payload = json.dumps([sighting_dict(s) for s in reversed(fresh)], default=str)

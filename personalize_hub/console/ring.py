@@ -1,33 +1,55 @@
 """The live-event debugger's memory: a bounded ring of recent events and a wake-up for SSE readers.
 
-Ingestion only appends references (the raw payload and the records already exist); redaction and
-JSON encoding happen when somebody reads, so an attached console costs the hot path one tuple per event.
+Ingestion appends one tuple of references per event (the decoded event, what it became, its outcome);
+everything a reader sees — names, ids, records, redaction, JSON — is derived when somebody reads, so an
+attached console costs the hot path next to nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """One input event as the debugger shows it: what arrived, what it became, and how it settled."""
+class Sighting(NamedTuple):
+    """One input event as received and settled; `event` is None when it was refused while decoding."""
 
     seq: int
-    time: float  # epoch seconds when it settled
+    time: float  # epoch seconds of the emit that settled it
     source: str
-    name: str | None
-    user_id: str | None
-    anonymous_id: str | None
+    event: Any  # hub.events.Event | None
+    became: Any  # the events it became after the stages (a list), or ()
     raw: Any
-    records: tuple[Any, ...]
     outcome: str  # delivered | rejected | retry
-    reason: str | None = None
+    reason: str | None
+
+    @property
+    def name(self) -> str | None:
+        return self.event.name if self.event is not None else None
+
+    @property
+    def user_id(self) -> str | None:
+        stitched = next((child.user_id for child in self.became if child.user_id), None)
+        return stitched or (self.event.user_id if self.event is not None else None)
+
+    @property
+    def anonymous_id(self) -> str | None:
+        return self.event.anonymous_id if self.event is not None else None
+
+    def records(self) -> list[Any]:
+        """What each child was sent as: its destination record, or the event itself (identify, alias…)."""
+        found = []
+        for child in self.became:
+            if child.record is not None:
+                found.append(child.record)
+            else:
+                data = child.to_dict()
+                data.pop("raw", None)  # shown once, as `raw`
+                found.append(data)
+        return found
 
 
 @dataclass(frozen=True)
@@ -62,14 +84,11 @@ class EventRing:
     def last_seq(self) -> int:
         return self._seq
 
-    def add(self, source: str, name: str | None, user_id: str | None, anonymous_id: str | None, raw: Any,
-            records: tuple[Any, ...], outcome: str, reason: str | None, now: float | None = None) -> None:
-        self._seq += 1
-        self._items.append(Sighting(self._seq, now or time.time(), source, name, user_id, anonymous_id, raw,
-                                    records, outcome, reason))
-
-    def notify(self) -> None:
-        """Wake every reader waiting for newer sightings (called once per emit, not per event)."""
+    def extend(self, at: float, entries: Iterable[tuple[str, Any, Any, Any, str, str | None]]) -> None:
+        """Append (source, event, became, raw, outcome, reason) entries settled at `at`, and wake readers."""
+        start = self._seq
+        self._items.extend(Sighting(start + n, at, *entry) for n, entry in enumerate(entries, 1))
+        self._seq = self._items[-1].seq if self._items else start
         self._changed.set()
         self._changed = asyncio.Event()
 
