@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 
 import click
 
 from hub.errors import ConfigError
+
+
+GRACEFUL_SHUTDOWN_SECS = 10  # `hub run` waits this long for open requests to finish when told to stop
 
 
 def _load(path: str):
@@ -42,18 +46,43 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
 
     setup_logging(log_level)
     config = _load(config_path)
-    app = build_app(Hub(config))
+    bound_host = host or config.http.host
+    app = build_app(Hub(config), bound_host=bound_host, config_path=config_path)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host=host or config.http.host,
+            host=bound_host,
             port=port if port is not None else config.http.port,
             log_level=(log_level or "info").lower(),
             access_log=False,
             lifespan="on",
+            # Open streams (the console's live events) would hold shutdown forever; a webhook request cut
+            # off here was not answered, so its sender retries: nothing unacknowledged is lost.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECS,
         )
     )
     asyncio.run(server.serve())
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+@click.option("--host", default=None, help="Override http.host.")
+@click.option("--port", default=None, type=int, help="Override http.port.")
+def console(config_path: str, host: str | None, port: int | None) -> None:
+    """Serve only the operator console (/console): for a batch-only setup, or beside a running hub."""
+    import uvicorn
+
+    from hub.ingest import build_app
+    from hub.runtime import Hub
+    from hub.telemetry import setup_logging
+
+    setup_logging()
+    config = _load(config_path)
+    bound_host = host or config.http.host
+    app = build_app(Hub(config), bound_host=bound_host, config_path=config_path, take_input=False)
+    click.echo(f"console: http://{bound_host}:{port if port is not None else config.http.port}/console/", err=True)
+    uvicorn.run(app, host=bound_host, port=port if port is not None else config.http.port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECS)
 
 
 @main.command()
@@ -215,7 +244,8 @@ main.add_command(jobs)
 @click.option("--users", default=2000, show_default=True, help="Shoppers in the synthetic shop.")
 @click.option("--data-dir", default="var/demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo keeps its state (emptied first).")
-def demo(users: int, data_dir: str) -> None:
+@click.option("--keep-running", is_flag=True, help="Leave the hub, its console and local_personalize up afterwards.")
+def demo(users: int, data_dir: str, keep_running: bool) -> None:
     """Run the whole hub on this machine: local_personalize, a synthetic shop, training, live updates."""
     from pathlib import Path
 
@@ -225,7 +255,8 @@ def demo(users: int, data_dir: str) -> None:
     from hub.telemetry import setup_logging
 
     setup_logging("WARNING")
-    asyncio.run(run_demo(Path(data_dir), users, Console()))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(Path(data_dir), users, Console(), keep_running=keep_running))
 
 
 if __name__ == "__main__":

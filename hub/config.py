@@ -21,6 +21,7 @@ from hub.mapping.config import MappingConfig
 from hub.readiness import ReadinessConfig
 from hub.recommendations import RecommendationsConfig
 from hub.schema import SchemasConfig
+from personalize_hub.console.config import ConsoleConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
@@ -58,6 +59,7 @@ class _HubConfigBase(BaseModel):
     workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Celery workers for batch jobs.")
     jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (hub/jobs.py).")
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The operator console under /console.")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
 

@@ -35,6 +35,14 @@ class Stage(Protocol):
 _SEVERITY = {Outcome.DELIVERED: 0, Outcome.REJECTED: 1, Outcome.RETRY: 2}
 
 
+class Tap(Protocol):
+    """Sees each emit once it settled (the console's debugger): inputs, outcomes, first rejection reason
+    per input, and the events each input became after the stages. Must not block or raise."""
+
+    def __call__(self, events: Sequence[Event], rejections: Sequence[Rejection], outcomes: Sequence[Outcome],
+                 reasons: dict[int, str], children: dict[int, list[Event]]) -> None: ...
+
+
 class Pipeline:
     """Carries events from sources to destination runners and tells the source when they settled.
 
@@ -48,17 +56,20 @@ class Pipeline:
         runners: Sequence[DestinationRunner],
         dead_letter: DeadLetter,
         readiness: ReadinessRecorder | None = None,
+        tap: Tap | None = None,
     ):
         self.stages = list(stages)
         self.runners = list(runners)
         self.dead_letter = dead_letter
         self.readiness = readiness
+        self.tap = tap
 
     async def emit(self, events: Sequence[Event], rejections: Sequence[Rejection] = ()) -> EmitReport:
         outcomes = [Outcome.DELIVERED] * len(events)
         dead: list[DeadLetterRecord] = [DeadLetterRecord.of(r) for r in rejections]
         dead_roots: list[int | None] = [None] * len(dead)
         all_rejections = list(rejections)
+        reasons: dict[int, str] = {}  # input index → why it was first rejected (for the tap)
 
         def mark(root: int, outcome: Outcome) -> None:
             if _SEVERITY[outcome] > _SEVERITY[outcomes[root]]:
@@ -66,6 +77,7 @@ class Pipeline:
 
         def reject(root: int, rejection: Rejection, record: DeadLetterRecord) -> None:
             mark(root, Outcome.REJECTED)
+            reasons.setdefault(root, rejection.reason)
             all_rejections.append(rejection)
             dead.append(record)
             dead_roots.append(root)
@@ -144,4 +156,9 @@ class Pipeline:
                 if root is not None:
                     mark(root, Outcome.RETRY)
             report.dead_letter_failed = bool(dead)
+        if self.tap is not None:
+            children: dict[int, list[Event]] = defaultdict(list)
+            for root, event in current:
+                children[root].append(event)
+            self.tap(events, rejections, report.outcomes, reasons, children)
         return report

@@ -1,0 +1,1 @@
+"""The application: composes the engine (hub), the connectors and the workers into what users run."""
