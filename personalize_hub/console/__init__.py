@@ -31,7 +31,8 @@ class Console:
         hub.pipeline.tap = tap
         self.redact = Redactor(settings.redact_fields)
         self.activity = Activity(lambda: {**prometheus_snapshot(), **tap.totals()})
-        self.auth = ConsoleAuth(settings.token, bound_host)
+        token = settings.token.get_secret_value() if settings.token else None
+        self.auth = ConsoleAuth(token, bound_host)
         self.backend = ConsoleBackend(hub, self.activity, self.redact, routes_by_source, config_path)
         self._sampler: asyncio.Task[None] | None = None
 

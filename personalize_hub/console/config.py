@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.secret import Secret
+
 # Field names whose values never leave the process through the console, whatever their nesting.
 # Matched case-insensitively against the key with "-" and "_" removed.
 DEFAULT_REDACTED_KEYS = (
@@ -19,7 +21,7 @@ class ConsoleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(True, description="Serve /console on the hub's HTTP port.")
-    token: str | None = Field(
+    token: Secret | None = Field(
         None, description=f"Bearer token (or login form) for the console, ≥ {MIN_TOKEN_LENGTH} characters. "
         "Without one the console is served read-only, and only when http.host is a loopback address.")
     ring_size: int = Field(1000, ge=10, le=100_000, description="Recent events kept in memory for the debugger.")
@@ -32,11 +34,8 @@ class ConsoleConfig(BaseModel):
 
     @field_validator("token")
     @classmethod
-    def _strong_enough(cls, token: str | None) -> str | None:
-        if token is None:
-            return None
-        if not token.strip():
-            raise ValueError("an empty console token would let anyone in: remove it or set a real one")
-        if len(token) < MIN_TOKEN_LENGTH:
+    def _strong_enough(cls, token: Secret | None) -> Secret | None:
+        # Blank tokens are refused by Secret itself; a short one is guessable.
+        if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
             raise ValueError(f"the console token must have at least {MIN_TOKEN_LENGTH} characters")
         return token
