@@ -106,6 +106,11 @@ class Runs:
         pipe.execute()
         return True
 
+    @staticmethod
+    def last_beat(record: dict[str, str]) -> float:
+        """When the run last showed it was alive: its heartbeat (export locks) or its last update."""
+        return max(float(record.get("heartbeat_at") or 0), float(record.get("updated_at") or 0))
+
     def get(self, run_id: str) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in self.redis.hgetall(run_key(run_id)).items()}
 
@@ -144,6 +149,12 @@ class Runs:
         state = RunState.PARTIAL if self.report(run_id).problems else RunState.SUCCEEDED
         self.set_state(run_id, state, finished_at=time.time())
         return RunState(self.get(run_id)["state"])
+
+    def reconsider(self, run_id: str) -> RunState:
+        """A final run's state again after its outcomes changed (`hub jobs resolve`)."""
+        state = RunState.PARTIAL if self.report(run_id).problems else RunState.SUCCEEDED
+        self.update(run_id, state=state.value)
+        return state
 
     def recent(self, job: str, count: int = 1) -> list[str]:
         return [r.decode() for r in self.redis.zrevrange(index_key(job), 0, count - 1)]
