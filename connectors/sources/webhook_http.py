@@ -10,6 +10,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from connectors.formats.json_document import InvalidJson, decode_json
 from hub.connector import EmitReport, Outcome
 from hub.events import Rejection
 
@@ -50,8 +51,8 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 def parse_json(body: bytes) -> object:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as err:
+        return decode_json(body)
+    except InvalidJson as err:
         raise RequestRejected(400, "invalid_json", f"body is not valid JSON: {err}") from None
 
 
