@@ -36,6 +36,7 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     """Serve the hub: webhooks, Kafka consumers, delivery, /metrics."""
     import uvicorn
 
+    from hub.http_server import server_config
     from hub.ingest import build_app
     from hub.runtime import Hub
     from hub.telemetry import setup_logging
@@ -43,16 +44,9 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     setup_logging(log_level)
     config = _load(config_path)
     app = build_app(Hub(config))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host or config.http.host,
-            port=port if port is not None else config.http.port,
-            log_level=(log_level or "info").lower(),
-            access_log=False,
-            lifespan="on",
-        )
-    )
+    server = uvicorn.Server(server_config(app, config.http.limits, host=host or config.http.host,
+                                          port=port if port is not None else config.http.port,
+                                          log_level=(log_level or "info").lower()))
     asyncio.run(server.serve())
 
 

@@ -16,6 +16,7 @@ from hub import registry
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
 from hub.events import TimestampWindow
+from hub.http_server import HttpLimits
 from hub.identity.config import IdentityConfig
 from hub.jobs import Jobs, WorkersConfig, check_jobs
 from hub.mapping.config import MappingConfig
@@ -33,6 +34,7 @@ class HttpConfig(BaseModel):
 
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 only behind a proxy or in a container.")
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    limits: HttpLimits = Field(default_factory=HttpLimits, description="What one client may hold (hub/http_server.py).")
 
 
 class TimestampsConfig(BaseModel):
