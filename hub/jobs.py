@@ -169,7 +169,8 @@ class WorkersConfig(BaseModel):
     export_slice_secs: float = Field(
         60.0, gt=0, description="An export task stops reading after this long and continues in a new task.")
     poll_interval_secs: float = Field(30.0, gt=0, description="How often a running batch job is polled.")
-    max_wait_secs: float = Field(86_400.0, gt=0, description="A batch job still running after this long fails.")
+    max_wait_secs: float = Field(86_400.0, gt=0, description="A batch job still running after this long fails; so "
+                                 "does a run that waited this long for the job's previous run to finish exporting.")
     lock_ttl_secs: float = Field(
         30.0, gt=0, description="An export slice's lock outlives a killed worker by at most this long.")
     run_lease_secs: float = Field(

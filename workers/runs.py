@@ -151,9 +151,11 @@ class Runs:
         return RunState(self.get(run_id)["state"])
 
     def reconsider(self, run_id: str) -> RunState:
-        """A final run's state again after its outcomes changed (`hub jobs resolve`)."""
-        state = RunState.PARTIAL if self.report(run_id).problems else RunState.SUCCEEDED
-        self.update(run_id, state=state.value)
+        """A finished run's state again after its outcomes changed (`hub jobs resolve`); a failed run stays failed."""
+        state = RunState(self.get(run_id)["state"])
+        if state in (RunState.PARTIAL, RunState.SUCCEEDED):
+            state = RunState.PARTIAL if self.report(run_id).problems else RunState.SUCCEEDED
+            self.update(run_id, state=state.value)
         return state
 
     def recent(self, job: str, count: int = 1) -> list[str]:

@@ -216,8 +216,8 @@ def poll(run_id: str) -> Wait | None:
     if earlier:
         # Two runs of a job exporting at once would each send a user whose items changed: one at a time.
         waiting_since = float(run.get("waiting_since") or time.time())
-        if time.time() - waiting_since > workers.run_lease_secs:  # alive but not finishing: never wait forever
-            raise RunFailed(f"waited {time.time() - waiting_since:.0f}s (workers.run_lease_secs) for run {earlier} "
+        if time.time() - waiting_since > workers.max_wait_secs:  # alive but not finishing: never wait forever
+            raise RunFailed(f"waited {time.time() - waiting_since:.0f}s (workers.max_wait_secs) for run {earlier} "
                             "of this job to finish exporting; it still is")
         runs().update(run_id, waiting_for=earlier, waiting_since=waiting_since)
         return Wait(workers.poll_interval_secs)

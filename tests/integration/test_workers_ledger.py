@@ -110,3 +110,22 @@ async def test_a_pending_mark_outlives_sending_and_unknown_and_an_outcome_clears
         assert await client.hget(run_key("run-4"), "dest|email|unknown") == b"0"
     finally:
         await client.aclose()
+
+
+async def test_resolving_a_finished_runs_unknowns_reconsiders_it_and_a_failed_run_stays_failed(url):
+    runs = Runs(redis.Redis.from_url(url), ttl_secs=60)
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        for run_id in ("r5", "r6"):
+            runs.create(run_id, "job", "inference")
+            ledger = Ledger(client, run_id, "job", ttl_secs=60, sync_ttl_secs=60)
+            await ledger.settle("email", [("u1", SENT), ("u2", UNKNOWN)], [("u1", "d1")], [("u2", f"d2:{run_id}")])
+        runs.finish("r5")
+        runs.fail("r6", "abandoned: no heartbeat")
+        assert runs.get("r5")["state"] == "partial"
+        for run_id in ("r5", "r6"):
+            ledger = Ledger(client, run_id, "job", ttl_secs=60, sync_ttl_secs=60)
+            await ledger.resolve("email", await ledger.in_doubt("email"), arrived=True)
+        assert runs.reconsider("r5") is RunState.SUCCEEDED and runs.reconsider("r6") is RunState.FAILED
+    finally:
+        await client.aclose()
