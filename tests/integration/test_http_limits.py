@@ -20,7 +20,7 @@ from tests.fixtures.services import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
-HEADER_TIMEOUT, BODY_TIMEOUT, MAX_CONNECTIONS = 2.0, 2.0, 200
+HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 2.0, 2.0, 1.0, 200
 
 
 @pytest.fixture
@@ -28,7 +28,8 @@ def hub(tmp_path):
     port = free_port()
     config = yaml.safe_load((ROOT / "examples" / "webhook-to-file.yaml").read_text())
     config["http"] = {"host": "127.0.0.1", "port": port, "limits": {
-        "header_timeout_secs": HEADER_TIMEOUT, "body_timeout_secs": BODY_TIMEOUT, "max_connections": MAX_CONNECTIONS}}
+        "header_timeout_secs": HEADER_TIMEOUT, "body_timeout_secs": BODY_TIMEOUT, "keep_alive_secs": KEEP_ALIVE,
+        "max_connections": MAX_CONNECTIONS}}
     (tmp_path / "hub.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}
     process = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--config", str(tmp_path / "hub.yaml")],
@@ -148,3 +149,19 @@ def test_connections_over_the_cap_are_closed_at_once(hub):
             sock.close()
     time.sleep(0.2)
     assert serves_normally(port)  # the cap frees as connections close
+
+
+def test_an_idle_keep_alive_connection_is_closed_and_a_second_request_gets_the_header_deadline(hub):
+    _, port = hub
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert closed_by_peer(sock, KEEP_ALIVE + 2)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # a second request that never finishes its headers
+        assert closed_by_peer(sock, HEADER_TIMEOUT + 2)
+
