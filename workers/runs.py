@@ -132,6 +132,7 @@ class Runs:
     def record_slice(self, run_id: str, shard: int, offset: int, stats: dict[str, Any]) -> None:
         """A slice's line counts, keyed by where it started: a slice run twice overwrites itself."""
         pipe = self.redis.pipeline()
+        pipe.hset(run_key(run_id), "heartbeat_at", time.time())  # the next slice is queued: still alive
         pipe.hset(slices_key(run_id), f"{shard}:{offset}", orjson.dumps(stats))
         pipe.expire(slices_key(run_id), self.ttl_secs)
         pipe.execute()
