@@ -68,8 +68,10 @@ def serve_anchor(port: int) -> None:
         return Response(b'{"ready":true}', media_type="application/json")
 
     app = Starlette(routes=[Route("/v1/batch", batch, methods=["POST"]), Route("/readyz", readyz)])
-    # The same uvicorn settings as `hub run` (hub/cli.py), so only the application differs.
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    # The same uvicorn settings as `hub run` (hub/http_server.py: h11 with its limits), so only the app differs.
+    from hub.http_server import HttpLimits, server_config
+
+    uvicorn.Server(server_config(app, HttpLimits(), host="127.0.0.1", port=port, log_level="warning")).run()
 
 
 # ---- realistic Segment traffic ------------------------------------------------------------------------

@@ -12,9 +12,6 @@ import click
 from hub.errors import ConfigError
 
 
-GRACEFUL_SHUTDOWN_SECS = 10  # `hub run` waits this long for open requests to finish when told to stop
-
-
 def _load(path: str):
     from hub.config import load_config
 
@@ -40,6 +37,7 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     """Serve the hub: webhooks, Kafka consumers, delivery, /metrics."""
     import uvicorn
 
+    from hub.http_server import server_config
     from hub.ingest import build_app
     from hub.runtime import Hub
     from hub.telemetry import setup_logging
@@ -48,19 +46,9 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     config = _load(config_path)
     bound_host = host or config.http.host
     app = build_app(Hub(config), bound_host=bound_host, config_path=config_path)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=bound_host,
-            port=port if port is not None else config.http.port,
-            log_level=(log_level or "info").lower(),
-            access_log=False,
-            lifespan="on",
-            # Open streams (the console's live events) would hold shutdown forever; a webhook request cut
-            # off here was not answered, so its sender retries: nothing unacknowledged is lost.
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECS,
-        )
-    )
+    server = uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
+                                          port=port if port is not None else config.http.port,
+                                          log_level=(log_level or "info").lower()))
     asyncio.run(server.serve())
 
 
@@ -72,6 +60,7 @@ def console(config_path: str, host: str | None, port: int | None) -> None:
     """Serve only the operator console (/console): for a batch-only setup, or beside a running hub."""
     import uvicorn
 
+    from hub.http_server import server_config
     from hub.ingest import build_app
     from hub.runtime import Hub
     from hub.telemetry import setup_logging
@@ -81,8 +70,9 @@ def console(config_path: str, host: str | None, port: int | None) -> None:
     bound_host = host or config.http.host
     app = build_app(Hub(config), bound_host=bound_host, config_path=config_path, take_input=False)
     click.echo(f"console: http://{bound_host}:{port if port is not None else config.http.port}/console/", err=True)
-    uvicorn.run(app, host=bound_host, port=port if port is not None else config.http.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECS)
+    asyncio.run(uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
+                                             port=port if port is not None else config.http.port,
+                                             log_level="warning")).serve())
 
 
 @main.command()

@@ -6,6 +6,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from hub import registry
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
+from hub.events import TimestampWindow
+from hub.http_server import HttpLimits
 from hub.identity.config import IdentityConfig
 from hub.jobs import Jobs, WorkersConfig, check_jobs
 from hub.mapping.config import MappingConfig
@@ -33,6 +36,21 @@ class HttpConfig(BaseModel):
 
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 only behind a proxy or in a container.")
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    limits: HttpLimits = Field(default_factory=HttpLimits, description="What one client may hold (hub/http_server.py).")
+
+
+class TimestampsConfig(BaseModel):
+    """Event times outside this window are rejected (`invalid_timestamp`) by every source, never stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    earliest: datetime = Field(datetime(2000, 1, 1, tzinfo=timezone.utc),
+                               description="No event before this instant (ISO-8601; UTC when no offset).")
+    max_ahead_secs: float = Field(86_400.0, ge=0, description="No event more than this far after the hub's clock.")
+
+    def window(self) -> TimestampWindow:
+        earliest = self.earliest if self.earliest.tzinfo else self.earliest.replace(tzinfo=timezone.utc)
+        return TimestampWindow(earliest_secs=earliest.timestamp(), max_ahead_secs=self.max_ahead_secs)
 
 
 class AwsConfig(BaseModel):
@@ -52,6 +70,7 @@ class _HubConfigBase(BaseModel):
 
     http: HttpConfig = Field(default_factory=HttpConfig)
     aws: AwsConfig = Field(default_factory=AwsConfig)
+    timestamps: TimestampsConfig = Field(default_factory=TimestampsConfig, description="Accepted event times.")
     identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Session stitching, user links.")
     mapping: MappingConfig = Field(default_factory=MappingConfig, description="Events → Personalize records.")
     schemas: SchemasConfig = Field(default_factory=SchemasConfig, description="Dataset schemas to validate against.")

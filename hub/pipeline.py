@@ -122,14 +122,14 @@ class Pipeline:
         # per-event submit coroutines and gather's callbacks cost more than the batching itself.
         submitted = [(runner, members, await runner.submit_all([event for _, event in members]))
                      for runner, members in routed.items() if members]
-        delivered_for_readiness: dict[str, list[Event]] = defaultdict(list)
+        delivered_for_readiness: dict[str, list[tuple[int, Event]]] = defaultdict(list)
         for runner, members, futures in submitted:
             readiness_key = runner.destination.readiness_key() if self.readiness else None
             for (root, event), future in zip(members, futures, strict=True):
                 settlement = await future
                 if settlement.outcome is Outcome.DELIVERED:
                     if readiness_key and event.kind is EventKind.INTERACTION:
-                        delivered_for_readiness[readiness_key].append(event)
+                        delivered_for_readiness[readiness_key].append((root, event))
                 elif settlement.outcome is Outcome.RETRY:
                     mark(root, Outcome.RETRY)
                 elif settlement.outcome is Outcome.REJECTED:
@@ -144,9 +144,6 @@ class Pipeline:
                     )
                     reject(root, rejection, record)
 
-        for key, delivered in delivered_for_readiness.items():
-            self.readiness.observe(key, delivered)  # type: ignore[union-attr]
-
         report = EmitReport(outcomes, all_rejections)
         try:
             await self.dead_letter.write(dead)
@@ -156,6 +153,13 @@ class Pipeline:
                 if root is not None:
                     mark(root, Outcome.RETRY)
             report.dead_letter_failed = bool(dead)
+
+        # Counted once the source message settled: one that ends RETRY is delivered again (its eventIds make
+        # that idempotent for Personalize) and counted then, so counting it now would count it twice.
+        for key, delivered in delivered_for_readiness.items():
+            settled = [event for root, event in delivered if outcomes[root] is not Outcome.RETRY]
+            if settled:
+                self.readiness.observe(key, settled)  # type: ignore[union-attr]
         if self.tap is not None:
             children: dict[int, list[Event]] = defaultdict(list)
             for root, event in current:

@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from connectors.formats.recommendations import SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
 from hub.connector import Destination, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner, Settlement
 from hub.events import Event, EventKind, SourceRef
 from hub.jobs import Recipe
-from workers.ledger import RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed
+from workers.ledger import (
+    RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed, parse_pending, pending_mark)
 from workers.outputs import Decorated, Decorator, LineError
 from workers.runs import MAX_ERROR_SAMPLES
 
@@ -55,7 +58,9 @@ class LedgeredDestination(Destination):
     """Wraps a destination without an idempotency key: `sending` before each send, `sent` right after.
 
     Recording around the send itself keeps the window in which a crash leaves an outcome unknown as
-    small as one request; such recipients are reported `unknown`, never resent (destinations.md §6).
+    small as one request; such recipients are reconciled (`Destination.delivery_status`) or reported
+    `unknown`, never resent blindly (destinations.md §6). The job's pending mark, set with `sending`,
+    carries that to later runs of the job.
     """
 
     def __init__(self, inner: Destination, ledger: Ledger, run_id: str, digests: dict[str, str]):
@@ -65,6 +70,7 @@ class LedgeredDestination(Destination):
         self._prefix = len(run_id) + 1  # message ids are "<run id>:<recipient>"
         self.digests = digests
         self.idempotent = inner.idempotent
+        self.run_id = run_id
 
     def accepts(self, event: Event) -> bool:
         return self.inner.accepts(event)
@@ -81,9 +87,14 @@ class LedgeredDestination(Destination):
     async def close(self) -> None:
         await self.inner.close()
 
+    async def delivery_status(self, batch: Sequence[Event]) -> Sequence[bool | None]:
+        return await self.inner.delivery_status(batch)
+
     async def send(self, batch: Sequence[Event]) -> None:
         keys = [event.source.message_id[self._prefix:] for event in batch]
-        await self.ledger.settle(self.config.id, [(k, SENDING) for k in keys])
+        await self.ledger.settle(self.config.id, [(k, SENDING) for k in keys],
+                                 pending=[(k, pending_mark(self.digests[k], self.run_id)) for k in keys
+                                          if k in self.digests])
         try:
             await self.inner.send(batch)
         except Exception as err:
@@ -203,14 +214,17 @@ class Exporter:
             log.error("export %s: recording outcomes failed", self.run_id, exc_info=self._failure)
 
     async def _decide_and_submit(self, runner: DestinationRunner, decorated: list[Decorated], events: list[Event],
-                                 states: list[str | None], synced: list[str | None]) -> tuple:
-        """Skip what this run settled and what did not change since the last sync; submit the rest."""
+                                 states: list[str | None], synced: list[str | None],
+                                 pending: list[str | None]) -> tuple:
+        """Skip what this run settled and what did not change since the last sync; reconcile sends a
+        crash cut off; submit the rest."""
         destination = runner.destination
         now_states: list[tuple[str, str]] = []
         resync: list[tuple[str, str]] = []
         sends: list[tuple[str, str, asyncio.Future[Settlement]]] = []
+        in_doubt: list[tuple[Decorated, Event, Event]] = []  # (item, this run's event, the event asked about)
         in_flight = self.digests[runner.name]
-        for item, event, state, last in zip(decorated, events, states, synced, strict=True):
+        for item, event, state, last, mark in zip(decorated, events, states, synced, pending, strict=True):
             key = item.key
             if key in in_flight:
                 continue  # the same recipient twice in the output: one send is in flight already
@@ -219,18 +233,33 @@ class Exporter:
                     resync.append((key, item.digest))
                     continue
                 if state == SENDING and not destination.idempotent:
-                    now_states.append((key, UNKNOWN))  # it may have arrived: never send it blindly again
+                    in_doubt.append((item, event, event))  # it may have arrived: never send it blindly again
                     continue
                 if state != SENDING and state not in RETRIED_ON_RERUN:
                     continue  # settled: unchanged, unknown, or failed for good
             if last == item.digest:
                 now_states.append((key, UNCHANGED))
                 continue
+            earlier = parse_pending(mark)
+            if earlier and earlier[0] == item.digest and not destination.idempotent and state is None:
+                # An earlier run began sending this very content and never learnt the outcome.
+                in_doubt.append((item, event, _as_sent_by(event, earlier[1], key)))
+                continue
             if not destination.accepts(event):
                 now_states.append((key, failed("not_accepted")))
                 continue
             in_flight[key] = item.digest
             sends.append((key, item.digest, await runner.submit(event)))
+        for (item, event, _), arrived in zip(in_doubt, await _ask(destination, [e for _, _, e in in_doubt]),
+                                             strict=True):
+            if arrived is None:
+                now_states.append((item.key, UNKNOWN))
+            elif arrived:
+                now_states.append((item.key, SENT))
+                resync.append((item.key, item.digest))
+            else:  # the destination says it never arrived: send it now
+                in_flight[item.key] = item.digest
+                sends.append((item.key, item.digest, await runner.submit(event)))
         return runner, now_states, resync, sends
 
     async def _settle(self, pending: list[tuple]) -> None:
@@ -251,6 +280,23 @@ class Exporter:
             in_flight = self.digests[runner.name]
             for key, _, _ in sends:  # only now: a later chunk's lookup must find them in the ledger
                 in_flight.pop(key, None)
+
+
+def _as_sent_by(event: Event, run_id: str, key: str) -> Event:
+    """The event as run `run_id` sent it: message ids are "<run id>:<recipient>"."""
+    return msgspec.structs.replace(event, source=msgspec.structs.replace(event.source, message_id=f"{run_id}:{key}"))
+
+
+async def _ask(destination: Destination, events: list[Event]) -> Sequence[bool | None]:
+    """The destination's word on earlier sends; a failure to answer is "cannot tell"."""
+    if not events:
+        return []
+    try:
+        found = await destination.delivery_status(events)
+    except Exception:  # noqa: BLE001 - asking is best effort: the recipients stay `unknown`, reported
+        log.warning("%s: could not reconcile %d earlier sends", destination.config.id, len(events), exc_info=True)
+        return [None] * len(events)
+    return found if len(found) == len(events) else [None] * len(events)
 
 
 def _state_of(settlement: Settlement, idempotent: bool) -> str:

@@ -12,6 +12,7 @@ from pydantic import Field
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from connectors.formats.json_document import InvalidJson, decode_json
 from hub.connector import EmitReport, Outcome, SourceConfig
 from hub.events import Rejection
 
@@ -176,8 +177,8 @@ def _zlib_header(data: bytes) -> bool:
 
 def parse_json(body: bytes) -> object:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as err:
+        return decode_json(body)
+    except InvalidJson as err:
         raise RequestRejected(400, "invalid_json", f"body is not valid JSON: {err}") from None
 
 

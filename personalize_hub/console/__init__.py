@@ -40,6 +40,7 @@ class Console:
         return console_routes(self.backend, self.ring, self.auth, self.redact)
 
     async def start(self) -> None:
+        self.activity.sample()  # the windows count from here, not from whatever the process counted before
         self._sampler = asyncio.create_task(self.activity.run(), name="console:activity")
 
     async def stop(self) -> None:

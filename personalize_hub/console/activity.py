@@ -57,6 +57,7 @@ class Activity:
         return {key: value - base.get(key, 0.0) for key, value in now_values.items()}
 
     async def run(self) -> None:
+        """Sample every `interval_secs` (the caller takes the first sample when it starts)."""
         while True:
-            self.sample()
             await asyncio.sleep(self.interval_secs)
+            self.sample()

@@ -142,6 +142,21 @@ class Email(Destination):
             message.add_alternative(rendered.html, subtype="html")
         return message
 
+    async def delivery_status(self, batch: Sequence[Event]) -> Sequence[bool | None]:
+        """Asked of the transport when it can look a message up (pickup); SES and SMTP cannot tell."""
+        delivered = getattr(self.transport, "delivered", None)
+        if delivered is None:
+            return [None] * len(batch)
+        found: list[bool | None] = []
+        for event in batch:
+            try:
+                message, recs = self.compose(event)
+            except RejectedError:
+                found.append(None)
+                continue
+            found.append(await delivered(message, recs.email))
+        return found
+
     async def send(self, batch: Sequence[Event]) -> None:
         (event,) = batch  # max_events is 1: one personalised message per call
         message, recs = self.compose(event)
