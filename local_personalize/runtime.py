@@ -33,15 +33,41 @@ def _compiled(expression: str) -> Filter:
 
 
 async def campaign_for(service: Service, arn: str | None, recommender_arn: str | None = None) -> LiveCampaign:
-    if recommender_arn is not None:
-        raise ResourceNotFound(f"Could not find recommender {recommender_arn}: local_personalize has no recommenders")
-    campaign = service.models.campaigns.get(arn)
+    """The live campaign or recommender a runtime call names; exactly one of the two ARNs (§5.1)."""
+    if (arn is None) == (recommender_arn is None):
+        raise InvalidInput("Provide exactly one of campaignArn and recommenderArn")
+    target, kind = (arn, "campaign") if arn is not None else (recommender_arn, "recommender")
+    campaign = service.models.campaigns.get(target)
     if campaign is not None:
         return campaign
-    resource = await service.db(Store.get_resource, service.store, arn)
-    if resource is None or resource.kind != "campaign":
-        raise ResourceNotFound(f"Could not find campaign with ARN {arn}")
-    raise ResourceInUse(f"Campaign {arn} is not ACTIVE (status {resource.status})")
+    resource = await service.db(Store.get_resource, service.store, target)
+    if resource is None or resource.kind != kind:
+        raise ResourceNotFound(f"Could not find {kind} with ARN {target}")
+    raise ResourceInUse(f"{kind.capitalize()} {target} is not ACTIVE (status {resource.status})")
+
+
+async def _use_case_inputs(service: Service, campaign: LiveCampaign, user_id: str | None, item_id: str | None
+                           ) -> tuple[str | None, np.ndarray | None]:
+    """A recommender's use-case rules: required ids, the user's latest item, items it leaves out (domain.py)."""
+    use_case, live = campaign.use_case, campaign.live
+    if use_case is None:
+        return item_id, None
+    if use_case.needs_user and not user_id:
+        raise InvalidInput(f"userId is required for a {use_case.name} recommender")
+    if use_case.needs_item and not item_id:
+        raise InvalidInput(f"itemId is required for a {use_case.name} recommender")
+    if not (use_case.excludes_event and user_id and "INTERACTIONS" in live.datasets):
+        return item_id, None
+    rows = await service.db(Store.user_interactions, service.store, live.datasets["INTERACTIONS"], user_id)
+    consumed = [row[0] for row in rows if row[1] == use_case.excludes_event]
+    if item_id is None and use_case.item_from_history:
+        if not consumed:
+            raise InvalidInput(f"User {user_id} has no {use_case.excludes_event} event to start from; pass itemId")
+        item_id = consumed[0]  # newest first
+    positions = live.model_positions()
+    mask = np.ones(len(live.model.item_ids), dtype=bool)
+    mask[[positions[item] for item in consumed if item in positions]] = False
+    return item_id, mask
 
 
 async def _filter_mask(service: Service, live: LiveModel, filter_arn: str, values: dict | None,
@@ -50,7 +76,7 @@ async def _filter_mask(service: Service, live: LiveModel, filter_arn: str, value
     if resource is None or resource.kind != "filter":
         raise ResourceNotFound(f"Could not find filter with ARN {filter_arn}")
     if resource.parent_arn != live.dataset_group_arn:
-        raise InvalidInput(f"Filter {filter_arn} belongs to another dataset group than the campaign")
+        raise InvalidInput(f"Filter {filter_arn} belongs to another dataset group than the campaign or recommender")
     try:
         compiled = _compiled(resource.doc["filterExpression"])
         table = await service.models.item_table(live)
@@ -100,6 +126,7 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
     live, model = campaign.live, campaign.live.model
     user_id, item_id = body.get("userId"), body.get("itemId")
     kind = model.recipe_type
+    item_id, candidates = await _use_case_inputs(service, campaign, user_id, item_id)
     if kind == RecipeType.PERSONALIZED_RANKING:
         raise InvalidInput("This campaign ranks items: call GetPersonalizedRanking")
     if kind == RecipeType.USER_PERSONALIZATION and not user_id:
@@ -107,9 +134,9 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
     if kind == RecipeType.RELATED_ITEMS and not item_id:
         raise InvalidInput("itemId is required for a RELATED_ITEMS campaign")
     num_results = body.get("numResults", DEFAULT_RESULTS)
-    candidates = None
     if body.get("filterArn"):
-        candidates = await _filter_mask(service, live, body["filterArn"], body.get("filterValues"), user_id, item_id)
+        mask = await _filter_mask(service, live, body["filterArn"], body.get("filterValues"), user_id, item_id)
+        candidates = mask if candidates is None else candidates & mask
     columns = await _metadata_columns(service, campaign, body)
     promotions = body.get("promotions") or []
     if promotions:
@@ -151,7 +178,7 @@ async def _with_promotion(service: Service, campaign: LiveCampaign, promotion: d
 
 
 async def get_personalized_ranking(service: Service, body: dict[str, Any]) -> dict[str, Any]:
-    campaign = await campaign_for(service, body["campaignArn"])
+    campaign = await campaign_for(service, body.get("campaignArn"), body.get("recommenderArn"))
     live = campaign.live
     if live.model.recipe_type != RecipeType.PERSONALIZED_RANKING:
         raise InvalidInput("GetPersonalizedRanking needs a PERSONALIZED_RANKING campaign")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from local_personalize.filters import ItemTable
 from local_personalize.ingest import Ingested, group_dataset
-from local_personalize.recipes import Exploration, Model, RecipeType, load_model
+from local_personalize.recipes import DomainRecipe, Exploration, Model, RecipeType, load_model, recipe_for_arn
 from local_personalize.store import Store
 
 if TYPE_CHECKING:
@@ -35,6 +35,13 @@ class LiveModel:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     item_table: ItemTable | None = None
     items_stale: bool = True
+    _positions: dict[str, int] | None = None
+
+    def model_positions(self) -> dict[str, int]:
+        """Item id → position in the model's item_ids (built once, rebuilt when the catalogue grew)."""
+        if self._positions is None or len(self._positions) != len(self.model.item_ids):
+            self._positions = {item_id: i for i, item_id in enumerate(self.model.item_ids)}
+        return self._positions
 
     def observe(self, user_id: str, item_id: str, timestamp: float, event_type: str | None,
                 event_value: float | None = None) -> None:
@@ -49,6 +56,7 @@ class LiveCampaign:
     live: LiveModel
     exploration: Exploration
     metadata_enabled: bool
+    use_case: type[DomainRecipe] | None = None  # set for recommenders: the domain use case served
 
 
 def _load(store: Store, settings, version_arn: str) -> tuple[dict, dict[str, str], list[tuple], int]:
@@ -62,6 +70,11 @@ def _load(store: Store, settings, version_arn: str) -> tuple[dict, dict[str, str
     cutoff = version.doc.get("_cutoffSeq", 0)
     replay = store.events_after(datasets["INTERACTIONS"], cutoff) if "INTERACTIONS" in datasets else []
     return version.doc, datasets, replay, store.last_interaction_seq()
+
+
+def _use_case(recipe_arn: str | None) -> type[DomainRecipe] | None:
+    recipe = recipe_for_arn(recipe_arn) if recipe_arn else None
+    return recipe if recipe is not None and issubclass(recipe, DomainRecipe) else None
 
 
 class LiveModels:
@@ -143,7 +156,8 @@ class LiveModels:
         config = campaign.get("campaignConfig") or {}
         recipe_is_v2 = live.model.recipe_name.endswith("-v2")
         state = LiveCampaign(campaign["campaignArn"], live, Exploration.from_config(config.get("itemExplorationConfig")),
-                             bool(config.get("enableMetadataWithRecommendations")) or recipe_is_v2)
+                             bool(config.get("enableMetadataWithRecommendations")) or recipe_is_v2,
+                             _use_case(campaign.get("recipeArn")))
         self.campaigns[state.arn] = state
         self._release_unused()
         return state

@@ -18,7 +18,8 @@ from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PR
 from local_personalize.ingest import group_dataset
 from local_personalize.recipes import TrainingConfig, TrainingData, TrainingError, recipe_for_arn
 from local_personalize.settings import Settings
-from local_personalize.store import Store, gc_paused
+from local_personalize.schemas import parse_schema
+from local_personalize.store import Resource, Store, gc_paused
 
 logger = logging.getLogger(__name__)
 STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
@@ -70,8 +71,28 @@ def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingD
     data = TrainingData(
         user_ids=list(user_pos), item_ids=list(item_pos), user_index=user_index, item_index=item_index,
         timestamp=timestamp, event_type=event_type, event_types=list(type_pos), event_value=event_value,
-        item_metadata=item_metadata, user_metadata=user_metadata)
+        item_metadata=item_metadata, user_metadata=user_metadata,
+        item_text_fields=_textual_fields(store, items_dataset))
     return data, cutoff_seq
+
+
+def _textual_fields(store: Store, items_dataset: Resource | None) -> list[str]:
+    """The Items schema's free-text fields, which recipes read as text rather than categories."""
+    schema = store.get_resource(items_dataset.doc["schemaArn"]) if items_dataset is not None else None
+    if schema is None:
+        return []
+    return [field.name for field in parse_schema(schema.doc["schema"]).fields if field.textual]
+
+
+def _exclude_columns(data: TrainingData, training_data_config: dict[str, Any] | None) -> None:
+    """A recommender's trainingDataConfig.excludedDatasetColumns: those ITEMS / USERS columns do not train."""
+    excluded = (training_data_config or {}).get("excludedDatasetColumns") or {}
+    for dataset_type, metadata in (("ITEMS", data.item_metadata), ("USERS", data.user_metadata)):
+        columns = set(excluded.get(dataset_type) or ())
+        for row in metadata.values() if columns else ():
+            for column in columns & row.keys():
+                del row[column]
+    data.item_text_fields = [name for name in data.item_text_fields if name not in (excluded.get("ITEMS") or ())]
 
 
 def solution_metrics(recipe: type, data: TrainingData, config: TrainingConfig) -> dict[str, float]:
@@ -90,6 +111,7 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
     config = TrainingConfig.from_solution(version.doc.get("eventType"), version.doc.get("solutionConfig"))
     started = time.monotonic()
     data, cutoff_seq = build_training_data(store, version.doc["datasetGroupArn"])
+    _exclude_columns(data, (version.doc.get("recommenderConfig") or {}).get("trainingDataConfig"))
     read_at = time.monotonic()
     model = recipe.train(data, config)
     trained_at = time.monotonic()
@@ -107,7 +129,7 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
 
 
 def run_solution_version(settings: Settings, version_arn: str) -> None:
-    """Job-process entry point: train one version and record ACTIVE, CREATE FAILED or CREATE STOPPED."""
+    """Job-process entry point: train one version (or recommender) and record its outcome."""
     store = Store(settings.db_path)
     try:
         version = store.get_resource(version_arn)
@@ -129,6 +151,8 @@ def run_solution_version(settings: Settings, version_arn: str) -> None:
         if store.get_resource(version_arn).status == STOPPING:
             store.update_resource(version_arn, status=STOPPED)
             return
-        store.update_resource(version_arn, status=ACTIVE, **changes)
+        # A recommender turns ACTIVE once the server has loaded its model (service.py), a version at once.
+        done = CREATE_IN_PROGRESS if store.get_resource(version_arn).kind == "recommender" else ACTIVE
+        store.update_resource(version_arn, status=done, _trained=True, **changes)
     finally:
         store.close()
