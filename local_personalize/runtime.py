@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from local_personalize.batch import recent_interactions
+from local_personalize.context import rerank, widened
 from local_personalize.errors import InvalidInput, ResourceInUse, ResourceNotFound
 from local_personalize.filters import Filter, FilterContext, FilterError, compile_filter
 from local_personalize.recipes import Recommendation, RecipeType
@@ -144,8 +145,13 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
                                                           num_results, candidates)
         items = _item_list(recommendations, live, columns, promotions[0].get("name"), promoted)
     else:
-        recommendations = model.recommend(user_id, item_id, num_results, candidates=candidates,
+        context = body.get("context")
+        wanted = widened(num_results) if context and live.context_lifts else num_results
+        recommendations = model.recommend(user_id, item_id, wanted, candidates=candidates,
                                           exploration=campaign.exploration)
+        if wanted != num_results:
+            recommendations = rerank(recommendations, context, live.context_lifts, live.model_positions(),
+                                     num_results, model.with_scores)
         items = _item_list(recommendations, live, columns)
     return {"itemList": items, "recommendationId": recommendation_id()}
 

@@ -13,6 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from local_personalize.context import context_path, load_lifts
 from local_personalize.filters import ItemTable
 from local_personalize.ingest import Ingested, group_dataset
 from local_personalize.recipes import DomainRecipe, Exploration, Model, RecipeType, load_model, recipe_for_arn
@@ -35,6 +38,7 @@ class LiveModel:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     item_table: ItemTable | None = None
     items_stale: bool = True
+    context_lifts: dict[str, np.ndarray] = field(default_factory=dict)  # "FIELD=value" → log-lift (context.py)
     _positions: dict[str, int] | None = None
 
     def model_positions(self) -> dict[str, int]:
@@ -106,7 +110,8 @@ class LiveModels:
                 _load, self.service.store, self.service.settings, version_arn)
             path = self.service.settings.models_dir / f"{doc['_modelId']}.npz"
             model = await asyncio.to_thread(load_model, str(path))
-            live = LiveModel(version_arn, model, doc["datasetGroupArn"], datasets)
+            lifts = await asyncio.to_thread(load_lifts, context_path(self.service.settings.models_dir, doc["_modelId"]))
+            live = LiveModel(version_arn, model, doc["datasetGroupArn"], datasets, context_lifts=lifts)
             for event in replay:
                 live.observe(*event)
             for last_seq, ingested in self._held[version_arn]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from local_personalize import context
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
 from local_personalize.ingest import group_dataset
 from local_personalize.recipes import TrainingConfig, TrainingData, TrainingError, recipe_for_arn
@@ -84,6 +85,17 @@ def _textual_fields(store: Store, items_dataset: Resource | None) -> list[str]:
     return [field.name for field in parse_schema(schema.doc["schema"]).fields if field.textual]
 
 
+def _learn_context(store: Store, settings: Settings, doc: dict[str, Any], item_ids: list[str], cutoff_seq: int) -> None:
+    """Context lifts (context.py) for the Interactions schema's metadata fields, when it has any."""
+    interactions = group_dataset(store, doc["datasetGroupArn"], "INTERACTIONS")
+    schema = store.get_resource(interactions.doc["schemaArn"])
+    fields = [f.name for f in parse_schema(schema.doc["schema"]).fields
+              if f.name not in context.RESERVED and "string" in f.types]
+    lifts = context.learn_lifts(store, interactions.arn, item_ids, fields, cutoff_seq) if fields else {}
+    if lifts:
+        context.save_lifts(context.context_path(settings.models_dir, doc["_modelId"]), lifts)
+
+
 def _exclude_columns(data: TrainingData, training_data_config: dict[str, Any] | None) -> None:
     """A recommender's trainingDataConfig.excludedDatasetColumns: those ITEMS / USERS columns do not train."""
     excluded = (training_data_config or {}).get("excludedDatasetColumns") or {}
@@ -120,6 +132,7 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
     partial = path.with_suffix(".partial")
     model.save(str(partial))
     os.replace(partial, path)
+    _learn_context(store, settings, version.doc, data.item_ids, cutoff_seq)
     metrics = solution_metrics(recipe, data, config)
     timings = {"read_secs": round(read_at - started, 2), "train_secs": round(trained_at - read_at, 2),
                "metrics_secs": round(time.monotonic() - trained_at, 2)}

@@ -349,3 +349,44 @@ def test_too_few_required_events_fail_the_recommender_with_the_reason(clients, b
         time.sleep(0.2)
     assert described["status"] == "CREATE FAILED"
     assert "at least 1000 Purchase events" in described["failureReason"]
+
+
+def test_context_learned_from_interactions_changes_the_ranking(clients, shop, bucket_name, aws_endpoint_url,
+                                                               aws_region):
+    """DEVICE is an Interactions metadata field; phones mostly view genre 0, desktops the rest."""
+    personalize, runtime = clients
+    rng = np.random.default_rng(4)
+    phone = np.where(shop.item_genre[shop.items] == 0, rng.random(len(shop.items)) < 0.9,
+                     rng.random(len(shop.items)) < 0.1)
+    lines = ["USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,DEVICE"] + [
+        f"u{u},i{i},{t},View,{'phone' if p else 'desktop'}"
+        for u, i, t, p in zip(shop.users.tolist(), shop.items.tolist(), shop.timestamps.tolist(), phone.tolist())]
+    upload(aws_endpoint_url, aws_region, bucket_name, "with-device.csv", "\n".join(lines).encode())
+    group = personalize.create_dataset_group(name="with-device", domain="ECOMMERCE")["datasetGroupArn"]
+    schema = {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
+              "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+                         {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"},
+                         {"name": "DEVICE", "type": "string", "categorical": True}], "version": "1.0"}
+    schema_arn = personalize.create_schema(name="with-device", schema=json.dumps(schema),
+                                           domain="ECOMMERCE")["schemaArn"]
+    dataset = personalize.create_dataset(name="with-device", datasetType="INTERACTIONS", datasetGroupArn=group,
+                                         schemaArn=schema_arn)["datasetArn"]
+    job = personalize.create_dataset_import_job(jobName="with-device", datasetArn=dataset, roleArn=ROLE, dataSource={
+        "dataLocation": f"s3://{bucket_name}/with-device.csv"})["datasetImportJobArn"]
+    wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
+    arn = personalize.create_recommender(
+        name="most-viewed", datasetGroupArn=group,
+        recipeArn="arn:aws:personalize:::recipe/aws-ecomm-popular-items-by-views")["recommenderArn"]
+    wait_status(lambda: personalize.describe_recommender(recommenderArn=arn), "recommender")
+
+    def genre0_share(**context) -> float:
+        items = [item["itemId"] for item in runtime.get_recommendations(
+            recommenderArn=arn, userId="u1", numResults=10, **context)["itemList"]]
+        assert len(items) == 10
+        return float(np.mean([shop.item_genre[int(i[1:])] == 0 for i in items]))
+
+    plain, on_phone, on_desktop = genre0_share(), genre0_share(context={"DEVICE": "phone"}), \
+        genre0_share(context={"DEVICE": "desktop"})
+    # Genre 0 is a fifth of the catalogue and ~70 % of phone views, ~3 % of desktop views.
+    assert on_phone >= 0.6 and on_desktop <= 0.1 and on_desktop < plain < on_phone
+    assert genre0_share(context={"DEVICE": "television"}) == plain  # context never seen in training
