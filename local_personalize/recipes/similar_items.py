@@ -57,6 +57,37 @@ def metadata_vectors(item_ids: Sequence[str], metadata: Mapping[str, Mapping[str
     return normalize(sp.hstack(blocks, format="csr", dtype=np.float32))
 
 
+COLD_NEIGHBOURS = 10  # warm items whose relevance a cold item borrows in user-personalization
+
+
+def cold_transfer(item_ids: Sequence[str], metadata: Mapping[str, Mapping[str, Any]], textual: Sequence[str],
+                  warm: np.ndarray) -> sp.csr_matrix | None:
+    """Items × items weights carrying relevance from warm items to each cold one (its columns).
+
+    Column j (a cold item, `warm[j]` False) holds its COLD_NEIGHBOURS most similar warm items by
+    metadata cosine, normalised to sum 1, so `scores @ T` is a cold item's similarity-weighted average
+    of its neighbours' relevance. None when there is no textual metadata or no cold item with metadata.
+    """
+    cold = np.flatnonzero(~warm)
+    vectors = metadata_vectors(item_ids, metadata, textual) if textual and len(cold) else None
+    if vectors is None or not warm.any():
+        return None
+    warm_positions = np.flatnonzero(warm)
+    similarity = (vectors[cold] @ vectors[warm_positions].T).toarray().astype(np.float32)
+    similarity[similarity <= 0.0] = -np.inf
+    index, best = top_k(np.ascontiguousarray(similarity), min(COLD_NEIGHBOURS, len(warm_positions)))
+    rows, columns, weights = [], [], []
+    for row, (found, values) in enumerate(zip(index, best)):
+        keep = found >= 0
+        if keep.any():
+            rows.extend(warm_positions[found[keep]])
+            columns.extend([cold[row]] * int(keep.sum()))
+            weights.extend(values[keep] / values[keep].sum())
+    if not rows:
+        return None
+    return sp.csr_matrix((np.array(weights, np.float32), (rows, columns)), shape=(len(item_ids), len(item_ids)))
+
+
 def _scaled_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Each row divided by its maximum, so both signals weigh in on the same [0, 1] scale."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32)

@@ -127,3 +127,18 @@ def test_domain_items_schema_as_documented_is_accepted() -> None:
               {"name": "CATEGORY_L1", "type": "string", "categorical": True},
               {"name": "PRODUCT_DESCRIPTION", "type": ["null", "string"], "textual": True}]
     check_for_dataset(parse_schema(schema("Items", fields)), "ITEMS", "ECOMMERCE")
+
+
+def test_user_personalization_ranks_cold_items_by_their_text(shop, tmp_path) -> None:
+    data, cold_ids = with_descriptions(shop, cold=20)
+    model = recipe("aws-user-personalization").train(data)
+    path = str(tmp_path / "model.npz")
+    model.save(path)
+    loaded = load_model(path)
+    agree = []
+    for user in np.flatnonzero(np.bincount(shop.data.user_index) >= 10)[:30].tolist():
+        ranked = [r.item_id for r in loaded.rank(f"u{user}", cold_ids)]
+        top = ranked[:5]  # five cold items per topic: the user's topic should come first
+        agree.append(np.mean([int(item[3:]) % 4 == shop.user_topic[user] for item in top]))
+    assert np.mean(agree) >= 0.8
+    assert loaded.rank("u1", cold_ids) == model.rank("u1", cold_ids)
