@@ -3,8 +3,8 @@
 Prints every GetSolutionMetrics value for aws-popularity-count (the anchor), aws-sims and
 aws-user-personalization side by side, and the NDCG@10 ratio of user-personalization to popularity.
 Exits 1 if that ratio is below 2 or user-personalization's NDCG@10 below 0.18. Then the domain use
-cases (every rating a VIDEO_ON_DEMAND `Watch`; for ECOMMERCE every rating a `View` and ratings of 4+ also
-a `Purchase`) and aws-similar-items with the movies' genres and titles as item metadata (titles as
+cases (every rating a VIDEO_ON_DEMAND `Watch`; for ECOMMERCE ratings of 4+ a `Purchase`, the others a
+`View`) and aws-similar-items with the movies' genres and titles as item metadata (titles as
 `textual` text), each with its NDCG@10 ratio to popularity-count's. Popularity-Count returns one list for everyone, including movies
 the user already rated; for a fairer view it also prints popularity with each user's own items removed
 (what an Interactions EXCLUDE filter gives), and the ratio against that.
@@ -81,9 +81,8 @@ def domain_data(path: Path, domain: str) -> TrainingData:
             if domain == "VIDEO_ON_DEMAND":
                 yield {"USER_ID": user, "ITEM_ID": item, "TIMESTAMP": ts, "EVENT_TYPE": "Watch"}
                 continue
-            yield {"USER_ID": user, "ITEM_ID": item, "TIMESTAMP": ts, "EVENT_TYPE": "View"}
-            if stars >= PURCHASE_STARS:
-                yield {"USER_ID": user, "ITEM_ID": item, "TIMESTAMP": ts, "EVENT_TYPE": "Purchase"}
+            kind = "Purchase" if stars >= PURCHASE_STARS else "View"
+            yield {"USER_ID": user, "ITEM_ID": item, "TIMESTAMP": ts, "EVENT_TYPE": kind}
     data = TrainingData.from_rows(rows(), read_movies(path))
     data.item_text_fields = ["TITLE"]
     return data
