@@ -65,6 +65,7 @@ def create_recommender(ctx: ControlContext, body: dict[str, Any]) -> dict[str, A
 def describe_recommender(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
     recommender = _recommender(ctx, body["recommenderArn"])
     document = describe(recommender)
+    document.pop("trainingHours", None)  # a solution version's field, not in the Recommender shape
     if recommender.doc.get("_metrics"):
         document["modelMetrics"] = recommender.doc["_metrics"]
     return {"recommender": document}
