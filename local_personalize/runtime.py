@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from local_personalize.batch import recent_interactions
+from local_personalize.batch import FILTER_HISTORY_PER_TYPE, recent_interactions
 from local_personalize.context import rerank, widened
 from local_personalize.errors import InvalidInput, ResourceInUse, ResourceNotFound
 from local_personalize.filters import Filter, FilterContext, FilterError, compile_filter
@@ -59,8 +59,8 @@ async def _use_case_inputs(service: Service, campaign: LiveCampaign, user_id: st
         raise InvalidInput(f"itemId is required for a {use_case.name} recommender")
     if not (use_case.excludes_event and user_id and "INTERACTIONS" in live.datasets):
         return item_id, None
-    rows = await service.db(Store.user_interactions, service.store, live.datasets["INTERACTIONS"], user_id)
-    consumed = [row[0] for row in rows if row[1] == use_case.excludes_event]
+    consumed = await service.db(Store.user_items_of_type, service.store, live.datasets["INTERACTIONS"], user_id,
+                                use_case.excludes_event, FILTER_HISTORY_PER_TYPE)
     if item_id is None and use_case.item_from_history:
         if not consumed:
             raise InvalidInput(f"User {user_id} has no {use_case.excludes_event} event to start from; pass itemId")

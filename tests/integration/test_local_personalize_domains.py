@@ -294,7 +294,10 @@ def test_video_on_demand_notebook_runs_to_recommendations(video_on_demand, clien
         "aws-vod-top-picks"}
     user = int(np.argmax(np.bincount(shop.users)))
     test_user_id = f"u{user}"
-    watched = {f"i{i}" for i in shop.items[(shop.users == user) & ~shop.purchased].tolist()}
+    # Personalize looks at a user's newest 100 events per event type when it leaves watched videos out.
+    watches = np.flatnonzero((shop.users == user) & ~shop.purchased)
+    newest = watches[np.argsort(-shop.timestamps[watches], kind="stable")[:100]]
+    watched = {f"i{i}" for i in shop.items[newest].tolist()}
     test_item_id = f"i{int(np.bincount(shop.items).argmax())}"
     get_recommendations_response = personalize_runtime.get_recommendations(
         recommenderArn=video_on_demand["more_like"], userId=test_user_id, itemId=test_item_id, numResults=20)
