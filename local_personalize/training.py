@@ -93,6 +93,8 @@ def _textual_fields(store: Store, items_dataset: Resource | None) -> list[str]:
 def _learn_context(store: Store, settings: Settings, doc: dict[str, Any], item_ids: list[str], cutoff_seq: int) -> None:
     """Context lifts (context.py) for the Interactions schema's metadata fields, when it has any."""
     interactions = group_dataset(store, doc["datasetGroupArn"], "INTERACTIONS")
+    if interactions is None:  # a next-best-action group may hold only its actions datasets
+        return
     schema = store.get_resource(interactions.doc["schemaArn"])
     fields = [f.name for f in parse_schema(schema.doc["schema"]).fields
               if f.name not in context.RESERVED and "string" in f.types]
