@@ -21,6 +21,7 @@ from hub.errors import ConfigError
 from hub.identity.config import IdentityConfig
 from hub.redis_connection import RedisConfig
 from personalize_hub import registry
+from personalize_hub.imports.config import ImportsConfig
 from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
 from personalize_hub.recommendations import RecommendationsConfig
 
@@ -49,6 +50,7 @@ class _HubConfigBase(BaseModel):
     workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Celery workers for batch jobs.")
     jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (personalize_hub/jobs.py).")
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
+    imports: ImportsConfig = Field(default_factory=ImportsConfig, description="`hub import`: column mapping, files.")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
 

@@ -111,3 +111,22 @@ def transient(err: Exception) -> bool:
         return status >= 500 or status == 429 or error_code(err) in (
             "ThrottlingException", "LimitExceededException", "ResourceInUseException", "SlowDown")
     return False
+
+
+def retrying(call: Any, *args: Any, policy: Any, sleep: Any = None, **kwargs: Any) -> Any:
+    """`call(*args, **kwargs)`, retried with `policy`'s full-jitter backoff while the error is `transient`.
+
+    For synchronous callers outside Celery (the CLI): inside a task, Celery's own retry is the owner.
+    """
+    import time
+
+    started, attempt = time.monotonic(), 0
+    while True:
+        attempt += 1
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:
+            delay = policy.backoff_secs(attempt)
+            if not transient(err) or not policy.may_retry(attempt, time.monotonic() - started, delay):
+                raise
+            (sleep or time.sleep)(delay)

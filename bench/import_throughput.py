@@ -1,0 +1,103 @@
+"""Benchmark: `hub import`'s pass (read, validate, write the clean CSV, tally) against the csv module alone.
+
+Run: `python bench/import_throughput.py [--rows N]`. Generates N interactions (USER_ID, ITEM_ID, TIMESTAMP,
+EVENT_TYPE, EVENT_VALUE and a categorical DEVICE field; 1 % bad rows) into a temporary CSV, then measures, each
+in a fresh process so peak RSS is the pass's own: the anchor, `csv.reader` reading and parsing the same file,
+and `Importer.prepare`, the import's whole local pass. Prints rows/s of both, the ratio (target ≥ 35 %) and
+the peak RSS of the import (target ≤ 200 MB whatever N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SCHEMA = {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
+          "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+                     {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"},
+                     {"name": "EVENT_VALUE", "type": ["null", "float"]},
+                     {"name": "DEVICE", "type": ["null", "string"], "categorical": True}],
+          "version": "1.0"}
+
+
+def generate(path: Path, rows: int, seed: int = 3) -> None:
+    rng = random.Random(seed)
+    types = ["click", "view", "purchase", "add_to_cart"]
+    devices = ["ios", "android", "web", ""]
+    start = 1_700_000_000
+    with open(path, "w", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "DEVICE"])
+        for n in range(rows):
+            user, item = f"user-{rng.randrange(rows // 20 + 1)}", f"item-{rng.randrange(50_000)}"
+            timestamp: str = str(start + n)
+            if n % 100 == 7:  # 1 % bad: a timestamp that is not one, or a missing item
+                timestamp = "yesterday" if n % 200 == 7 else timestamp
+                item = "" if n % 200 != 7 else item
+            writer.writerow([user, item, timestamp, rng.choice(types), f"{rng.random():.3f}", rng.choice(devices)])
+
+
+def anchor(path: Path) -> int:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return sum(1 for _ in csv.reader(handle))
+
+
+def import_pass(path: Path, folder: Path) -> dict:
+    from connectors.destinations.personalize.schema import parse_schema
+    from personalize_hub.config import parse_config
+    from personalize_hub.imports.run import Importer, ImportRequest
+    from personalize_hub.imports.source import location_of
+
+    config = parse_config({"imports": {"folder": str(folder)}})
+    importer = Importer(config, ImportRequest(dataset_arn="arn:aws:personalize:us-east-1:0:dataset/g/INTERACTIONS",
+                                              source=str(path), dry_run=True))
+    readiness = importer.prepare(parse_schema(json.dumps(SCHEMA)), location_of(str(path)), "csv",
+                                 path.stat().st_size, folder / "clean.csv", folder / "rejects.jsonl")
+    return {"rows": readiness.rows, "rejected": readiness.rejected, "users": readiness.users,
+            "duplicates": readiness.duplicates}
+
+
+def measure(kind: str, path: Path, folder: Path) -> dict:
+    """Run one side in a fresh process: its seconds, result and peak RSS."""
+    code = ("import json, sys, time, resource; sys.path.insert(0, %r); from bench import import_throughput as b; "
+            "from pathlib import Path; t = time.perf_counter(); r = b.%s(Path(%r)%s); "
+            "s = time.perf_counter() - t; print(json.dumps({'secs': s, 'result': r, "
+            "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+            % (str(ROOT), kind, str(path), f", Path({str(folder)!r})" if kind == "import_pass" else ""))
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / "interactions.csv"
+        generate(path, args.rows)
+        size_mb = path.stat().st_size / 1e6
+        base = measure("anchor", path, folder)
+        run = measure("import_pass", path, folder)
+    rows = args.rows
+    base_rate, run_rate = rows / base["secs"], rows / run["secs"]
+    print(f"input: {rows} rows, {size_mb:.0f} MB; import: {run['result']}")
+    print(f"anchor (csv.reader only): {base_rate:,.0f} rows/s ({base['secs']:.2f}s, peak RSS {base['rss_mb']:.0f} MB)")
+    print(f"hub import pass:          {run_rate:,.0f} rows/s ({run['secs']:.2f}s, peak RSS {run['rss_mb']:.0f} MB)")
+    print(f"ratio: {run_rate / base_rate:.0%} of the anchor (target >= 35%); peak RSS {run['rss_mb']:.0f} MB "
+          f"(target <= 200 MB)")
+
+
+if __name__ == "__main__":
+    main()
