@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.events import Event, EventKind, Rejection, SourceRef
+from hub.rows import ExportRow
 
 
 class Outcome(str, enum.Enum):
@@ -114,19 +115,15 @@ class SourceConfig(ConnectorConfig):
     """Base of source configs."""
 
 
-class DestinationConfig(ConnectorConfig):
-    """Base of destination configs: what is routed here and how it is batched."""
+class BatchedConfig(ConnectorConfig):
+    """Base of destination configs: how sends are batched, never above the API's own limits."""
 
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=100)
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset(EventKind)
 
-    kinds: list[EventKind] | None = Field(
-        None, description="Event kinds routed to this destination; default: what the destination accepts."
-    )
     batch: BatchOverrides = Field(default_factory=BatchOverrides, description="Batching overrides.")
 
     @model_validator(mode="after")
-    def _overrides_only_lower(self) -> DestinationConfig:
+    def _overrides_only_lower(self) -> BatchedConfig:
         limits = self.api_limits
         for name in ("max_events", "max_bytes", "max_requests_per_sec", "max_in_flight"):
             value, limit = getattr(self.batch, name), getattr(limits, name)
@@ -137,8 +134,22 @@ class DestinationConfig(ConnectorConfig):
     def batch_policy(self) -> BatchPolicy:
         return self.api_limits.lowered_by(self.batch)
 
+
+class DestinationConfig(BatchedConfig):
+    """Base of streaming destination configs: which event kinds are routed here, and batching."""
+
+    default_kinds: ClassVar[frozenset[EventKind]] = frozenset(EventKind)
+
+    kinds: list[EventKind] | None = Field(
+        None, description="Event kinds routed to this destination; default: what the destination accepts."
+    )
+
     def routed_kinds(self) -> frozenset[EventKind]:
         return frozenset(self.kinds) if self.kinds is not None else self.default_kinds
+
+
+class ExportDestinationConfig(BatchedConfig):
+    """Base of export destination configs: they take batch jobs' rows, so there are no `kinds` to route."""
 
 
 @dataclass
@@ -181,7 +192,7 @@ class WebhookSource(Source):
 
 
 class Destination(abc.ABC):
-    """Sends batches of mapped events to one service.
+    """Sends batches of mapped events to one service (a streaming destination, listed under `destinations:`).
 
     `send` returns normally when the whole batch was delivered, raises RetryableError when it may succeed
     later, RejectedError when it never will, and PartialFailure naming the members that failed.
@@ -192,13 +203,21 @@ class Destination(abc.ABC):
     # webhook-id, or an overwrite such as Braze attributes). The batch side's delivery ledger resends a
     # recipient whose outcome is unknown (crash mid-send) only to such destinations (destinations.md §6).
     idempotent: bool = False
+    # Streaming destinations take events from sources; the config refuses one that does not under `destinations:`.
+    streams_events: ClassVar[bool] = True
+    # The ExportRow shapes it takes from batch jobs (connectors/formats/recommendations.py); empty: none,
+    # and the config refuses it under `jobs:`.
+    export_rows: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, config: DestinationConfig, context: Context):
+    def __init__(self, config: BatchedConfig, context: Context):
         self.config = config
         self.context = context
 
     def accepts(self, event: Event) -> bool:
         return event.kind in self.config.routed_kinds()
+
+    def accepts_row(self, row: ExportRow) -> bool:
+        return row.shape in self.export_rows
 
     def partition_key(self, event: Event) -> str:
         """Events with the same key are sent in order, never in two batches at once."""
@@ -220,6 +239,28 @@ class Destination(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027
         """Flush and release clients."""
+
+
+class ExportDestination(Destination):
+    """Sends batches of ExportRows (a batch job's recommendations or audiences) to one service; listed under
+    a job's `destinations:`. The same settlement contract as `Destination.send`, over rows."""
+
+    Config: ClassVar[type[ExportDestinationConfig]]  # type: ignore[assignment]
+    streams_events: ClassVar[bool] = False
+
+    def accepts(self, event: Event) -> bool:
+        return False  # never routed events: it is not a streaming destination
+
+    def partition_key(self, row: ExportRow) -> str:  # type: ignore[override]
+        """Rows with the same key are sent in order, never in two batches at once."""
+        return ""
+
+    def size_of(self, row: ExportRow) -> int:  # type: ignore[override]
+        """Bytes the row adds to a request, for `BatchPolicy.max_bytes`."""
+        return 0
+
+    @abc.abstractmethod
+    async def send(self, batch: Sequence[ExportRow]) -> None: ...  # type: ignore[override]
 
 
 @runtime_checkable

@@ -68,6 +68,10 @@ class _HubConfigBase(BaseModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"connector ids must be unique; repeated: {', '.join(duplicates)}")
+        misplaced = [f"destinations[{i}]: {problem}" for i, d in enumerate(self.destinations)  # type: ignore[attr-defined]
+                     if (problem := registry.misplaced_destination(d.type, in_job=False))]
+        if misplaced:
+            raise ValueError("; ".join(misplaced))
         dead_letter = self.dead_letter  # type: ignore[attr-defined]
         if not registry.can_hold_dead_letter(dead_letter.type):
             raise ValueError(f"dead_letter: type {dead_letter.type!r} cannot hold a dead letter")

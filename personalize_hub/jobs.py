@@ -134,6 +134,10 @@ class JobConfig(BaseModel):
             raise ValueError(f"num_results {self.num_results} exceeds {limit} for {self.recipe.value}")
         if isinstance(self.input, ActiveUsers) and self.recipe is not Recipe.USER_RECOMMENDATIONS:
             raise ValueError("active_in_last_days lists users: only for user_recommendations")
+        misplaced = [f"destinations[{i}]: {problem}" for i, d in enumerate(self.destinations)
+                     if (problem := registry.misplaced_destination(d.type, in_job=True))]
+        if misplaced:
+            raise ValueError("; ".join(misplaced))
         ids = [d.id for d in self.destinations]
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:

@@ -54,6 +54,20 @@ def build_destination(config: DestinationConfig, context: Context) -> Destinatio
     return destinations()[config.type](config, context)  # type: ignore[attr-defined]
 
 
+def misplaced_destination(type_: str, *, in_job: bool) -> str | None:
+    """Why a destination of `type_` cannot be listed where it is (top-level `destinations:` or a job's), or None."""
+    cls = destinations().get(type_)
+    if cls is None:
+        return None  # the union reports an unknown type
+    if in_job and not cls.export_rows:
+        return (f"{type_!r} is a streaming destination (it takes events from sources, not a job's rows): "
+                "list it under the top-level destinations")
+    if not in_job and not cls.streams_events:
+        return (f"{type_!r} is an export destination (it takes a batch job's rows, not events): "
+                "list it under a job's destinations")
+    return None
+
+
 def can_hold_dead_letter(type_: str) -> bool:
     cls = destinations().get(type_)
     return cls is not None and issubclass(cls, RecordSink)

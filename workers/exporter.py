@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.formats.recommendations import SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
-from hub.connector import Destination, Outcome
+from connectors.formats.recommendations import RELATED_ITEMS, SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
+from hub.connector import Destination, ExportDestination, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner, Settlement
-from hub.events import Event, EventKind, SourceRef
+from hub.events import SourceRef
+from hub.rows import ExportRow
 from personalize_hub.jobs import Recipe
 from workers.ledger import RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed
 from workers.outputs import Decorated, Decorator, LineError
@@ -31,8 +32,8 @@ CHUNK_LINES = 1000  # lines decided per Redis round trip; also bounds one ledger
 MAX_UNSETTLED_CHUNKS = 8
 # Ambiguous outcomes: the destination could not tell whether the send happened (http_delivery.py).
 _UNKNOWN_REASONS = frozenset({"delivery_unknown"})
-EVENT_NAMES = {Recipe.USER_RECOMMENDATIONS: USER_RECOMMENDATIONS, Recipe.ITEM_AFFINITY: SEGMENT_AUDIENCE,
-               Recipe.RELATED_ITEMS: "related_items"}
+ROW_SHAPES = {Recipe.USER_RECOMMENDATIONS: USER_RECOMMENDATIONS, Recipe.ITEM_AFFINITY: SEGMENT_AUDIENCE,
+              Recipe.RELATED_ITEMS: RELATED_ITEMS}
 
 
 @dataclass
@@ -51,7 +52,7 @@ class SliceStats:
                 "items_without_metadata": self.items_without_metadata, "next_offset": self.next_offset}
 
 
-class LedgeredDestination(Destination):
+class LedgeredDestination(ExportDestination):
     """Wraps a destination without an idempotency key: `sending` before each send, `sent` right after.
 
     Recording around the send itself keeps the window in which a crash leaves an outcome unknown as
@@ -65,15 +66,16 @@ class LedgeredDestination(Destination):
         self._prefix = len(run_id) + 1  # message ids are "<run id>:<recipient>"
         self.digests = digests
         self.idempotent = inner.idempotent
+        self.export_rows = inner.export_rows
 
-    def accepts(self, event: Event) -> bool:
-        return self.inner.accepts(event)
+    def accepts_row(self, row: ExportRow) -> bool:
+        return self.inner.accepts_row(row)
 
-    def partition_key(self, event: Event) -> str:
-        return self.inner.partition_key(event)
+    def partition_key(self, row: ExportRow) -> str:
+        return self.inner.partition_key(row)  # type: ignore[arg-type]
 
-    def size_of(self, event: Event) -> int:
-        return self.inner.size_of(event)
+    def size_of(self, row: ExportRow) -> int:
+        return self.inner.size_of(row)  # type: ignore[arg-type]
 
     async def start(self) -> None:
         await self.inner.start()
@@ -81,8 +83,8 @@ class LedgeredDestination(Destination):
     async def close(self) -> None:
         await self.inner.close()
 
-    async def send(self, batch: Sequence[Event]) -> None:
-        keys = [event.source.message_id[self._prefix:] for event in batch]
+    async def send(self, batch: Sequence[ExportRow]) -> None:
+        keys = [row.message_id[self._prefix:] for row in batch]
         await self.ledger.settle(self.config.id, [(k, SENDING) for k in keys])
         try:
             await self.inner.send(batch)
@@ -117,7 +119,7 @@ class Exporter:
         self._settling: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self._room = asyncio.Semaphore(MAX_UNSETTLED_CHUNKS)
-        self._event_name = EVENT_NAMES[recipe]
+        self._shape = ROW_SHAPES[recipe]
 
     async def run(self, batches: AsyncIterator[list[tuple[int, bytes]]], *, start: int, end: int | None,
                   skip_first: bool, deadline: float) -> SliceStats:
@@ -183,14 +185,14 @@ class Exporter:
         keys = [d.key for d in decorated]
         known = await self.ledger.lookup([r.name for r in self.runners], keys)
         now = time.time()
-        events = [Event(kind=EventKind.USER, source=SourceRef(source_id=self.job, message_id=f"{self.run_id}:{d.key}"),
-                        timestamp=now, name=self._event_name, record=d.record,
-                        user_id=d.key if self.recipe is Recipe.USER_RECOMMENDATIONS else None)
-                  for d in decorated]
+        rows = [ExportRow(shape=self._shape, source=SourceRef(source_id=self.job, message_id=f"{self.run_id}:{d.key}"),
+                          timestamp=now, record=d.record,
+                          user_id=d.key if self.recipe is Recipe.USER_RECOMMENDATIONS else None)
+                for d in decorated]
         await self._room.acquire()
         pending = []
         for runner in self.runners:
-            pending.append(await self._decide_and_submit(runner, decorated, events, *known[runner.name]))
+            pending.append(await self._decide_and_submit(runner, decorated, rows, *known[runner.name]))
         task = asyncio.create_task(self._settle(pending))
         self._settling.add(task)
         task.add_done_callback(self._settled)
@@ -202,7 +204,7 @@ class Exporter:
             self._failure = task.exception()
             log.error("export %s: recording outcomes failed", self.run_id, exc_info=self._failure)
 
-    async def _decide_and_submit(self, runner: DestinationRunner, decorated: list[Decorated], events: list[Event],
+    async def _decide_and_submit(self, runner: DestinationRunner, decorated: list[Decorated], rows: list[ExportRow],
                                  states: list[str | None], synced: list[str | None]) -> tuple:
         """Skip what this run settled and what did not change since the last sync; submit the rest."""
         destination = runner.destination
@@ -210,7 +212,7 @@ class Exporter:
         resync: list[tuple[str, str]] = []
         sends: list[tuple[str, str, asyncio.Future[Settlement]]] = []
         in_flight = self.digests[runner.name]
-        for item, event, state, last in zip(decorated, events, states, synced, strict=True):
+        for item, row, state, last in zip(decorated, rows, states, synced, strict=True):
             key = item.key
             if key in in_flight:
                 continue  # the same recipient twice in the output: one send is in flight already
@@ -226,11 +228,11 @@ class Exporter:
             if last == item.digest:
                 now_states.append((key, UNCHANGED))
                 continue
-            if not destination.accepts(event):
+            if not destination.accepts_row(row):
                 now_states.append((key, failed("not_accepted")))
                 continue
             in_flight[key] = item.digest
-            sends.append((key, item.digest, await runner.submit(event)))
+            sends.append((key, item.digest, await runner.submit(row)))  # type: ignore[arg-type]
         return runner, now_states, resync, sends
 
     async def _settle(self, pending: list[tuple]) -> None:

@@ -8,18 +8,18 @@ from collections.abc import Sequence
 import httpx
 
 from connectors.destinations.http_delivery import http_client, lane_of, post_members
-from connectors.formats.recommendations import is_user_recommendations
-from hub.connector import Context, Destination, DestinationConfig
-from hub.events import Event
+from connectors.formats.recommendations import USER_RECOMMENDATIONS
+from hub.connector import Context, ExportDestination, ExportDestinationConfig
+from hub.rows import ExportRow
 
 
-class CdpProfileDestination(Destination):
+class CdpProfileDestination(ExportDestination):
     """Writes each user's recommendations onto a CDP profile; subclasses say how a member is encoded and framed."""
 
     idempotent = True  # both APIs deduplicate by ids derived from the export's id (destinations.md §6)
     path: str
 
-    def __init__(self, config: DestinationConfig, context: Context, *,
+    def __init__(self, config: ExportDestinationConfig, context: Context, *,
                  transport: httpx.AsyncBaseTransport | None = None):
         super().__init__(config, context)
         self._transport = transport
@@ -30,7 +30,7 @@ class CdpProfileDestination(Destination):
         """`user:password` for HTTP Basic auth."""
         raise NotImplementedError
 
-    def encode(self, event: Event) -> bytes:
+    def encode(self, row: ExportRow) -> bytes:
         """One member of the request body; RejectedError when it cannot be sent."""
         raise NotImplementedError
 
@@ -38,11 +38,10 @@ class CdpProfileDestination(Destination):
         """The request body holding the encoded members."""
         raise NotImplementedError
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event)
+    export_rows = frozenset({USER_RECOMMENDATIONS})
 
-    def partition_key(self, event: Event) -> str:
-        return lane_of(event.user_id or event.message_id, self._lanes)
+    def partition_key(self, row: ExportRow) -> str:
+        return lane_of(row.user_id or row.message_id, self._lanes)
 
     async def start(self) -> None:
         if self._client is None:
@@ -51,7 +50,7 @@ class CdpProfileDestination(Destination):
             self._client = http_client(self.config.endpoint, headers, self.config.timeout_secs,  # type: ignore[attr-defined]
                                        self._lanes, self._transport)
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[ExportRow]) -> None:
         await self.start()
         assert self._client is not None
         await post_members(self._client, self.path, batch, self.encode, self.frame)

@@ -1,4 +1,4 @@
-"""Appends events (their mapped record, or the event itself) to a JSON Lines file; also a dead letter."""
+"""Appends events (their mapped record, or the event itself) or export rows to a JSON Lines file; also a dead letter."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import IO, Any, Literal
 import msgspec
 from pydantic import Field
 
+from connectors.formats.recommendations import RELATED_ITEMS, SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
 from hub.connector import BatchPolicy, Destination, DestinationConfig
 from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
 
 class FileDestinationConfig(DestinationConfig):
@@ -29,10 +31,11 @@ class FileDestinationConfig(DestinationConfig):
 
 
 class FileDestination(Destination):
-    """JSON Lines file destination."""
+    """JSON Lines file destination: streamed events, and every shape of a batch job's rows."""
 
     Config = FileDestinationConfig
     config: FileDestinationConfig
+    export_rows = frozenset({USER_RECOMMENDATIONS, SEGMENT_AUDIENCE, RELATED_ITEMS})
 
     def __init__(self, config: FileDestinationConfig, context):
         super().__init__(config, context)
@@ -45,8 +48,8 @@ class FileDestination(Destination):
             self.config.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.config.path, "ab")  # noqa: SIM115 - held open for the process's life
 
-    async def send(self, batch: Sequence[Event]) -> None:
-        await self.write_records([_line_of(event) for event in batch])
+    async def send(self, batch: Sequence[Event | ExportRow]) -> None:
+        await self.write_records([_line_of(member) for member in batch])
 
     async def write_records(self, records: Sequence[dict[str, Any]]) -> None:
         await self.start()
@@ -68,7 +71,9 @@ class FileDestination(Destination):
                 self._file = None
 
 
-def _line_of(event: Event) -> dict[str, Any]:
+def _line_of(event: Event | ExportRow) -> dict[str, Any]:
+    if isinstance(event, ExportRow):
+        return event.record
     if event.record is not None:
         if event.kind is EventKind.INTERACTION:  # PutEvents carries these beside the event, not in it
             return {"userId": event.user_id, "sessionId": event.session_id, **event.record}

@@ -10,9 +10,9 @@ from pydantic import Field, SecretStr
 
 from connectors.destinations.cdp_profile import CdpProfileDestination
 from connectors.formats.recommendations import user_recommendations
-from hub.connector import BatchPolicy, DestinationConfig
+from hub.connector import BatchPolicy, ExportDestinationConfig
 from hub.errors import RejectedError
-from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
 # /v2/bulkevents: at most 100 batches per request, each batch (one user) at most 128 KB
 # (destinations.md §3b). No request rate is documented: 429 + Retry-After drives the adaptive rate.
@@ -22,7 +22,7 @@ MAX_BATCH_BYTES = 128 * 1024
 _ID_NAMESPACE = uuid.UUID("8f0f4d1e-3c55-4b7a-9a3e-6d0c1f7f5a21")
 
 
-class MparticleProfileConfig(DestinationConfig):
+class MparticleProfileConfig(ExportDestinationConfig):
     """Writes recommendations onto mParticle profiles as user attributes, one batch per user.
 
     User attribute values are strings or lists of strings (destinations.md §3b), so the ids go in a
@@ -36,7 +36,6 @@ class MparticleProfileConfig(DestinationConfig):
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(
         max_events=MAX_BATCHES_PER_REQUEST, max_wait_secs=0.2, max_in_flight=8
     )
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     api_key: SecretStr = Field(..., description="Server-to-server input feed key, e.g. ${MPARTICLE_API_KEY}.")
     api_secret: SecretStr = Field(..., description="Its secret, e.g. ${MPARTICLE_API_SECRET}.")
@@ -69,15 +68,15 @@ class MparticleProfile(CdpProfileDestination):
     def basic_credentials(self) -> str:
         return f"{self.config.api_key.get_secret_value()}:{self.config.api_secret.get_secret_value()}"
 
-    def encode(self, event: Event) -> bytes:
-        return self.batch_of(event)
+    def encode(self, row: ExportRow) -> bytes:
+        return self.batch_of(row)
 
     def frame(self, members: list[bytes]) -> bytes:
         return b"[" + b",".join(members) + b"]"
 
-    def batch_of(self, event: Event) -> bytes:
+    def batch_of(self, row: ExportRow) -> bytes:
         """The mParticle batch of one user, encoded; RejectedError past the 128 KB batch limit."""
-        recs = user_recommendations(event)
+        recs = user_recommendations(row)
         attributes: dict[str, Any] = {self.config.item_ids_attribute: recs.item_ids}
         if self.config.items_attribute:
             attributes[self.config.items_attribute] = orjson.dumps(
@@ -89,13 +88,13 @@ class MparticleProfile(CdpProfileDestination):
             "environment": self.config.environment,
             "user_identities": identities,
             "user_attributes": attributes,
-            "source_request_id": str(uuid.uuid5(_ID_NAMESPACE, event.message_id)),
+            "source_request_id": str(uuid.uuid5(_ID_NAMESPACE, row.message_id)),
         }
         if self.config.event_name:
             batch["events"] = [{"event_type": "custom_event", "data": {
                 "event_name": self.config.event_name, "custom_event_type": "other",
-                "source_message_id": str(uuid.uuid5(_ID_NAMESPACE, f"{event.message_id}:event")),
-                "timestamp_unixtime_ms": int(event.timestamp * 1000),
+                "source_message_id": str(uuid.uuid5(_ID_NAMESPACE, f"{row.message_id}:event")),
+                "timestamp_unixtime_ms": int(row.timestamp * 1000),
                 "custom_attributes": {"job": recs.job, "run_id": recs.run_id},
             }}]
         encoded = orjson.dumps(batch)

@@ -16,14 +16,15 @@ from pydantic import Field, model_validator
 from connectors.destinations.aws_service import ServiceClient
 from connectors.destinations.http_delivery import MemberFailures, lane_of, reject_all
 from connectors.formats.recommendations import (
+    SEGMENT_AUDIENCE,
+    USER_RECOMMENDATIONS,
     is_segment_audience,
-    is_user_recommendations,
     segment_audience,
     user_recommendations,
 )
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.errors import RejectedError, RetryableError
-from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
 MiB = 1024 * 1024
 # Multipart: every part but the last is 5 MiB..5 GiB, at most 10,000 parts (Amazon S3 User Guide,
@@ -35,7 +36,7 @@ TRANSIENT = {"InternalError", "ServiceUnavailable", "RequestTimeout", "Condition
 CONFIGURATION = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 
 
-class S3ExportConfig(DestinationConfig):
+class S3ExportConfig(ExportDestinationConfig):
     """Writes exports to S3 for other tools: `<prefix>/<job>/<run>/part-<digest>.jsonl[.gz]` or `.csv`.
 
     A part's name is a digest of the exports in it, and it is written with `If-None-Match: *`
@@ -50,7 +51,6 @@ class S3ExportConfig(DestinationConfig):
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(
         max_events=10_000, max_bytes=64 * MiB, max_wait_secs=1.0, max_in_flight=4
     )
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     bucket: str = Field(..., description="Bucket, e.g. ${EXPORT_BUCKET}.")
     prefix: str = Field("exports", description="Key prefix; parts go under <prefix>/<job>/<run id>/.")
@@ -79,7 +79,7 @@ class S3ExportConfig(DestinationConfig):
         return self
 
 
-class S3Export(Destination):
+class S3Export(ExportDestination):
     """S3 part-file exporter."""
 
     Config = S3ExportConfig
@@ -91,16 +91,15 @@ class S3Export(Destination):
         self._s3 = ServiceClient("s3", context.aws, region=config.region, endpoint_url=config.endpoint_url)
         self._lanes = config.batch_policy().max_in_flight
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event) or is_segment_audience(event)
+    export_rows = frozenset({USER_RECOMMENDATIONS, SEGMENT_AUDIENCE})
 
-    def partition_key(self, event: Event) -> str:
+    def partition_key(self, row: ExportRow) -> str:
         # A part holds one run's exports; lanes let a run's parts upload concurrently.
-        job, run_id = _job_and_run(event)
-        return f"{job}/{run_id}/{lane_of(event.message_id, self._lanes)}"
+        job, run_id = _job_and_run(row)
+        return f"{job}/{run_id}/{lane_of(row.message_id, self._lanes)}"
 
-    def size_of(self, event: Event) -> int:
-        return len(orjson.dumps(event.record)) + 1 if event.record is not None else 0
+    def size_of(self, row: ExportRow) -> int:
+        return len(orjson.dumps(row.record)) + 1 if row.record is not None else 0
 
     async def start(self) -> None:
         await self._s3.get()
@@ -108,24 +107,24 @@ class S3Export(Destination):
     async def close(self) -> None:
         await self._s3.close()
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[ExportRow]) -> None:
         failures = MemberFailures(len(batch))
         lines: list[bytes] = []
-        rows: list[list[Any]] = []
+        csv_rows: list[list[Any]] = []
         positions = []
-        for index, event in enumerate(batch):
+        for index, row in enumerate(batch):
             try:
                 if self.config.format == "jsonl":
-                    _check(event)
-                    lines.append(orjson.dumps(event.record))
+                    _check(row)
+                    lines.append(orjson.dumps(row.record))
                 else:
-                    rows.extend(self._rows(event))
+                    csv_rows.extend(self._rows(row))
                 positions.append(index)
             except RejectedError as err:
                 failures.reject(index, err)
         if positions:
             job, run_id = _job_and_run(batch[positions[0]])
-            body = b"\n".join(lines) + b"\n" if self.config.format == "jsonl" else self._csv(rows)
+            body = b"\n".join(lines) + b"\n" if self.config.format == "jsonl" else self._csv(csv_rows)
             key = self.part_key(job, run_id, [batch[i].message_id for i in positions])
             try:
                 await self._put(key, gzip.compress(body, mtime=0) if self.config.gzip else body, len(positions))
@@ -141,12 +140,12 @@ class S3Export(Destination):
     def _run_prefix(self, job: str, run_id: str) -> str:
         return f"{self.config.prefix.strip('/')}/{job}/{run_id}/".lstrip("/")
 
-    def _rows(self, event: Event) -> list[list[Any]]:
-        if is_segment_audience(event):
-            item_id, users = segment_audience(event)
+    def _rows(self, row: ExportRow) -> list[list[Any]]:
+        if is_segment_audience(row):
+            item_id, users = segment_audience(row)
             return [[user, rank, item_id, ""] + [""] * len(self.config.csv_columns)
                     for rank, user in enumerate(users, 1)]
-        recs = user_recommendations(event)
+        recs = user_recommendations(row)
         return [[recs.user_id, rank, item["itemId"], item.get("score", "")]
                 + [_cell(item.get(column)) for column in self.config.csv_columns]
                 for rank, item in enumerate(recs.items, 1)]
@@ -220,9 +219,9 @@ class S3Export(Destination):
         return manifest
 
 
-def _job_and_run(event: Event) -> tuple[str, str]:
-    record = event.record if isinstance(event.record, dict) else {}
-    job = str(record.get("job") or event.source.source_id)
+def _job_and_run(row: ExportRow) -> tuple[str, str]:
+    record = row.record if isinstance(row.record, dict) else {}
+    job = str(record.get("job") or row.source.source_id)
     run_id = str(record.get("runId") or "no-run")
     return _key_safe(job), _key_safe(run_id)
 
@@ -231,11 +230,11 @@ def _key_safe(part: str) -> str:
     return part.replace("/", "_") or "_"
 
 
-def _check(event: Event) -> None:
-    if is_segment_audience(event):
-        segment_audience(event)
+def _check(row: ExportRow) -> None:
+    if is_segment_audience(row):
+        segment_audience(row)
     else:
-        user_recommendations(event)
+        user_recommendations(row)
 
 
 def _cell(value: Any) -> Any:

@@ -11,9 +11,9 @@ from pydantic import Field, SecretStr
 
 from connectors.destinations.cdp_profile import CdpProfileDestination
 from connectors.formats.recommendations import user_recommendations
-from hub.connector import BatchPolicy, DestinationConfig
+from hub.connector import BatchPolicy, ExportDestinationConfig
 from hub.errors import RejectedError
-from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
 # /v1/batch: 32 KB per message, 500 KB per request, at most 2,500 messages; ≤ 1,000 requests/s per
 # workspace recommended (destinations.md §3a). KB read as 1,000 bytes, the stricter reading.
@@ -23,7 +23,7 @@ ENVELOPE_BYTES = 100  # {"batch":[…],"sentAt":"…"} around the messages
 MAX_MESSAGE_ID_CHARS = 100  # messageId "must be unique and < 100 chars" (§3a)
 
 
-class SegmentProfileConfig(DestinationConfig):
+class SegmentProfileConfig(ExportDestinationConfig):
     """Writes recommendations onto Segment profiles as identify traits (downstream tools read them).
 
     Segment answers 200 even for messages it later drops (e.g. validation in the Debugger), so a 200
@@ -37,7 +37,6 @@ class SegmentProfileConfig(DestinationConfig):
         max_events=2500, max_bytes=MAX_BATCH_BYTES - ENVELOPE_BYTES, max_wait_secs=0.2,
         max_requests_per_sec=1000.0, max_in_flight=8,
     )
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     write_key: SecretStr = Field(..., description="Source write key (sent as Basic auth), e.g. ${SEGMENT_WRITE_KEY}.")
     endpoint: str = Field(
@@ -63,22 +62,22 @@ class SegmentProfile(CdpProfileDestination):
     def basic_credentials(self) -> str:
         return f"{self.config.write_key.get_secret_value()}:"  # the write key, an empty password (§3a)
 
-    def size_of(self, event: Event) -> int:
+    def size_of(self, row: ExportRow) -> int:
         try:
-            return len(self.message(event)) + 1  # the comma between messages
+            return len(self.message(row)) + 1  # the comma between messages
         except RejectedError:
             return 0  # rejected at send, sends nothing
 
-    def encode(self, event: Event) -> bytes:
-        return self.message(event)
+    def encode(self, row: ExportRow) -> bytes:
+        return self.message(row)
 
     def frame(self, members: list[bytes]) -> bytes:
         sent_at = datetime.now(timezone.utc).isoformat().encode()
         return b'{"batch":[' + b",".join(members) + b'],"sentAt":"' + sent_at + b'"}'
 
-    def message(self, event: Event) -> bytes:
+    def message(self, row: ExportRow) -> bytes:
         """One identify message, encoded; RejectedError when it breaks Segment's per-message limit."""
-        recs = user_recommendations(event)
+        recs = user_recommendations(row)
         traits: dict[str, Any] = {**recs.attributes,
                                   self.config.items_trait: recs.template_items(self.config.item_fields)}
         if self.config.item_ids_trait:
@@ -87,8 +86,8 @@ class SegmentProfile(CdpProfileDestination):
             "type": "identify",
             "userId": recs.user_id,
             "traits": traits,
-            "messageId": message_id_for(event.message_id),
-            "timestamp": datetime.fromtimestamp(event.timestamp, timezone.utc).isoformat(),
+            "messageId": message_id_for(row.message_id),
+            "timestamp": datetime.fromtimestamp(row.timestamp, timezone.utc).isoformat(),
         }
         encoded = orjson.dumps(message)
         if len(encoded) > MAX_MESSAGE_BYTES:

@@ -18,10 +18,14 @@ import orjson
 from pydantic import Field, SecretStr, field_validator
 
 from connectors.destinations.http_delivery import http_client, raise_for_response, transport_failure
-from connectors.formats.recommendations import is_segment_audience, is_user_recommendations
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from connectors.formats.recommendations import (
+    SEGMENT_AUDIENCE,
+    USER_RECOMMENDATIONS,
+    is_segment_audience,
+)
+from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.errors import ConfigError, RejectedError
-from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks: the secret is base64 of 24..64 random bytes after "whsec_" (destinations.md §4a).
@@ -49,7 +53,7 @@ def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-class WebhookConfig(DestinationConfig):
+class WebhookConfig(ExportDestinationConfig):
     """POSTs each export (one user's recommendations, or one item's audience) to your URL, signed.
 
     Headers follow Standard Webhooks: `webhook-id` is the export's message id, the same on every retry,
@@ -66,7 +70,6 @@ class WebhookConfig(DestinationConfig):
     # One export per request keeps `webhook-id` one export's id on every retry; concurrency comes from
     # in-flight requests. Receivers' limits are unknown, so no rate is assumed: 429 adapts it.
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=1, max_wait_secs=0.0, max_in_flight=16)
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     url: str = Field(..., description="Receiver URL (https in production); redirects are not followed.")
     secret: SecretStr = Field(
@@ -98,7 +101,7 @@ class WebhookConfig(DestinationConfig):
         return value
 
 
-class Webhook(Destination):
+class Webhook(ExportDestination):
     """Standard Webhooks sender."""
 
     Config = WebhookConfig
@@ -113,11 +116,10 @@ class Webhook(Destination):
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event) or is_segment_audience(event)
+    export_rows = frozenset({USER_RECOMMENDATIONS, SEGMENT_AUDIENCE})
 
-    def partition_key(self, event: Event) -> str:
-        return event.message_id  # one request per export: every export may go concurrently
+    def partition_key(self, row: ExportRow) -> str:
+        return row.message_id  # one request per export: every export may go concurrently
 
     async def start(self) -> None:
         if self._client is None:
@@ -131,25 +133,25 @@ class Webhook(Destination):
             await self._client.aclose()
             self._client = None
 
-    def payload(self, event: Event) -> bytes:
-        if event.record is None:
+    def payload(self, row: ExportRow) -> bytes:
+        if row.record is None:
             raise RejectedError("invalid_export_record", "record is missing")
-        kind = self.config.segment_event_type if is_segment_audience(event) else self.config.event_type
-        sent_at = datetime.fromtimestamp(event.timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
-        body = orjson.dumps({"type": kind, "timestamp": sent_at, "data": event.record})
+        kind = self.config.segment_event_type if is_segment_audience(row) else self.config.event_type
+        sent_at = datetime.fromtimestamp(row.timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
+        body = orjson.dumps({"type": kind, "timestamp": sent_at, "data": row.record})
         if len(body) > self.config.max_payload_bytes:
             raise RejectedError("payload_too_large",
                                 f"{len(body)} bytes exceed max_payload_bytes={self.config.max_payload_bytes}")
         return body
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[ExportRow]) -> None:
         await self.start()
         assert self._client is not None
-        (event,) = batch  # max_events is 1: one webhook-id per request
-        body = self.payload(event)
+        (row,) = batch  # max_events is 1: one webhook-id per request
+        body = self.payload(row)
         timestamp = int(self._clock())
-        headers = {"webhook-id": event.message_id, "webhook-timestamp": str(timestamp),
-                   "webhook-signature": sign(self._key, event.message_id, timestamp, body)}
+        headers = {"webhook-id": row.message_id, "webhook-timestamp": str(timestamp),
+                   "webhook-signature": sign(self._key, row.message_id, timestamp, body)}
         try:
             response = await self._client.post(self.config.url, content=body, headers=headers)
         except httpx.TransportError as err:

@@ -1,8 +1,8 @@
 """The recommendation export records the batch side hands to destinations, checked and reshaped.
 
-The contract with `workers/`: a per-user export is an Event of kind USER named "recommendations" whose
+The contract with `workers/`: a per-user export is an ExportRow of shape "recommendations" whose
 `record` is ``{"userId", "email"?, "job", "runId", "items": [{"itemId", "score"?, <metadata>…}],
-"attributes"?}``; a segment export is named "segment" with ``{"itemId", "users": [...]}``. Destinations
+"attributes"?}``; a segment export has shape "segment" with ``{"itemId", "users": [...]}``. Destinations
 call `user_recommendations` / `segment_audience` and never read the dict themselves, so a malformed
 record is rejected with one reason code wherever it goes.
 """
@@ -13,10 +13,11 @@ import re
 from typing import Any
 
 from hub.errors import RejectedError
-from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
-USER_RECOMMENDATIONS = "recommendations"  # Event.name of a per-user export
-SEGMENT_AUDIENCE = "segment"  # Event.name of an item's audience from a batch segment job
+USER_RECOMMENDATIONS = "recommendations"  # ExportRow.shape of a per-user export
+SEGMENT_AUDIENCE = "segment"  # ExportRow.shape of an item's audience from a batch segment job
+RELATED_ITEMS = "related_items"  # ExportRow.shape of an item's similar items
 INVALID = "invalid_export_record"
 # One address, no whitespace or line breaks: it ends up in a mail header.
 _ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
@@ -57,20 +58,20 @@ class UserRecommendations:
         return shaped
 
 
-def is_user_recommendations(event: Event) -> bool:
-    return event.kind is EventKind.USER and event.name == USER_RECOMMENDATIONS
+def is_user_recommendations(row: ExportRow) -> bool:
+    return row.shape == USER_RECOMMENDATIONS
 
 
-def is_segment_audience(event: Event) -> bool:
-    return event.kind is EventKind.USER and event.name == SEGMENT_AUDIENCE
+def is_segment_audience(row: ExportRow) -> bool:
+    return row.shape == SEGMENT_AUDIENCE
 
 
-def user_recommendations(event: Event) -> UserRecommendations:
-    """The checked per-user record of a "recommendations" event; RejectedError naming the bad field."""
-    record = event.record
+def user_recommendations(row: ExportRow) -> UserRecommendations:
+    """The checked per-user record of a "recommendations" row; RejectedError naming the bad field."""
+    record = row.record
     if not isinstance(record, dict):
         raise RejectedError(INVALID, "record is missing or not an object")
-    user_id = record.get("userId") or event.user_id
+    user_id = record.get("userId") or row.user_id
     if not isinstance(user_id, str) or not user_id:
         raise RejectedError(INVALID, "userId is missing or not a non-empty string")
     email = record.get("email")
@@ -86,7 +87,7 @@ def user_recommendations(event: Event) -> UserRecommendations:
     return UserRecommendations(
         user_id=user_id,
         email=email,
-        job=str(record.get("job") or event.source.source_id),
+        job=str(record.get("job") or row.source.source_id),
         run_id=str(record.get("runId") or ""),
         items=items,
         attributes=attributes,
@@ -105,9 +106,9 @@ def _item_ids(items: list[Any]) -> list[str]:
     return item_ids
 
 
-def segment_audience(event: Event) -> tuple[str, list[str]]:
-    """(itemId, users) of a "segment" event; RejectedError naming the bad field."""
-    record = event.record
+def segment_audience(row: ExportRow) -> tuple[str, list[str]]:
+    """(itemId, users) of a "segment" row; RejectedError naming the bad field."""
+    record = row.record
     if not isinstance(record, dict):
         raise RejectedError(INVALID, "record is missing or not an object")
     item_id, users = record.get("itemId"), record.get("users")

@@ -10,10 +10,11 @@ import pytest
 from connectors import CATALOGUE
 from personalize_hub import registry
 from personalize_hub.config import interpolate
-from hub.connector import Context, Destination, DestinationConfig, Source
+from hub.connector import BatchedConfig, Context, Destination, Source
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner
 from hub.events import Event, EventKind, SourceRef
+from hub.rows import ExportRow
 
 IDS = [registry.type_name(c) for c in CATALOGUE]
 
@@ -70,16 +71,25 @@ def sample_events(n: int) -> list[Event]:
             EventKind.USER: {"userId": f"u{i % 3}", "properties": "{}"},
         }[kind]
         events.append(Event(kind=kind, source=SourceRef(source_id="conformance", message_id=f"m{i}"),
-                            timestamp=1.7e9, name="recommendations" if kind is EventKind.USER else "Product Viewed",
+                            timestamp=1.7e9, name="Product Viewed",
                             user_id=f"u{i % 3}", session_id=f"s{i % 3}", record=record, raw={}))
     return events
+
+
+def sample_rows(n: int) -> list[ExportRow]:
+    shapes = ["recommendations", "segment"]
+    return [ExportRow(shape=shapes[i % 2], source=SourceRef(source_id="conformance", message_id=f"run:{i}"),
+                      timestamp=1.7e9, user_id=f"u{i}" if i % 2 == 0 else None,
+                      record={"userId": f"u{i}", "items": [{"itemId": "i1"}]} if i % 2 == 0 else
+                      {"itemId": f"i{i}", "users": ["u1"]})
+            for i in range(n)]
 
 
 @pytest.mark.parametrize("cls", [c for c in CATALOGUE if issubclass(c, Destination)],
                          ids=[registry.type_name(c) for c in CATALOGUE if issubclass(c, Destination)])
 async def test_batches_never_exceed_max_events(cls):
     config = example_config(cls)
-    assert isinstance(config, DestinationConfig)
+    assert isinstance(config, BatchedConfig)
     policy = config.batch_policy()
     assert policy.max_events >= 1
     destination = cls(config, Context())
@@ -93,7 +103,10 @@ async def test_batches_never_exceed_max_events(cls):
     destination.send = record_send
     runner = DestinationRunner(destination, policy, RetryPolicy())
     await runner.start()
-    events = [e for e in sample_events(9 * policy.max_events + 5) if destination.accepts(e)]
+    n = 9 * policy.max_events + 5
+    events = [e for e in sample_events(n) if destination.accepts(e)] if destination.streams_events else []
+    events += [r for r in sample_rows(n) if destination.accepts_row(r)]
+    assert events, "the destination takes neither events nor rows"
     futures = [await runner.submit(e) for e in events]
     await asyncio.wait_for(asyncio.gather(*futures), 30)
     await runner.close()

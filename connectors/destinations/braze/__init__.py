@@ -25,10 +25,10 @@ from connectors.destinations.http_delivery import (
     raise_for_response,
     transport_failure,
 )
-from connectors.formats.recommendations import UserRecommendations, is_user_recommendations, user_recommendations
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from connectors.formats.recommendations import USER_RECOMMENDATIONS, UserRecommendations, user_recommendations
+from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.errors import RejectedError
-from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ TRIGGER_LIMITS = BatchPolicy(max_events=50, max_wait_secs=0.2, max_requests_per_
 _TRACK_KEYS = frozenset({"external_id", "_update_existing_only"})
 
 
-class BrazeUsersConfig(DestinationConfig):
+class BrazeUsersConfig(ExportDestinationConfig):
     """Pushes each user's recommendations to Braze, for templates to render.
 
     `mode: track` writes them as custom attributes with /users/track (an overwrite: resending is safe).
@@ -56,7 +56,6 @@ class BrazeUsersConfig(DestinationConfig):
         "type": "braze", "id": "braze", "rest_url": "${BRAZE_REST_URL}", "api_key": "${BRAZE_API_KEY}"}
     api_limits: ClassVar[BatchPolicy] = TRACK_LIMITS
     trigger_limits: ClassVar[BatchPolicy] = TRIGGER_LIMITS
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     rest_url: str = Field(
         ...,
@@ -121,7 +120,7 @@ class BrazeUsersConfig(DestinationConfig):
         return (TRACK_LIMITS if self.mode == "track" else TRIGGER_LIMITS).lowered_by(self.batch)
 
 
-class BrazeUsers(Destination):
+class BrazeUsers(ExportDestination):
     """Braze REST API destination for per-user recommendations."""
 
     Config = BrazeUsersConfig
@@ -139,11 +138,10 @@ class BrazeUsers(Destination):
         self._track_flag = b',"_update_existing_only":' + orjson.dumps(config.update_existing_only) + b","
         self._items = EncodedItems(config.item_fields, config.include_score)
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event)
+    export_rows = frozenset({USER_RECOMMENDATIONS})
 
-    def partition_key(self, event: Event) -> str:
-        return lane_of(event.user_id or event.message_id, self._lanes)
+    def partition_key(self, row: ExportRow) -> str:
+        return lane_of(row.user_id or row.message_id, self._lanes)
 
     async def start(self) -> None:
         if self._poster is None:
@@ -157,13 +155,13 @@ class BrazeUsers(Destination):
             await self._poster.aclose()
             self._poster = None
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[ExportRow]) -> None:
         await self.start()
         failures = MemberFailures(len(batch))
         objects, positions = [], []
-        for index, event in enumerate(batch):
+        for index, row in enumerate(batch):
             try:
-                objects.append(self._object_for(user_recommendations(event)))
+                objects.append(self._object_for(user_recommendations(row)))
                 positions.append(index)
             except RejectedError as err:
                 failures.reject(index, err)

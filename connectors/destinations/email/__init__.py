@@ -16,13 +16,13 @@ from connectors.destinations.email.pickup import PickupSettings, PickupTransport
 from connectors.destinations.email.render import DEFAULT_HTML, DEFAULT_TEXT, EmailTemplates, RenderedEmail
 from connectors.destinations.email.ses import SesSettings, SesTransport
 from connectors.destinations.email.smtp import SmtpSettings, SmtpTransport
-from connectors.formats.recommendations import UserRecommendations, is_user_recommendations, user_recommendations
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from connectors.formats.recommendations import USER_RECOMMENDATIONS, UserRecommendations, user_recommendations
+from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.errors import RejectedError
-from hub.events import Event, EventKind
+from hub.rows import ExportRow
 
 
-class EmailConfig(DestinationConfig):
+class EmailConfig(ExportDestinationConfig):
     """Mails each user their recommendations: subject, text and HTML rendered from Jinja2 templates.
 
     Templates see `items` (each with `id`, the job's metadata columns such as name/price/url/image,
@@ -40,7 +40,6 @@ class EmailConfig(DestinationConfig):
     # the runner's rate is messages per second: set batch.max_requests_per_sec to the account's SES
     # MaxSendRate (sandbox: 1/s). Concurrency is the number of SMTP connections / SES calls in flight.
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=1, max_wait_secs=0.0, max_in_flight=8)
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     transport: Annotated[SmtpSettings | SesSettings | PickupSettings, Field(discriminator="kind")] = Field(
         ..., description="How mail leaves: {kind: smtp, host, port, …}, {kind: ses, region?, …} or "
@@ -76,7 +75,7 @@ class EmailConfig(DestinationConfig):
         return value
 
 
-class Email(Destination):
+class Email(ExportDestination):
     """Rendered recommendation emails over SES or SMTP."""
 
     Config = EmailConfig
@@ -102,11 +101,10 @@ class Email(Destination):
             self.transport = SesTransport(config.transport, context.aws)
         self._domain = config.from_address.rpartition("@")[2]
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event)
+    export_rows = frozenset({USER_RECOMMENDATIONS})
 
-    def partition_key(self, event: Event) -> str:
-        return event.message_id  # one message per call: every user may go concurrently
+    def partition_key(self, row: ExportRow) -> str:
+        return row.message_id  # one message per call: every user may go concurrently
 
     async def start(self) -> None:
         await self.transport.start()
@@ -114,15 +112,15 @@ class Email(Destination):
     async def close(self) -> None:
         await self.transport.close()
 
-    def compose(self, event: Event) -> tuple[EmailMessage, UserRecommendations]:
+    def compose(self, row: ExportRow) -> tuple[EmailMessage, UserRecommendations]:
         """The MIME message of one export; RejectedError for a user without an address or a template failure."""
-        recs = user_recommendations(event)
+        recs = user_recommendations(row)
         if not recs.email:
             raise RejectedError("missing_email", f"user {recs.user_id} has no email in the export record")
         items = recs.template_items(self.config.item_fields, with_score=self.config.include_score)
-        return self._message(event, recs, self.templates.render(recs, items)), recs
+        return self._message(row, recs, self.templates.render(recs, items)), recs
 
-    def _message(self, event: Event, recs: UserRecommendations, rendered: RenderedEmail) -> EmailMessage:
+    def _message(self, row: ExportRow, recs: UserRecommendations, rendered: RenderedEmail) -> EmailMessage:
         message = EmailMessage()
         sender = Address(display_name=self.config.from_name or "", addr_spec=self.config.from_address)
         message["From"] = sender
@@ -130,9 +128,9 @@ class Email(Destination):
         if self.config.reply_to:
             message["Reply-To"] = self.config.reply_to
         message["Subject"] = rendered.subject
-        message["Date"] = formatdate(event.timestamp, usegmt=True)
+        message["Date"] = formatdate(row.timestamp, usegmt=True)
         # The same Message-ID on a resend lets some receivers and MTAs drop the copy (destinations.md §2b).
-        digest = hashlib.sha256(event.message_id.encode()).hexdigest()[:32]
+        digest = hashlib.sha256(row.message_id.encode()).hexdigest()[:32]
         message["Message-ID"] = f"<{digest}@{self._domain}>"
         message["X-Hub-Job"] = recs.job
         if recs.run_id:
@@ -142,9 +140,9 @@ class Email(Destination):
             message.add_alternative(rendered.html, subtype="html")
         return message
 
-    async def send(self, batch: Sequence[Event]) -> None:
-        (event,) = batch  # max_events is 1: one personalised message per call
-        message, recs = self.compose(event)
+    async def send(self, batch: Sequence[ExportRow]) -> None:
+        (row,) = batch  # max_events is 1: one personalised message per call
+        message, recs = self.compose(row)
         assert recs.email is not None
         await self.transport.send(message, self.config.from_address, recs.email,
                                   {"job": recs.job, "run_id": recs.run_id or "none"})

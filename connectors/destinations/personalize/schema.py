@@ -25,6 +25,9 @@ _RECORD_NAMES = {INTERACTIONS: "Interactions", ITEMS: "Items", USERS: "Users"}
 
 # Ids: 1..256 characters (personalize-api.md §3.1, §3.2, Appendix A.1).
 MAX_ID_CHARS = 256
+# PutEvents impression: 1..25 item ids, ≤1000 characters joined with `|` (personalize-api.md §3.1, §4).
+MAX_IMPRESSION_IDS = 25
+MAX_IMPRESSION_CHARS = 1000
 # `properties` JSON string: events 1..1024, items ≤32000, users ≤24000 characters (§3.1, §3.2).
 MAX_PROPERTIES_CHARS = {INTERACTIONS: 1024, ITEMS: 32000, USERS: 24000}
 # Categorical values ≤1000 characters incl. `|` separators; textual item fields ≤20,000 (§4 quotas).

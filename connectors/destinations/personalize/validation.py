@@ -20,6 +20,8 @@ from connectors.destinations.personalize.schema import (
     INTERACTIONS,
     ITEMS,
     MAX_ID_CHARS,
+    MAX_IMPRESSION_CHARS,
+    MAX_IMPRESSION_IDS,
     MAX_PROPERTIES_CHARS,
     RESERVED_EVENT_PROPERTY_KEYS,
     USERS,
@@ -32,12 +34,10 @@ from hub.events import Event, EventKind, Rejection
 from hub.ids import is_placeholder_id
 from hub.pipeline import StageResult
 
-# PutEvents Event members (personalize-api.md §3.1): eventType 1..256, recommendationId 1..40,
-# impression 1..25 ids of 1..256 characters; the impression string ≤1000 characters with `|` (§4).
+# PutEvents Event members (personalize-api.md §3.1): eventType 1..256, recommendationId 1..40; the
+# impression limits are in schema.py, shared with the mapping stage that builds impressions.
 MAX_EVENT_TYPE_CHARS = 256
 MAX_RECOMMENDATION_ID_CHARS = 40
-MAX_IMPRESSION_IDS = 25
-MAX_IMPRESSION_CHARS = 1000
 # metricAttribution.eventAttributionSource: ≤1024 printable ASCII with a non-space (§3.1).
 MAX_ATTRIBUTION_SOURCE_CHARS = 1024
 _ATTRIBUTION_SOURCE = re.compile(r"[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*")

@@ -11,14 +11,14 @@ from pydantic import Field
 from connectors.destinations.http_delivery import MemberFailures, lane_of
 from connectors.destinations.recommendation_store import store
 from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX, DEFAULT_VARIANT, StoredEntry
-from connectors.formats.recommendations import is_user_recommendations, user_recommendations
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from connectors.formats.recommendations import USER_RECOMMENDATIONS, user_recommendations
+from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.errors import RejectedError, RetryableError
-from hub.events import Event, EventKind
 from hub.redis_connection import async_client
+from hub.rows import ExportRow
 
 
-class RecommendationStoreConfig(DestinationConfig):
+class RecommendationStoreConfig(ExportDestinationConfig):
     """Fills the hub's own recommendation store (Redis), which `GET /recommendations` answers from.
 
     Each export overwrites the user's entry for `variant`, so resending is safe. Give the endpoint's
@@ -29,7 +29,6 @@ class RecommendationStoreConfig(DestinationConfig):
     example: ClassVar[dict[str, Any]] = {"type": "recommendation_store", "redis_url": "${REDIS_URL}"}
     # Redis has no API limit; 500 users per pipelined round trip keeps each write ~1 ms and memory small.
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=500, max_wait_secs=0.05, max_in_flight=4)
-    default_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.USER})
 
     redis_url: str = Field(..., description="Redis of the store, e.g. ${REDIS_URL}.")
     key_prefix: str = Field(DEFAULT_PREFIX, description="Key prefix; the endpoint's recommendations.key_prefix.")
@@ -48,7 +47,7 @@ class RecommendationStoreConfig(DestinationConfig):
     )
 
 
-class RecommendationStore(Destination):
+class RecommendationStore(ExportDestination):
     """Redis writer of the precomputed recommendations served to templates."""
 
     Config = RecommendationStoreConfig
@@ -62,11 +61,10 @@ class RecommendationStore(Destination):
         self._store: store.RecommendationStore | None = None
         self._lanes = config.batch_policy().max_in_flight
 
-    def accepts(self, event: Event) -> bool:
-        return is_user_recommendations(event)
+    export_rows = frozenset({USER_RECOMMENDATIONS})
 
-    def partition_key(self, event: Event) -> str:
-        return lane_of(event.user_id or event.message_id, self._lanes)
+    def partition_key(self, row: ExportRow) -> str:
+        return lane_of(row.user_id or row.message_id, self._lanes)
 
     async def start(self) -> None:
         if self._store is None:
@@ -80,20 +78,20 @@ class RecommendationStore(Destination):
             self._redis = None
         self._store = None
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[ExportRow]) -> None:
         await self.start()
         assert self._store is not None
         failures = MemberFailures(len(batch))
         entries, positions = [], []
-        for index, event in enumerate(batch):
+        for index, row in enumerate(batch):
             try:
-                recs = user_recommendations(event)
+                recs = user_recommendations(row)
             except RejectedError as err:
                 failures.reject(index, err)
                 continue
             items = recs.template_items(self.config.item_fields, with_score=self.config.include_score)
             entries.append(StoredEntry(recs.user_id, self.config.variant, items, recs.job, recs.run_id,
-                                       generated_at=event.timestamp or time.time()))
+                                       generated_at=row.timestamp or time.time()))
             positions.append(index)
         if entries:
             try:

@@ -110,12 +110,13 @@ def test_one_redis_block_is_the_default_of_every_redis_user():
         "identity": {"store": {"type": "redis"}},
         "readiness": {"store": "redis"},
         "recommendations": {"enabled": True},
-        "destinations": [{"type": "recommendation_store", "id": "store"}],
         "workers": {"work_uri": "file:///tmp/jobs"},
+        "jobs": [{"name": "weekly", "recipe": "user_recommendations", "campaign_arn": "arn:c", "input": "s3://b/u",
+                  "destinations": [{"type": "recommendation_store", "id": "store"}]}],
     }, {})
     assert config.identity.store.url.get_secret_value() == "redis://shared:6379/0"
     assert config.readiness.redis_url == config.recommendations.redis_url == config.workers.redis_url
-    assert config.destinations[0].redis_url == "redis://shared:6379/0"
+    assert config.jobs[0].destinations[0].redis_url == "redis://shared:6379/0"
     assert config.redis.url.get_secret_value() == "redis://shared:6379/0"
 
 
@@ -123,3 +124,24 @@ def test_a_section_s_own_redis_url_wins_over_the_shared_block():
     config = parse_config({"redis": {"url": "redis://shared/0"}, "workers": {"redis_url": "redis://jobs/1"}}, {})
     assert config.workers.redis_url == "redis://jobs/1"
     assert config.readiness.redis_url == "redis://shared/0"
+
+
+def test_an_export_destination_is_refused_among_streaming_ones():
+    braze = {"type": "braze", "id": "b", "api_key": "k", "rest_url": "https://rest.iad-01.braze.com"}
+    with pytest.raises(ConfigError) as err:
+        parse_config({"destinations": [{"type": "file", "path": "/tmp/x"}, braze]}, {})
+    assert str(err.value).count("destinations[") == 1  # `file` takes events and rows alike
+    assert "destinations[1]: 'braze' is an export destination" in str(err.value)
+
+
+def test_a_streaming_destination_is_refused_in_a_job():
+    with pytest.raises(ConfigError) as err:
+        parse_config({
+            "workers": {"redis_url": "redis://r/0", "work_uri": "file:///tmp/jobs"},
+            "jobs": [{"name": "weekly", "recipe": "user_recommendations", "campaign_arn": "arn:c", "input": "s3://b/u",
+                      "destinations": [{"type": "file", "path": "/tmp/y"},
+                                       {"type": "personalize_events", "tracking_id": "t"}]}],
+        }, {})
+    assert "jobs[0]" in str(err.value)
+    assert "destinations[1]: 'personalize_events' is a streaming destination" in str(err.value)
+    assert "destinations[0]" not in str(err.value)

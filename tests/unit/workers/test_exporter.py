@@ -14,10 +14,10 @@ from typing import ClassVar, Literal
 
 import pytest
 
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.delivery.retry import RetryPolicy
 from hub.errors import PartialFailure, RejectedError, RetryableError
-from hub.events import Event
+from hub.rows import ExportRow
 from personalize_hub.jobs import Recipe
 from workers import objects
 from workers.exporter import Exporter
@@ -51,15 +51,16 @@ class MemoryLedger:
         self.synced.setdefault(destination, {}).update(dict(synced))
 
 
-class RecorderConfig(DestinationConfig):
+class RecorderConfig(ExportDestinationConfig):
     type: Literal["recorder"] = "recorder"
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=3, max_wait_secs=0.0)
 
 
-class Recorder(Destination):
-    """Records every event it is sent; `reject`, `unknown` and `flaky` users fail as their names say."""
+class Recorder(ExportDestination):
+    """Records every row it is sent; `reject`, `unknown` and `flaky` users fail as their names say."""
 
     Config = RecorderConfig
+    export_rows = frozenset({"recommendations"})
 
     def __init__(self, name: str, *, idempotent: bool = False, reject: frozenset[str] = frozenset(),
                  unknown: frozenset[str] = frozenset(), flaky: int = 0, accepts_only: frozenset[str] | None = None):
@@ -68,10 +69,10 @@ class Recorder(Destination):
         self.sent: list[str] = []
         self.reject, self.unknown, self.flaky, self.accepts_only = reject, unknown, flaky, accepts_only
 
-    def accepts(self, event: Event) -> bool:
-        return self.accepts_only is None or event.user_id in self.accepts_only
+    def accepts_row(self, row: ExportRow) -> bool:
+        return super().accepts_row(row) and (self.accepts_only is None or row.user_id in self.accepts_only)
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[ExportRow]) -> None:
         if self.flaky:
             self.flaky -= 1
             raise RetryableError("503 from the service")

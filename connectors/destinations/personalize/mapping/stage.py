@@ -27,16 +27,20 @@ from connectors.destinations.personalize.mapping.paths import (
     first_value,
     resolve,
 )
-from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, camel_case
+from connectors.destinations.personalize.schema import (
+    INTERACTIONS,
+    ITEMS,
+    MAX_IMPRESSION_CHARS,
+    MAX_IMPRESSION_IDS,
+    USERS,
+    DatasetSchema,
+    camel_case,
+)
 from hub import telemetry
 from hub.errors import RejectedError
 from hub.events import Event, EventKind, Rejection, event_id_for
 from hub.ids import is_placeholder_id
 from hub.pipeline import StageResult
-
-# PutEvents impression: 1..25 ids, ≤1000 characters joined with `|` (personalize-api.md §3.1, §4).
-MAX_IMPRESSION_IDS = 25
-MAX_IMPRESSION_CHARS = 1000
 
 _NO_PRODUCT: dict[str, Any] = {}
 
