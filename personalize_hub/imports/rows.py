@@ -10,6 +10,7 @@ Segment and mParticle exports (JSON lines of messages or batches) go through the
 from __future__ import annotations
 
 import csv
+from operator import itemgetter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -114,7 +115,16 @@ def _extractor(schema: DatasetSchema, name: str) -> Callable[[str | None, dict[s
 
 
 class TabularRows:
-    """CSV or flat JSON rows: cells → the record the streaming mapping would build → validation → a clean row."""
+    """CSV or flat JSON rows: cells → the record the streaming mapping would build → validation → a clean row.
+
+    History repeats itself: the same item, event type, value and metadata recur with other users and times.
+    What validation makes of a row depends on those cells alone once the user id and timestamp are checked
+    (`finish_interaction` only range-checks `sentAt`, which `to_epoch_secs` already guarantees), so a
+    bounded memo of finished rows keyed by the other cells saves the repeats' validation without changing
+    any outcome. Memory stays flat: the memo is emptied when it is full.
+    """
+
+    MEMO_ENTRIES = 50_000
 
     def __init__(self, schema: DatasetSchema, validation: ValidationStage, positions: dict[str, int]):
         self.schema = schema
@@ -123,6 +133,14 @@ class TabularRows:
         self._positions = positions
         self._metadata = [(f.key, positions[f.name]) for f in schema.metadata if f.name in positions]
         self._validation = validation
+        self._memo: dict[tuple[str, ...], Row] = {}
+        self._users: set[str] = set()
+        if schema.dataset_type == INTERACTIONS:
+            others = [i for name, i in sorted(positions.items(), key=lambda kv: kv[1])
+                      if name not in ("USER_ID", "TIMESTAMP")]
+            self._key = itemgetter(*others) if len(others) > 1 else (lambda cells, i=others[0]: (cells[i],))
+        else:
+            self._key = None
 
     def finish(self, cells: list[str]) -> Finished:
         """One row's cells → (user id, finished record); RejectedError naming the field when it is bad."""
@@ -151,11 +169,42 @@ class TabularRows:
         return user, self._validation.finish_interaction(record)
 
     def read(self, rows: Iterable[tuple[int, list[str]]]) -> Iterator[Result]:
-        finish, row = self.finish, self.writer.row
+        if self._key is None:
+            finish, row = self.finish, self.writer.row
+            for line, cells in rows:
+                try:
+                    user, record = finish(cells)
+                    yield line, row(user, record), None
+                except RejectedError as err:
+                    yield line, err, cells
+            return
+        yield from self._read_interactions(rows)
+
+    def _read_interactions(self, rows: Iterable[tuple[int, list[str]]]) -> Iterator[Result]:
+        memo, users, key_of, width = self._memo, self._users, self._key, self.width
+        user_in, time_in = self._positions["USER_ID"], self._positions["TIMESTAMP"]
+        user_out, time_out = self.writer.position["USER_ID"], self.writer.position["TIMESTAMP"]
         for line, cells in rows:
             try:
-                user, record = finish(cells)
-                yield line, row(user, record), None
+                template = memo.get(key_of(cells)) if len(cells) >= width else None
+                if template is None:
+                    user, record = self.finish(cells)
+                    row = self.writer.row(user, record)
+                    if len(memo) >= self.MEMO_ENTRIES:
+                        memo.clear()
+                    memo[key_of(cells)] = row
+                    yield line, row, None
+                    continue
+                user = cells[user_in]
+                if user not in users:
+                    check_id(user or None, "USER_ID", "user_id")
+                    if len(users) >= self.MEMO_ENTRIES:
+                        users.clear()
+                    users.add(user)
+                row = template.copy()
+                row[user_out] = user
+                row[time_out] = str(int(_timestamp(cells[time_in])))
+                yield line, row, None
             except RejectedError as err:
                 yield line, err, cells
 
