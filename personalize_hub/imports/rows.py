@@ -124,7 +124,7 @@ class TabularRows:
     any outcome. Memory stays flat: the memo is emptied when it is full.
     """
 
-    MEMO_ENTRIES = 50_000
+    MEMO_ENTRIES = 20_000  # ~12 MB of finished rows; users known good are kept as many
 
     def __init__(self, schema: DatasetSchema, validation: ValidationStage, positions: dict[str, int]):
         self.schema = schema

@@ -17,7 +17,7 @@ from connectors.destinations.personalize.readiness import MIN_INTERACTIONS, MIN_
 from connectors.destinations.personalize.schema import INTERACTIONS
 
 BATCH_ROWS = 20_000
-CACHE_KIB = 32 * 1024  # SQLite page cache and sorter memory: the tally's whole footprint, whatever the rows
+CACHE_KIB = 16 * 1024  # SQLite page cache and sorter memory: the tally's whole footprint, whatever the rows
 
 
 @dataclass
