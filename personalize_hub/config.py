@@ -22,7 +22,7 @@ from hub.identity.config import IdentityConfig
 from hub.redis_connection import RedisConfig
 from personalize_hub import registry
 from personalize_hub.imports.config import ImportsConfig
-from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
+from personalize_hub.jobs import JOB_KINDS, Jobs, WorkersConfig, check_jobs
 from personalize_hub.recommendations import RecommendationsConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
@@ -217,4 +217,4 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{path or '<root>'}: {message}"
 
 
-_TYPE_NAMES = set(registry.sources()) | set(registry.destinations())
+_TYPE_NAMES = set(registry.sources()) | set(registry.destinations()) | set(JOB_KINDS)

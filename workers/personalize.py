@@ -50,12 +50,42 @@ def error_code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
 
 
-def solution_version_of(client: Any, job: JobConfig) -> str:
-    """The job's solution version, or the one its campaign serves right now."""
+class NoActiveVersion(LookupError):
+    """A solution with no ACTIVE version to run a batch job on."""
+
+
+def solution_version_of(client: Any, job: JobConfig) -> tuple[str, str]:
+    """(solution version ARN, where it came from): the job's own, its campaign's, or its solution's newest ACTIVE.
+
+    Resolved when a run submits, so a job naming a campaign or `version: latest_active` follows retraining.
+    """
     if job.solution_version_arn:
-        return job.solution_version_arn
-    campaign = client.describe_campaign(campaignArn=job.campaign_arn)["campaign"]
-    return campaign["solutionVersionArn"]
+        return job.solution_version_arn, "solution_version_arn"
+    if job.campaign_arn:
+        campaign = client.describe_campaign(campaignArn=job.campaign_arn)["campaign"]
+        return campaign["solutionVersionArn"], f"served by campaign {job.campaign_arn}"
+    return latest_active_version(client, job.solution_arn), f"latest ACTIVE version of {job.solution_arn}"
+
+
+def latest_active_version(client: Any, solution_arn: str) -> str:
+    """The newest ACTIVE version of a solution (ListSolutionVersions pages, §6.2); NoActiveVersion if none."""
+    newest: tuple[Any, str] | None = None
+    token = None
+    while True:
+        page = client.list_solution_versions(solutionArn=solution_arn, maxResults=100,
+                                             **({"nextToken": token} if token else {}))
+        for summary in page.get("solutionVersions", []):
+            if summary.get("status") == ACTIVE:
+                created = summary.get("creationDateTime")
+                created = created.timestamp() if hasattr(created, "timestamp") else float(created or 0)
+                if newest is None or created > newest[0]:
+                    newest = (created, summary["solutionVersionArn"])
+        token = page.get("nextToken")
+        if not token:
+            break
+    if newest is None:
+        raise NoActiveVersion(f"solution {solution_arn} has no ACTIVE version (train one first)")
+    return newest[1]
 
 
 def create_or_find(client: Any, api: BatchJobApi, *, name: str, job: JobConfig, solution_version_arn: str,

@@ -27,6 +27,10 @@ class RunTask(Task):
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
+    # Polls are retries with a countdown, bounded by workers.max_wait_secs; transient errors are bounded by
+    # MAX_TRANSIENT_RETRIES in `guarded`. Celery's default of 3 would fail a run at its fourth poll
+    # (`retry(max_retries=None)` means "the task's default", not "unbounded").
+    max_retries = None
 
 
 def is_transient(err: Exception) -> bool:
