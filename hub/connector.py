@@ -65,6 +65,21 @@ Emit = Callable[[Sequence[Event], Sequence[Rejection]], Awaitable[EmitReport]]
 """
 
 
+StageResult = list[Event | Rejection] | Rejection
+"""Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on.
+
+A list may mix children and Rejections (one order line without an item id does not sink the others).
+"""
+
+
+class Stage(Protocol):
+    """A step between decoding and delivery, applied to a micro-batch so it can batch its own I/O."""
+
+    async def apply(self, events: list[Event]) -> list[StageResult]:
+        """Return exactly one result per input event, in order."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
     """How a destination batches: the API's limits (in the destination module, with their source)."""
@@ -242,8 +257,11 @@ class Destination(abc.ABC):
 
 
 class ExportDestination(Destination):
-    """Sends batches of ExportRows (a batch job's recommendations or audiences) to one service; listed under
-    a job's `destinations:`. The same settlement contract as `Destination.send`, over rows."""
+    """Sends batches of ExportRows (a batch job's recommendations or audiences) to one service.
+
+    Listed under a job's `destinations:`; `export_rows` names the row shapes it takes. The settlement
+    contract is `Destination.send`'s, over rows.
+    """
 
     Config: ClassVar[type[ExportDestinationConfig]]  # type: ignore[assignment]
     streams_events: ClassVar[bool] = False

@@ -8,28 +8,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from hub import telemetry
-from hub.connector import EmitReport, Outcome
+from hub.connector import EmitReport, Outcome, Stage
 from hub.delivery.dead_letter import DeadLetter, DeadLetterRecord
 from hub.delivery.runner import DestinationRunner
 from hub.errors import RetryableError
 from hub.events import Event, EventKind, Rejection
 
 log = logging.getLogger(__name__)
-
-StageResult = list[Event | Rejection] | Rejection
-"""Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on.
-
-A list may mix children and Rejections (one order line without an item id does not sink the others).
-"""
-
-
-class Stage(Protocol):
-    """A step between decoding and delivery, applied to a micro-batch so it can batch its own I/O."""
-
-    async def apply(self, events: list[Event]) -> list[StageResult]:
-        """Return exactly one result per input event, in order."""
-        ...
-
 
 class DeliveryObserver(Protocol):
     """Told the interactions a destination delivered, under its `readiness_key` (e.g. training-readiness counters)."""

@@ -71,8 +71,7 @@ def connectors(type_: str | None) -> None:
 
     if type_ is None:
         for name, cls in sorted({**registry.sources(), **registry.destinations()}.items()):
-            kind = "source" if name in registry.sources() else "destination"
-            click.echo(f"{name:24} {kind:12} {(cls.__doc__ or '').strip().splitlines()[0]}")
+            click.echo(f"{name:24} {registry.kind_of(name):12} {(cls.__doc__ or '').strip().splitlines()[0]}")
         return
     try:
         info = registry.describe(type_)

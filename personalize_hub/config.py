@@ -68,7 +68,8 @@ class _HubConfigBase(BaseModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"connector ids must be unique; repeated: {', '.join(duplicates)}")
-        misplaced = [f"destinations[{i}]: {problem}" for i, d in enumerate(self.destinations)  # type: ignore[attr-defined]
+        destinations = self.destinations  # type: ignore[attr-defined]
+        misplaced = [f"destinations[{i}]: {problem}" for i, d in enumerate(destinations)
                      if (problem := registry.misplaced_destination(d.type, in_job=False))]
         if misplaced:
             raise ValueError("; ".join(misplaced))
@@ -81,6 +82,8 @@ class _HubConfigBase(BaseModel):
 
 
 def _with_redis_url(tree: dict[str, Any], url: str) -> dict[str, Any]:
+    """The raw config tree with `url` set wherever Redis is used and no URL is given (before validation)."""
+
     def fill(section: Any, key: str = "redis_url") -> Any:
         return {**section, key: url} if isinstance(section, dict) and not section.get(key) else section
 

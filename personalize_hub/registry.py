@@ -73,6 +73,13 @@ def can_hold_dead_letter(type_: str) -> bool:
     return cls is not None and issubclass(cls, RecordSink)
 
 
+def kind_of(type_: str) -> str:
+    """"source", "destination" (streaming: takes events), or "export" (takes a batch job's rows)."""
+    if type_ in sources():
+        return "source"
+    return "destination" if destinations()[type_].streams_events else "export"
+
+
 def describe(type_: str) -> dict[str, Any]:
     """The user documentation of one connector: its docstring and every config field's description."""
     cls = sources().get(type_) or destinations().get(type_)
@@ -88,5 +95,5 @@ def describe(type_: str) -> dict[str, Any]:
             "default": default,
             "description": info.description or "",
         }
-    return {"type": type_, "kind": "source" if issubclass(cls, Source) else "destination",
+    return {"type": type_, "kind": kind_of(type_),
             "summary": (cls.__doc__ or "").strip().splitlines()[0], "fields": fields}

@@ -8,10 +8,10 @@ from typing import Any
 
 from connectors.aws import AwsClients
 from connectors.destinations.personalize.readiness import ReadinessRecorder
-from hub.connector import Context, Destination, Source, WebhookSource
+from hub.connector import Context, Destination, Source, Stage, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.runner import DestinationRunner
-from hub.pipeline import Pipeline, Stage
+from hub.pipeline import Pipeline
 from personalize_hub import registry
 
 log = logging.getLogger(__name__)

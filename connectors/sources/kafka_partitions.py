@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.sources.kafka_decode import KafkaRecord, RecordDecoder
 from hub.connector import Emit, Outcome
+from hub.delivery.retry import RetryPolicy
 from hub.errors import RetryableError
 from hub.events import Event, Rejection
 
@@ -31,15 +31,9 @@ class _Message:
         return self.decoded and not self.events and not self.rejections
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter between redeliveries of an unsettled micro-batch."""
-
-    base_secs: float = 0.2
-    max_secs: float = 10.0
-
-    def delay_secs(self, attempt: int) -> float:
-        return random.uniform(0, min(self.max_secs, self.base_secs * 2 ** (attempt - 1)))
+# Between redeliveries of an unsettled micro-batch: the runner's full-jitter backoff, from 0.2 s up to 10 s.
+# No attempt or time budget: a record leaves the partition only delivered or dead-lettered (at least once).
+REDELIVERY_BACKOFF = RetryPolicy(base_delay_secs=0.2, max_delay_secs=10.0)
 
 
 class PartitionFlow:
@@ -57,14 +51,14 @@ class PartitionFlow:
         emit: Emit,
         decoder: RecordDecoder,
         on_progress: Callable[[PartitionFlow], None],
-        backoff: Backoff | None = None,
+        backoff: RetryPolicy = REDELIVERY_BACKOFF,
         max_batch_records: int | None = None,
     ):
         self.name = name
         self._emit = emit
         self._decoder = decoder
         self._on_progress = on_progress
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff
         self._max_batch_records = max_batch_records
         self._window: deque[_Message] = deque()  # fetched, not yet passed by the commit position
         self._queue: deque[tuple[Sequence[KafkaRecord], list[_Message]]] = deque()
@@ -154,7 +148,7 @@ class PartitionFlow:
                 break
             except RetryableError as err:  # the schema registry is down: wait, never dead-letter for it
                 attempt += 1
-                delay = self._backoff.delay_secs(attempt)
+                delay = self._backoff.backoff_secs(attempt)
                 log.warning("kafka %s: %s; retry %d in %.2fs", self.name, err, attempt, delay)
                 if await self._sleep_or_close(delay):
                     return False
@@ -182,7 +176,7 @@ class PartitionFlow:
             if pending:
                 self._on_progress(self)  # what did settle may be committed meanwhile
                 attempt += 1
-                delay = self._backoff.delay_secs(attempt)
+                delay = self._backoff.backoff_secs(attempt)
                 log.info("kafka %s: %d records unsettled; redeliver in %.2fs", self.name, len(pending), delay)
                 if await self._sleep_or_close(delay):
                     return  # revoked or stopping: the records stay uncommitted for the next owner

@@ -21,12 +21,12 @@ from collections.abc import Callable
 
 import msgspec
 
+from hub.connector import StageResult
 from hub.errors import RetryableError
 from hub.events import Event, EventKind, Rejection
 from hub.identity.rules import EMPTY, SessionRules
 from hub.identity.store import IdentityStore, RecordCache, Versioned, Write, identity_key
 from hub.ids import is_placeholder_id
-from hub.pipeline import StageResult
 
 log = logging.getLogger(__name__)
 

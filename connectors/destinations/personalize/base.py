@@ -104,10 +104,3 @@ class PersonalizeDestination(Destination):
             split = RetryableError(f"rejected as a whole, to be bisected: {err}")
             raise PartialFailure(rejected=invalid, retry={i: split for i in others}) from None
         raise PartialFailure(rejected=invalid)
-
-
-def without_none(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with null members dropped: botocore refuses None, and absent is what null means here."""
-    if None in record.values():
-        return {key: value for key, value in record.items() if value is not None}
-    return record

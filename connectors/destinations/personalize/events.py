@@ -11,8 +11,8 @@ from connectors.destinations.personalize.base import (
     PersonalizeDestination,
     PersonalizeDestinationConfig,
     from_env,
-    without_none,
 )
+from connectors.destinations.personalize.wire import without_none
 from hub.connector import BatchPolicy
 from hub.errors import RejectedError
 from hub.events import Event, EventKind

@@ -13,8 +13,8 @@ from connectors.destinations.personalize.base import (
     PersonalizeDestination,
     PersonalizeDestinationConfig,
     from_env,
-    without_none,
 )
+from connectors.destinations.personalize.wire import without_none
 from hub.errors import RejectedError
 from hub.events import Event
 

@@ -29,10 +29,10 @@ from connectors.destinations.personalize.schema import (
     fold_key,
     join_values,
 )
+from hub.connector import StageResult
 from hub.errors import RejectedError
 from hub.events import Event, EventKind, Rejection
 from hub.ids import is_placeholder_id
-from hub.pipeline import StageResult
 
 # PutEvents Event members (personalize-api.md §3.1): eventType 1..256, recommendationId 1..40; the
 # impression limits are in schema.py, shared with the mapping stage that builds impressions.

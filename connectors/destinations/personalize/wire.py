@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-from http import HTTPStatus
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 import botocore
@@ -33,6 +33,13 @@ UNSIGNED_HEADERS = {
     "Accept": "*/*",
     "Accept-Encoding": "identity",  # no compressed answers: error bodies are read as they are
 }
+
+
+def without_none(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with null members dropped: botocore refuses None, and absent is what null means here."""
+    if None in record.values():
+        return {key: value for key, value in record.items() if value is not None}
+    return record
 
 
 def sent_at_wire(value: float) -> int | float:

@@ -12,9 +12,10 @@ import pytest
 
 from connectors.formats import avro, native
 from connectors.sources.kafka_decode import RecordDecoder
-from connectors.sources.kafka_partitions import Backoff, PartitionFlow
+from connectors.sources.kafka_partitions import PartitionFlow
 from connectors.sources.schema_registry import SchemaRegistry
 from hub.connector import EmitReport, Outcome
+from hub.delivery.retry import RetryPolicy
 from hub.events import Event, EventKind, Rejection, SourceRef
 
 
@@ -136,10 +137,13 @@ class ScriptedEmit:
         return report
 
 
+FAST_BACKOFF = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.005)
+
+
 def flow_with(emit: ScriptedEmit) -> tuple[PartitionFlow, list[int | None]]:
     positions: list[int | None] = []
     flow = PartitionFlow("t-0", emit, RecordDecoder("k", "segment"),
-                         lambda f: positions.append(f.commit_position()), Backoff(base_secs=0.001, max_secs=0.005))
+                         lambda f: positions.append(f.commit_position()), FAST_BACKOFF)
     flow.start()
     return flow, positions
 

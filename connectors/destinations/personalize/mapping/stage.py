@@ -37,10 +37,10 @@ from connectors.destinations.personalize.schema import (
     camel_case,
 )
 from hub import telemetry
+from hub.connector import StageResult
 from hub.errors import RejectedError
 from hub.events import Event, EventKind, Rejection, event_id_for
 from hub.ids import is_placeholder_id
-from hub.pipeline import StageResult
 
 _NO_PRODUCT: dict[str, Any] = {}
 
