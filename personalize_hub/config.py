@@ -22,6 +22,7 @@ from hub.identity.config import IdentityConfig
 from hub.redis_connection import RedisConfig
 from personalize_hub import registry
 from personalize_hub.imports.config import ImportsConfig
+from personalize_hub.notifications import NotificationsConfig
 from personalize_hub.jobs import JOB_KINDS, Jobs, WorkersConfig, check_jobs
 from personalize_hub.recommendations import RecommendationsConfig
 
@@ -51,6 +52,8 @@ class _HubConfigBase(BaseModel):
     jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (personalize_hub/jobs.py).")
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
     imports: ImportsConfig = Field(default_factory=ImportsConfig, description="`hub import`: column mapping, files.")
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig, description="Lifecycle events to signed webhooks (import, training, jobs).")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
 

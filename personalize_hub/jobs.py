@@ -178,8 +178,6 @@ class TrainJobConfig(BaseModel):
         "FULL version (aws-user-personalization only).")
     campaign_arn: str | None = Field(None, description="Campaign moved to the new version when the gate passes.")
     gate: GateConfig | None = Field(None, description="Metric check before the campaign is moved; none: always.")
-    destinations: list[registry.destination_config_type()] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="Webhook destinations told of each stage (version trained, gate, campaign).")
 
     @field_validator("schedule")
     @classmethod

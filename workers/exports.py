@@ -15,6 +15,7 @@ import orjson
 from personalize_hub import registry
 from hub.connector import Context
 from personalize_hub.jobs import JobConfig
+from personalize_hub.notifications import notify
 from workers import context, objects, slices
 from workers.app import app
 from workers.catalog import load_catalog
@@ -77,7 +78,10 @@ def export_slice(run_id: str, shard: int, offset: int | None, enqueue: Callable[
             enqueue(stats.next_offset)
         runs().record_slice(run_id, shard, start, {**stats.as_record(), "finished": stats.finished})
     if stats.finished and runs().shard_done(run_id, shard, shards):
-        runs().finish(run_id)
+        state = runs().finish(run_id)
+        report = runs().report(run_id)
+        notify(context.hub_config().notifications, "export.finished", job.name, run_id, state=state.value,
+               destinations={name: vars(counts) for name, counts in report.destinations.items()})
     return stats
 
 

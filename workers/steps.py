@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from hub.errors import HubError
 from personalize_hub.jobs import ActiveUsers, JobConfig, Recipe
+from personalize_hub.notifications import notify
 from workers import active_users, context, objects, personalize
 from workers.keys import contacts_key
 from workers.runs import RunState, Runs
@@ -198,6 +199,8 @@ def poll(run_id: str) -> Wait | None:
     with refusals_fail_the_run(f"polling batch job {run['batch_job_name']}"):
         status, reason = personalize.status_of(client, personalize.api_for(job), run["batch_job_arn"])
     if status == personalize.CREATE_FAILED:
+        notify(context.hub_config().notifications, "batch_job.failed", job.name, run_id,
+               batch_job_arn=run["batch_job_arn"], reason=reason)
         raise RunFailed(f"batch job {run['batch_job_name']} failed: {reason or 'no reason given'}")
     if status != personalize.ACTIVE:
         if time.time() - float(run.get("submitted_at", time.time())) > workers.max_wait_secs:
@@ -215,4 +218,7 @@ def poll(run_id: str) -> Wait | None:
         raise RunFailed(f"batch job {run['batch_job_name']} is ACTIVE but wrote no {output_uri}")
     runs().set_state(run_id, RunState.EXPORTING, output_uri=output_uri, output_bytes=size,
                      shards=job.export_shards)
+    notify(context.hub_config().notifications, "batch_job.finished", job.name, run_id,
+           batch_job_arn=run["batch_job_arn"], solution_version_arn=run.get("solution_version_arn"),
+           output_uri=output_uri)
     return None

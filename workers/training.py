@@ -16,6 +16,7 @@ import orjson
 from celery import Task
 
 from personalize_hub.jobs import GateConfig, TrainJobConfig
+from personalize_hub.notifications import notify
 from workers import context, personalize, steps
 from workers.app import app
 from workers.runs import RunState
@@ -75,7 +76,9 @@ def poll(run_id: str) -> steps.Wait | None:
         version = client.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]
     status = version.get("status", "")
     if status == personalize.CREATE_FAILED:
-        raise steps.RunFailed(f"solution version {arn} CREATE FAILED: {version.get('failureReason') or 'no reason given'}")
+        reason = version.get("failureReason") or "no reason given"
+        _notify(job, run_id, "solution_version.failed", solution_version_arn=arn, reason=reason)
+        raise steps.RunFailed(f"solution version {arn} CREATE FAILED: {reason}")
     if status != personalize.ACTIVE:
         if time.time() - float(run.get("submitted_at", time.time())) > workers.max_wait_secs:
             raise steps.RunFailed(f"solution version {arn} still {status} after {workers.max_wait_secs:.0f}s")
@@ -92,6 +95,8 @@ def decide(run_id: str) -> RunState:
         metrics = client.get_solution_metrics(solutionVersionArn=arn).get("metrics") or {}
     runs = steps.runs()
     runs.update(run_id, metrics=orjson.dumps(metrics).decode())
+    _notify(job, run_id, "solution_version.trained", solution_version_arn=arn, training_mode=job.training_mode,
+            metrics=metrics)
     if job.campaign_arn is None:
         runs.set_state(run_id, RunState.SUCCEEDED, decision=TRAINED, reason="no campaign_arn: nothing to deploy",
                        finished_at=time.time())
@@ -101,16 +106,24 @@ def decide(run_id: str) -> RunState:
         serving_metrics = client.get_solution_metrics(solutionVersionArn=serving).get("metrics") or {}
     passed, why = gate_decision(job.gate, metrics, serving_metrics)
     runs.update(run_id, serving_version_arn=serving, serving_metrics=orjson.dumps(serving_metrics).decode())
+    _notify(job, run_id, "gate.passed" if passed else "gate.failed", solution_version_arn=arn, metrics=metrics,
+            serving_version_arn=serving, serving_metrics=serving_metrics, reason=why)
     if not passed:
         runs.set_state(run_id, RunState.PARTIAL, decision=GATE_FAILED, reason=f"gate failed: {why}; campaign "
                        f"{job.campaign_arn} still serves {serving}", finished_at=time.time())
         return RunState.PARTIAL
     with steps.refusals_fail_the_run(f"updating campaign {job.campaign_arn}"):
         client.update_campaign(campaignArn=job.campaign_arn, solutionVersionArn=arn)
+    _notify(job, run_id, "campaign.updated", campaign_arn=job.campaign_arn, solution_version_arn=arn,
+            previous_version_arn=serving)
     runs.set_state(run_id, RunState.SUCCEEDED, decision=CAMPAIGN_UPDATED,
                    reason=f"gate passed: {why}; campaign {job.campaign_arn} moved from {serving}",
                    finished_at=time.time())
     return RunState.SUCCEEDED
+
+
+def _notify(job: TrainJobConfig, run_id: str, event: str, **data: Any) -> None:
+    notify(context.hub_config().notifications, event, job.name, run_id, **data)
 
 
 @app.task(bind=True, base=RunTask, name="training.start")

@@ -25,6 +25,7 @@ from hub.errors import HubError, RejectedError
 from personalize_hub.imports import rows as input_rows
 from personalize_hub.imports.source import SourceError, Utf8Lines, format_of, location_of, raw_lines, size_or_fail
 from personalize_hub.imports.tally import ImportReadiness, Tally
+from personalize_hub.notifications import notify
 from workers.objects import Location, join
 from workers.personalize import error_code, retrying
 
@@ -86,10 +87,19 @@ class Importer:
         self.folder = Path(config.imports.folder)
 
     def run(self) -> ImportResult:
+        run_id = job_name(self.request.dataset_arn.rsplit("/", 1)[-1])
         try:
-            return self._run()
+            result = self._run()
         except (ImportFailed, SourceError) as err:
-            return ImportResult(FAILED, reason=str(err))
+            result = ImportResult(FAILED, reason=str(err))
+        if not self.request.dry_run:
+            readiness = result.readiness
+            notify(self.config.notifications, "import.finished" if result.exit_code == IMPORTED else "import.failed",
+                   "import", result.job_arn.rsplit("/", 1)[-1] if result.job_arn else run_id,
+                   dataset_arn=self.request.dataset_arn, input_uri=self.request.source, mode=self.request.mode,
+                   rows=readiness.rows if readiness else 0, rejected=readiness.rejected if readiness else 0,
+                   import_job_arn=result.job_arn, reason=result.reason)
+        return result
 
     def _run(self) -> ImportResult:
         request = self.request

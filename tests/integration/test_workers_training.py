@@ -18,6 +18,8 @@ import pytest
 import redis
 
 from tests.fixtures.local_personalize import personalize_clients
+from tests.fixtures.threaded_http import ThreadedServer
+from tests.fixtures.webhook_receiver import Receiver
 from tests.integration.workers_support import (
     REPO, CeleryWorker, hub_config, isolated_redis_url, job_config, s3_client, train_shop, wait_active, wait_for,
     write_campaign_inputs, write_config)
@@ -26,6 +28,7 @@ from workers.keys import index_key, run_key
 pytestmark = pytest.mark.integration
 REDIS_DB = 12  # this module's own database of the test run's Redis
 METRIC = "normalized_discounted_cumulative_gain_at_10"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks spec's example secret
 
 
 def deployed_shop(url, aws_endpoint_url, aws_region, name):
@@ -145,8 +148,18 @@ def test_a_batch_job_on_latest_active_runs_the_version_of_the_latest_retrain(dep
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 20
 
 
+@pytest.fixture
+def receiver():
+    """A Standard Webhooks receiver (verified with the spec's reference library) on 127.0.0.1."""
+    receiving = Receiver(SECRET)
+    server = ThreadedServer(receiving.app, "lifecycle-receiver").start()
+    receiving.url = f"{server.url}/hook"
+    yield receiving
+    server.stop()
+
+
 def test_the_gate_keeps_a_version_trained_on_noise_away_from_the_campaign(local_personalize_url, aws_endpoint_url,
-                                                                         aws_region, jobs_redis, tmp_path):
+                                                                         aws_region, jobs_redis, receiver, tmp_path):
     shop, campaign, solution = deployed_shop(local_personalize_url, aws_endpoint_url, aws_region, "gate-shop")
     control, _, _ = personalize_clients(shop.url)
     dataset = next(d["datasetArn"] for d in control.list_datasets(datasetGroupArn=shop.dataset_group_arn)["datasets"]
@@ -161,7 +174,10 @@ def test_the_gate_keeps_a_version_trained_on_noise_away_from_the_campaign(local_
         redis_url=jobs_redis, aws_endpoint_url=aws_endpoint_url, personalize_url=shop.url, bucket=shop.bucket,
         jobs=[{"name": job, "recipe": "train", "solution_arn": solution, "campaign_arn": campaign,
                "gate": {"metric": METRIC, "max_drop": 0.05}}])
-    config = write_config(tmp_path / "hub.yaml", {**settings, "imports": {"folder": str(tmp_path / "imports")}})
+    webhook = {"type": "webhook", "id": "lifecycle", "url": receiver.url, "secret": SECRET,
+               "allow_private_networks": True}
+    config = write_config(tmp_path / "hub.yaml", {**settings, "imports": {"folder": str(tmp_path / "imports")},
+                                                  "notifications": {"webhooks": [webhook]}})
 
     imported = hub_cli("import", "--dataset-arn", dataset, "--source", str(tmp_path / "noise.csv"), config=config)
     assert imported.returncode == 0, imported.stdout + imported.stderr
@@ -174,3 +190,10 @@ def test_the_gate_keeps_a_version_trained_on_noise_away_from_the_campaign(local_
     assert new < old * 0.95
     assert f"{METRIC} {new:.4f} < {old * 0.95:.4f}" in report["reason"] and "still serves" in report["reason"]
     assert serving(shop.url, campaign) == shop.solution_version_arn
+    # Each stage reached the signed webhook, verified by the reference library, once per webhook-id.
+    events = {payload["type"]: payload["data"] for payload in receiver.delivered.values()}
+    assert set(events) == {"import.finished", "solution_version.trained", "gate.failed"}
+    assert events["import.finished"]["rows"] == shop.num_users * 15 and events["import.finished"]["import_job_arn"]
+    assert events["solution_version.trained"]["solution_version_arn"] == report["solution_version_arn"]
+    assert events["gate.failed"]["reason"] == report["reason"].split("; campaign")[0].removeprefix("gate failed: ")
+    assert f"{report['run_id']}:gate.failed" in receiver.delivered
