@@ -84,8 +84,10 @@ def measure(kind: str, path: Path, folder: Path) -> dict:
             "from pathlib import Path; r = b.%s(Path(%r)%s); print(json.dumps({'secs': r.pop('secs'), 'result': r, "
             "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
             % (str(ROOT), kind, str(path), f", Path({str(folder)!r})" if kind == "import_pass" else ""))
-    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{kind} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
