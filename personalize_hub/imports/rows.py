@@ -121,10 +121,10 @@ class TabularRows:
     What validation makes of a row depends on those cells alone once the user id and timestamp are checked
     (`finish_interaction` only range-checks `sentAt`, which `to_epoch_secs` already guarantees), so a
     bounded memo of finished rows keyed by the other cells saves the repeats' validation without changing
-    any outcome. Memory stays flat: the memo is emptied when it is full.
+    any outcome. Memory stays flat: two generations of MEMO_ENTRIES, the older dropped when the younger fills.
     """
 
-    MEMO_ENTRIES = 20_000  # ~12 MB of finished rows; users known good are kept as many
+    MEMO_ENTRIES = 20_000  # per generation, ~12 MB of finished rows; users known good are kept as many
 
     def __init__(self, schema: DatasetSchema, validation: ValidationStage, positions: dict[str, int]):
         self.schema = schema
@@ -133,7 +133,6 @@ class TabularRows:
         self._positions = positions
         self._metadata = [(f.key, positions[f.name]) for f in schema.metadata if f.name in positions]
         self._validation = validation
-        self._memo: dict[tuple[str, ...], Row] = {}
         self._users: set[str] = set()
         if schema.dataset_type == INTERACTIONS:
             others = [i for name, i in sorted(positions.items(), key=lambda kv: kv[1])
@@ -181,18 +180,24 @@ class TabularRows:
         yield from self._read_interactions(rows)
 
     def _read_interactions(self, rows: Iterable[tuple[int, list[str]]]) -> Iterator[Result]:
-        memo, users, key_of, width = self._memo, self._users, self._key, self.width
+        users, key_of, width = self._users, self._key, self.width
+        young: dict[tuple[str, ...], Row] = {}
+        old: dict[tuple[str, ...], Row] = {}
         user_in, time_in = self._positions["USER_ID"], self._positions["TIMESTAMP"]
         user_out, time_out = self.writer.position["USER_ID"], self.writer.position["TIMESTAMP"]
         for line, cells in rows:
             try:
-                template = memo.get(key_of(cells)) if len(cells) >= width else None
+                key = key_of(cells) if len(cells) >= width else None
+                template = young.get(key)
+                if template is None and (template := old.get(key)) is not None:
+                    young[key] = template  # still in use: survives the next generation change
                 if template is None:
                     user, record = self.finish(cells)
                     row = self.writer.row(user, record)
-                    if len(memo) >= self.MEMO_ENTRIES:
-                        memo.clear()
-                    memo[key_of(cells)] = row
+                    if len(young) >= self.MEMO_ENTRIES:  # two generations: an approximate LRU, flat in memory
+                        old, young = young, {}
+                    if key is not None:
+                        young[key] = row
                     yield line, row, None
                     continue
                 user = cells[user_in]
