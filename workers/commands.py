@@ -64,7 +64,7 @@ def list_jobs(config_path: str) -> None:
         except Exception as err:  # noqa: BLE001 - the list is still useful without Redis
             state = f"unknown ({type(err).__name__})"
         table.add_row(job.name, getattr(job.recipe, "value", job.recipe), job.schedule or "manual",
-                      ", ".join(d.id for d in job.destinations), latest, state)
+                      ", ".join(d.id for d in getattr(job, "destinations", ())) or "-", latest, state)
     Console().print(table)
 
 

@@ -115,11 +115,12 @@ class Importer:
         readiness = self.prepare(schema, location, fmt, size, clean_path, rejects_path)
         problems = readiness.problems()
         result = ImportResult(IMPORTED, readiness, problems, rejects_path if readiness.rejected else None)
-        if request.dry_run:
-            result.exit_code = REFUSED if problems or readiness.rejected else IMPORTED
-            return result
-        if problems and not request.force:
-            result.exit_code, result.reason = REFUSED, "refused by the readiness check (--force imports anyway)"
+        if request.dry_run or (problems and not request.force):
+            clean_path.unlink(missing_ok=True)  # nothing will read it: a 5M-row file is not left behind
+            if request.dry_run:
+                result.exit_code = REFUSED if problems or readiness.rejected else IMPORTED
+            else:
+                result.exit_code, result.reason = REFUSED, "refused by the readiness check (--force imports anyway)"
             return result
         result.data_location = self.upload(clean_path, name)
         result.job_arn = self.create_job(name, result.data_location)

@@ -56,3 +56,19 @@ def test_job_config_problems_are_named(job, expected):
     with pytest.raises(ConfigError) as caught:
         config(job)
     assert expected in str(caught.value)
+
+
+def test_jobs_list_shows_training_jobs_beside_batch_jobs(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from personalize_hub.cli import main
+
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump({
+        "workers": {"redis_url": "redis://127.0.0.1:1/0", "work_uri": "s3://b/w"},
+        "jobs": [{"name": "weekly_retrain", "recipe": "train", "solution_arn": "arn:aws:personalize:::solution/s",
+                  "schedule": "0 3 * * 1"}]}))
+    result = CliRunner().invoke(main, ["jobs", "list", "--config", str(path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "weekly_retrain" in result.output and "train" in result.output and "0 3 * * 1" in result.output
