@@ -15,13 +15,13 @@ import orjson
 from personalize_hub import registry
 from hub.connector import Context
 from personalize_hub.jobs import JobConfig
-from personalize_hub.notifications import notify
 from workers import context, objects, slices
 from workers.app import app
 from workers.catalog import load_catalog
 from workers.exporter import Exporter, SliceStats
 from workers.keys import contacts_key
 from workers.ledger import Ledger
+from workers.notifications import notify
 from workers.outputs import Decorator
 from workers.steps import job_of, runs
 from workers.tasks import RunTask, guarded

@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 
 from hub.errors import HubError
 from personalize_hub.jobs import ActiveUsers, JobConfig, Recipe
-from personalize_hub.notifications import notify
 from workers import active_users, context, objects, personalize
 from workers.keys import contacts_key
+from workers.notifications import notify
 from workers.runs import RunState, Runs
 
 # Batch inference input: at most 1 GB and 50 million records per file; Item-Affinity segment jobs take

@@ -16,9 +16,9 @@ import orjson
 from celery import Task
 
 from personalize_hub.jobs import GateConfig, TrainJobConfig
-from personalize_hub.notifications import notify
 from workers import context, personalize, steps
 from workers.app import app
+from workers.notifications import notify
 from workers.runs import RunState
 from workers.schedules import manual_run_id, scheduled_run_id
 from workers.tasks import MAX_TRANSIENT_RETRIES, RunTask, guarded, is_transient

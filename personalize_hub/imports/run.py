@@ -25,7 +25,7 @@ from hub.errors import HubError, RejectedError
 from personalize_hub.imports import rows as input_rows
 from personalize_hub.imports.source import SourceError, Utf8Lines, format_of, location_of, raw_lines, size_or_fail
 from personalize_hub.imports.tally import ImportReadiness, Tally
-from personalize_hub.notifications import notify
+from workers.notifications import notify
 from workers.objects import Location, join
 from workers.personalize import error_code, retrying
 
