@@ -115,3 +115,35 @@ def test_throttling_is_retried_with_backoff_and_other_errors_are_not():
     with pytest.raises(ClientError):
         retrying(invalid, policy=policy, sleep=slept.append)
     assert len(slept) == 2
+
+
+def test_an_items_catalog_goes_through_finish_record():
+    items = parse_schema(json.dumps({
+        "type": "record", "name": "Items", "version": "1.0",
+        "fields": [{"name": "ITEM_ID", "type": "string"},
+                   {"name": "GENRES", "type": ["null", "string"], "categorical": True},
+                   {"name": "PRICE", "type": "float"}]}))
+    rows = TabularRows(items, ValidationStage({"ITEMS": items}), plan_columns(["item_id", "genres", "price"], items))
+    results = list(rows.read([(2, ["i1", "a|b", "9.5"]), (3, ["i2", "", ""]), (4, ["", "a", "1"])]))
+    assert results[0][1] == ["i1", "a|b", "9.5"]
+    assert results[1][1].reason == "schema_violation" and "PRICE" in results[1][1].message
+    assert results[2][1].reason == "missing_item_id"
+
+
+def test_an_mparticle_export_is_decoded_and_mapped_like_webhook_traffic():
+    from connectors.destinations.personalize.mapping import MappingStage
+    from personalize_hub.imports.rows import ExportRows
+
+    schema = parse_schema(json.dumps({
+        "type": "record", "name": "Interactions", "version": "1.0",
+        "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+                   {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"}]}))
+    batch = {"mpid": 42, "user_identities": {"customer_id": "c1"}, "events": [
+        {"event_type": "commerce_event", "data": {
+            "timestamp_unixtime_ms": 1704067200000, "event_id": 1,
+            "product_action": {"action": "view_detail", "products": [{"id": "p1"}, {"id": "p2"}]}}}]}
+    assert export_dialect(batch) == "mparticle"
+    rows = ExportRows("mparticle", schema, MappingStage(None, {"INTERACTIONS": schema}),
+                      ValidationStage({"INTERACTIONS": schema}))
+    results = [row for _, row, _ in rows.read([(1, batch)])]
+    assert results == [["c1", "p1", "1704067200", "view_detail"], ["c1", "p2", "1704067200", "view_detail"]]
