@@ -12,10 +12,10 @@ WORKDIR /app
 COPY . /app
 RUN pip install /app \
     && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home hub \
-    && mkdir -p /data /app/var \
-    && chown hub:hub /data /app/var
+    && mkdir -p /data /state /app/var \
+    && chown hub:hub /data /state /app/var
 
-# A named volume mounted on /data starts with this ownership, so the non-root user can write it.
+# Named volumes mounted on /data and /state start with this ownership, so the non-root user can write them.
 USER hub
 EXPOSE 8000 8001
 ENTRYPOINT ["hub"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +15,22 @@ if TYPE_CHECKING:  # aiobotocore and aiohttp are imported on first use: `hub --h
     from aiobotocore.session import AioSession
     from botocore.config import Config
 
+log = logging.getLogger(__name__)
+
 PERSONALIZE_SERVICES = frozenset({"personalize", "personalize-events", "personalize-runtime"})
+# Hosts of real AWS endpoints (docs.aws.amazon.com/general/latest/gr/rande.html); any other
+# personalize_endpoint_url is a local engine such as local_personalize, which checks no signature.
+AWS_DOMAINS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+# What a local engine is signed with when the standard chain has nothing: botocore refuses to send an
+# unsigned request ("Unable to locate credentials") even to an engine that ignores the signature.
+LOCAL_ENGINE_CREDENTIALS = ("local-engine", "local-engine-secret")
+
+
+class ProxyRoute(NamedTuple):
+    """The proxy for one URL and the headers carrying its credentials (aiohttp's `proxy=`, `proxy_headers=`)."""
+
+    url: str | None
+    headers: dict[str, str] | None
 
 # The DestinationRunner is the one retry owner (ARCHITECTURE.md "One retry owner"): one attempt per call,
 # so a throttled call is backed off and rate-adapted once, not retried three times inside botocore first.
@@ -51,7 +69,9 @@ class AwsClients:
         self.endpoint_url = (config.endpoint_url if config else None) or None
         self._session = session
         self._clients: dict[str, Any] = {}
+        self._client_lock = asyncio.Lock()  # two first callers must not build two clients (one would leak)
         self._exit_stack = contextlib.AsyncExitStack()
+        self._told_local_credentials = False
         self._credentials: Any = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -80,45 +100,86 @@ class AwsClients:
         settings.update(overrides)
         return Config(**settings)
 
-    def create_client(self, service: str, **overrides: Any) -> Any:
+    @property
+    def uses_local_engine(self) -> bool:
+        """personalize_endpoint_url names something other than AWS (local_personalize or another stand-in)."""
+        if self.personalize_endpoint_url is None:
+            return False
+        host = (urlsplit(self.personalize_endpoint_url).hostname or "").lower()
+        return not host.endswith(AWS_DOMAINS)
+
+    def _may_need_local(self, service: str) -> bool:
+        # Only then is the chain resolved up front; elsewhere botocore resolves it on the first request.
+        return service in PERSONALIZE_SERVICES and self.uses_local_engine
+
+    def _local_credentials(self, service: str, chain_has_credentials: bool) -> dict[str, str]:
+        """Client keyword arguments for dummy credentials: only for a local engine and an empty chain."""
+        if chain_has_credentials or service not in PERSONALIZE_SERVICES or not self.uses_local_engine:
+            return {}
+        self._say_local_credentials()
+        key, secret = LOCAL_ENGINE_CREDENTIALS
+        return {"aws_access_key_id": key, "aws_secret_access_key": secret}
+
+    def _say_local_credentials(self) -> None:
+        if not self._told_local_credentials:
+            self._told_local_credentials = True
+            log.info("no AWS credentials found; signing requests to the local engine %s with dummy ones "
+                     "(set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile to use real ones)",
+                     self.personalize_endpoint_url)
+
+    def create_client(self, service: str, **credentials: str) -> Any:
         """An aiobotocore client context manager the caller owns (`async with aws.create_client(...) as c`)."""
         return self.session.create_client(
             service,
             region_name=self.region,
             endpoint_url=self.endpoint_url_for(service),
-            config=self.client_config(**overrides),
+            config=self.client_config(),
+            **credentials,
         )
 
     async def client(self, service: str) -> Any:
         """The shared aiobotocore client for `service`, opened on first use and closed by `close()`."""
         client = self._clients.get(service)
-        if client is None:
-            client = await self._exit_stack.enter_async_context(self.create_client(service))
-            self._clients[service] = client
+        if client is not None:
+            return client
+        async with self._client_lock:
+            client = self._clients.get(service)
+            if client is None:
+                chain = await self.session.get_credentials() if self._may_need_local(service) else True
+                credentials = self._local_credentials(service, chain is not None)
+                client = await self._exit_stack.enter_async_context(self.create_client(service, **credentials))
+                self._clients[service] = client
         return client
 
     def sync_client(self, service: str, **overrides: Any) -> Any:
         """A plain botocore client with the same settings, for synchronous code (CLI, Celery tasks)."""
         import botocore.session
 
-        return botocore.session.get_session().create_client(
+        session = botocore.session.get_session()
+        chain = session.get_credentials() if self._may_need_local(service) else True
+        return session.create_client(
             service,
             region_name=self.region,
             endpoint_url=self.endpoint_url_for(service),
             config=self.client_config(**overrides),
+            **self._local_credentials(service, chain is not None),
         )
 
     async def frozen_credentials(self) -> Any:
         """Current credentials (access key, secret, token) from the chain; refreshable ones renew here.
 
-        Raises botocore's NoCredentialsError when the chain finds nothing.
+        They sign Personalize requests (the lean PutEvents path). With a local engine and an empty chain
+        they are the dummy ones; otherwise an empty chain raises botocore's NoCredentialsError.
         """
         if self._credentials is None:
             credentials = await self.session.get_credentials()
             if credentials is None:
+                from aiobotocore.credentials import AioCredentials
                 from botocore.exceptions import NoCredentialsError
 
-                raise NoCredentialsError()
+                if not self._local_credentials("personalize-events", False):
+                    raise NoCredentialsError()
+                credentials = AioCredentials(*LOCAL_ENGINE_CREDENTIALS, method="local-engine")
             self._credentials = credentials
         return await self._credentials.get_frozen_credentials()
 
@@ -137,16 +198,20 @@ class AwsClients:
             )
         return self._http
 
-    def proxy_for(self, url: str) -> str | None:
-        """The HTTP(S)_PROXY that applies to `url` per the environment (NO_PROXY honoured), as botocore uses."""
+    def proxy_for(self, url: str) -> ProxyRoute:
+        """The HTTP(S)_PROXY that applies to `url` per the environment (NO_PROXY honoured), as botocore uses.
+
+        aiohttp strips `user:password@` from the proxy URL into a separate BasicAuth: it is returned as
+        the Proxy-Authorization header, or an authenticated proxy answers 407 to every request.
+        """
         from aiohttp.helpers import get_env_proxy_for_url
         from yarl import URL
 
         try:
-            proxy, _ = get_env_proxy_for_url(URL(url))
+            proxy, auth = get_env_proxy_for_url(URL(url))
         except LookupError:
-            return None
-        return str(proxy)
+            return ProxyRoute(None, None)
+        return ProxyRoute(str(proxy), {"Proxy-Authorization": auth.encode()} if auth else None)
 
     async def close(self) -> None:
         await self._exit_stack.aclose()

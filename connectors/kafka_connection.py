@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from hub.secret import Secret
 
 
 class KafkaConnection(BaseModel):
@@ -20,7 +22,7 @@ class KafkaConnection(BaseModel):
         "PLAIN", description="SASL mechanism, with the SASL_* protocols."
     )
     sasl_username: str | None = Field(None, description="SASL user name, e.g. ${KAFKA_USERNAME}.")
-    sasl_password: SecretStr | None = Field(None, description="SASL password, from the environment; never logged.")
+    sasl_password: Secret | None = Field(None, description="SASL password, from the environment; never logged.")
     ssl_ca_file: Path | None = Field(None, description="CA bundle for TLS; default: the system's trust store.")
 
     @model_validator(mode="after")

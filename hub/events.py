@@ -29,6 +29,9 @@ class SourceRef(msgspec.Struct, frozen=True, kw_only=True):
     partition: int | None = None
     offset: int | None = None
     request_id: str | None = None
+    # The route's call when the payload does not carry it (Segment's /v1/track takes messages without
+    # `type`): kept so `hub replay` decodes the dead-lettered payload as it was received.
+    call: str | None = None
 
 
 class Event(msgspec.Struct, kw_only=True):

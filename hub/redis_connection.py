@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.secret import Secret
 
 if TYPE_CHECKING:  # redis is imported on first connection: a hub without Redis never loads it
     import redis
@@ -16,7 +18,7 @@ class RedisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: SecretStr | None = Field(
+    url: Secret | None = Field(
         None, description="redis:// or rediss:// URL, e.g. ${REDIS_URL}, never logged; every section that uses "
         "Redis and names no URL of its own uses this one.")
 

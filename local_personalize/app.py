@@ -16,7 +16,7 @@ import orjson
 
 from local_personalize import runtime
 from local_personalize.control import OPERATIONS
-from local_personalize.errors import ApiError, InternalFailure, InvalidInput, UnknownOperation
+from local_personalize.errors import ApiError, InternalFailure, InvalidInput, RequestTooLarge, UnknownOperation
 from local_personalize.ingest import HANDLERS as INGEST_HANDLERS
 from local_personalize.service import Service
 from local_personalize.settings import Settings
@@ -78,10 +78,10 @@ class LocalPersonalize:
             await _respond(send, 200, REST_JSON, HEALTH_BODY, None)
             logger.info("GET %s 200 %.2fms", path, (time.perf_counter() - started) * 1000)
             return
-        body = await _read_body(receive)
         request_id = str(uuid.uuid4())
         protocol, operation = ("json", None) if target is not None else ("rest-json", None)
         try:
+            body = await _read_body(receive, self.settings.max_body_bytes)
             if target is not None:
                 operation = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else target
                 if not target.startswith(TARGET_PREFIX) or operation not in OPERATIONS or method != "POST":
@@ -124,11 +124,16 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
+async def _read_body(receive: Any, limit: int) -> bytes:
+    """The request body, refused as soon as it grows past `limit` bytes (nothing more is buffered)."""
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"Request body is larger than {limit} bytes")
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 

@@ -17,7 +17,10 @@ from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PR
 from local_personalize.filters import FilterContext, FilterError, ItemTable, UserInteraction, compile_filter
 from local_personalize.ingest import group_dataset
 from local_personalize.objects import ObjectStore, join
+from local_personalize.item_attributes import MAX_QUERIES as MAX_ATTRIBUTE_QUERIES
+from local_personalize.item_attributes import matching_items
 from local_personalize.recipes import Exploration, Model, Recommendation, RecipeType, load_model
+from local_personalize.recipes.item_attribute_affinity import ItemAttributeAffinity
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
@@ -46,8 +49,12 @@ def recent_interactions(rows: list[tuple]) -> list[UserInteraction]:
 class JobContext:
     """What a batch job needs from the store to evaluate its filter per input line."""
 
-    def __init__(self, store: Store, model: Model, dataset_group_arn: str, filter_arn: str | None) -> None:
+    def __init__(self, store: Store, model: Model, dataset_group_arn: str, filter_arn: str | None,
+                 deleted_users: frozenset[str] = frozenset()) -> None:
         self.store, self.model = store, model
+        # Users a data deletion job removed after the model was trained: answered as users it never saw,
+        # and left out of segments.
+        self.deleted_users = deleted_users
         filter_resource = store.get_resource(filter_arn) if filter_arn else None
         if filter_arn and filter_resource is None:
             raise JobFailed(f"Filter {filter_arn} no longer exists")
@@ -56,6 +63,21 @@ class JobContext:
         self.datasets = {kind: dataset.arn for kind, dataset in datasets.items() if dataset is not None}
         self.items = store.records(self.datasets["ITEMS"]) if "ITEMS" in self.datasets else {}
         self.item_table = ItemTable.from_rows(model.item_ids, self.items) if self.filter else None
+
+    def user(self, user_id: str) -> str:
+        return f"deleted-user:{user_id}" if user_id in self.deleted_users else user_id
+
+    def candidate_users(self, line: dict[str, Any]) -> np.ndarray | None:
+        """Which of the model's users a segment may hold: the filter's choice, minus deleted users."""
+        mask = None
+        if self.filter is not None:
+            users = self.store.records(self.datasets["USERS"]) if "USERS" in self.datasets else {}
+            mask = self.filter.user_mask(self.model.user_ids, users, line.get("filterValues"))
+        if self.deleted_users:
+            kept = np.fromiter((user not in self.deleted_users for user in self.model.user_ids), dtype=bool,
+                               count=len(self.model.user_ids))
+            mask = kept if mask is None else mask & kept
+        return mask
 
     def candidates(self, line: dict[str, Any]) -> np.ndarray | None:
         if self.filter is None:
@@ -90,31 +112,37 @@ def _inference_line(job: JobContext, line: dict[str, Any], num_results: int, exp
     elif kind == RecipeType.PERSONALIZED_RANKING:
         if not line.get("userId") or not isinstance(line.get("itemList"), list):
             raise JobFailed("userId and itemList are required for a PERSONALIZED_RANKING solution version")
-        found = model.rank(line["userId"], line["itemList"], candidates=candidates)
+        found = model.rank(job.user(line["userId"]), line["itemList"], candidates=candidates)
     else:
         if not line.get("userId"):
             raise JobFailed(f"userId is required for a {kind} solution version")
-        found = model.recommend(line["userId"], None, num_results, candidates=candidates, exploration=exploration)
+        found = model.recommend(job.user(line["userId"]), None, num_results, candidates=candidates,
+                                exploration=exploration)
     return _output(found, "recommendedItems", model.with_scores)
 
 
 def _segment_line(job: JobContext, line: dict[str, Any], num_results: int, exploration: Exploration) -> dict:
+    if job.model.recipe_name == ItemAttributeAffinity.name:
+        query = line.get("itemAttributes")
+        if not isinstance(query, str) or not query:
+            raise JobFailed("itemAttributes is required for an aws-item-attribute-affinity solution version")
+        if "ITEMS" not in job.datasets:
+            raise JobFailed("itemAttributes queries need an Items dataset")
+        items = matching_items(query, job.model.item_ids, job.items)
+        found = job.model.users_for_items(items, num_results, candidate_users=job.candidate_users(line))
+        return {"recommendedUsers": [r.item_id for r in found]}
     if "itemAttributes" in line:
-        raise JobFailed("itemAttributes queries need aws-item-attribute-affinity, which is not available")
+        raise JobFailed("itemAttributes queries need an aws-item-attribute-affinity solution version")
     if not line.get("itemId"):
         raise JobFailed("itemId is required")
-    candidate_users = None
-    if job.filter is not None:
-        users = job.store.records(job.datasets["USERS"]) if "USERS" in job.datasets else {}
-        candidate_users = job.filter.user_mask(job.model.user_ids, users, line.get("filterValues"))
-    found = job.model.users_for_item(line["itemId"], num_results, candidate_users=candidate_users)
+    found = job.model.users_for_item(line["itemId"], num_results, candidate_users=job.candidate_users(line))
     return {"recommendedUsers": [r.item_id for r in found]}
 
 
 def _user_lines_batch(job: JobContext, lines: list[dict], num_results: int, exploration: Exploration) -> list:
     """Plain userId lines without per-line filter context, answered with one vectorised call."""
     candidates = job.candidates({}) if job.filter is not None else None
-    found = job.model.recommend_batch([line["userId"] for line in lines], num_results, candidates=candidates,
+    found = job.model.recommend_batch([job.user(line["userId"]) for line in lines], num_results, candidates=candidates,
                                       exploration=exploration)
     return [_output(recs, "recommendedItems", job.model.with_scores) for recs in found]
 
@@ -123,6 +151,13 @@ def _needs_line_context(job: JobContext, line: Any) -> bool:
     return not (isinstance(line, dict) and isinstance(line.get("userId"), str) and line["userId"]
                 and set(line) == {"userId"} and (job.filter is None or not (
                     job.filter.uses_interactions or job.filter.uses_current_user or job.filter.parameters)))
+
+
+def _good_record(line: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+    # Item-Attribute-Affinity lines echo their query, not an "input" object (batch-segment-job-output-examples).
+    if isinstance(line.get("itemAttributes"), str):
+        return {"itemAttributes": line["itemAttributes"], "output": output, "error": None}
+    return {"input": line, "output": output, "error": None}
 
 
 def process_file(job: JobContext, text: str, num_results: int, exploration: Exploration,
@@ -150,7 +185,7 @@ def process_file(job: JobContext, text: str, num_results: int, exploration: Expl
                 record = {"input": raw, "error": "Input line is not a JSON object"}
             else:
                 try:
-                    record = {"input": line, "output": answer(job, line, num_results, exploration), "error": None}
+                    record = _good_record(line, answer(job, line, num_results, exploration))
                 except (JobFailed, FilterError, NotImplementedError, ValueError) as error:
                     record = {"input": line, "error": str(error)}
             out += orjson.dumps(record) + b"\n"
@@ -163,9 +198,11 @@ def run_job(store: Store, settings: Settings, job_arn: str, segment: bool) -> No
     if version is None:
         raise JobFailed(f"Solution version {job_doc['solutionVersionArn']} no longer exists")
     model = load_model(str(settings.models_dir / f"{version.doc['_modelId']}.npz"))
-    context = JobContext(store, model, version.doc["datasetGroupArn"], job_doc.get("filterArn"))
+    group = version.doc["datasetGroupArn"]
+    context = JobContext(store, model, group, job_doc.get("filterArn"),
+                         frozenset(store.deleted_users(group, version.created)))
     exploration = Exploration.from_config((job_doc.get("batchInferenceJobConfig") or {}).get("itemExplorationConfig"))
-    objects = ObjectStore(settings.s3_endpoint_url, settings.region)
+    objects = ObjectStore.for_settings(settings)
     destination = job_doc["jobOutput"]["s3DataDestination"]["path"]
     files = objects.list(job_doc["jobInput"]["s3DataSource"]["path"])
     if not files:
@@ -173,8 +210,9 @@ def run_job(store: Store, settings: Settings, job_arn: str, segment: bool) -> No
     vectorise = not segment and model.recipe_type == RecipeType.USER_PERSONALIZATION
     for url in files:
         text = objects.read(url).decode("utf-8-sig")
-        if segment and sum(1 for raw in text.splitlines() if raw.strip()) > MAX_SEGMENT_QUERIES:
-            raise JobFailed(f"{url} has more than {MAX_SEGMENT_QUERIES} queries")
+        limit = MAX_ATTRIBUTE_QUERIES if model.recipe_name == ItemAttributeAffinity.name else MAX_SEGMENT_QUERIES
+        if segment and sum(1 for raw in text.splitlines() if raw.strip()) > limit:
+            raise JobFailed(f"{url} has more than {limit} queries")
         answer = _segment_line if segment else _inference_line
         output = process_file(context, text, job_doc["numResults"], exploration, answer, vectorise)
         # Output file name: <input file name>.out in the output folder (§6.7).

@@ -62,3 +62,8 @@ class InternalFailure(ApiError):
 
 class TooManyTags(ApiError):
     code, rest_status, json_status = "TooManyTagsException", 400, 400
+
+
+class RequestTooLarge(ApiError):
+    # Not in the service models: what an HTTP front answers for a body above its limit.
+    code, rest_status, json_status = "RequestEntityTooLargeException", 413, 413

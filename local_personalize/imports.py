@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
+from local_personalize import attribution
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
-from local_personalize.ingest import dataset_schema
+from local_personalize.ingest import dataset_schema, group_dataset
 from local_personalize.objects import ObjectStore
 from local_personalize.schemas import DatasetSchema
 from local_personalize.settings import Settings
@@ -19,7 +20,7 @@ from local_personalize.store import Store
 # Quota: an interactions import job needs at least 1000 records, FULL or INCREMENTAL (§4).
 MIN_INTERACTION_RECORDS = 1000
 # Interactions columns with their own store column; any other column goes into `properties`.
-INTERACTION_FIELDS = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",
+INTERACTION_FIELDS = ("USER_ID", "ITEM_ID", "ACTION_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",
                       "RECOMMENDATION_ID")
 ROWS_PER_COMMIT = 50_000
 
@@ -34,10 +35,13 @@ def _rows(schema: DatasetSchema, name: str, text: str) -> Iterator[dict[str, Any
     if header is None:
         return
     fields = []
-    for column in header:
+    # Failure reasons name files, lines, columns and schema fields, never a cell's text: whatever file the
+    # job was pointed at, its contents must not come back through DescribeDatasetImportJob.
+    for position, column in enumerate(header, start=1):
         field = schema.field(column.strip()) or schema.field(column.strip().upper())
         if field is None:
-            raise ImportFailed(f"{name}: column {column!r} is not a field of the dataset schema")
+            raise ImportFailed(f"{name}: header column {position} is not a field of the dataset schema "
+                               f"(fields: {', '.join(f.name for f in schema.fields)})")
         fields.append(field)
     missing = [f.name for f in schema.fields if not f.nullable and f not in fields]
     if missing:
@@ -47,15 +51,28 @@ def _rows(schema: DatasetSchema, name: str, text: str) -> Iterator[dict[str, Any
             continue
         if len(cells) != len(fields):
             raise ImportFailed(f"{name} line {line}: expected {len(fields)} values, found {len(cells)}")
-        try:
-            yield {field.name: field.coerce(cell) for field, cell in zip(fields, cells)}
-        except ValueError as error:
-            raise ImportFailed(f"{name} line {line}: {error}") from None
+        row = {}
+        for field, cell in zip(fields, cells):
+            try:
+                row[field.name] = field.coerce(cell)
+            except ValueError:
+                raise ImportFailed(f"{name} line {line}: the {field.name} value is not a valid "
+                                   f"{'/'.join(sorted(field.types))}") from None
+        yield row
+
+
+def _text(objects: ObjectStore, url: str) -> str:
+    try:
+        return objects.read(url).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFailed(f"{url.rsplit('/', 1)[-1]} is not UTF-8 text") from None
 
 
 def _interaction(row: dict[str, Any], source: str) -> tuple:
     extra = {key: value for key, value in row.items() if key not in INTERACTION_FIELDS and value is not None}
-    return (row["USER_ID"], row["ITEM_ID"], None, float(row["TIMESTAMP"]), row.get("EVENT_TYPE"),
+    # Action interactions keep their ACTION_ID in the item column (as PutActionInteractions does).
+    return (row.get("USER_ID"), row.get("ITEM_ID") or row["ACTION_ID"], None, float(row["TIMESTAMP"]),
+            row.get("EVENT_TYPE"),
             row.get("EVENT_VALUE"), None, row.get("IMPRESSION"), row.get("RECOMMENDATION_ID"),
             orjson.dumps(extra).decode() if extra else None, source)
 
@@ -82,13 +99,28 @@ def import_dataset(store: Store, objects: ObjectStore, job_arn: str) -> None:
     files = objects.list(job.doc["dataSource"]["dataLocation"])
     if not files:
         raise ImportFailed(f"No input files at {job.doc['dataSource']['dataLocation']}")
-    texts = [(url, objects.read(url).decode("utf-8-sig")) for url in files]
+    texts = [(url, _text(objects, url)) for url in files]
     full = job.doc.get("importMode", "FULL") == "FULL"
     rows = (row for url, text in texts for row in _rows(schema, url.rsplit("/", 1)[-1], text))
     if dataset_type in ("INTERACTIONS", "ACTION_INTERACTIONS"):
-        _import_interactions(store, dataset.arn, job_arn, rows, full)
+        metrics = _attribution_report(store, dataset, job.doc) if dataset_type == "INTERACTIONS" else None
+        _import_interactions(store, dataset.arn, job_arn, metrics.watch(rows) if metrics else rows, full)
+        if metrics:
+            report = metrics.report()
+            attribution.write_report(objects, attribution.group_attribution(store, dataset.parent_arn),
+                                     job.doc.get("importMode", "FULL"), report)
     else:
         _import_records(store, dataset.arn, job_arn, schema, rows, full)
+
+
+def _attribution_report(store: Store, dataset: Any, job: dict[str, Any]) -> attribution.ImportCollector | None:
+    """A collector for the import's metric report, when the job publishes one and the group has an attribution."""
+    found = attribution.group_attribution(store, dataset.parent_arn)
+    if not job.get("publishAttributionMetricsToS3") or found is None:
+        return None
+    items = group_dataset(store, dataset.parent_arn, "ITEMS")
+    return attribution.ImportCollector(attribution.metrics_of(found),
+                                       attribution.item_lookup(store, items.arn if items else None))
 
 
 def _import_interactions(store: Store, dataset_arn: str, job_arn: str, rows: Iterator[dict], full: bool) -> None:
@@ -128,7 +160,7 @@ def run_import_job(settings: Settings, job_arn: str) -> None:
     try:
         store.update_resource(job_arn, status=CREATE_IN_PROGRESS)
         try:
-            import_dataset(store, ObjectStore(settings.s3_endpoint_url, settings.region), job_arn)
+            import_dataset(store, ObjectStore.for_settings(settings), job_arn)
         except Exception as error:  # any failure (bad data, S3 error) becomes the job's failureReason
             store.update_resource(job_arn, status=CREATE_FAILED, failureReason=_reason(error))
             return

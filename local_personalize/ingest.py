@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from local_personalize import attribution
 from local_personalize.control.common import require_active, settle
 from local_personalize.errors import InvalidInput, ResourceNotFound
 from local_personalize.schemas import DatasetSchema, parse_schema
@@ -72,7 +73,7 @@ def put_events(store: Store, body: dict[str, Any]) -> Ingested:
     dataset = _tracked_dataset(store, body["trackingId"], "INTERACTIONS")
     schema = dataset_schema(store, dataset)
     user_id, session_id = body.get("userId"), body["sessionId"]
-    rows, folded = [], []
+    rows, folded, attributed = [], [], []
     for position, event in enumerate(body["eventList"], start=1):
         where = f"eventList.{position}.member"
         if not event.get("itemId"):
@@ -85,7 +86,11 @@ def put_events(store: Store, body: dict[str, Any]) -> Ingested:
                      orjson.dumps(properties).decode() if properties else None, "event"))
         folded.append((user_id or session_id, event["itemId"], float(event["sentAt"]), event["eventType"],
                        event.get("eventValue")))
+        attributed.append((event["eventType"], event["itemId"], float(event["sentAt"]), event.get("eventValue"),
+                           properties, (event.get("metricAttribution") or {}).get("eventAttributionSource")))
     store.insert_interactions(dataset.arn, rows)
+    attribution.record_put_events(store, dataset.parent_arn, attributed,
+                                  lambda: getattr(group_dataset(store, dataset.parent_arn, "ITEMS"), "arn", None))
     if user_id is not None:
         store.claim_anonymous_session(dataset.arn, session_id, user_id)
     return Ingested(dataset.parent_arn, "INTERACTIONS", folded, store.last_interaction_seq())

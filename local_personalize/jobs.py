@@ -19,7 +19,7 @@ import orjson
 
 from local_personalize.settings import Settings
 
-WORK_KINDS = ("import", "train", "batch-inference-job", "batch-segment-job")
+WORK_KINDS = ("import", "train", "batch-inference-job", "batch-segment-job", "data-deletion-job")
 
 
 def job_function(work: str) -> Callable[[Settings, str], None]:
@@ -30,6 +30,9 @@ def job_function(work: str) -> Callable[[Settings, str], None]:
     if work == "train":
         from local_personalize.training import run_solution_version
         return run_solution_version
+    if work == "data-deletion-job":
+        from local_personalize.deletion import run_data_deletion_job
+        return run_data_deletion_job
     from local_personalize.batch import run_batch_job
     segment = work == "batch-segment-job"
     return lambda settings, arn: run_batch_job(settings, arn, segment=segment)
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     exit_with_parent()
     work, arn, settings_json = argv or sys.argv[1:]
     fields = orjson.loads(settings_json)
-    settings = Settings(**{**fields, "data_dir": Path(fields["data_dir"])})
+    settings = Settings(**{**fields, "data_dir": Path(fields["data_dir"]), "file_roots": tuple(fields["file_roots"])})
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s job[{work}] %(message)s")
     job_function(work)(settings, arn)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from local_personalize import actions
 from local_personalize.batch import recent_interactions
 from local_personalize.errors import InvalidInput, ResourceInUse, ResourceNotFound
 from local_personalize.filters import Filter, FilterContext, FilterError, compile_filter
@@ -102,6 +103,8 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
     kind = model.recipe_type
     if kind == RecipeType.PERSONALIZED_RANKING:
         raise InvalidInput("This campaign ranks items: call GetPersonalizedRanking")
+    if kind == RecipeType.PERSONALIZED_ACTIONS:
+        raise InvalidInput("This campaign recommends actions: call GetActionRecommendations")
     if kind == RecipeType.USER_PERSONALIZATION and not user_id:
         raise InvalidInput("userId is required for a USER_PERSONALIZATION campaign")
     if kind == RecipeType.RELATED_ITEMS and not item_id:
@@ -117,7 +120,7 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
                                                           num_results, candidates)
         items = _item_list(recommendations, live, columns, promotions[0].get("name"), promoted)
     else:
-        recommendations = model.recommend(user_id, item_id, num_results, candidates=candidates,
+        recommendations = model.recommend(live.user(user_id), item_id, num_results, candidates=candidates,
                                           exploration=campaign.exploration)
         items = _item_list(recommendations, live, columns)
     return {"itemList": items, "recommendationId": recommendation_id()}
@@ -133,11 +136,12 @@ async def _with_promotion(service: Service, campaign: LiveCampaign, promotion: d
     mask = await _filter_mask(service, live, promotion["filterArn"], promotion.get("filterValues"), user_id, item_id)
     base = candidates if candidates is not None else np.ones(len(model.item_ids), dtype=bool)
     wanted = math.ceil(num_results * promotion.get("percentPromotedItems", 100) / 100)
-    promoted = model.recommend(user_id, item_id, wanted, candidates=base & mask, exploration=campaign.exploration)
+    promoted = model.recommend(live.user(user_id), item_id, wanted, candidates=base & mask,
+                               exploration=campaign.exploration)
     promoted_ids = frozenset(rec.item_id for rec in promoted)
     rest_mask = base.copy()
     rest_mask[[i for i, item in enumerate(model.item_ids) if item in promoted_ids]] = False
-    rest = model.recommend(user_id, item_id, num_results - len(promoted), candidates=rest_mask,
+    rest = model.recommend(live.user(user_id), item_id, num_results - len(promoted), candidates=rest_mask,
                            exploration=campaign.exploration)
     merged: list[Recommendation] = []
     step = max(1, num_results // max(1, len(promoted)))
@@ -160,14 +164,24 @@ async def get_personalized_ranking(service: Service, body: dict[str, Any]) -> di
         candidates = await _filter_mask(service, live, body["filterArn"], body.get("filterValues"), body["userId"],
                                         None)
     columns = await _metadata_columns(service, campaign, body)
-    ranked = live.model.rank(body["userId"], body["inputList"], candidates=candidates)
+    ranked = live.model.rank(live.user(body["userId"]), body["inputList"], candidates=candidates)
     return {"personalizedRanking": _item_list(ranked, live, columns), "recommendationId": recommendation_id()}
 
 
 async def get_action_recommendations(service: Service, body: dict[str, Any]) -> dict[str, Any]:
-    await campaign_for(service, body.get("campaignArn"))
-    raise InvalidInput("GetActionRecommendations needs a PERSONALIZED_ACTIONS campaign (aws-next-best-action), "
-                       "which local_personalize does not train")
+    campaign = await campaign_for(service, body.get("campaignArn"))
+    live = campaign.live
+    if live.model.recipe_type != RecipeType.PERSONALIZED_ACTIONS:
+        raise InvalidInput("GetActionRecommendations needs a PERSONALIZED_ACTIONS campaign (aws-next-best-action)")
+    if body.get("filterArn"):
+        raise InvalidInput("Action filters are not supported by local_personalize")
+    user_id = body.get("userId")
+    candidates = await service.db(actions.available, service.store, live.dataset_group_arn, live.model.item_ids,
+                                  user_id)
+    found = live.model.recommend(live.user(user_id) if user_id else None, None,
+                                 body.get("numResults", actions.DEFAULT_RESULTS), candidates=candidates)
+    return {"actionList": [{"actionId": rec.item_id, "score": rec.score} for rec in found],
+            "recommendationId": recommendation_id()}
 
 
 HANDLERS = {"GetRecommendations": get_recommendations, "GetPersonalizedRanking": get_personalized_ranking,

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from local_personalize import jobs
+from local_personalize import attribution, jobs
 from local_personalize.control import OPERATIONS, ControlContext
+from local_personalize.control import deletions as deletion
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, UNFINISHED
 from local_personalize.ingest import HANDLERS as INGEST_HANDLERS
 from local_personalize.serving import LiveModels
@@ -27,7 +28,11 @@ T = TypeVar("T")
 
 # Background work by kind → the job-process function that does it (see ControlContext.defer).
 RESUMABLE_KINDS = {"dataset-import-job": "import", "solution-version": "train",
-                   "batch-inference-job": "batch-inference-job", "batch-segment-job": "batch-segment-job"}
+                   "batch-inference-job": "batch-inference-job", "batch-segment-job": "batch-segment-job",
+                   "data-deletion-job": "data-deletion-job"}
+# Data deletion jobs have their own status words (deletion.py); every other job uses the CREATE … forms.
+UNFINISHED_STATUSES = (*UNFINISHED, deletion.PENDING, deletion.IN_PROGRESS)
+FAILED_STATUS = {"data-deletion-job": deletion.FAILED}
 
 
 class Service:
@@ -90,9 +95,10 @@ class Service:
         if exit_code != 0:
             logger.error("job process for %s exited with %s", arn, exit_code)
             resource = await self.db(Store.get_resource, self.store, arn)
-            if resource is not None and resource.status in UNFINISHED:
+            if resource is not None and resource.status in UNFINISHED_STATUSES:
                 await self.db(lambda: self.store.update_resource(
-                    arn, status=CREATE_FAILED, failureReason=f"Job process exited with status {exit_code}"))
+                    arn, status=FAILED_STATUS.get(work, CREATE_FAILED),
+                    failureReason=f"Job process exited with status {exit_code}"))
             return
         logger.info("%s %s finished", work, arn)
         if work == "import":
@@ -102,6 +108,11 @@ class Service:
                 self.models.records_changed(dataset.parent_arn)
         elif work == "train":
             await self._sync_campaigns(arn)
+        elif work == "data-deletion-job":
+            job = await self.db(Store.get_resource, self.store, arn)
+            if job is not None and job.status == deletion.IN_PROGRESS and "numDeleted" in job.doc:
+                await self.models.forget_deleted_users(job.doc["datasetGroupArn"])
+                await self.db(lambda: self.store.update_resource(arn, status=deletion.COMPLETED))
 
     async def _activate_campaign(self, arn: str) -> None:
         campaign = await self.db(Store.get_resource, self.store, arn)
@@ -145,11 +156,28 @@ class Service:
                 await self.db(lambda arn=campaign.arn: self.store.update_resource(arn, latestCampaignUpdate=update))
                 await self._update_campaign(campaign.arn)
 
+    async def _publish_attribution_metrics(self) -> None:
+        """Each period, what PutEvents added to the metric attributions' windows goes to CloudWatch."""
+        while True:
+            await asyncio.sleep(self.settings.attribution_report_secs)
+            for found in await self.db(lambda: self.store.list_resources("metric-attribution")):
+                rows = await self.db(self.store.take_unpublished_attribution_metrics, found.arn)
+                if not rows:
+                    continue
+                try:
+                    await asyncio.to_thread(attribution.put_cloudwatch_metrics, self.settings, found, rows)
+                except Exception:  # CloudWatch unreachable: the deltas go out with the next period
+                    logger.exception("metrics of %s not sent to CloudWatch", found.arn)
+                    await self.db(self.store.unpublish_attribution_metrics, found.arn, rows)
+
     async def startup(self) -> None:
         """Resume work a previous run left unfinished and serve the campaigns that were ACTIVE."""
+        task = asyncio.get_running_loop().create_task(self._publish_attribution_metrics(), name="metric attribution")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         for kind, work in RESUMABLE_KINDS.items():
             for resource in await self.db(lambda k=kind: self.store.list_resources(k)):
-                if resource.status in UNFINISHED:
+                if resource.status in UNFINISHED_STATUSES:
                     self.start(work, resource.arn)
         for campaign in await self.db(lambda: self.store.list_resources("campaign")):
             if campaign.status in UNFINISHED or campaign.status == ACTIVE:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from local_personalize.filters import ItemTable
 from local_personalize.ingest import Ingested, group_dataset
 from local_personalize.recipes import Exploration, Model, RecipeType, load_model
-from local_personalize.store import Store
+from local_personalize.store import Resource, Store
 
 if TYPE_CHECKING:
     from local_personalize.service import Service
@@ -35,10 +36,24 @@ class LiveModel:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     item_table: ItemTable | None = None
     items_stale: bool = True
+    trained_at: float = 0.0
+    # Users a data deletion job removed after this model was trained → the fresh id the model knows them
+    # by from then on: what it learnt about them is not served, events they send afterwards are.
+    deleted_users: dict[str, str] = field(default_factory=dict)
+
+    def user(self, user_id: str | None) -> str | None:
+        """The id to ask the model about for `user_id`."""
+        return self.deleted_users.get(user_id, user_id) if user_id is not None else None
+
+    def forget(self, user_ids: set[str]) -> None:
+        for user_id in user_ids - self.deleted_users.keys():
+            self.deleted_users[user_id] = f"deleted-user:{uuid.uuid4()}"
 
     def observe(self, user_id: str, item_id: str, timestamp: float, event_type: str | None,
                 event_value: float | None = None) -> None:
-        self.model.observe(user_id, item_id, timestamp, event_type, event_value)
+        if self.model.recipe_type == RecipeType.PERSONALIZED_ACTIONS:
+            return  # item events say nothing about actions; action models learn from their own dataset
+        self.model.observe(self.user(user_id), item_id, timestamp, event_type, event_value)
 
 
 @dataclass
@@ -51,8 +66,8 @@ class LiveCampaign:
     metadata_enabled: bool
 
 
-def _load(store: Store, settings, version_arn: str) -> tuple[dict, dict[str, str], list[tuple], int]:
-    """Store-thread part of loading: version document, datasets and the events to replay."""
+def _load(store: Store, settings, version_arn: str) -> tuple[Resource, dict[str, str], list[tuple], int, set[str]]:
+    """Store-thread part of loading: version, datasets, the events to replay and users deleted since training."""
     version = store.get_resource(version_arn)
     if version is None:
         raise LookupError(f"Solution version {version_arn} no longer exists")
@@ -61,7 +76,8 @@ def _load(store: Store, settings, version_arn: str) -> tuple[dict, dict[str, str
                 if (dataset := group_dataset(store, group, kind)) is not None}
     cutoff = version.doc.get("_cutoffSeq", 0)
     replay = store.events_after(datasets["INTERACTIONS"], cutoff) if "INTERACTIONS" in datasets else []
-    return version.doc, datasets, replay, store.last_interaction_seq()
+    deleted = store.deleted_users(group, version.created)
+    return version, datasets, replay, store.last_interaction_seq(), deleted
 
 
 class LiveModels:
@@ -89,11 +105,12 @@ class LiveModels:
     async def _load_version(self, version_arn: str) -> LiveModel:
         self._held[version_arn] = []
         try:
-            doc, datasets, replay, seen_seq = await self.service.db(
+            version, datasets, replay, seen_seq, deleted = await self.service.db(
                 _load, self.service.store, self.service.settings, version_arn)
-            path = self.service.settings.models_dir / f"{doc['_modelId']}.npz"
+            path = self.service.settings.models_dir / f"{version.doc['_modelId']}.npz"
             model = await asyncio.to_thread(load_model, str(path))
-            live = LiveModel(version_arn, model, doc["datasetGroupArn"], datasets)
+            live = LiveModel(version_arn, model, version.doc["datasetGroupArn"], datasets, trained_at=version.created)
+            live.forget(deleted)
             for event in replay:
                 live.observe(*event)
             for last_seq, ingested in self._held[version_arn]:
@@ -120,6 +137,14 @@ class LiveModels:
                     live.observe(*event)
         for version_arn, held in self._held.items():
             held.append((ingested.last_seq, ingested))
+
+    async def forget_deleted_users(self, dataset_group_arn: str) -> None:
+        """A data deletion job finished: the group's live models stop serving what they learnt of those users."""
+        for live in list(self.versions.values()):
+            if live.dataset_group_arn == dataset_group_arn:
+                live.forget(await self.service.db(Store.deleted_users, self.service.store, dataset_group_arn,
+                                                  live.trained_at))
+                live.items_stale = True
 
     def records_changed(self, dataset_group_arn: str) -> None:
         """Item metadata changed (PutItems, import): rebuild item tables on next use."""

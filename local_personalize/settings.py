@@ -20,6 +20,15 @@ class Settings:
     provisioning_delay_secs: float = 0.0
     # Processes that run training, import and batch jobs (the real service runs 5 of each, §4).
     job_workers: int = 1
+    # Directories besides data_dir that file:// data locations may name (`--file-root`, repeatable).
+    file_roots: tuple[str, ...] = ()
+    # Largest request body read. The largest modeled request, PutItems (10 items of properties up to
+    # 32000 characters: botocore personalize-events ItemList, ItemProperties), stays far below 1 MiB.
+    max_body_bytes: int = 1 << 20
+    # Where metric attributions send PutEvents metrics (None: the S3 endpoint, e.g. one moto for both).
+    cloudwatch_endpoint_url: str | None = None
+    # How often they are sent; AWS aggregates them over 15 minutes (metric-attribution-results.html).
+    attribution_report_secs: float = 900.0
 
     @property
     def db_path(self) -> Path:
@@ -28,6 +37,10 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def allowed_file_roots(self) -> tuple[Path, ...]:
+        return (self.data_dir, *(Path(root) for root in self.file_roots))
 
     def arn(self, resource: str) -> str:
         """`arn:aws:personalize:<region>:<account>:<resource>` (§6.4)."""

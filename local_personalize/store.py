@@ -57,6 +57,26 @@ CREATE TABLE IF NOT EXISTS records (
     source TEXT NOT NULL,
     PRIMARY KEY (dataset_arn, record_id)
 ) WITHOUT ROWID;
+-- Metric attribution aggregates per metric, event attribution source and 15-minute window (attribution.py).
+CREATE TABLE IF NOT EXISTS attribution_metrics (
+    metric_attribution_arn TEXT NOT NULL,
+    metric_name TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    function TEXT NOT NULL,
+    source TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    value REAL NOT NULL,
+    published REAL NOT NULL DEFAULT 0,  -- the part of `value` already sent to CloudWatch
+    PRIMARY KEY (metric_attribution_arn, metric_name, source, window_start)
+) WITHOUT ROWID;
+-- Users a data deletion job removed: models trained before `deleted_at` no longer serve their data.
+CREATE TABLE IF NOT EXISTS deleted_users (
+    dataset_group_arn TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    deleted_at REAL NOT NULL,
+    job_arn TEXT NOT NULL,
+    PRIMARY KEY (dataset_group_arn, user_id)
+) WITHOUT ROWID;
 """
 
 INTERACTIONS_BY_USER_INDEX = "CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions (dataset, user_id)"
@@ -290,6 +310,74 @@ class Store:
 
     def count_records(self, dataset_arn: str) -> int:
         return self.db.execute("SELECT count(*) FROM records WHERE dataset_arn = ?", (dataset_arn,)).fetchone()[0]
+
+    # --- metric attribution ------------------------------------------------------------------------
+
+    def add_attribution_metrics(self, metric_attribution_arn: str, rows: Iterable[tuple]) -> None:
+        """Add (metric name, event type, function, source, window start, value) to the running aggregates."""
+        self.db.executemany(
+            "INSERT INTO attribution_metrics VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO UPDATE SET "
+            "value = value + excluded.value",
+            ((metric_attribution_arn, *row) for row in rows))
+
+    def take_unpublished_attribution_metrics(self, metric_attribution_arn: str) -> list[tuple]:
+        """What grew since the last publication, marked published: (name, event type, source, window, delta)."""
+        self.db.execute("BEGIN")
+        try:
+            rows = self.db.execute(
+                "SELECT metric_name, event_type, source, window_start, value - published FROM attribution_metrics "
+                "WHERE metric_attribution_arn = ? AND value != published ORDER BY window_start, metric_name, source",
+                (metric_attribution_arn,)).fetchall()
+            self.db.execute("UPDATE attribution_metrics SET published = value WHERE metric_attribution_arn = ?",
+                            (metric_attribution_arn,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return rows
+
+    def unpublish_attribution_metrics(self, metric_attribution_arn: str, rows: list[tuple]) -> None:
+        """Undo take_unpublished_attribution_metrics for rows that could not be sent."""
+        self.db.executemany(
+            "UPDATE attribution_metrics SET published = published - ? WHERE metric_attribution_arn = ? "
+            "AND metric_name = ? AND source = ? AND window_start = ?",
+            ((delta, metric_attribution_arn, name, source, window) for name, _type, source, window, delta in rows))
+
+    def delete_attribution_metrics(self, metric_attribution_arn: str) -> None:
+        self.db.execute("DELETE FROM attribution_metrics WHERE metric_attribution_arn = ?", (metric_attribution_arn,))
+
+    # --- data deletion -----------------------------------------------------------------------------
+
+    def delete_users(self, dataset_group_arn: str, interaction_datasets: list[str], record_datasets: list[str],
+                     user_ids: list[str], job_arn: str) -> int:
+        """Remove the users' interactions and records in one transaction; returns the rows deleted."""
+        now, deleted = time.time(), 0
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (user_id TEXT PRIMARY KEY) WITHOUT ROWID")
+            self.db.execute("DELETE FROM doomed")
+            self.db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", ((user,) for user in user_ids))
+            for dataset_arn in interaction_datasets:
+                deleted += self.db.execute("DELETE FROM interactions WHERE dataset = ? AND user_id IN "
+                                           "(SELECT user_id FROM doomed)", (self.dataset_key(dataset_arn),)).rowcount
+            for dataset_arn in record_datasets:
+                deleted += self.db.execute("DELETE FROM records WHERE dataset_arn = ? AND record_id IN "
+                                           "(SELECT user_id FROM doomed)", (dataset_arn,)).rowcount
+            self.db.execute("INSERT INTO deleted_users SELECT ?, user_id, ?, ? FROM doomed WHERE true "
+                            "ON CONFLICT DO UPDATE SET deleted_at = excluded.deleted_at, job_arn = excluded.job_arn",
+                            (dataset_group_arn, now, job_arn))
+            self.db.execute("DELETE FROM doomed")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def deleted_users(self, dataset_group_arn: str, since: float) -> set[str]:
+        """Users of the group deleted after `since` (e.g. after a model was trained)."""
+        return {row[0] for row in self.db.execute(
+            "SELECT user_id FROM deleted_users WHERE dataset_group_arn = ? AND deleted_at >= ?",
+            (dataset_group_arn, since))}
 
     def last_interaction_seq(self) -> int:
         return self.db.execute("SELECT coalesce(max(seq), 0) FROM interactions").fetchone()[0]

@@ -16,7 +16,7 @@ import numpy as np
 
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
 from local_personalize.ingest import group_dataset
-from local_personalize.recipes import TrainingConfig, TrainingData, TrainingError, recipe_for_arn
+from local_personalize.recipes import RecipeType, TrainingConfig, TrainingData, TrainingError, recipe_for_arn
 from local_personalize.settings import Settings
 from local_personalize.store import Store, gc_paused
 
@@ -35,11 +35,16 @@ def _factorize(values: tuple, positions: dict, reserved: int = 0) -> np.ndarray:
     return np.fromiter(map(positions.__getitem__, values), np.int32, len(values))
 
 
-def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingData, int]:
-    """The dataset group's data as TrainingData, and the interaction sequence number it reaches."""
-    interactions = group_dataset(store, dataset_group_arn, "INTERACTIONS")
+def build_training_data(store: Store, dataset_group_arn: str, actions: bool = False) -> tuple[TrainingData, int]:
+    """The dataset group's data as TrainingData, and the interaction sequence number it reaches.
+
+    With `actions` (aws-next-best-action) the "items" are the actions: Action interactions and the
+    Actions dataset stand where Interactions and Items do otherwise.
+    """
+    interactions_type, items_type = ("ACTION_INTERACTIONS", "ACTIONS") if actions else ("INTERACTIONS", "ITEMS")
+    interactions = group_dataset(store, dataset_group_arn, interactions_type)
     if interactions is None:
-        raise TrainingError(f"Dataset group {dataset_group_arn} has no Interactions dataset")
+        raise TrainingError(f"Dataset group {dataset_group_arn} has no {interactions_type.title()} dataset")
     cutoff_seq = store.last_interaction_seq()
     user_pos: dict[str, int] = {}
     item_pos: dict[str, int] = {}
@@ -56,7 +61,7 @@ def build_training_data(store: Store, dataset_group_arn: str) -> tuple[TrainingD
             columns[3].append(_factorize(kinds, type_pos, reserved=1))
             columns[4].append(np.array(values, np.float32))  # None becomes NaN: no EVENT_VALUE
             del batch, users, items, stamps, kinds, values
-    items_dataset = group_dataset(store, dataset_group_arn, "ITEMS")
+    items_dataset = group_dataset(store, dataset_group_arn, items_type)
     users_dataset = group_dataset(store, dataset_group_arn, "USERS")
     item_metadata = store.records(items_dataset.arn) if items_dataset else {}
     user_metadata = store.records(users_dataset.arn) if users_dataset else {}
@@ -89,7 +94,8 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
         raise TrainingError(f"Unknown recipe {version.doc['recipeArn']}")
     config = TrainingConfig.from_solution(version.doc.get("eventType"), version.doc.get("solutionConfig"))
     started = time.monotonic()
-    data, cutoff_seq = build_training_data(store, version.doc["datasetGroupArn"])
+    data, cutoff_seq = build_training_data(store, version.doc["datasetGroupArn"],
+                                           actions=recipe.recipe_type == RecipeType.PERSONALIZED_ACTIONS)
     read_at = time.monotonic()
     model = recipe.train(data, config)
     trained_at = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,27 @@ def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> BaseMod
     return config
 
 
+ENV_FILE_VARIABLE = "HUB_ENV_FILE"
+
+
+def environment(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """The variables `${VAR}` reads: the process environment over the KEY=VALUE file HUB_ENV_FILE names.
+
+    `hub bootstrap` writes that file (Personalize ids, generated webhook secrets) for the hub, the
+    workers and beat of a compose stack; a variable set in the environment wins over it.
+    """
+    env = os.environ if environ is None else environ
+    path = env.get(ENV_FILE_VARIABLE)
+    if not path:
+        return env
+    from personalize_hub.bootstrap import read_env_file
+
+    try:
+        return {**read_env_file(Path(path)), **env}
+    except OSError as err:
+        raise ConfigError([f"{ENV_FILE_VARIABLE}: {path}: {err.strerror}"]) from None
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> BaseModel:
     """Read, interpolate and validate a YAML config file."""
     try:
@@ -193,12 +215,49 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> B
     except OSError as err:
         raise ConfigError([f"{path}: {err.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text)
     except yaml.YAMLError as err:
         raise ConfigError([f"{path}: not valid YAML: {err}"]) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
-    return parse_config(data, environ)
+    return parse_config(data, environment(environ))
+
+
+_REFERENCE = re.compile(r"\$\$|\$\{[^}\n]*\}")
+
+
+def _parse_yaml(text: str) -> Any:
+    """YAML where `${VAR}` may stand anywhere a value can, also unquoted in `[...]` and `{...}`.
+
+    Braces are YAML flow indicators, so `{api_key: ${KEY}}` does not parse as written. Each reference
+    is swapped for a plain-word placeholder before parsing and restored, character for character,
+    after: the structure is YAML's alone, and interpolation still happens on the parsed tree.
+    """
+    references: dict[str, str] = {}
+    marker = f"hubref{uuid.uuid4().hex[:12]}x"
+
+    def hide(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$$"
+        placeholder = f"{marker}{len(references)}x"
+        references[placeholder] = match.group(0)
+        return placeholder
+
+    tree = yaml.safe_load(_REFERENCE.sub(hide, text))
+    if not references:
+        return tree
+    placeholders = re.compile(re.escape(marker) + r"\d+x")
+
+    def restore(node: Any) -> Any:
+        if isinstance(node, str):
+            return placeholders.sub(lambda m: references[m.group(0)], node)
+        if isinstance(node, list):
+            return [restore(item) for item in node]
+        if isinstance(node, dict):
+            return {restore(key): restore(value) for key, value in node.items()}
+        return node
+
+    return restore(tree)
 
 
 def load_config_or_exit(path: str | Path) -> BaseModel:

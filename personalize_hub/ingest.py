@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,6 +16,8 @@ from starlette.routing import Route
 from personalize_hub.recommendations.endpoint import mount as mount_recommendations
 from personalize_hub.runtime import Hub
 
+
+log = logging.getLogger(__name__)
 
 GC_YOUNG_THRESHOLD = 10_000  # net allocations between young collections (CPython's default: 700)
 
@@ -28,8 +31,18 @@ def build_app(hub: Hub) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        ready = hub.started and not hub.failed_sources
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        # Not ready also when deliveries fail for a reason no retry fixes alone (credentials missing,
+        # engine unreachable): the answer names it per destination, so nobody has to dig through logs.
+        failing = {runner.name: runner.failing for runner in hub.runners if runner.failing}
+        ready = hub.started and not hub.failed_sources and not failing
+        body: dict[str, object] = {"ready": ready}
+        if not hub.started:
+            body["cause"] = "starting or stopping"
+        if hub.failed_sources:
+            body["failed_sources"] = hub.failed_sources
+        if failing:
+            body["failing_destinations"] = failing
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -39,8 +52,11 @@ def build_app(hub: Hub) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    mounted: dict[str, list[str]] = {}
     for source in hub.webhook_sources:
-        routes += source.routes(hub.pipeline.emit)
+        source_routes = source.routes(hub.pipeline.emit)
+        mounted[source.config.id] = [route.path for route in source_routes]
+        routes += source_routes
     recommendations = mount_recommendations(hub.config, hub.context)  # None unless recommendations.enabled
     if recommendations is not None:
         routes += recommendations.routes()
@@ -48,6 +64,7 @@ def build_app(hub: Hub) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.start()
+        log_layout(hub, mounted)
         # Everything built so far lives as long as the process: out of the collector's reach, a full
         # collection walks only what requests allocate (tens of ms → under 1 ms), which keeps p99 short
         # (bench/recommendations_endpoint.py). Garbage is collected first so that none is pinned.
@@ -68,3 +85,13 @@ def build_app(hub: Hub) -> Starlette:
                 await recommendations.close()
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def log_layout(hub: Hub, mounted: dict[str, list[str]]) -> None:
+    """One startup line per source (with its routes) and per destination: what this process serves."""
+    for source in hub.sources:
+        where = ", ".join(mounted.get(source.config.id, [])) or "pulls (no HTTP routes)"
+        log.info("source %s (%s): %s", source.config.id, getattr(source.config, "type", type(source).__name__), where)
+    for destination in hub.destinations:
+        log.info("destination %s (%s)", destination.config.id, destination.config.type)
+    log.info("dead letter %s (%s)", hub.config.dead_letter.id, hub.config.dead_letter.type)

@@ -45,6 +45,11 @@ class ReplaySummary:
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def failed(self) -> int:
+        """Records that did not go through this time: rejected again (back in the dead letter) or unsettled."""
+        return self.outcomes[Outcome.REJECTED.value] + self.outcomes[Outcome.RETRY.value]
+
 
 def read_dead_letter(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a JSON Lines dead letter as it was when reading began; a torn line is skipped.

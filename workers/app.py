@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from hub import telemetry
 from hub.errors import ConfigError
 from workers import context
 from workers.schedules import beat_schedule
@@ -18,6 +19,9 @@ from workers.schedules import beat_schedule
 TASK_MODULES = ["workers.batch_inference", "workers.segments", "workers.exports", "workers.training"]
 
 app = Celery("personalize_hub", include=TASK_MODULES)
+# Celery sets up its own logging: the same folding of repeated lines as the hub's.
+signals.after_setup_logger.connect(telemetry.fold_repeats, weak=False)
+signals.after_setup_task_logger.connect(telemetry.fold_repeats, weak=False)
 
 
 def configure(config: Any) -> None:

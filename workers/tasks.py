@@ -27,9 +27,8 @@ class RunTask(Task):
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
-    # Polls are retries with a countdown, bounded by workers.max_wait_secs; transient errors are bounded by
-    # MAX_TRANSIENT_RETRIES in `guarded`. Celery's default of 3 would fail a run at its fourth poll
-    # (`retry(max_retries=None)` means "the task's default", not "unbounded").
+    # The retry limits are the callers' own (MAX_TRANSIENT_RETRIES in guarded, none while polling a job):
+    # Celery's retry(max_retries=None) means "the task's max_retries", which defaults to 3, not "no limit".
     max_retries = None
 
 

@@ -6,13 +6,14 @@ import uuid
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from connectors.destinations.cdp_profile import CdpProfileDestination
 from connectors.formats.recommendations import user_recommendations
 from hub.connector import BatchPolicy, ExportDestinationConfig
 from hub.errors import RejectedError
 from hub.rows import ExportRow
+from hub.secret import Secret
 
 # /v2/bulkevents: at most 100 batches per request, each batch (one user) at most 128 KB
 # (destinations.md §3b). No request rate is documented: 429 + Retry-After drives the adaptive rate.
@@ -37,8 +38,8 @@ class MparticleProfileConfig(ExportDestinationConfig):
         max_events=MAX_BATCHES_PER_REQUEST, max_wait_secs=0.2, max_in_flight=8
     )
 
-    api_key: SecretStr = Field(..., description="Server-to-server input feed key, e.g. ${MPARTICLE_API_KEY}.")
-    api_secret: SecretStr = Field(..., description="Its secret, e.g. ${MPARTICLE_API_SECRET}.")
+    api_key: Secret = Field(..., description="Server-to-server input feed key, e.g. ${MPARTICLE_API_KEY}.")
+    api_secret: Secret = Field(..., description="Its secret, e.g. ${MPARTICLE_API_SECRET}.")
     endpoint: str = Field(
         "https://s2s.mparticle.com",
         description="Pod host: https://s2s.us1.mparticle.com, s2s.us2, s2s.eu1, s2s.au1 (destinations.md §3b).",

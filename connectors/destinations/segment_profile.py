@@ -7,13 +7,14 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from connectors.destinations.cdp_profile import CdpProfileDestination
 from connectors.formats.recommendations import user_recommendations
 from hub.connector import BatchPolicy, ExportDestinationConfig
 from hub.errors import RejectedError
 from hub.rows import ExportRow
+from hub.secret import Secret
 
 # /v1/batch: 32 KB per message, 500 KB per request, at most 2,500 messages; ≤ 1,000 requests/s per
 # workspace recommended (destinations.md §3a). KB read as 1,000 bytes, the stricter reading.
@@ -38,7 +39,7 @@ class SegmentProfileConfig(ExportDestinationConfig):
         max_requests_per_sec=1000.0, max_in_flight=8,
     )
 
-    write_key: SecretStr = Field(..., description="Source write key (sent as Basic auth), e.g. ${SEGMENT_WRITE_KEY}.")
+    write_key: Secret = Field(..., description="Source write key (sent as Basic auth), e.g. ${SEGMENT_WRITE_KEY}.")
     endpoint: str = Field(
         "https://api.segment.io",
         description="Tracking API host; EU workspaces must use https://events.eu1.segmentapis.com (§3a).",

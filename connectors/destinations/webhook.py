@@ -27,6 +27,7 @@ from connectors.formats.recommendations import (
 from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.errors import ConfigError, RejectedError
 from hub.rows import ExportRow
+from hub.secret import Secret
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks: the secret is base64 of 24..64 random bytes after "whsec_" (destinations.md §4a).
@@ -73,7 +74,7 @@ class WebhookConfig(ExportDestinationConfig):
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=1, max_wait_secs=0.0, max_in_flight=16)
 
     url: str = Field(..., description="Receiver URL (https in production); redirects are not followed.")
-    secret: SecretStr = Field(
+    secret: Secret = Field(
         ..., description="Signing secret `whsec_<base64 of 24..64 random bytes>`, e.g. ${WEBHOOK_SECRET}."
     )
     event_type: str = Field("recommendations.updated", description="`type` of user payloads.")

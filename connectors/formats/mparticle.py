@@ -78,7 +78,9 @@ def decode_batch(
             message_id = _event_message_id(item, mpid) if isinstance(item, dict) else None
             source = SourceRef(source_id=source_id, message_id=message_id or f"{_batch_key(batch)}:{index}",
                                request_id=request_id)
-            rejections.append((index, Rejection(source=source, reason=err.reason, message=err.message, raw=item)))
+            # A one-event batch like an event's `raw`: the user and device it needs travel with it (replay).
+            rejections.append((index, Rejection(source=source, reason=err.reason, message=err.message,
+                                                raw={**header, "events": [item]})))
             continue
         if event is None:
             continue

@@ -92,7 +92,8 @@ def decode_message(
     return Event(
         kind=kind,
         source=SourceRef(
-            source_id=source_id, message_id=msg.messageId or _content_id(message), request_id=request_id
+            source_id=source_id, message_id=msg.messageId or _content_id(message), request_id=request_id,
+            call=call,
         ),
         timestamp=_timestamp(msg, received_at),
         name=name,

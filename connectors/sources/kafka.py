@@ -12,7 +12,7 @@ from typing import Literal
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from fastavro.types import Schema
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from connectors.formats import avro
 from connectors.kafka_connection import KafkaConnection
@@ -22,6 +22,7 @@ from connectors.sources.schema_registry import SchemaRegistry
 from hub import telemetry
 from hub.connector import Context, Emit, Source, SourceConfig
 from hub.errors import RejectedError
+from hub.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class KafkaSourceConfig(SourceConfig, KafkaConnection):
     schema_registry_url: str | None = Field(
         None, description="Confluent-compatible Schema Registry: Avro records carry its schema id (Confluent wire format)."
     )
-    schema_registry_auth: SecretStr | None = Field(None, description="`user:password` for the schema registry.")
+    schema_registry_auth: Secret | None = Field(None, description="`user:password` for the schema registry.")
     avro_schema: Path | None = Field(
         None, description="Local .avsc: the writer schema without a registry, the reader schema with one."
     )

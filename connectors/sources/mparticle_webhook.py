@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
-from pydantic import Field, SecretStr
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,7 +23,9 @@ from connectors.sources.webhook_http import (
     read_body,
 )
 from hub.connector import Emit, EmitReport, Outcome, SourceConfig, WebhookSource
+from hub.errors import RejectedError
 from hub.events import Event, Rejection, SourceRef
+from hub.secret import Secret
 
 # mParticle Events API limits (docs.mparticle.com/guides/default-service-limits/): 256 KB per request,
 # 128 KB per event batch, 100 batches per /bulkevents request.
@@ -38,8 +40,8 @@ class MparticleWebhookConfig(SourceConfig):
     type: Literal["mparticle_webhook"]
     example = {"type": "mparticle_webhook", "id": "mparticle", "api_key": "${MPARTICLE_API_KEY}",
                "api_secret": "${MPARTICLE_API_SECRET}"}
-    api_key: SecretStr = Field(..., description="Key half of the HTTP Basic credentials; from the environment.")
-    api_secret: SecretStr = Field(..., description="Secret half of the HTTP Basic credentials; from the environment.")
+    api_key: Secret = Field(..., description="Key half of the HTTP Basic credentials; from the environment.")
+    api_secret: Secret = Field(..., description="Secret half of the HTTP Basic credentials; from the environment.")
     path_prefix: str = Field("/v2", description="Mount point of /events and /bulkevents.")
     user_id_identity: str = Field(
         "customer_id",
@@ -53,6 +55,17 @@ class MparticleWebhook(WebhookSource):
 
     Config = MparticleWebhookConfig
     config: MparticleWebhookConfig
+
+    def decode(self, payload: Any, source: SourceRef) -> list[Event]:
+        """A dead-lettered batch (whole, or the one-event batch a rejected event was stored as) decoded again."""
+        events, rejections = mparticle.decode_batch(
+            payload, source_id=self.config.id, request_id=source.request_id,
+            user_id_identity=self.config.user_id_identity,
+        )
+        if rejections:
+            first = rejections[0][1]
+            raise RejectedError(first.reason, first.message)
+        return events
 
     def routes(self, emit: Emit) -> list[Route]:
         prefix = self.config.path_prefix.rstrip("/")

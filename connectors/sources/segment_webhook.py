@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,6 +24,7 @@ from connectors.sources.webhook_http import (
 from hub.connector import Emit, Outcome, SourceConfig, WebhookSource
 from hub.errors import RejectedError
 from hub.events import Event, Rejection, SourceRef
+from hub.secret import Secret
 
 # Segment HTTP API limits (segment-docs http-api/index.md; peers.md §2.1): 32 KB per call or event,
 # 500 KB per batch request.
@@ -36,7 +37,7 @@ class SegmentWebhookConfig(SourceConfig):
 
     type: Literal["segment_webhook"]
     example = {"type": "segment_webhook", "id": "web", "write_keys": ["${SEGMENT_WRITE_KEY}"]}
-    write_keys: list[SecretStr] = Field(
+    write_keys: list[Secret] = Field(
         ..., min_length=1, description="Accepted write keys (several allow rotation); from the environment."
     )
     path_prefix: str = Field("/v1", description="Mount point of the Tracking API paths.")
@@ -65,7 +66,8 @@ class SegmentWebhook(WebhookSource):
         return routes
 
     def decode(self, payload: Any, source: SourceRef) -> list[Event]:
-        event = segment.decode_message(payload, source_id=self.config.id, request_id=source.request_id)
+        event = segment.decode_message(payload, source_id=self.config.id, request_id=source.request_id,
+                                       call=source.call)
         return [] if event is None else [event]
 
     def _check_write_key(self, candidate: object) -> None:
@@ -107,7 +109,7 @@ class SegmentWebhook(WebhookSource):
                 )
             except RejectedError as err:
                 source = SourceRef(source_id=self.config.id, message_id=_message_id(message, request_id, index),
-                                   request_id=request_id)
+                                   request_id=request_id, call=call)
                 rejected.append((index, Rejection(source=source, reason=err.reason, message=err.message, raw=message)))
                 continue
             if event is not None:

@@ -62,6 +62,9 @@ class DestinationRunner:
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
+        # Why sends fail right now (no credentials, engine unreachable, unknown tracker): /readyz says it.
+        # Throttling is not a failure of the hub's setup; the next delivered batch clears it.
+        self.failing: str | None = None
         # Label children resolved once: .labels() costs a lock and a dict lookup per call on the hot path.
         self._events_out = telemetry.EVENTS_OUT.labels(self.name)
         self._batch_fill = telemetry.BATCH_FILL.labels(self.name)
@@ -156,6 +159,7 @@ class DestinationRunner:
             else:
                 if self._limiter:
                     self._limiter.on_success()
+                self.failing = None
                 self._settle(pending, DELIVERED)
                 return
             if not await self._back_off(error, attempts, started):
@@ -169,6 +173,8 @@ class DestinationRunner:
             telemetry.SEND_THROTTLES.labels(self.name).inc()
             if self._limiter:
                 self._limiter.on_throttled()
+        else:
+            self.failing = str(error)
         delay = max(self.retry.backoff_secs(attempts), error.retry_after_secs or 0.0)
         if not self.retry.may_retry(attempts, time.monotonic() - started, delay):
             return False

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.identity.rules import SessionRules
 from hub.identity.stage import IdentityStage
 from hub.identity.store import IdentityStore, MemoryIdentityStore
+from hub.secret import Secret
 
 
 class SqliteStoreConfig(BaseModel):
@@ -27,7 +28,7 @@ class RedisStoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["redis"]
-    url: SecretStr = Field(..., description="redis:// or rediss:// URL, e.g. ${REDIS_URL}; never logged.")
+    url: Secret = Field(..., description="redis:// or rediss:// URL, e.g. ${REDIS_URL}; never logged.")
     namespace: str = Field("", description="Extra key prefix after hub:identity: to separate hubs sharing a Redis.")
 
 

@@ -47,6 +47,9 @@ class IdentityRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     links: tuple[tuple[float, str | None], ...] = ()  # (event time, userId or None after a logout), newest first
     sessions: tuple[Session, ...] = ()  # newest first
+    # On a userId key: (event time, anonymousId key) of the user's logins on devices, newest first.
+    # Server-side libraries send only the userId; after a login such events continue the device's session.
+    devices: tuple[tuple[float, str], ...] = ()
 
     @property
     def user(self) -> str | None:
@@ -56,6 +59,20 @@ class IdentityRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
     @property
     def user_at(self) -> float:
         return self.links[0][0] if self.links else 0.0
+
+    def device_at(self, at: float) -> str | None:
+        """The anonymousId key of the user's latest login strictly before event time `at` (userId keys)."""
+        return next((key for logged_in_at, key in self.devices if logged_in_at < at), None)
+
+    def with_device(self, at: float, key: str) -> IdentityRecord:
+        """The record with a login on device `key` at `at` appended, if it changes device going forward.
+
+        Fed logins in (time, key) order, this is a function of the set of logins seen: a redelivered or
+        late one (at or before the latest change) and another event of the same login change nothing.
+        """
+        if self.devices and (at <= self.devices[0][0] or key == self.devices[0][1]):
+            return self
+        return msgspec.structs.replace(self, devices=((at, key), *self.devices[:MAX_LINKS - 1]))
 
     @property
     def current(self) -> Session | None:

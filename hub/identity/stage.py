@@ -11,6 +11,13 @@ interactions: identifies also come from server-side trait syncs, which would mak
 A batch that saves nothing records no activity either, so no batch gains a round trip: its events are
 redeliveries or late events inside a session already touched later, whose user was recorded then (at
 worst a little earlier, when a late identify bound that session to its user).
+
+Events carrying only a userId (what Segment's and mParticle's server-side libraries send) continue the
+session of the user's latest login: a login (an event with both ids) records on the userId key which
+anonymousId key it happened on and when (`IdentityRecord.device`), and later userId-only events are
+stitched on that key, under its idle-timeout and logout rules, as long as it is still linked to the user
+at their event time; otherwise (before the login, after a logout or another user's login) they keep a
+session of the userId key. Decisions use event times only, so a redelivered batch is stitched alike.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import msgspec
 from hub.connector import StageResult
 from hub.errors import RetryableError
 from hub.events import Event, EventKind, Rejection
-from hub.identity.rules import EMPTY, SessionRules
+from hub.identity.rules import EMPTY, IdentityRecord, SessionRules
 from hub.identity.store import IdentityStore, RecordCache, Versioned, Write, identity_key
 from hub.ids import is_placeholder_id
 
@@ -48,8 +55,9 @@ class IdentityStage:
 
     async def apply(self, events: list[Event]) -> list[StageResult]:
         results: list[StageResult] = [[event] for event in events]
-        by_key: dict[str, list[int]] = {}
+        keys: dict[int, str] = {}
         plans: dict[int, tuple[str | None, str | None]] = {}  # index → (explicit user, source session)
+        logins: dict[int, str] = {}  # index → the anonymousId key of an event that also carries a userId
         for index, event in enumerate(events):
             if event.kind not in _STITCHED:
                 continue
@@ -62,6 +70,8 @@ class IdentityStage:
                 key = identity_key("a", previous)
             elif anonymous is not None:
                 key = identity_key("a", anonymous)
+                if user is not None:
+                    logins[index] = key
             elif user is not None:
                 key = identity_key("u", user)
             elif session is not None:
@@ -70,17 +80,65 @@ class IdentityStage:
             else:
                 results[index] = _reject(event, "missing_identity", "userId or anonymousId: one is required")
                 continue
-            by_key.setdefault(key, []).append(index)
+            keys[index] = key
             plans[index] = (user, session)
-        if by_key:
-            await self._stitch(events, by_key, plans, results)
+        if not keys:
+            return results
+        # One load for the batch's keys and the userId keys logins and userId-only events need.
+        user_keys = {identity_key("u", plans[i][0]) for i in logins}  # type: ignore[arg-type]
+        loaded = await self._load(sorted({*keys.values(), *user_keys}))
+        devices, borrowed = self._follow_logins(events, keys, plans, logins, loaded)
+        by_key: dict[str, list[int]] = {key: [] for key in devices}  # device changes are saved even alone
+        for index, key in keys.items():
+            by_key.setdefault(key, []).append(index)
+        for key in {keys[index] for index in borrowed}:
+            # Borrowed events come from another stream (the server's): merged with the device's by event
+            # time, the device's own first at equal times (a link made at an instant holds at that instant).
+            by_key[key].sort(key=lambda index: (events[index].timestamp, index in borrowed))
+        strays = await self._stitch(events, by_key, plans, results, devices, borrowed, loaded)
+        if strays:  # the device was no longer the user's at their time: a session of the userId key
+            fallback: dict[str, list[int]] = {}
+            for index in strays:
+                fallback.setdefault(identity_key("u", plans[index][0]), []).append(index)  # type: ignore[arg-type]
+            await self._stitch(events, fallback, plans, results, {}, set(), {})
         return results
 
-    async def _stitch(self, events: list[Event], by_key: dict[str, list[int]],
-                      plans: dict[int, tuple[str | None, str | None]], results: list[StageResult]) -> None:
+    @staticmethod
+    def _follow_logins(
+        events: list[Event], keys: dict[int, str], plans: dict[int, tuple[str | None, str | None]],
+        logins: dict[int, str], loaded: dict[str, Versioned],
+    ) -> tuple[dict[str, IdentityRecord], set[int]]:
+        """Re-key userId-only events to the device of the user's latest login before them (in place).
+
+        Returns the userId keys' records with this batch's logins added, and the indexes re-keyed.
+        """
+        # Not events naming their own session (mParticle's session_uuid): the source's session wins.
+        user_only = [i for i, key in keys.items()
+                     if key.startswith("u:") and events[i].kind is not EventKind.ALIAS and plans[i][1] is None]
+        if not user_only and not logins:
+            return {}, set()
+        records = {key: entry.record or EMPTY for key, entry in loaded.items() if key.startswith("u:")}
+        changed: dict[str, IdentityRecord] = {}
+        # Logins first, in (time, device) order, then each userId-only event by its time: the same
+        # answer in any arrival order, and on redelivery.
+        for index, device in sorted(logins.items(), key=lambda item: (events[item[0]].timestamp, item[1])):
+            user_key = identity_key("u", plans[index][0])  # type: ignore[arg-type]
+            record = records.get(user_key, EMPTY)
+            updated = record.with_device(events[index].timestamp, device)
+            if updated is not record:
+                records[user_key] = changed[user_key] = updated
+        for index in user_only:
+            record = records.get(keys[index], EMPTY)
+            if (device := record.device_at(events[index].timestamp)) is not None:
+                keys[index] = device
+        borrowed = {i for i in user_only if not keys[i].startswith("u:")}
+        return changed, borrowed
+
+    async def _load(self, keys: list[str]) -> dict[str, Versioned]:
+        """Records of `keys` from the cache, the rest from the store in one call (then cached)."""
         loaded: dict[str, Versioned] = {}
         missing = []
-        for key in by_key:
+        for key in keys:
             cached = self.cache.get(key)
             if cached is None:
                 missing.append(key)
@@ -90,7 +148,17 @@ class IdentityStage:
             for key, entry in (await self.store.load(missing)).items():
                 loaded[key] = entry
                 self.cache.put(key, entry, from_store=True)
+        return loaded
+
+    async def _stitch(self, events: list[Event], by_key: dict[str, list[int]],
+                      plans: dict[int, tuple[str | None, str | None]], results: list[StageResult],
+                      devices: dict[str, IdentityRecord], borrowed: set[int],
+                      loaded: dict[str, Versioned]) -> set[int]:
+        """Apply the rules per key and save; returns the borrowed events the device did not take."""
+        missing = [key for key in by_key if key not in loaded]
+        loaded = {**loaded, **(await self._load(missing) if missing else {})}
         pending = by_key
+        strays: set[int] = set()
         now = self.clock()
         for _ in range(_MAX_SAVE_ATTEMPTS):
             writes = []
@@ -101,6 +169,9 @@ class IdentityStage:
                 for index in indexes:
                     event = events[index]
                     user, session = plans[index]
+                    if index in borrowed and record.user_at_time(event.timestamp) != user:
+                        strays.add(index)
+                        continue
                     if event.kind is EventKind.ALIAS:
                         record = self.rules.link(record, user, event.timestamp)  # type: ignore[arg-type]
                         results[index] = []  # consumed: the link is all an alias means here
@@ -111,6 +182,8 @@ class IdentityStage:
                         at = min(event.timestamp, now)
                         if at > active.get(user_id, 0.0):
                             active[user_id] = at
+                for at, device in reversed(devices[key].devices) if key in devices else ():
+                    record = record.with_device(at, device)  # merged: another writer may have added logins
                 if record != stored:
                     writes.append(Write(key, version, record))
             conflicts = await self.store.save(writes, active) if writes else {}
@@ -118,13 +191,14 @@ class IdentityStage:
                 if key not in conflicts:
                     self.cache.put(key, Versioned(version + 1, record))
             if not conflicts:
-                return
+                return strays
             self.refused_saves += len(conflicts)
             log.debug("identity: %d key(s) changed by another writer; recomputing them", len(conflicts))
             for key, current in conflicts.items():
                 self.cache.put(key, current, from_store=True)  # e.g. expired: the version restarts at 0
                 loaded[key] = current
             pending = {key: by_key[key] for key in conflicts}
+            strays -= {index for indexes in pending.values() for index in indexes}  # decided again
         raise RetryableError(f"identity: {len(pending)} key(s) kept changing under concurrent writers")
 
     async def close(self) -> None:

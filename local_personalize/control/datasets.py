@@ -8,6 +8,7 @@ from typing import Any
 from local_personalize.control.common import (
     CREATE_PENDING, UNFINISHED, ControlContext, describe, list_page, operation, require_active, status_of)
 from local_personalize.errors import InvalidInput, LimitExceeded, ResourceInUse
+from local_personalize.objects import ObjectStore
 from local_personalize.schemas import DATASET_TYPES, check_for_dataset, parse_schema
 
 DATASET_KEYS = ("name", "datasetArn", "datasetType", "status", "creationDateTime", "lastUpdatedDateTime")
@@ -76,6 +77,7 @@ def create_dataset_import_job(ctx: ControlContext, body: dict[str, Any]) -> dict
            "_tags": body.get("tags") or []}
     if not body["dataSource"].get("dataLocation"):
         raise InvalidInput("dataSource.dataLocation is required")
+    ObjectStore.for_settings(ctx.settings).check(body["dataSource"]["dataLocation"])
     ctx.create(arn, "dataset-import-job", "Dataset import job", dataset.arn,
                {k: v for k, v in doc.items() if v is not None}, status=CREATE_PENDING)
     ctx.defer("import", arn)

@@ -39,7 +39,8 @@ def list_dataset_groups(ctx: ControlContext, body: dict[str, Any]) -> dict[str, 
 def delete_dataset_group(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
     group = ctx.get(body["datasetGroupArn"], "dataset-group", "dataset group")
     # AWS refuses while datasets, trackers, solutions or filters remain in the group.
-    remaining = dependants(ctx.store, group.arn, ("dataset", "event-tracker", "solution", "filter"))
+    remaining = dependants(ctx.store, group.arn, ("dataset", "event-tracker", "solution", "filter",
+                                                  "metric-attribution"))
     if remaining:
         raise ResourceInUse(f"Dataset group {group.arn} still has resources: "
                             + ", ".join(row.arn for row in remaining[:5]))

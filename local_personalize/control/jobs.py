@@ -7,6 +7,7 @@ from typing import Any
 from local_personalize.control.common import (
     CREATE_PENDING, UNFINISHED, ControlContext, describe, list_page, operation, require_active)
 from local_personalize.errors import InvalidInput, LimitExceeded
+from local_personalize.objects import ObjectStore
 from local_personalize.recipes import RecipeType, recipe_for_arn
 
 INFERENCE_KEYS = ("batchInferenceJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime",
@@ -39,6 +40,9 @@ def _create_job(ctx: ControlContext, body: dict[str, Any], kind: str, arn_key: s
         raise InvalidInput(f"numResults must be between 1 and {limit}")
     source = body["jobInput"]["s3DataSource"]["path"]
     destination = body["jobOutput"]["s3DataDestination"]["path"]
+    objects = ObjectStore.for_settings(ctx.settings)
+    objects.check(source)
+    objects.check(destination)
     if source.rstrip("/") == destination.rstrip("/"):
         raise InvalidInput("jobOutput path must differ from jobInput path")
     if len([job for job in ctx.store.list_resources(kind) if job.status in UNFINISHED]) >= MAX_UNFINISHED_JOBS:

@@ -6,9 +6,11 @@ What stands behind each name (real algorithms sized for a 2-core machine):
   new events and new items without a retrain (trending.py).
 * aws-sims: co-occurrence over distinct users, C_ij / n_j^β, top 200 neighbours per item, popular
   items as fallback (sims.py).
-* aws-user-personalization(-v2), aws-personalized-ranking(-v2), aws-item-affinity: one model over
+* aws-user-personalization(-v2), aws-personalized-ranking(-v2), aws-item-affinity,
+  aws-item-attribute-affinity: one model over
   users' recency-weighted histories — EASE up to 6,000 items, iALS (`implicit`) above — with fold-in
   of new events, exploration of young items and softmax scores (personalization/).
+* aws-next-best-action: the same model over users × actions, trained on TAKEN action interactions.
 base.py is the contract the server codes against; selection.py the event selection and the
 minimum-data gate shared by all; topk.py the batched top-k selection.
 """
@@ -27,6 +29,8 @@ from local_personalize.recipes.base import (
     load_model,
 )
 from local_personalize.recipes.item_affinity import ItemAffinity
+from local_personalize.recipes.item_attribute_affinity import ItemAttributeAffinity
+from local_personalize.recipes.next_best_action import NextBestAction
 from local_personalize.recipes.popularity import PopularityCount
 from local_personalize.recipes.ranking import PersonalizedRanking, PersonalizedRankingV2
 from local_personalize.recipes.sims import Sims
@@ -38,6 +42,7 @@ RECIPES: dict[str, type[Recipe]] = {
     for recipe in (
         UserPersonalization, UserPersonalizationV2, PersonalizedRanking, PersonalizedRankingV2,
         Sims, PopularityCount, TrendingNow, ItemAffinity,
+        ItemAttributeAffinity, NextBestAction,
     )
 }
 

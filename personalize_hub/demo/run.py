@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from personalize_hub.bootstrap import ensure_stack, wait_active
 from personalize_hub.config import parse_config
 from personalize_hub.demo import datasets
 from personalize_hub.demo.campaign import show_campaign
@@ -49,7 +50,7 @@ def local_personalize(data_dir: Path, log_path: Path):
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local_personalize", "--host", "127.0.0.1", "--port", str(port),
-             "--data", str(data_dir), "--log-level", "warning"],
+             "--data", str(data_dir), "--file-root", str(data_dir.parent), "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT,
         )
     try:
@@ -81,20 +82,8 @@ class ControlPlane:
         self.runtime = boto3.client("personalize-runtime", endpoint_url=url, region_name=REGION, config=config)
 
     def create_shop(self) -> dict[str, str]:
-        p = self.personalize
-        group = p.create_dataset_group(name="demo-shop")["datasetGroupArn"]
-        self.wait("describe_dataset_group", "datasetGroupArn", group, "datasetGroup")
-        arns = {"dataset_group": group}
-        for kind, schema in (("Interactions", datasets.INTERACTIONS), ("Items", datasets.ITEMS), ("Users", datasets.USERS)):
-            schema_arn = p.create_schema(name=f"demo-shop-{kind.lower()}", schema=schema)["schemaArn"]
-            dataset = p.create_dataset(name=f"demo-shop-{kind.lower()}", schemaArn=schema_arn,
-                                       datasetGroupArn=group, datasetType=kind)["datasetArn"]
-            self.wait("describe_dataset", "datasetArn", dataset, "dataset")
-            arns[kind.lower()] = dataset
-        tracker = p.create_event_tracker(name="demo-shop-tracker", datasetGroupArn=group)
-        self.wait("describe_event_tracker", "eventTrackerArn", tracker["eventTrackerArn"], "eventTracker")
-        arns["tracking_id"] = tracker["trackingId"]
-        return arns
+        schemas = {"Interactions": datasets.INTERACTIONS, "Items": datasets.ITEMS, "Users": datasets.USERS}
+        return ensure_stack(self.personalize, "demo-shop", schemas).ids  # what `hub bootstrap` does
 
     def train(self, dataset_group: str) -> str:
         p = self.personalize
@@ -117,17 +106,7 @@ class ControlPlane:
         return [item["itemId"] for item in items]
 
     def wait(self, operation: str, key: str, arn: str, field: str, timeout_secs: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_secs
-        while True:
-            described = getattr(self.personalize, operation)(**{key: arn})[field]
-            status = described.get("status", "ACTIVE")
-            if status == "ACTIVE":
-                return described
-            if "FAILED" in status:
-                raise RuntimeError(f"{arn}: {status}: {described.get('failureReason', 'no reason given')}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{arn} still {status} after {timeout_secs:.0f}s")
-            time.sleep(0.2)
+        return wait_active(self.personalize, operation, key, arn, field, timeout_secs)
 
 
 def hub_config(data_dir: Path, port: int, personalize_url: str, arns: dict[str, str]) -> Any:
@@ -199,15 +178,17 @@ async def run_demo(data_dir: Path, users: int, console: Console) -> None:
     names = {p.product_id: f"{p.name} ({p.category})" for p in shop.products}
 
     with local_personalize(data_dir / "local_personalize", data_dir / "local_personalize.log") as personalize_url:
-        console.print(f"[bold]1.[/] local_personalize is serving on {personalize_url}")
+        console.print(f"[bold]1.[/] local_personalize is serving on {personalize_url}", soft_wrap=True)
         control = ControlPlane(personalize_url)
         arns = await asyncio.to_thread(control.create_shop)
-        console.print(f"[bold]2.[/] dataset group, 3 datasets and an event tracker: trackingId {arns['tracking_id']}")
+        # soft_wrap: ids are copied from here, and a line break inside one breaks the copy (issue 14).
+        console.print(f"[bold]2.[/] dataset group, 3 datasets and an event tracker: trackingId {arns['tracking_id']}",
+                      soft_wrap=True)
 
         hub = Hub(hub_config(data_dir, free_port(), personalize_url, arns))
         async with serve(hub, hub.config.http.port) as hub_url, httpx.AsyncClient(
             base_url=hub_url, auth=(DEMO_WRITE_KEY, ""), timeout=60) as client:
-            console.print(f"[bold]3.[/] the hub is serving the Segment webhook on {hub_url}/v1/batch")
+            console.print(f"[bold]3.[/] the hub is serving the Segment webhook on {hub_url}/v1/batch", soft_wrap=True)
             catalog, clicks = shop.catalog_events(), shop.clickstream()
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=console) as progress:
@@ -235,7 +216,7 @@ async def run_demo(data_dir: Path, users: int, console: Console) -> None:
             await show_live_updates(shop, control, campaign, client, names, console)
         solution_version = control.personalize.describe_campaign(campaignArn=campaign)["campaign"]["solutionVersionArn"]
         await asyncio.to_thread(show_campaign, shop, data_dir, personalize_url, solution_version, free_port(), console)
-    console.print(f"\nEverything the demo wrote is under {data_dir}/ (dead letter: dead-letter.jsonl).")
+    console.print(f"\nEverything the demo wrote is under {data_dir}/ (dead letter: dead-letter.jsonl).", soft_wrap=True)
 
 
 async def show_live_updates(shop: Shop, control: ControlPlane, campaign: str, client: httpx.AsyncClient,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX
+from hub.secret import Secret
 
 # GetRecommendations numResults: default 25, max 500 (personalize-api.md §5.1).
 MAX_NUM_RESULTS = 500
@@ -30,7 +31,7 @@ class RecommendationsConfig(BaseModel):
         32, ge=1, le=1024, description="Redis connections the endpoint opens at most; requests beyond wait for one. "
         "Braze may open thousands of connections at once (destinations.md §1e): they must not become Redis's.",
     )
-    api_keys: list[SecretStr] = Field(
+    api_keys: list[Secret] = Field(
         default_factory=list,
         description="Accepted keys, sent as `X-Api-Key: …` or `Authorization: Bearer …`; empty: no auth. "
         "Keep keys out of the URL: Braze logs request URLs (destinations.md §1e).",

@@ -50,9 +50,10 @@ def test_bundled_binary_rejects_an_unknown_key(tmp_path):
 
 def test_compose_declares_the_stack_and_the_hub_waits_for_healthy_dependencies(declared):
     services = declared["services"]
-    assert HUB_DEPENDENCIES | {"hub"} <= services.keys()
+    assert HUB_DEPENDENCIES | {"hub", "bootstrap", "worker", "beat"} <= services.keys()
     assert services["hub"]["depends_on"] == {
-        name: {"condition": "service_healthy"} for name in HUB_DEPENDENCIES
+        **{name: {"condition": "service_healthy"} for name in HUB_DEPENDENCIES},
+        "bootstrap": {"condition": "service_completed_successfully"},
     }
     for name in HUB_DEPENDENCIES | {"hub"}:
         assert "test" in services[name]["healthcheck"], f"{name} has no healthcheck command"
@@ -74,3 +75,11 @@ def test_hub_endpoint_urls_are_accepted_by_botocore():
     # botocore refuses host names with "_", such as the service name local_personalize.
     rejected = {key: url for key, url in endpoints.items() if not is_valid_endpoint_url(url)}
     assert rejected == {}
+
+
+def test_no_credential_defaults_to_empty():
+    # `${SEGMENT_WRITE_KEY:-}` made an unset key "" and the webhook accepted `curl -u :` (issue 14).
+    import re
+
+    defaults = re.findall(r"\$\{([A-Z0-9_]*(?:KEY|SECRET|TOKEN|PASSWORD)[A-Z0-9_]*):?-([^}]*)\}", COMPOSE_FILE.read_text())
+    assert defaults == []

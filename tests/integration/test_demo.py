@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,11 +19,13 @@ def test_hub_demo_runs_end_to_end(tmp_path):
         pytest.fail("redis-server is not installed: scripts/setup installs it")
     data_dir = tmp_path / "demo"
     result = subprocess.run([sys.executable, "-m", "personalize_hub.cli", "demo", "--users", "300", "--data-dir", str(data_dir)],
-                            capture_output=True, text=True, timeout=600, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin",
+                            capture_output=True, text=True, timeout=600, env={"COLUMNS": "80", "PATH": "/usr/bin:/bin",
                                                                               "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "ready to train" in result.stdout and "campaign ACTIVE" in result.stdout
     assert "0 rejected" in result.stdout
+    # Ids are printed whole on their line, however narrow the terminal (COLUMNS=80): they are copied from here.
+    assert re.search(r"trackingId [0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n", result.stdout)
     # The campaign mailed every customer once, and the second run found nothing changed.
     outbox = sorted((data_dir / "outbox").glob("*.eml"))
     assert len(outbox) == 200

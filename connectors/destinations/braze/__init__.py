@@ -29,6 +29,7 @@ from connectors.formats.recommendations import USER_RECOMMENDATIONS, UserRecomme
 from hub.connector import BatchPolicy, Context, ExportDestination, ExportDestinationConfig
 from hub.errors import RejectedError
 from hub.rows import ExportRow
+from hub.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,9 @@ class BrazeUsersConfig(ExportDestinationConfig):
         description="REST endpoint of your instance, matching the dashboard: https://rest.iad-0N.braze.com "
         "(US) or https://rest.fra-0N.braze.eu (EU).",
     )
-    api_key: SecretStr = Field(
+    api_key: Secret = Field(
         default_factory=lambda: SecretStr(os.environ.get("BRAZE_API_KEY", "")),
+        validate_default=True,
         description="REST API key with users.track / campaigns.trigger.send / canvas.trigger.send; "
         "default: $BRAZE_API_KEY.",
     )
@@ -107,8 +109,6 @@ class BrazeUsersConfig(ExportDestinationConfig):
             raise ValueError("mode campaign needs campaign_id")
         if self.mode == "canvas" and not self.canvas_id:
             raise ValueError("mode canvas needs canvas_id")
-        if not self.api_key.get_secret_value():
-            raise ValueError("api_key is required (or set BRAZE_API_KEY)")
         if self.mode != "track":
             for name in ("max_events", "max_requests_per_sec", "max_in_flight"):
                 value, limit = getattr(self.batch, name), getattr(TRIGGER_LIMITS, name)

@@ -7,9 +7,10 @@ from email.message import EmailMessage
 from typing import Literal
 
 import aiosmtplib
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import RejectedError, RetryableError
+from hub.secret import Secret
 
 DELIVERY_UNKNOWN = "delivery_unknown"
 
@@ -26,7 +27,7 @@ class SmtpSettings(BaseModel):
         "starttls", description="starttls (587), tls (implicit, 465) or none (a local relay only)."
     )
     username: str | None = Field(None, description="Login; SES SMTP credentials are not the IAM keys (§2a).")
-    password: SecretStr | None = Field(None, description="Password, e.g. ${SMTP_PASSWORD}.")
+    password: Secret | None = Field(None, description="Password, e.g. ${SMTP_PASSWORD}.")
     timeout_secs: float = Field(30.0, gt=0, description="Per-command timeout.")
 
 

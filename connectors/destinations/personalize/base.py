@@ -18,7 +18,6 @@ from hub.events import Event
 
 log = logging.getLogger(__name__)
 
-MISCONFIGURED_LOG_INTERVAL_SECS = 30.0  # loud, but one line per half minute, not one per retried batch
 
 
 def from_env(name: str) -> Any:
@@ -48,7 +47,6 @@ class PersonalizeDestination(Destination):
     def __init__(self, config: PersonalizeDestinationConfig, context: Any):
         super().__init__(config, context)
         self._api: IngestApi | None = None
-        self._misconfigured_logged_at = float("-inf")
 
     async def start(self) -> None:
         if self._api is None:
@@ -64,14 +62,12 @@ class PersonalizeDestination(Destination):
         try:
             await self._api.call(self.operation, params)
         except ServiceMisconfigured as err:
-            now = time.monotonic()
-            if now - self._misconfigured_logged_at >= MISCONFIGURED_LOG_INTERVAL_SECS:
-                self._misconfigured_logged_at = now
-                log.error(
-                    "destination %s: %s failed: %s. Check %s and the AWS credentials; records are held "
-                    "(outcome RETRY, sources do not acknowledge them) until this is fixed",
-                    self.config.id, self.operation, err, self.target_description(),
-                )
+            # Every retried batch fails alike: telemetry's RepeatFilter folds the repeats into one line a minute.
+            log.error(
+                "destination %s: %s failed: %s. Check %s and the AWS credentials; records are held "
+                "(outcome RETRY, sources do not acknowledge them) until this is fixed",
+                self.config.id, self.operation, err, self.target_description(),
+            )
             raise
 
     def target_description(self) -> str:

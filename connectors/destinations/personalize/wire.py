@@ -145,7 +145,8 @@ class LeanIngestApi:
         try:
             url, headers, body = await self.signed_request(operation, params)
             http = self._aws.http_session()
-            async with http.post(url, data=body, headers=headers, proxy=self._proxy) as response:
+            async with http.post(url, data=body, headers=headers, proxy=self._proxy.url,
+                                 proxy_headers=self._proxy.headers) as response:
                 status = response.status
                 payload = await response.read()  # read to the end so the connection goes back to the pool
                 answer_headers = response.headers

@@ -278,6 +278,24 @@ class PersonalizationModel(Model):
         index, _ = top_k(scores[None, :], num_results)
         return [Recommendation(self.histories.user_ids[u], None) for u in index[0] if u >= 0]
 
+    def users_for_items(
+        self, items: np.ndarray, num_results: int = 25, *, candidate_users: np.ndarray | None = None
+    ) -> list[Recommendation]:
+        """Item-Attribute-Affinity: users by their mean affinity to the items of a bool mask over item_ids."""
+        chosen = np.flatnonzero(items[: len(self.item_ids)])
+        if not len(chosen):
+            return []
+        scores = np.zeros(len(self.histories.user_ids), dtype=np.float32)
+        for item in chosen:
+            scores += np.asarray(self.scorer.users_for_item(int(item), self.histories.trained_matrix), np.float32)
+        scores /= len(chosen)
+        # Unlike single-item segments, fans who already own some such items stay in: they are the audience.
+        scores[~self._has_history] = -np.inf
+        if candidate_users is not None:
+            scores[~candidate_users] = -np.inf
+        index, _ = top_k(scores[None, :], num_results)
+        return [Recommendation(self.histories.user_ids[u], None) for u in index[0] if u >= 0]
+
     # -- persistence -------------------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -221,7 +221,7 @@ def test_config_checks_mode_ids_trigger_limits_and_key(monkeypatch):
     with pytest.raises(ValidationError, match="without spaces"):
         BrazeUsersConfig(**base, items_attribute="recommended items")
     monkeypatch.delenv("BRAZE_API_KEY", raising=False)
-    with pytest.raises(ValidationError, match="api_key is required"):
+    with pytest.raises(ValidationError, match="api_key\n.*empty or whitespace"):
         BrazeUsersConfig(type="braze", rest_url="https://b")
     monkeypatch.setenv("BRAZE_API_KEY", "from-env")
     assert BrazeUsersConfig(type="braze", rest_url="https://b").api_key.get_secret_value() == "from-env"

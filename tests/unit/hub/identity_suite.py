@@ -217,3 +217,35 @@ async def test_listing_streams_pages_and_misses_no_one_active_again_meanwhile(ma
     seen += [user async for user in listing]
     assert set(seen) == set(times)  # nobody active when the listing began is missed
     assert len(seen) - len(set(seen)) <= 1  # only a user active again after being listed may come twice
+
+
+async def test_user_id_only_events_continue_the_session_the_login_opened(make_store):
+    # What a server-side library sends after a web login: the userId alone (no anonymousId).
+    stage = stage_for(make_store())
+    web = await stitch(stage, [ev("v1", 0, anon="a1"), ev("login", 10, anon="a1", user="u1", name="Signed In")])
+    (server,) = await stitch(stage, [ev("order", 20, user="u1", name="Order Completed")])
+    (back_on_web,) = await stitch(stage, [ev("v2", 30, anon="a1")])
+    assert {session for _, session in [*web, server, back_on_web]} == {web[0][1]}
+    assert server == ("u1", web[0][1])
+
+
+async def test_user_id_only_events_follow_idle_timeout_and_logout(make_store):
+    stage = stage_for(make_store())
+    (login,) = await stitch(stage, [ev("login", 0, anon="a1", user="u1")])
+    (idle,) = await stitch(stage, [ev("late", 5000, user="u1")])  # beyond the 1800 s idle timeout
+    assert idle[0] == "u1" and idle[1] != login[1]
+    (same,) = await stitch(stage, [ev("next", 5100, user="u1")])
+    assert same == idle  # the new session continues, on the device, for web and server events alike
+    (web,) = await stitch(stage, [ev("web", 5200, anon="a1")])
+    assert web == idle
+    await stitch(stage, [ev("out", 5300, anon="a1", user="u1", name="Signed Out")])
+    (after,) = await stitch(stage, [ev("after", 5400, user="u1")])
+    assert after[0] == "u1" and after[1] not in {login[1], idle[1]}  # a logout ends the shared session
+
+
+async def test_user_id_only_events_before_the_login_keep_their_own_session_on_redelivery(make_store):
+    stage = stage_for(make_store())
+    batch = [ev("s1", 0, user="u1"), ev("login", 10, anon="a1", user="u1"), ev("s2", 20, user="u1")]
+    first = await stitch(stage, batch)
+    assert first[1][1] == first[2][1] != first[0][1]  # the login's session is continued, not the earlier one
+    assert await stitch(stage, batch) == first

@@ -39,6 +39,9 @@ class FakeJob:
     def candidates(self, line):
         return None
 
+    def user(self, user_id):
+        return user_id
+
 
 def run(model, lines, vectorise=False):
     text = "\n".join(lines)

@@ -14,7 +14,7 @@ from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, gen
 
 @pytest.fixture
 def setup(tmp_path):
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", file_roots=(str(tmp_path),))
     store = Store(settings.db_path)
 
     def call(operation, **body):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from local_personalize.item_attributes import matching_items, parse_query
 from local_personalize.recipes import (
     RECIPES,
     RecipeType,
@@ -52,6 +55,8 @@ def test_registry_names_types_and_arns() -> None:
         "aws-personalized-ranking": RecipeType.PERSONALIZED_RANKING,
         "aws-personalized-ranking-v2": RecipeType.PERSONALIZED_RANKING,
         "aws-item-affinity": RecipeType.USER_SEGMENTATION,
+        "aws-item-attribute-affinity": RecipeType.USER_SEGMENTATION,
+        "aws-next-best-action": RecipeType.PERSONALIZED_ACTIONS,
     }
     assert {name: recipe.recipe_type for name, recipe in RECIPES.items()} == expected
     assert recipe_for_arn("arn:aws:personalize:::recipe/aws-sims") is RECIPES["aws-sims"]
@@ -270,9 +275,27 @@ def test_item_affinity_finds_the_items_audience(shop: SyntheticShop) -> None:
         model.users_for_item("never-seen", 5)
 
 
+def test_item_attribute_affinity_finds_the_attributes_audience(shop: SyntheticShop) -> None:
+    model = RECIPES["aws-item-attribute-affinity"].train(shop.data)
+    items = {f"i{i}": {"ITEM_ID": f"i{i}", "TOPIC": f"t{shop.item_topic[i]}|all"} for i in range(len(shop.item_topic))}
+    mask = matching_items('ITEMS.TOPIC = "t1" AND ITEMS.topic = "all"', model.item_ids, items)
+    assert mask.sum() == np.sum(shop.item_topic == 1)
+    users = [int(r.item_id[1:]) for r in model.users_for_items(mask, 30)]
+    assert len(users) == 30 and np.mean(shop.user_topic[users] == 1) >= 0.9
+    assert not matching_items('ITEMS.TOPIC = "t1" AND ITEMS.TOPIC = "t2"', model.item_ids, items).any()
+    assert model.users_for_items(np.zeros(len(model.item_ids), bool), 5) == []
+    assert parse_query(r'ITEMS.genres = "Say \"hi\"" and ITEMS.X = "a"') == [("GENRES", 'Say "hi"'), ("X", "a")]
+    for bad in ("GENRE = 'x'", 'ITEMS.GENRE = "x" OR ITEMS.GENRE = "y"', 'ITEMS.GENRE = "x" AND'):
+        with pytest.raises(ValueError):
+            parse_query(bad)
+
+
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_save_and_load_give_the_same_answers(shop: SyntheticShop, name: str, tmp_path) -> None:
-    model = RECIPES[name].train(shop.data)
+    data = shop.data
+    if RECIPES[name].recipe_type is RecipeType.PERSONALIZED_ACTIONS:  # trains on TAKEN action interactions
+        data = dataclasses.replace(data, event_types=["TAKEN"] * len(data.event_types))
+    model = RECIPES[name].train(data)
     path = str(tmp_path / "model.npz")
     model.save(path)
     loaded = load_model(path)

@@ -145,3 +145,26 @@ def test_a_streaming_destination_is_refused_in_a_job():
     assert "jobs[0]" in str(err.value)
     assert "destinations[1]: 'personalize_events' is a streaming destination" in str(err.value)
     assert "destinations[0]" not in str(err.value)
+def test_variables_work_unquoted_inside_flow_collections(tmp_path):
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        "sources: [{type: segment_webhook, id: web, write_keys: [${KEY}, '${OTHER:-k2-default}']}]\n"
+        "destinations: [{type: file, id: out, path: ${DIR:-var}/out.jsonl}]\n"
+        "dead_letter: {type: file, path: \"${DIR:-var}/dlq.jsonl\"}  # ${IN_A_COMMENT}\n"
+    )
+    loaded = load_config(config, {"KEY": "k1-from-env", "DIR": "/tmp/d"})
+    assert [k.get_secret_value() for k in loaded.sources[0].write_keys] == ["k1-from-env", "k2-default"]
+    assert str(loaded.destinations[0].path) == "/tmp/d/out.jsonl" and str(loaded.dead_letter.path) == "/tmp/d/dlq.jsonl"
+
+
+def test_env_file_fills_what_the_environment_leaves_unset(tmp_path):
+    env_file = tmp_path / "hub.env"
+    env_file.write_text("# written by hub bootstrap\nKEY=from-file\nDIR=/from/file\n")
+    config = tmp_path / "hub.yaml"
+    config.write_text("sources: [{type: segment_webhook, write_keys: [${KEY}]}]\n"
+                      "dead_letter: {type: file, path: ${DIR}/dlq.jsonl}\n")
+    loaded = load_config(config, {"HUB_ENV_FILE": str(env_file), "DIR": "/from/env"})
+    assert loaded.sources[0].write_keys[0].get_secret_value() == "from-file"
+    assert str(loaded.dead_letter.path) == "/from/env/dlq.jsonl"  # the environment wins
+    with pytest.raises(ConfigError, match="HUB_ENV_FILE"):
+        load_config(config, {"HUB_ENV_FILE": str(tmp_path / "absent.env")})

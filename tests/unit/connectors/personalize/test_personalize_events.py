@@ -14,6 +14,7 @@ from hub.connector import Context, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner
 from hub.errors import ConfigError, RejectedError, RetryableError
+from hub.telemetry import RepeatFilter
 
 from .conftest import FakeIngestApi, interaction
 
@@ -102,6 +103,7 @@ async def test_throttling_is_retried_and_reported_as_throttled():
 
 async def test_unknown_tracker_holds_events_for_retry_and_logs_loudly(caplog):
     api = FakeIngestApi(lambda op, params, call: ServiceMisconfigured("ResourceNotFoundException: no tracker"))
+    caplog.handler.addFilter(RepeatFilter())  # what setup_logging gives every handler of a hub process
     with caplog.at_level(logging.ERROR):
         settlements = await deliver(events_destination(api), [interaction(f"m{i}") for i in range(3)])
     assert {s.outcome for s in settlements} == {Outcome.RETRY}  # not rejected: nothing is dead-lettered
