@@ -159,26 +159,33 @@ class Importer:
         """The one pass: read, validate, write clean rows and rejects, tally. Raises ImportFailed on a header
         that does not fit (before anything is written)."""
         rejected = 0
-        with open(rejects_path, "wb") as rejects:
+        try:
+            with open(rejects_path, "wb") as rejects:
 
-            def reject(line: int, err: RejectedError | str, raw: Any = None) -> None:
-                nonlocal rejected
-                rejected += 1
-                reason, message = (err.reason, err.message) if isinstance(err, RejectedError) else ("invalid_utf8", err)
-                rejects.write(orjson.dumps({"line": line, "reason": reason, "message": message, "raw": raw},
-                                           default=str) + b"\n")
+                def reject(line: int, err: RejectedError | str, raw: Any = None) -> None:
+                    nonlocal rejected
+                    rejected += 1
+                    reason, message = ((err.reason, err.message) if isinstance(err, RejectedError)
+                                       else ("invalid_utf8", err))
+                    rejects.write(orjson.dumps({"line": line, "reason": reason, "message": message, "raw": raw},
+                                               default=str) + b"\n")
 
-            lines = Utf8Lines(raw_lines(location, self.s3), reject)
-            results = self._results(schema, fmt, lines, reject)
-            tally = Tally(self.folder / f"{clean_path.stem}.tally.sqlite3", schema.dataset_type, self.request.mode)
-            try:
-                with open(clean_path, "w", newline="", encoding="utf-8") as out:
-                    self._write(results, out, tally, reject, lines, size)
-                readiness = tally.readiness(rejected)
-            finally:
-                tally.close()
-        if not rejected:
-            rejects_path.unlink(missing_ok=True)
+                lines = Utf8Lines(raw_lines(location, self.s3), reject)
+                results = self._results(schema, fmt, lines, reject)
+                tally = Tally(self.folder / f"{clean_path.stem}.tally.sqlite3", schema.dataset_type,
+                              self.request.mode)
+                try:
+                    with open(clean_path, "w", newline="", encoding="utf-8") as out:
+                        self._write(results, out, tally, reject, lines, size)
+                    readiness = tally.readiness(rejected)
+                finally:
+                    tally.close()
+        except BaseException:
+            clean_path.unlink(missing_ok=True)  # half a file is nobody's data
+            raise
+        finally:
+            if not rejected:
+                rejects_path.unlink(missing_ok=True)
         return readiness
 
     def _results(self, schema: DatasetSchema, fmt: str, lines: Utf8Lines, reject: Any) -> tuple[Any, Iterator[Any]]:

@@ -113,6 +113,7 @@ def test_columns_that_do_not_fit_fail_before_any_upload_naming_expected_and_foun
     assert "found customer, sku, when, EVENT_TYPE, event_value" in result.stderr
     assert "missing USER_ID, ITEM_ID, TIMESTAMP" in result.stderr
     assert uploaded(setup) == []
+    assert list(setup["folder"].iterdir()) == []  # no empty rejects file, no half-written CSV
 
 
 def test_config_columns_map_the_same_file(setup, tmp_path):
