@@ -1,12 +1,14 @@
-"""Segment `/v1/batch` throughput and latency of `hub run` beside a bare Starlette endpoint that only parses.
+"""Segment `/v1/batch` throughput and latency of `hub run`, plain and gzip, beside a bare endpoint that only parses.
 
 Both servers run in their own process on the same uvicorn stack (as `hub run` configures it), on loopback;
 the load comes from a third process (bench/_http_load.py) keeping a fixed number of requests in flight over
 keep-alive connections. Every request is a batch of 100 realistic Segment events (E-commerce Spec v2
 tracks with products, and identifies; about 1 KB each). The hub is configured like examples/embedded.yaml:
 segment_webhook → file destination, dead letter to a file, and whatever stages the config enables by
-default. The anchor reads the body, parses it with orjson and answers 200. The two are measured in
-alternating rounds so a change of machine load hits both.
+default. The anchor reads the body, parses it with orjson and answers 200. The hub is measured twice: plain
+bodies, and the same bodies gzipped (`Content-Encoding: gzip`, level 9 as segment-analytics-python and
+rudder-sdk-python compress). The three are measured in alternating rounds so a change of machine load hits all.
+Target: gzip costs at most 1.3x the plain path's CPU per event.
 
     python bench/webhook_batch.py [--rounds 2] [--duration-secs 12] [--concurrency 8]
 """
@@ -14,6 +16,7 @@ alternating rounds so a change of machine load hits both.
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import random
 import sys
@@ -65,8 +68,10 @@ def serve_anchor(port: int) -> None:
         return Response(b'{"ready":true}', media_type="application/json")
 
     app = Starlette(routes=[Route("/v1/batch", batch, methods=["POST"]), Route("/readyz", readyz)])
-    # The same uvicorn settings as `hub run` (personalize_hub/cli.py), so only the application differs.
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    # The same uvicorn settings as `hub run` (personalize_hub/http_server.py: h11, limits), so only the app differs.
+    from personalize_hub.http_server import HttpLimits, server_config
+
+    uvicorn.Server(server_config(app, HttpLimits(), host="127.0.0.1", port=port, log_level="warning")).run()
 
 
 # ---- realistic Segment traffic ------------------------------------------------------------------------
@@ -164,15 +169,18 @@ def stage_names() -> str:
     return ", ".join(type(stage).__name__ for stage in build_stages(config)) or "none"
 
 
-def measure(name: str, server: ServerProcess, port: int, bodies: list[bytes], args: argparse.Namespace) -> LoadResult:
+def measure(name: str, server: ServerProcess, port: int, bodies: list[bytes], args: argparse.Namespace,
+            encoding: str | None = None) -> LoadResult:
     headers = {"Content-Type": "application/json", "Authorization": "Basic " + _basic(WRITE_KEY)}
+    if encoding:
+        headers["Content-Encoding"] = encoding
     result = run_load(f"http://127.0.0.1:{port}/v1/batch", bodies, headers=headers, concurrency=args.concurrency,
                       warmup_secs=args.warmup_secs, duration_secs=args.duration_secs, count_field="accepted",
                       server_pid=server.pid)
     bad = {status: n for status, n in result.statuses.items() if status != 200}
     if bad or result.errors:
         sys.exit(f"{name}: non-200 answers {bad}: {result.errors}\n{server.output()}")
-    print(f"  {name:6} {result.counted / result.window_secs:9,.0f} events/s  "
+    print(f"  {name:7} {result.counted / result.window_secs:9,.0f} events/s  "
           f"p50 {result.percentile_secs(50) * 1e3:6.1f} ms  p99 {result.percentile_secs(99) * 1e3:6.1f} ms  "
           f"({result.requests} requests)", flush=True)
     return result
@@ -211,7 +219,9 @@ def main() -> int:
           f"{sum(map(len, bodies)) / len(bodies) / 1024:,.0f} KiB per request), {args.concurrency} in flight, "
           f"{args.rounds} x {args.duration_secs:g} s per server; hub stages: {stage_names()}", flush=True)
 
-    anchor_results, hub_results = [], []
+    gzipped = [gzip.compress(body, 9) for body in bodies]
+    print(f"gzip bodies: {sum(map(len, gzipped)) / len(gzipped) / 1024:,.0f} KiB per request", flush=True)
+    anchor_results, hub_results, gzip_results = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
         data_dir = Path(tmp)
         anchor_port, hub_port = free_port(), free_port()
@@ -227,11 +237,12 @@ def main() -> int:
                 print(f"round {round_number}", flush=True)
                 anchor_results.append(measure("anchor", anchor, anchor_port, bodies, args))
                 hub_results.append(measure("hub", hub, hub_port, bodies, args))
+                gzip_results.append(measure("hub-gz", hub, hub_port, gzipped, args, encoding="gzip"))
         # The hub has stopped (drained): every accepted event must be in the file destination.
         delivered = sum(1 for _ in open(data_dir / "events.jsonl", "rb"))
-        accepted = sum(r.total_counted for r in hub_results)
+        accepted = sum(r.total_counted for r in hub_results + gzip_results)
 
-    a, h = combine(anchor_results), combine(hub_results)
+    a, h, g = combine(anchor_results), combine(hub_results), combine(gzip_results)
     a_rate, h_rate = a.counted / a.window_secs, h.counted / h.window_secs
     print()
     print(f"anchor (bare Starlette + orjson): {a_rate:9,.0f} events/s   p50 {a.percentile_secs(50) * 1e3:6.1f} ms"
@@ -240,6 +251,12 @@ def main() -> int:
     print(f"hub run (segment_webhook → file): {h_rate:9,.0f} events/s   p50 {h.percentile_secs(50) * 1e3:6.1f} ms"
           f"   p99 {h.percentile_secs(99) * 1e3:6.1f} ms   CPU {h.server_cpu_secs / h.counted * 1e6:5.1f} µs/event"
           f" ({h.server_cpu_secs / h.window_secs:.0%} of a core)")
+    g_rate = g.counted / g.window_secs
+    print(f"hub run, gzip bodies:             {g_rate:9,.0f} events/s   p50 {g.percentile_secs(50) * 1e3:6.1f} ms"
+          f"   p99 {g.percentile_secs(99) * 1e3:6.1f} ms   CPU {g.server_cpu_secs / g.counted * 1e6:5.1f} µs/event"
+          f" ({g.server_cpu_secs / g.window_secs:.0%} of a core)")
+    gzip_cpu_ratio = (g.server_cpu_secs / g.counted) / (h.server_cpu_secs / h.counted)
+    print(f"ratio gzip/plain: CPU per event {gzip_cpu_ratio:.2f}x (target <= 1.3x), throughput {g_rate / h_rate:.3f}")
     print(f"ratio hub/anchor: throughput {h_rate / a_rate:.3f}, "
           f"p50 latency {h.percentile_secs(50) / a.percentile_secs(50):.1f}x, "
           f"p99 latency {h.percentile_secs(99) / a.percentile_secs(99):.1f}x, "

@@ -252,6 +252,14 @@ class Destination(abc.ABC):
     @abc.abstractmethod
     async def send(self, batch: Sequence[Event]) -> None: ...
 
+    async def delivery_status(self, batch: Sequence[Event]) -> Sequence[bool | None]:
+        """Whether an earlier send of each event arrived: True, False, or None when this service cannot tell.
+
+        The batch side asks after a crash mid-send (the events carry that send's message ids) instead of
+        sending again blindly; a destination that can look a send up overrides this (destinations.md §6).
+        """
+        return [None] * len(batch)
+
     async def close(self) -> None:  # noqa: B027
         """Flush and release clients."""
 

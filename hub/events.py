@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -83,12 +84,48 @@ def event_id_for(message_id: str) -> str:
 _MILLIS_THRESHOLD = 1e11  # epoch seconds reach 1e11 only in the year 5138; larger numbers are milliseconds
 
 
+class TimestampWindow(msgspec.Struct, frozen=True):
+    """The event times the hub believes: a time outside is a broken clock or unit, not an event.
+
+    1e30 (read as milliseconds: year ~3e19) and year 9999 were stored as they came; Personalize trains
+    on event recency, so one such event skews a model silently. `timestamps:` in the config sets it.
+    """
+
+    earliest_secs: float = 946_684_800.0  # 2000-01-01T00:00:00Z
+    max_ahead_secs: float = 86_400.0  # clients' clocks run ahead; a day is generous
+
+    def check(self, secs: float, value: Any) -> float:
+        latest = time.time() + self.max_ahead_secs
+        if secs < self.earliest_secs or secs > latest:
+            raise ValueError(f"{value!r:.60} is outside the accepted window "
+                             f"{_iso(self.earliest_secs)} … now + {self.max_ahead_secs:.0f}s (config `timestamps`)")
+        return secs
+
+
+_window = TimestampWindow()
+
+
+def set_timestamp_window(window: TimestampWindow) -> None:
+    """Install the process's window (the runtime does, from the config) for every decoder to apply."""
+    global _window
+    _window = window
+
+
+def _iso(secs: float) -> str:
+    return datetime.fromtimestamp(secs, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def to_epoch_secs(value: Any) -> float:
     """Normalise a timestamp (ISO-8601 string, epoch seconds or milliseconds, datetime) to epoch seconds.
 
     The one place timestamps are interpreted: users report events silently ignored by Personalize
-    because sentAt was sent in the wrong unit (peers.md §7.2). Raises ValueError on anything else.
+    because sentAt was sent in the wrong unit (peers.md §7.2). Raises ValueError on anything else,
+    and on a time outside the installed `TimestampWindow`.
     """
+    return _window.check(_parse_epoch_secs(value), value)
+
+
+def _parse_epoch_secs(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
     if isinstance(value, (int, float)):
@@ -100,7 +137,7 @@ def to_epoch_secs(value: Any) -> float:
         text = value.strip()
         if "-" in text[1:] or "T" in text:  # ISO-8601, the common case: skip the failing float() attempt
             try:
-                return to_epoch_secs(datetime.fromisoformat(text))
+                return _parse_epoch_secs(datetime.fromisoformat(text))
             except ValueError:
                 raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
         try:

@@ -25,6 +25,14 @@ class DeliveryObserver(Protocol):
 _SEVERITY = {Outcome.DELIVERED: 0, Outcome.REJECTED: 1, Outcome.RETRY: 2}
 
 
+class Tap(Protocol):
+    """Sees each emit once it settled (the console's debugger): inputs, outcomes, first rejection reason
+    per input, and the events each input became after the stages. Must not block or raise."""
+
+    def __call__(self, events: Sequence[Event], rejections: Sequence[Rejection], outcomes: Sequence[Outcome],
+                 reasons: dict[int, str], children: dict[int, list[Event]]) -> None: ...
+
+
 class Pipeline:
     """Carries events from sources to destination runners and tells the source when they settled.
 
@@ -38,17 +46,20 @@ class Pipeline:
         runners: Sequence[DestinationRunner],
         dead_letter: DeadLetter,
         readiness: DeliveryObserver | None = None,
+        tap: Tap | None = None,
     ):
         self.stages = list(stages)
         self.runners = list(runners)
         self.dead_letter = dead_letter
         self.readiness = readiness
+        self.tap = tap
 
     async def emit(self, events: Sequence[Event], rejections: Sequence[Rejection] = ()) -> EmitReport:
         outcomes = [Outcome.DELIVERED] * len(events)
         dead: list[DeadLetterRecord] = [DeadLetterRecord.of(r) for r in rejections]
         dead_roots: list[int | None] = [None] * len(dead)
         all_rejections = list(rejections)
+        reasons: dict[int, str] = {}  # input index → why it was first rejected (for the tap)
 
         def mark(root: int, outcome: Outcome) -> None:
             if _SEVERITY[outcome] > _SEVERITY[outcomes[root]]:
@@ -56,6 +67,7 @@ class Pipeline:
 
         def reject(root: int, rejection: Rejection, record: DeadLetterRecord) -> None:
             mark(root, Outcome.REJECTED)
+            reasons.setdefault(root, rejection.reason)
             all_rejections.append(rejection)
             dead.append(record)
             dead_roots.append(root)
@@ -100,14 +112,14 @@ class Pipeline:
         # per-event submit coroutines and gather's callbacks cost more than the batching itself.
         submitted = [(runner, members, await runner.submit_all([event for _, event in members]))
                      for runner, members in routed.items() if members]
-        delivered_for_readiness: dict[str, list[Event]] = defaultdict(list)
+        delivered_for_readiness: dict[str, list[tuple[int, Event]]] = defaultdict(list)
         for runner, members, futures in submitted:
             readiness_key = runner.destination.readiness_key() if self.readiness else None
             for (root, event), future in zip(members, futures, strict=True):
                 settlement = await future
                 if settlement.outcome is Outcome.DELIVERED:
                     if readiness_key and event.kind is EventKind.INTERACTION:
-                        delivered_for_readiness[readiness_key].append(event)
+                        delivered_for_readiness[readiness_key].append((root, event))
                 elif settlement.outcome is Outcome.RETRY:
                     mark(root, Outcome.RETRY)
                 elif settlement.outcome is Outcome.REJECTED:
@@ -122,9 +134,6 @@ class Pipeline:
                     )
                     reject(root, rejection, record)
 
-        for key, delivered in delivered_for_readiness.items():
-            self.readiness.observe(key, delivered)  # type: ignore[union-attr]
-
         report = EmitReport(outcomes, all_rejections)
         try:
             await self.dead_letter.write(dead)
@@ -134,4 +143,16 @@ class Pipeline:
                 if root is not None:
                     mark(root, Outcome.RETRY)
             report.dead_letter_failed = bool(dead)
+
+        # Counted once the source message settled: one that ends RETRY is delivered again (its eventIds make
+        # that idempotent for Personalize) and counted then, so counting it now would count it twice.
+        for key, delivered in delivered_for_readiness.items():
+            settled = [event for root, event in delivered if outcomes[root] is not Outcome.RETRY]
+            if settled:
+                self.readiness.observe(key, settled)  # type: ignore[union-attr]
+        if self.tap is not None:
+            children: dict[int, list[Event]] = defaultdict(list)
+            for root, event in current:
+                children[root].append(event)
+            self.tap(events, rejections, report.outcomes, reasons, children)
         return report

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from local_personalize import actions
-from local_personalize.batch import recent_interactions
+from local_personalize.batch import FILTER_HISTORY_PER_TYPE, recent_interactions
+from local_personalize.context import rerank, widened
 from local_personalize.errors import InvalidInput, ResourceInUse, ResourceNotFound
 from local_personalize.filters import Filter, FilterContext, FilterError, compile_filter
 from local_personalize.recipes import Recommendation, RecipeType
@@ -34,15 +35,41 @@ def _compiled(expression: str) -> Filter:
 
 
 async def campaign_for(service: Service, arn: str | None, recommender_arn: str | None = None) -> LiveCampaign:
-    if recommender_arn is not None:
-        raise ResourceNotFound(f"Could not find recommender {recommender_arn}: local_personalize has no recommenders")
-    campaign = service.models.campaigns.get(arn)
+    """The live campaign or recommender a runtime call names; exactly one of the two ARNs (§5.1)."""
+    if (arn is None) == (recommender_arn is None):
+        raise InvalidInput("Provide exactly one of campaignArn and recommenderArn")
+    target, kind = (arn, "campaign") if arn is not None else (recommender_arn, "recommender")
+    campaign = service.models.campaigns.get(target)
     if campaign is not None:
         return campaign
-    resource = await service.db(Store.get_resource, service.store, arn)
-    if resource is None or resource.kind != "campaign":
-        raise ResourceNotFound(f"Could not find campaign with ARN {arn}")
-    raise ResourceInUse(f"Campaign {arn} is not ACTIVE (status {resource.status})")
+    resource = await service.db(Store.get_resource, service.store, target)
+    if resource is None or resource.kind != kind:
+        raise ResourceNotFound(f"Could not find {kind} with ARN {target}")
+    raise ResourceInUse(f"{kind.capitalize()} {target} is not ACTIVE (status {resource.status})")
+
+
+async def _use_case_inputs(service: Service, campaign: LiveCampaign, user_id: str | None, item_id: str | None
+                           ) -> tuple[str | None, np.ndarray | None]:
+    """A recommender's use-case rules: required ids, the user's latest item, items it leaves out (domain.py)."""
+    use_case, live = campaign.use_case, campaign.live
+    if use_case is None:
+        return item_id, None
+    if use_case.needs_user and not user_id:
+        raise InvalidInput(f"userId is required for a {use_case.name} recommender")
+    if use_case.needs_item and not item_id:
+        raise InvalidInput(f"itemId is required for a {use_case.name} recommender")
+    if not (use_case.excludes_event and user_id and "INTERACTIONS" in live.datasets):
+        return item_id, None
+    consumed = await service.db(Store.user_items_of_type, service.store, live.datasets["INTERACTIONS"], user_id,
+                                use_case.excludes_event, FILTER_HISTORY_PER_TYPE)
+    if item_id is None and use_case.item_from_history:
+        if not consumed:
+            raise InvalidInput(f"User {user_id} has no {use_case.excludes_event} event to start from; pass itemId")
+        item_id = consumed[0]  # newest first
+    positions = live.model_positions()
+    mask = np.ones(len(live.model.item_ids), dtype=bool)
+    mask[[positions[item] for item in consumed if item in positions]] = False
+    return item_id, mask
 
 
 async def _filter_mask(service: Service, live: LiveModel, filter_arn: str, values: dict | None,
@@ -51,7 +78,7 @@ async def _filter_mask(service: Service, live: LiveModel, filter_arn: str, value
     if resource is None or resource.kind != "filter":
         raise ResourceNotFound(f"Could not find filter with ARN {filter_arn}")
     if resource.parent_arn != live.dataset_group_arn:
-        raise InvalidInput(f"Filter {filter_arn} belongs to another dataset group than the campaign")
+        raise InvalidInput(f"Filter {filter_arn} belongs to another dataset group than the campaign or recommender")
     try:
         compiled = _compiled(resource.doc["filterExpression"])
         table = await service.models.item_table(live)
@@ -101,6 +128,7 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
     live, model = campaign.live, campaign.live.model
     user_id, item_id = body.get("userId"), body.get("itemId")
     kind = model.recipe_type
+    item_id, candidates = await _use_case_inputs(service, campaign, user_id, item_id)
     if kind == RecipeType.PERSONALIZED_RANKING:
         raise InvalidInput("This campaign ranks items: call GetPersonalizedRanking")
     if kind == RecipeType.PERSONALIZED_ACTIONS:
@@ -110,9 +138,9 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
     if kind == RecipeType.RELATED_ITEMS and not item_id:
         raise InvalidInput("itemId is required for a RELATED_ITEMS campaign")
     num_results = body.get("numResults", DEFAULT_RESULTS)
-    candidates = None
     if body.get("filterArn"):
-        candidates = await _filter_mask(service, live, body["filterArn"], body.get("filterValues"), user_id, item_id)
+        mask = await _filter_mask(service, live, body["filterArn"], body.get("filterValues"), user_id, item_id)
+        candidates = mask if candidates is None else candidates & mask
     columns = await _metadata_columns(service, campaign, body)
     promotions = body.get("promotions") or []
     if promotions:
@@ -120,8 +148,13 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
                                                           num_results, candidates)
         items = _item_list(recommendations, live, columns, promotions[0].get("name"), promoted)
     else:
-        recommendations = model.recommend(live.user(user_id), item_id, num_results, candidates=candidates,
+        context = body.get("context")
+        wanted = widened(num_results) if context and live.context_lifts else num_results
+        recommendations = model.recommend(live.user(user_id), item_id, wanted, candidates=candidates,
                                           exploration=campaign.exploration)
+        if wanted != num_results:
+            recommendations = rerank(recommendations, context, live.context_lifts, live.model_positions(),
+                                     num_results, model.with_scores)
         items = _item_list(recommendations, live, columns)
     return {"itemList": items, "recommendationId": recommendation_id()}
 
@@ -155,7 +188,7 @@ async def _with_promotion(service: Service, campaign: LiveCampaign, promotion: d
 
 
 async def get_personalized_ranking(service: Service, body: dict[str, Any]) -> dict[str, Any]:
-    campaign = await campaign_for(service, body["campaignArn"])
+    campaign = await campaign_for(service, body.get("campaignArn"), body.get("recommenderArn"))
     live = campaign.live
     if live.model.recipe_type != RecipeType.PERSONALIZED_RANKING:
         raise InvalidInput("GetPersonalizedRanking needs a PERSONALIZED_RANKING campaign")

@@ -8,6 +8,7 @@ from typing import Any
 import fastavro
 import orjson
 
+from local_personalize.domains import check_domain_schema
 from local_personalize.errors import InvalidInput
 
 PRIMITIVES = frozenset({"float", "double", "int", "long", "string", "boolean"})
@@ -178,8 +179,8 @@ def check_for_dataset(schema: DatasetSchema, dataset_type: str, domain: str | No
             raise InvalidInput(f"{expected} schema must have a {name} field")
         if not field.types <= types or field.nullable:
             raise InvalidInput(f"{name} must be a non-null {'/'.join(sorted(types))}")
-    if domain and dataset_type == "INTERACTIONS" and schema.field("EVENT_TYPE") is None:
-        raise InvalidInput("Interactions schemas of domain dataset groups must have an EVENT_TYPE field")
+    if domain:
+        check_domain_schema(schema, dataset_type, domain)
     metadata = [f for f in schema.fields if f.name not in required]
     for field in metadata:
         if field.name in optional:

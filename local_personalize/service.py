@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Background work by kind → the job-process function that does it (see ControlContext.defer).
-RESUMABLE_KINDS = {"dataset-import-job": "import", "solution-version": "train",
+RESUMABLE_KINDS = {"dataset-import-job": "import", "solution-version": "train", "recommender": "train",
                    "batch-inference-job": "batch-inference-job", "batch-segment-job": "batch-segment-job",
                    "data-deletion-job": "data-deletion-job"}
 # Data deletion jobs have their own status words (deletion.py); every other job uses the CREATE … forms.
@@ -79,6 +79,8 @@ class Service:
                 await self._update_campaign(arn)
             elif work == "campaign-delete":
                 self.models.drop(arn)
+            elif work == "recommender-serve":
+                await self._serve_recommender(arn)
         except Exception:
             logger.exception("%s of %s failed", work, arn)
 
@@ -107,7 +109,11 @@ class Service:
             if dataset is not None:
                 self.models.records_changed(dataset.parent_arn)
         elif work == "train":
-            await self._sync_campaigns(arn)
+            resource = await self.db(Store.get_resource, self.store, arn)
+            if resource is not None and resource.kind == "recommender":
+                await self._serve_recommender(arn)
+            else:
+                await self._sync_campaigns(arn)
         elif work == "data-deletion-job":
             job = await self.db(Store.get_resource, self.store, arn)
             if job is not None and job.status == deletion.IN_PROGRESS and "numDeleted" in job.doc:
@@ -125,6 +131,22 @@ class Service:
             await self.db(lambda: self.store.update_resource(arn, status=CREATE_FAILED, failureReason=str(error)))
             return
         await self.db(lambda: self.store.update_resource(arn, status=ACTIVE))
+
+    async def _serve_recommender(self, arn: str) -> None:
+        """Load a trained recommender's model and serve it (creation, StartRecommender, restart)."""
+        recommender = await self.db(Store.get_resource, self.store, arn)
+        if recommender is None or not recommender.doc.get("_trained") or recommender.status == CREATE_FAILED:
+            return
+        serving = {"campaignArn": arn, "solutionVersionArn": arn, "recipeArn": recommender.doc["recipeArn"],
+                   "campaignConfig": recommender.doc["recommenderConfig"]}
+        try:
+            await self.models.activate(serving)
+        except Exception as error:  # a missing or unreadable model file fails the recommender with the reason
+            logger.exception("recommender %s failed to load", arn)
+            await self.db(lambda: self.store.update_resource(arn, status=CREATE_FAILED, failureReason=str(error)))
+            return
+        if recommender.status != ACTIVE:
+            await self.db(lambda: self.store.update_resource(arn, status=ACTIVE))
 
     async def _update_campaign(self, arn: str) -> None:
         campaign = await self.db(Store.get_resource, self.store, arn)
@@ -182,6 +204,9 @@ class Service:
         for campaign in await self.db(lambda: self.store.list_resources("campaign")):
             if campaign.status in UNFINISHED or campaign.status == ACTIVE:
                 self.start("campaign", campaign.arn)
+        for recommender in await self.db(lambda: self.store.list_resources("recommender")):
+            if recommender.status in (ACTIVE, "START IN_PROGRESS"):
+                self.start("recommender-serve", recommender.arn)
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):

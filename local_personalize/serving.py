@@ -14,9 +14,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from local_personalize.context import context_path, load_lifts
 from local_personalize.filters import ItemTable
 from local_personalize.ingest import Ingested, group_dataset
-from local_personalize.recipes import Exploration, Model, RecipeType, load_model
+from local_personalize.recipes import DomainRecipe, Exploration, Model, RecipeType, load_model, recipe_for_arn
 from local_personalize.store import Resource, Store
 
 if TYPE_CHECKING:
@@ -36,10 +39,18 @@ class LiveModel:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     item_table: ItemTable | None = None
     items_stale: bool = True
+    context_lifts: dict[str, np.ndarray] = field(default_factory=dict)  # "FIELD=value" → log-lift (context.py)
+    _positions: dict[str, int] | None = None
     trained_at: float = 0.0
     # Users a data deletion job removed after this model was trained → the fresh id the model knows them
     # by from then on: what it learnt about them is not served, events they send afterwards are.
     deleted_users: dict[str, str] = field(default_factory=dict)
+
+    def model_positions(self) -> dict[str, int]:
+        """Item id → position in the model's item_ids (built once, rebuilt when the catalogue grew)."""
+        if self._positions is None or len(self._positions) != len(self.model.item_ids):
+            self._positions = {item_id: i for i, item_id in enumerate(self.model.item_ids)}
+        return self._positions
 
     def user(self, user_id: str | None) -> str | None:
         """The id to ask the model about for `user_id`."""
@@ -64,6 +75,7 @@ class LiveCampaign:
     live: LiveModel
     exploration: Exploration
     metadata_enabled: bool
+    use_case: type[DomainRecipe] | None = None  # set for recommenders: the domain use case served
 
 
 def _load(store: Store, settings, version_arn: str) -> tuple[Resource, dict[str, str], list[tuple], int, set[str]]:
@@ -78,6 +90,11 @@ def _load(store: Store, settings, version_arn: str) -> tuple[Resource, dict[str,
     replay = store.events_after(datasets["INTERACTIONS"], cutoff) if "INTERACTIONS" in datasets else []
     deleted = store.deleted_users(group, version.created)
     return version, datasets, replay, store.last_interaction_seq(), deleted
+
+
+def _use_case(recipe_arn: str | None) -> type[DomainRecipe] | None:
+    recipe = recipe_for_arn(recipe_arn) if recipe_arn else None
+    return recipe if recipe is not None and issubclass(recipe, DomainRecipe) else None
 
 
 class LiveModels:
@@ -109,7 +126,10 @@ class LiveModels:
                 _load, self.service.store, self.service.settings, version_arn)
             path = self.service.settings.models_dir / f"{version.doc['_modelId']}.npz"
             model = await asyncio.to_thread(load_model, str(path))
-            live = LiveModel(version_arn, model, version.doc["datasetGroupArn"], datasets, trained_at=version.created)
+            lifts = await asyncio.to_thread(load_lifts,
+                                            context_path(self.service.settings.models_dir, version.doc["_modelId"]))
+            live = LiveModel(version_arn, model, version.doc["datasetGroupArn"], datasets, context_lifts=lifts,
+                             trained_at=version.created)
             live.forget(deleted)
             for event in replay:
                 live.observe(*event)
@@ -168,7 +188,8 @@ class LiveModels:
         config = campaign.get("campaignConfig") or {}
         recipe_is_v2 = live.model.recipe_name.endswith("-v2")
         state = LiveCampaign(campaign["campaignArn"], live, Exploration.from_config(config.get("itemExplorationConfig")),
-                             bool(config.get("enableMetadataWithRecommendations")) or recipe_is_v2)
+                             bool(config.get("enableMetadataWithRecommendations")) or recipe_is_v2,
+                             _use_case(campaign.get("recipeArn")))
         self.campaigns[state.arn] = state
         self._release_unused()
         return state

@@ -276,6 +276,13 @@ class Store:
             "SELECT item_id, event_type, ts, event_value FROM interactions WHERE dataset = ? AND user_id = ? "
             "ORDER BY ts DESC, seq DESC LIMIT ?", (self.dataset_key(dataset_arn), user_id, limit)).fetchall()
 
+    def user_items_of_type(self, dataset_arn: str, user_id: str, event_type: str, limit: int) -> list[str]:
+        """The items of a user's newest `limit` events of one type, newest first (recommender exclusions)."""
+        rows = self.db.execute(
+            "SELECT item_id FROM interactions WHERE dataset = ? AND user_id = ? AND event_type = ? "
+            "ORDER BY ts DESC, seq DESC LIMIT ?", (self.dataset_key(dataset_arn), user_id, event_type, limit))
+        return [row[0] for row in rows]
+
     # --- items / users / actions -------------------------------------------------------------------
 
     def upsert_records(self, dataset_arn: str, records: Iterable[tuple[str, dict[str, Any]]], source: str) -> int:

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from local_personalize import context
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
 from local_personalize.ingest import group_dataset
 from local_personalize.recipes import RecipeType, TrainingConfig, TrainingData, TrainingError, recipe_for_arn
 from local_personalize.settings import Settings
-from local_personalize.store import Store, gc_paused
+from local_personalize.schemas import parse_schema
+from local_personalize.store import Resource, Store, gc_paused
 
 logger = logging.getLogger(__name__)
 STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
@@ -75,8 +77,41 @@ def build_training_data(store: Store, dataset_group_arn: str, actions: bool = Fa
     data = TrainingData(
         user_ids=list(user_pos), item_ids=list(item_pos), user_index=user_index, item_index=item_index,
         timestamp=timestamp, event_type=event_type, event_types=list(type_pos), event_value=event_value,
-        item_metadata=item_metadata, user_metadata=user_metadata)
+        item_metadata=item_metadata, user_metadata=user_metadata,
+        item_text_fields=_textual_fields(store, items_dataset))
     return data, cutoff_seq
+
+
+def _textual_fields(store: Store, items_dataset: Resource | None) -> list[str]:
+    """The Items schema's free-text fields, which recipes read as text rather than categories."""
+    schema = store.get_resource(items_dataset.doc["schemaArn"]) if items_dataset is not None else None
+    if schema is None:
+        return []
+    return [field.name for field in parse_schema(schema.doc["schema"]).fields if field.textual]
+
+
+def _learn_context(store: Store, settings: Settings, doc: dict[str, Any], item_ids: list[str], cutoff_seq: int) -> None:
+    """Context lifts (context.py) for the Interactions schema's metadata fields, when it has any."""
+    interactions = group_dataset(store, doc["datasetGroupArn"], "INTERACTIONS")
+    if interactions is None:  # a next-best-action group may hold only its actions datasets
+        return
+    schema = store.get_resource(interactions.doc["schemaArn"])
+    fields = [f.name for f in parse_schema(schema.doc["schema"]).fields
+              if f.name not in context.RESERVED and "string" in f.types]
+    lifts = context.learn_lifts(store, interactions.arn, item_ids, fields, cutoff_seq) if fields else {}
+    if lifts:
+        context.save_lifts(context.context_path(settings.models_dir, doc["_modelId"]), lifts)
+
+
+def _exclude_columns(data: TrainingData, training_data_config: dict[str, Any] | None) -> None:
+    """A recommender's trainingDataConfig.excludedDatasetColumns: those ITEMS / USERS columns do not train."""
+    excluded = (training_data_config or {}).get("excludedDatasetColumns") or {}
+    for dataset_type, metadata in (("ITEMS", data.item_metadata), ("USERS", data.user_metadata)):
+        columns = set(excluded.get(dataset_type) or ())
+        for row in metadata.values() if columns else ():
+            for column in columns & row.keys():
+                del row[column]
+    data.item_text_fields = [name for name in data.item_text_fields if name not in (excluded.get("ITEMS") or ())]
 
 
 def solution_metrics(recipe: type, data: TrainingData, config: TrainingConfig) -> dict[str, float]:
@@ -96,6 +131,7 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
     started = time.monotonic()
     data, cutoff_seq = build_training_data(store, version.doc["datasetGroupArn"],
                                            actions=recipe.recipe_type == RecipeType.PERSONALIZED_ACTIONS)
+    _exclude_columns(data, (version.doc.get("recommenderConfig") or {}).get("trainingDataConfig"))
     read_at = time.monotonic()
     model = recipe.train(data, config)
     trained_at = time.monotonic()
@@ -104,6 +140,7 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
     partial = path.with_suffix(".partial")
     model.save(str(partial))
     os.replace(partial, path)
+    _learn_context(store, settings, version.doc, data.item_ids, cutoff_seq)
     metrics = solution_metrics(recipe, data, config)
     timings = {"read_secs": round(read_at - started, 2), "train_secs": round(trained_at - read_at, 2),
                "metrics_secs": round(time.monotonic() - trained_at, 2)}
@@ -113,7 +150,7 @@ def train_version(store: Store, settings: Settings, version_arn: str) -> dict[st
 
 
 def run_solution_version(settings: Settings, version_arn: str) -> None:
-    """Job-process entry point: train one version and record ACTIVE, CREATE FAILED or CREATE STOPPED."""
+    """Job-process entry point: train one version (or recommender) and record its outcome."""
     store = Store(settings.db_path)
     try:
         version = store.get_resource(version_arn)
@@ -135,6 +172,8 @@ def run_solution_version(settings: Settings, version_arn: str) -> None:
         if store.get_resource(version_arn).status == STOPPING:
             store.update_resource(version_arn, status=STOPPED)
             return
-        store.update_resource(version_arn, status=ACTIVE, **changes)
+        # A recommender turns ACTIVE once the server has loaded its model (service.py), a version at once.
+        done = CREATE_IN_PROGRESS if store.get_resource(version_arn).kind == "recommender" else ACTIVE
+        store.update_resource(version_arn, status=done, _trained=True, **changes)
     finally:
         store.close()

@@ -1,1 +1,1 @@
-"""The application layer: composes the engine (hub), the connectors and the workers into a running product."""
+"""The application: composes the engine (hub), the connectors and the workers into what users run."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 
@@ -33,23 +34,41 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     import uvicorn
 
     from hub.telemetry import setup_logging
+    from personalize_hub.http_server import server_config
     from personalize_hub.ingest import build_app
     from personalize_hub.runtime import Hub
 
     setup_logging(log_level)
     config = _load(config_path)
-    app = build_app(Hub(config))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host or config.http.host,
-            port=port if port is not None else config.http.port,
-            log_level=(log_level or "info").lower(),
-            access_log=False,
-            lifespan="on",
-        )
-    )
+    bound_host = host or config.http.host
+    app = build_app(Hub(config), bound_host=bound_host, config_path=config_path)
+    server = uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
+                                          port=port if port is not None else config.http.port,
+                                          log_level=(log_level or "info").lower()))
     asyncio.run(server.serve())
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+@click.option("--host", default=None, help="Override http.host.")
+@click.option("--port", default=None, type=int, help="Override http.port.")
+def console(config_path: str, host: str | None, port: int | None) -> None:
+    """Serve only the operator console (/console): for a batch-only setup, or beside a running hub."""
+    import uvicorn
+
+    from personalize_hub.http_server import server_config
+    from personalize_hub.ingest import build_app
+    from personalize_hub.runtime import Hub
+    from hub.telemetry import setup_logging
+
+    setup_logging()
+    config = _load(config_path)
+    bound_host = host or config.http.host
+    app = build_app(Hub(config), bound_host=bound_host, config_path=config_path, take_input=False)
+    click.echo(f"console: http://{bound_host}:{port if port is not None else config.http.port}/console/", err=True)
+    asyncio.run(uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
+                                             port=port if port is not None else config.http.port,
+                                             log_level="warning")).serve())
 
 
 @main.command()
@@ -232,7 +251,8 @@ def import_(config_path: str, dataset_arn: str, source: str, fmt: str | None, mo
 @click.option("--users", default=2000, show_default=True, help="Shoppers in the synthetic shop.")
 @click.option("--data-dir", default="var/demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo keeps its state (emptied first).")
-def demo(users: int, data_dir: str) -> None:
+@click.option("--keep-running", is_flag=True, help="Leave the hub, its console and local_personalize up afterwards.")
+def demo(users: int, data_dir: str, keep_running: bool) -> None:
     """Run the whole hub on this machine: local_personalize, a synthetic shop, training, live updates."""
     from pathlib import Path
 
@@ -242,7 +262,8 @@ def demo(users: int, data_dir: str) -> None:
     from personalize_hub.demo.run import run_demo
 
     setup_logging("WARNING")
-    asyncio.run(run_demo(Path(data_dir), users, Console()))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(Path(data_dir), users, Console(), keep_running=keep_running))
 
 
 if __name__ == "__main__":

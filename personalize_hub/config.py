@@ -7,6 +7,7 @@ import re
 import sys
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,16 @@ from connectors.destinations.personalize.readiness import ReadinessConfig
 from connectors.destinations.personalize.schema import SchemasConfig
 from hub.delivery.retry import RetryConfig
 from hub.errors import ConfigError
+from hub.events import TimestampWindow
+from personalize_hub.http_server import HttpLimits
 from hub.identity.config import IdentityConfig
 from hub.redis_connection import RedisConfig
 from personalize_hub import registry
 from personalize_hub.imports.config import ImportsConfig
-from personalize_hub.notifications import NotificationsConfig
 from personalize_hub.jobs import JOB_KINDS, Jobs, WorkersConfig, check_jobs
+from personalize_hub.notifications import NotificationsConfig
 from personalize_hub.recommendations import RecommendationsConfig
+from personalize_hub.console.config import ConsoleConfig
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
@@ -37,6 +41,21 @@ class HttpConfig(BaseModel):
 
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 only behind a proxy or in a container.")
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    limits: HttpLimits = Field(default_factory=HttpLimits, description="What one client may hold (http_server.py).")
+
+
+class TimestampsConfig(BaseModel):
+    """Event times outside this window are rejected (`invalid_timestamp`) by every source, never stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    earliest: datetime = Field(datetime(2000, 1, 1, tzinfo=timezone.utc),
+                               description="No event before this instant (ISO-8601; UTC when no offset).")
+    max_ahead_secs: float = Field(86_400.0, ge=0, description="No event more than this far after the hub's clock.")
+
+    def window(self) -> TimestampWindow:
+        earliest = self.earliest if self.earliest.tzinfo else self.earliest.replace(tzinfo=timezone.utc)
+        return TimestampWindow(earliest_secs=earliest.timestamp(), max_ahead_secs=self.max_ahead_secs)
 
 
 class _HubConfigBase(BaseModel):
@@ -45,6 +64,7 @@ class _HubConfigBase(BaseModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     aws: AwsConfig = Field(default_factory=AwsConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig, description="The Redis every section defaults to.")
+    timestamps: TimestampsConfig = Field(default_factory=TimestampsConfig, description="Accepted event times.")
     identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Session stitching, user links.")
     mapping: MappingConfig = Field(default_factory=MappingConfig, description="Events → Personalize records.")
     schemas: SchemasConfig = Field(default_factory=SchemasConfig, description="Dataset schemas to validate against.")
@@ -55,6 +75,7 @@ class _HubConfigBase(BaseModel):
     imports: ImportsConfig = Field(default_factory=ImportsConfig, description="`hub import`: column mapping, files.")
     notifications: NotificationsConfig = Field(
         default_factory=NotificationsConfig, description="Lifecycle events to signed webhooks (import, training, jobs).")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The operator console under /console.")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
 

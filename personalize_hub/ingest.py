@@ -22,8 +22,14 @@ log = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD = 10_000  # net allocations between young collections (CPython's default: 700)
 
 
-def build_app(hub: Hub) -> Starlette:
-    """A Starlette app whose lifespan starts and stops the hub."""
+def build_app(hub: Hub, *, bound_host: str | None = None, config_path: str | None = None,
+              take_input: bool = True) -> Starlette:
+    """A Starlette app whose lifespan starts and stops the hub (and its console, unless disabled).
+
+    With `take_input=False` (`hub console`) no source runs and no webhook is mounted: delivery is opened
+    only so that the console can replay the dead letter.
+    """
+    from personalize_hub.console import Console
 
     async def healthz(request: Request) -> Response:
         if hub.failed_sources:
@@ -52,19 +58,26 @@ def build_app(hub: Hub) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    mounted: dict[str, list[str]] = {}
-    for source in hub.webhook_sources:
-        source_routes = source.routes(hub.pipeline.emit)
-        mounted[source.config.id] = [route.path for route in source_routes]
-        routes += source_routes
+    routes_by_source: dict[str, list[str]] = {}
+    for source in hub.webhook_sources if take_input else ():
+        mounted = source.routes(hub.pipeline.emit)
+        routes_by_source[source.config.id] = [getattr(route, "path", "") for route in mounted]
+        routes += mounted
+    console = None
+    if hub.config.console.enabled:
+        console = Console(hub, bound_host=bound_host or hub.config.http.host, routes_by_source=routes_by_source,
+                          config_path=config_path)
+        routes += console.routes()
     recommendations = mount_recommendations(hub.config, hub.context)  # None unless recommendations.enabled
     if recommendations is not None:
         routes += recommendations.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await hub.start()
-        log_layout(hub, mounted)
+        await (hub.start() if take_input else hub.start_delivery())
+        log_layout(hub, routes_by_source)
+        if console is not None:
+            await console.start()
         # Everything built so far lives as long as the process: out of the collector's reach, a full
         # collection walks only what requests allocate (tens of ms → under 1 ms), which keeps p99 short
         # (bench/recommendations_endpoint.py). Garbage is collected first so that none is pinned.
@@ -80,6 +93,8 @@ def build_app(hub: Hub) -> Starlette:
             yield
         finally:
             gc.set_threshold(*previous_threshold)
+            if console is not None:
+                await console.stop()
             await hub.stop()
             if recommendations is not None:
                 await recommendations.close()

@@ -231,9 +231,15 @@ class WorkersConfig(BaseModel):
     export_slice_secs: float = Field(
         60.0, gt=0, description="An export task stops reading after this long and continues in a new task.")
     poll_interval_secs: float = Field(30.0, gt=0, description="How often a running batch job is polled.")
-    max_wait_secs: float = Field(86_400.0, gt=0, description="A batch job still running after this long fails.")
+    max_wait_secs: float = Field(86_400.0, gt=0, description="A batch job still running after this long fails; so "
+                                 "does a run that waited this long for the job's previous run to finish exporting.")
     lock_ttl_secs: float = Field(
         30.0, gt=0, description="An export slice's lock outlives a killed worker by at most this long.")
+    run_lease_secs: float = Field(
+        1800.0, gt=0, description="A run whose heartbeat (refreshed while it works) is older than this was "
+        "abandoned (its worker killed, its tasks lost): the next run of the job fails it with that reason "
+        "instead of waiting for it. Keep it above visibility_timeout_secs + lock_ttl_secs, the longest "
+        "Celery takes to redeliver a killed task.")
     state_ttl_days: int = Field(35, ge=1, description="Run reports and delivery ledgers are kept this long.")
     sync_ttl_days: int = Field(120, ge=1, description="A user's last-sync hash is forgotten after this long.")
 
@@ -244,6 +250,9 @@ class WorkersConfig(BaseModel):
             raise ValueError("poll_interval_secs must be below visibility_timeout_secs")
         if self.export_slice_secs * 2 >= self.visibility_timeout_secs:
             raise ValueError("export_slice_secs must be below half of visibility_timeout_secs")
+        if self.run_lease_secs <= self.visibility_timeout_secs + self.lock_ttl_secs:
+            raise ValueError("run_lease_secs must exceed visibility_timeout_secs + lock_ttl_secs: a killed "
+                             "task Celery would still redeliver is not abandoned")
         return self
 
 

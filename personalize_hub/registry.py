@@ -8,7 +8,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field
 
 from connectors import CATALOGUE
-from hub.connector import Context, Destination, DestinationConfig, RecordSink, Source, SourceConfig
+from hub.connector import BatchedConfig, Context, Destination, RecordSink, Source, SourceConfig
 
 
 def _catalogue() -> list[type[Source] | type[Destination]]:
@@ -50,7 +50,7 @@ def build_source(config: SourceConfig, context: Context) -> Source:
     return sources()[config.type](config, context)  # type: ignore[attr-defined]
 
 
-def build_destination(config: DestinationConfig, context: Context) -> Destination:
+def build_destination(config: BatchedConfig, context: Context) -> Destination:
     return destinations()[config.type](config, context)  # type: ignore[attr-defined]
 
 

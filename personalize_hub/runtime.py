@@ -11,6 +11,7 @@ from connectors.destinations.personalize.readiness import ReadinessRecorder
 from hub.connector import Context, Destination, Source, Stage, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.runner import DestinationRunner
+from hub.events import set_timestamp_window
 from hub.pipeline import Pipeline
 from personalize_hub import registry
 
@@ -37,6 +38,7 @@ class Hub:
 
     def __init__(self, config: Any, context: Context | None = None):
         self.config = config
+        set_timestamp_window(config.timestamps.window())  # every decoder applies it (hub/events.py)
         self.context = context or Context()
         self._owns_aws = self.context.aws is None
         if self._owns_aws:

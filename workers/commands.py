@@ -1,7 +1,8 @@
-"""`hub jobs list | run NAME | status RUN`: batch jobs from the command line, reports printed with rich."""
+"""`hub jobs list | run NAME | status RUN | resolve RUN`: batch jobs from the command line, reports printed with rich."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sys
@@ -151,6 +152,63 @@ def status(run_id: str, config_path: str, as_json: bool) -> None:
         click.echo(f"no run {run_id!r} (runs are kept workers.state_ttl_days)", err=True)
         sys.exit(1)
     _print(report, as_json)
+
+
+@jobs.command("resolve")
+@click.argument("run_id")
+@click.option("--as", "outcome", required=True, type=click.Choice(["sent", "unsent"]),
+              help="sent: they arrived (recorded as the last sync); unsent: they did not (the next run sends them).")
+@click.option("--destination", "only", multiple=True, help="Only these destination ids (default: all of the job's).")
+@click.option("--recipient", "recipients", multiple=True, help="Only these recipients (default: every one in doubt).")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+def resolve(run_id: str, outcome: str, only: tuple[str, ...], recipients: tuple[str, ...], config_path: str) -> None:
+    """Decide the recipients of RUN_ID whose send may or may not have arrived (`unknown`): the hub never
+    resends them by itself. Check the destination (the mail log, the provider's console), then say."""
+    config = _setup(config_path)
+    from workers import context
+    from workers.steps import runs
+
+    with _redis_reachable():
+        record = runs().get(run_id)
+        if not record:
+            click.echo(f"no run {run_id!r} (runs are kept workers.state_ttl_days)", err=True)
+            sys.exit(1)
+        if not RunState(record["state"]).final:
+            silent = time.time() - runs().last_beat(record)
+            if silent <= config.workers.run_lease_secs:
+                click.echo(f"run {run_id} is {record['state']} (alive {silent:.0f}s ago): its sends may still settle; "
+                           "resolve it once it is final", err=True)
+                sys.exit(1)
+            runs().fail(run_id, f"abandoned: no heartbeat for {silent:.0f}s while {record['state']}; resolved by hand")
+        job = context.job_config(record["job"])
+        decided = asyncio.run(_resolve(run_id, job, only or [d.id for d in job.destinations], set(recipients),
+                                       arrived=outcome == "sent"))
+        state = runs().reconsider(run_id)
+    for destination, count in decided.items():
+        click.echo(f"{destination}: {count} recipients resolved as {outcome}")
+    click.echo(f"{run_id}: {state.value}")
+
+
+async def _resolve(run_id: str, job: Any, destinations: list[str], recipients: set[str], *,
+                   arrived: bool) -> dict[str, int]:
+    from workers import context
+    from workers.ledger import Ledger
+
+    config = context.hub_config().workers
+    client = context.async_redis()
+    try:
+        ledger = Ledger(client, run_id, job.name, ttl_secs=config.state_ttl_days * 86_400,
+                        sync_ttl_secs=config.sync_ttl_days * 86_400)
+        decided = {}
+        for destination in destinations:
+            in_doubt = await ledger.in_doubt(destination)
+            if recipients:
+                in_doubt = {k: v for k, v in in_doubt.items() if k in recipients}
+            await ledger.resolve(destination, in_doubt, arrived=arrived)
+            decided[destination] = len(in_doubt)
+        return decided
+    finally:
+        await client.aclose()
 
 
 def _print(report: Report, as_json: bool) -> None:

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from connectors.formats.recommendations import RELATED_ITEMS, SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
 from hub.connector import Destination, ExportDestination, Outcome
 from hub.delivery.retry import RetryPolicy
@@ -16,7 +18,8 @@ from hub.delivery.runner import DestinationRunner, Settlement
 from hub.events import SourceRef
 from hub.rows import ExportRow
 from personalize_hub.jobs import Recipe
-from workers.ledger import RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed
+from workers.ledger import (
+    RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed, parse_pending, pending_mark)
 from workers.outputs import Decorated, Decorator, LineError
 from workers.runs import MAX_ERROR_SAMPLES
 
@@ -56,7 +59,9 @@ class LedgeredDestination(ExportDestination):
     """Wraps a destination without an idempotency key: `sending` before each send, `sent` right after.
 
     Recording around the send itself keeps the window in which a crash leaves an outcome unknown as
-    small as one request; such recipients are reported `unknown`, never resent (destinations.md §6).
+    small as one request; such recipients are reconciled (`Destination.delivery_status`) or reported
+    `unknown`, never resent blindly (destinations.md §6). The job's pending mark, set with `sending`,
+    carries that to later runs of the job.
     """
 
     def __init__(self, inner: Destination, ledger: Ledger, run_id: str, digests: dict[str, str]):
@@ -67,6 +72,7 @@ class LedgeredDestination(ExportDestination):
         self.digests = digests
         self.idempotent = inner.idempotent
         self.export_rows = inner.export_rows
+        self.run_id = run_id
 
     def accepts_row(self, row: ExportRow) -> bool:
         return self.inner.accepts_row(row)
@@ -83,9 +89,14 @@ class LedgeredDestination(ExportDestination):
     async def close(self) -> None:
         await self.inner.close()
 
+    async def delivery_status(self, batch: Sequence[ExportRow]) -> Sequence[bool | None]:
+        return await self.inner.delivery_status(batch)  # type: ignore[arg-type]
+
     async def send(self, batch: Sequence[ExportRow]) -> None:
         keys = [row.message_id[self._prefix:] for row in batch]
-        await self.ledger.settle(self.config.id, [(k, SENDING) for k in keys])
+        await self.ledger.settle(self.config.id, [(k, SENDING) for k in keys],
+                                 pending=[(k, pending_mark(self.digests[k], self.run_id)) for k in keys
+                                          if k in self.digests])
         try:
             await self.inner.send(batch)
         except Exception as err:
@@ -205,14 +216,17 @@ class Exporter:
             log.error("export %s: recording outcomes failed", self.run_id, exc_info=self._failure)
 
     async def _decide_and_submit(self, runner: DestinationRunner, decorated: list[Decorated], rows: list[ExportRow],
-                                 states: list[str | None], synced: list[str | None]) -> tuple:
-        """Skip what this run settled and what did not change since the last sync; submit the rest."""
+                                 states: list[str | None], synced: list[str | None],
+                                 pending: list[str | None]) -> tuple:
+        """Skip what this run settled and what did not change since the last sync; reconcile sends a
+        crash cut off; submit the rest."""
         destination = runner.destination
         now_states: list[tuple[str, str]] = []
         resync: list[tuple[str, str]] = []
         sends: list[tuple[str, str, asyncio.Future[Settlement]]] = []
+        in_doubt: list[tuple[Decorated, ExportRow, ExportRow]] = []  # (item, this run's row, the row asked about)
         in_flight = self.digests[runner.name]
-        for item, row, state, last in zip(decorated, rows, states, synced, strict=True):
+        for item, row, state, last, mark in zip(decorated, rows, states, synced, pending, strict=True):
             key = item.key
             if key in in_flight:
                 continue  # the same recipient twice in the output: one send is in flight already
@@ -221,18 +235,33 @@ class Exporter:
                     resync.append((key, item.digest))
                     continue
                 if state == SENDING and not destination.idempotent:
-                    now_states.append((key, UNKNOWN))  # it may have arrived: never send it blindly again
+                    in_doubt.append((item, row, row))  # it may have arrived: never send it blindly again
                     continue
                 if state != SENDING and state not in RETRIED_ON_RERUN:
                     continue  # settled: unchanged, unknown, or failed for good
             if last == item.digest:
                 now_states.append((key, UNCHANGED))
                 continue
+            earlier = parse_pending(mark)
+            if earlier and earlier[0] == item.digest and not destination.idempotent and state is None:
+                # An earlier run began sending this very content and never learnt the outcome.
+                in_doubt.append((item, row, _as_sent_by(row, earlier[1], key)))
+                continue
             if not destination.accepts_row(row):
                 now_states.append((key, failed("not_accepted")))
                 continue
             in_flight[key] = item.digest
             sends.append((key, item.digest, await runner.submit(row)))  # type: ignore[arg-type]
+        for (item, row, _), arrived in zip(in_doubt, await _ask(destination, [r for _, _, r in in_doubt]),
+                                             strict=True):
+            if arrived is None:
+                now_states.append((item.key, UNKNOWN))
+            elif arrived:
+                now_states.append((item.key, SENT))
+                resync.append((item.key, item.digest))
+            else:  # the destination says it never arrived: send it now
+                in_flight[item.key] = item.digest
+                sends.append((item.key, item.digest, await runner.submit(row)))  # type: ignore[arg-type]
         return runner, now_states, resync, sends
 
     async def _settle(self, pending: list[tuple]) -> None:
@@ -253,6 +282,23 @@ class Exporter:
             in_flight = self.digests[runner.name]
             for key, _, _ in sends:  # only now: a later chunk's lookup must find them in the ledger
                 in_flight.pop(key, None)
+
+
+def _as_sent_by(row: ExportRow, run_id: str, key: str) -> ExportRow:
+    """The row as run `run_id` sent it: message ids are "<run id>:<recipient>"."""
+    return msgspec.structs.replace(row, source=msgspec.structs.replace(row.source, message_id=f"{run_id}:{key}"))
+
+
+async def _ask(destination: Destination, rows: list[ExportRow]) -> Sequence[bool | None]:
+    """The destination's word on earlier sends; a failure to answer is "cannot tell"."""
+    if not rows:
+        return []
+    try:
+        found = await destination.delivery_status(rows)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - asking is best effort: the recipients stay `unknown`, reported
+        log.warning("%s: could not reconcile %d earlier sends", destination.config.id, len(rows), exc_info=True)
+        return [None] * len(rows)
+    return found if len(found) == len(rows) else [None] * len(rows)
 
 
 def _state_of(settlement: Settlement, idempotent: bool) -> str:

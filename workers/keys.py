@@ -40,6 +40,11 @@ def sync_key(job: str, destination: str) -> str:
     return f"{PREFIX}:sync:{job}:{destination}"
 
 
+def pending_key(job: str, destination: str) -> str:
+    """Hash: recipient → "<digest>:<run id>" of a send begun but never confirmed (cleared once it settles)."""
+    return f"{PREFIX}:pending:{job}:{destination}"
+
+
 def contacts_key(run_id: str) -> str:
     """Hash: userId → {"email", "attributes"} from the run's users list."""
     return f"{PREFIX}:contacts:{run_id}"

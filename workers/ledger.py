@@ -4,6 +4,10 @@ States: `sending` (recorded just before a send to a destination without an idemp
 `unchanged` (same payload as the last successful sync), `unknown` (a send that may or may not have
 happened: never repeated automatically), `failed:<reason>`. A rerun or a redelivered task reads the
 ledger first, so nothing is sent twice (destinations.md §6, "Recommended hub pattern").
+
+A send begun also leaves a per-job *pending mark* (digest and run id) that only a settled outcome
+clears: a later run of the job (a new run id, so a new ledger) finds it and does not send the same
+content again blindly; it asks the destination, or records `unknown` for `hub jobs resolve` to decide.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from collections.abc import Sequence
 import orjson
 import redis.asyncio
 
-from workers.keys import ledger_key, run_key, sync_key
+from workers.keys import ledger_key, pending_key, run_key, sync_key
 
 SENDING, SENT, UNCHANGED, UNKNOWN = "sending", "sent", "unchanged", "unknown"
+RESOLVED_UNSENT = "failed:resolved_unsent"  # an operator said an unknown send never arrived
 # Failures a rerun tries again: the runner gave up on a definite, retryable failure, or hit a bug.
-RETRIED_ON_RERUN = frozenset({"failed:retries_exhausted", "failed:internal_error"})
+RETRIED_ON_RERUN = frozenset({"failed:retries_exhausted", "failed:internal_error", RESOLVED_UNSENT})
 
 
 def failed(reason: str) -> str:
@@ -28,11 +33,12 @@ def failed(reason: str) -> str:
 # when a state does, so a task that runs twice counts nothing twice. Optionally records sync digests.
 # Lists travel as one JSON argument each (cjson is built into Redis's Lua): packing thousands of
 # separate arguments costs the client more than the whole script costs the server.
-# KEYS: ledger hash, run hash, sync hash. ARGV: destination, ledger ttl, sync ttl,
-# JSON [recipient, state, …], JSON [recipient, digest, …].
+# A state other than `sending` or `unknown` is an outcome: it clears the recipient's pending mark.
+# KEYS: ledger hash, run hash, sync hash, pending hash. ARGV: destination, ledger ttl, sync ttl,
+# JSON [recipient, state, …], JSON [recipient, digest, …], JSON [recipient, pending mark, …].
 _SETTLE = """
 local dest = ARGV[1]
-local states, synced = cjson.decode(ARGV[4]), cjson.decode(ARGV[5])
+local states, synced, pending = cjson.decode(ARGV[4]), cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
 for i = 1, #states, 2 do
   local recipient, new = states[i], states[i + 1]
   local old = redis.call('HGET', KEYS[1], recipient)
@@ -41,15 +47,20 @@ for i = 1, #states, 2 do
     redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. new, 1)
     if old then redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. old, -1) end
   end
+  if new ~= 'sending' and new ~= 'unknown' then redis.call('HDEL', KEYS[4], recipient) end
 end
 if #states > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 if #synced > 0 then
   redis.call('HSET', KEYS[3], unpack(synced))
   redis.call('EXPIRE', KEYS[3], ARGV[3])
 end
+if #pending > 0 then
+  redis.call('HSET', KEYS[4], unpack(pending))
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+end
 """
-# KEYS: (ledger hash, sync hash) per destination. ARGV: JSON [recipient, …]. Returns JSON
-# [[state or false, …], [digest or false, …], …] in KEYS order.
+# KEYS: (ledger hash, sync hash, pending hash) per destination. ARGV: JSON [recipient, …]. Returns JSON
+# [[state or false, …], [digest or false, …], [pending mark or false, …], …] in KEYS order.
 _LOOKUP = """
 local recipients = cjson.decode(ARGV[1])
 local found = {}
@@ -57,6 +68,22 @@ for i = 1, #KEYS do found[i] = redis.call('HMGET', KEYS[i], unpack(recipients)) 
 return cjson.encode(found)
 """
 MAX_RECIPIENTS_PER_CALL = 2000  # Lua's unpack takes ~8000 values: keep every call well below
+
+
+def pending_mark(digest: str, run_id: str) -> str:
+    return f"{digest}:{run_id}"
+
+
+def parse_pending(mark: str | None) -> tuple[str, str] | None:
+    """(digest, run id) of a pending mark (digests are hex: the first colon splits)."""
+    if not mark:
+        return None
+    digest, _, run_id = mark.partition(":")
+    return digest, run_id
+
+
+Known = tuple[list[str | None], list[str | None], list[str | None]]
+"""Per recipient: this run's ledger state, the last-sync digest, the job's pending mark."""
 
 
 class Ledger:
@@ -73,29 +100,56 @@ class Ledger:
 
     async def lookup(
         self, destinations: Sequence[str], recipients: Sequence[str]
-    ) -> dict[str, tuple[list[str | None], list[str | None]]]:
-        """Per destination: (ledger states, last-sync digests) of each recipient, in one round trip."""
+    ) -> dict[str, Known]:
+        """Per destination: (ledger states, last-sync digests, pending marks) of each recipient, in one round trip."""
         assert len(recipients) <= MAX_RECIPIENTS_PER_CALL
         if not recipients:
-            return {d: ([], []) for d in destinations}
+            return {d: ([], [], []) for d in destinations}
         keys = []
         for destination in destinations:
-            keys += (ledger_key(self.run_id, destination), sync_key(self.job, destination))
+            keys += (ledger_key(self.run_id, destination), sync_key(self.job, destination),
+                     pending_key(self.job, destination))
         found = orjson.loads(await self._lookup(keys=keys, args=[orjson.dumps(recipients)]))
-        return {d: ([v or None for v in found[2 * i]], [v or None for v in found[2 * i + 1]])
-                for i, d in enumerate(destinations)}
+        return {d: ([v or None for v in found[3 * i]], [v or None for v in found[3 * i + 1]],
+                    [v or None for v in found[3 * i + 2]]) for i, d in enumerate(destinations)}
 
     async def settle(
         self,
         destination: str,
         states: Sequence[tuple[str, str]],
         synced: Sequence[tuple[str, str]] = (),
+        pending: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Record new states (recipient, state) and, for delivered ones, their digests as the last sync."""
-        if not states and not synced:
+        """Record new states (recipient, state), for delivered ones their digests as the last sync, and
+        pending marks (recipient, `pending_mark`) of sends about to begin."""
+        if not states and not synced and not pending:
             return
-        assert len(states) <= MAX_RECIPIENTS_PER_CALL and len(synced) <= MAX_RECIPIENTS_PER_CALL
-        keys = [ledger_key(self.run_id, destination), run_key(self.run_id), sync_key(self.job, destination)]
-        args = [destination, self.ttl_secs, self.sync_ttl_secs,
-                orjson.dumps([x for pair in states for x in pair]), orjson.dumps([x for pair in synced for x in pair])]
+        assert max(len(states), len(synced), len(pending)) <= MAX_RECIPIENTS_PER_CALL
+        keys = [ledger_key(self.run_id, destination), run_key(self.run_id), sync_key(self.job, destination),
+                pending_key(self.job, destination)]
+        args = [destination, self.ttl_secs, self.sync_ttl_secs, *(orjson.dumps([x for pair in pairs for x in pair])
+                                                                  for pairs in (states, synced, pending))]
         await self._settle(keys=keys, args=args)
+
+    async def in_doubt(self, destination: str) -> dict[str, str | None]:
+        """Recipients whose send may or may not have arrived (`unknown`, or `sending` left by a dead run),
+        each with its pending mark."""
+        keys = [k.decode() async for k, v in self.redis.hscan_iter(ledger_key(self.run_id, destination))
+                if v.decode() in (UNKNOWN, SENDING)]
+        marks: list[bytes | None] = []
+        for i in range(0, len(keys), MAX_RECIPIENTS_PER_CALL):
+            marks += await self.redis.hmget(pending_key(self.job, destination), keys[i:i + MAX_RECIPIENTS_PER_CALL])
+        return {k: m.decode() if m else None for k, m in zip(keys, marks, strict=True)}
+
+    async def resolve(self, destination: str, in_doubt: dict[str, str | None], *, arrived: bool) -> None:
+        """An operator's word on sends in doubt: `sent` (its digest becomes the last sync) or never arrived
+        (`failed:resolved_unsent`: the next run sends it)."""
+        items = list(in_doubt.items())
+        for i in range(0, len(items), MAX_RECIPIENTS_PER_CALL):
+            part = items[i:i + MAX_RECIPIENTS_PER_CALL]
+            if arrived:
+                synced = [(k, parsed[0]) for k, mark in part if (parsed := parse_pending(mark))]
+                await self.settle(destination, [(k, SENT) for k, _ in part], synced)
+            else:
+                await self.settle(destination, [(k, RESOLVED_UNSENT) for k, _ in part])
+

@@ -107,6 +107,11 @@ class Runs:
         pipe.execute()
         return True
 
+    @staticmethod
+    def last_beat(record: dict[str, str]) -> float:
+        """When the run last showed it was alive: its heartbeat (export locks) or its last update."""
+        return max(float(record.get("heartbeat_at") or 0), float(record.get("updated_at") or 0))
+
     def get(self, run_id: str) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in self.redis.hgetall(run_key(run_id)).items()}
 
@@ -128,6 +133,7 @@ class Runs:
     def record_slice(self, run_id: str, shard: int, offset: int, stats: dict[str, Any]) -> None:
         """A slice's line counts, keyed by where it started: a slice run twice overwrites itself."""
         pipe = self.redis.pipeline()
+        pipe.hset(run_key(run_id), "heartbeat_at", time.time())  # the next slice is queued: still alive
         pipe.hset(slices_key(run_id), f"{shard}:{offset}", orjson.dumps(stats))
         pipe.expire(slices_key(run_id), self.ttl_secs)
         pipe.execute()
@@ -145,6 +151,14 @@ class Runs:
         state = RunState.PARTIAL if self.report(run_id).problems else RunState.SUCCEEDED
         self.set_state(run_id, state, finished_at=time.time())
         return RunState(self.get(run_id)["state"])
+
+    def reconsider(self, run_id: str) -> RunState:
+        """A finished run's state again after its outcomes changed (`hub jobs resolve`); a failed run stays failed."""
+        state = RunState(self.get(run_id)["state"])
+        if state in (RunState.PARTIAL, RunState.SUCCEEDED):
+            state = RunState.PARTIAL if self.report(run_id).problems else RunState.SUCCEEDED
+            self.update(run_id, state=state.value)
+        return state
 
     def recent(self, job: str, count: int = 1) -> list[str]:
         return [r.decode() for r in self.redis.zrevrange(index_key(job), 0, count - 1)]

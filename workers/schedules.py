@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
 from typing import Any
 
 from personalize_hub.jobs import JobConfig, parse_cron
@@ -27,25 +28,33 @@ def beat_schedule(jobs: list[JobConfig]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _slots(schedule: str, start: datetime, step_days: int) -> Iterator[datetime]:
+    """The cron expression's times, day by day from `start`'s day in the direction of `step_days`."""
+    cron = parse_cron(schedule)
+    times = sorted(((h, m) for h in cron.hour for m in cron.minute), reverse=step_days < 0)
+    for n in range(_DAYS_SEARCHED):
+        day = (start + timedelta(days=n * step_days)).date()
+        if (day.month in cron.month_of_year and day.day in cron.day_of_month
+                and day.isoweekday() % 7 in cron.day_of_week):  # crontab: 0 = Sunday
+            for hour, minute in times:
+                yield datetime(day.year, day.month, day.day, hour, minute, tzinfo=timezone.utc)
+    raise ValueError(f"schedule {schedule!r} named no time in {_DAYS_SEARCHED} days")
+
+
 def previous_slot(schedule: str, now: datetime) -> datetime:
     """The latest time at or before `now` (UTC, whole minutes) that the cron expression names.
 
     A beat-sent task carries no time; a task that is redelivered later still lands in the same slot,
     so the run id it derives (and the Personalize job name) is the same and nothing is duplicated.
     """
-    cron = parse_cron(schedule)
     now = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
-    for days_back in range(_DAYS_SEARCHED):
-        day = (now - timedelta(days=days_back)).date()
-        if (day.month not in cron.month_of_year or day.day not in cron.day_of_month
-                or day.isoweekday() % 7 not in cron.day_of_week):  # crontab: 0 = Sunday
-            continue
-        for hour in sorted(cron.hour, reverse=True):
-            for minute in sorted(cron.minute, reverse=True):
-                slot = datetime(day.year, day.month, day.day, hour, minute, tzinfo=timezone.utc)
-                if slot <= now:
-                    return slot
-    raise ValueError(f"schedule {schedule!r} named no time in the last {_DAYS_SEARCHED} days")
+    return next(slot for slot in _slots(schedule, now, -1) if slot <= now)
+
+
+def next_slot(schedule: str, now: datetime) -> datetime:
+    """The first time after `now` that the cron expression names (when beat starts the next run)."""
+    now = now.astimezone(timezone.utc)
+    return next(slot for slot in _slots(schedule, now, 1) if slot > now)
 
 
 def scheduled_run_id(job: JobConfig, now: datetime | None = None) -> str:

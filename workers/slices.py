@@ -9,16 +9,20 @@ that runs twice send nothing twice.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
 import orjson
 
-from workers.keys import lock_key, slices_key
+from workers.keys import lock_key, run_key, slices_key
 
-# Extends the lock only while this holder still owns it.
+# Extends the lock only while this holder still owns it, and refreshes the run's heartbeat with it.
 _EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('HSET', KEYS[2], 'heartbeat_at', ARGV[3])
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 0
 """
 _RELEASE = """
@@ -69,11 +73,16 @@ def load_slices(client: Any, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 class ShardLock:
-    """A Redis lock on one shard of a run, kept alive by a thread while the slice runs."""
+    """A Redis lock on one shard of a run, kept alive by a thread while the slice runs.
+
+    Each extension also refreshes the run's `heartbeat_at`: a run that stops beating for longer than
+    `workers.run_lease_secs` was abandoned (steps.py), and the next run of its job stops waiting for it.
+    """
 
     def __init__(self, client: Any, run_id: str, shard: int, ttl_secs: float):
         self.redis = client
         self.key = lock_key(run_id, shard)
+        self.run_key = run_key(run_id)
         self.ttl_ms = int(ttl_secs * 1000)
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
@@ -84,6 +93,7 @@ class ShardLock:
     def __enter__(self) -> ShardLock:
         if not self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
             raise SliceBusy(self.key)
+        self.redis.hset(self.run_key, "heartbeat_at", time.time())
         self._thread = threading.Thread(target=self._keep_alive, name=f"lock:{self.key}", daemon=True)
         self._thread.start()
         return self
@@ -91,7 +101,7 @@ class ShardLock:
     def _keep_alive(self) -> None:
         while not self._stop.wait(self.ttl_ms / 3000):
             try:
-                self._extend(keys=[self.key], args=[self.token, self.ttl_ms])
+                self._extend(keys=[self.key, self.run_key], args=[self.token, self.ttl_ms, time.time()])
             except Exception:  # noqa: BLE001 - a missed extension only shortens the lock; the next one retries
                 continue
 

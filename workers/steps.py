@@ -169,11 +169,23 @@ def submit(run_id: str) -> None:
 
 
 def _earlier_run_exporting(job: JobConfig, run_id: str, created_at: float) -> str | None:
-    """An older run of the same job that is still exporting, if any (the last few runs are checked)."""
+    """An older run of the same job that is still exporting, if any (the last few runs are checked).
+
+    One whose heartbeat is older than `workers.run_lease_secs` was abandoned (a worker killed and its
+    task lost, an eager `hub jobs run` killed): it is failed with that reason, not waited for. Its
+    in-flight sends stay `sending` (reported as unknown) and keep their pending marks, so this run
+    does not resend them blindly either.
+    """
+    lease = context.hub_config().workers.run_lease_secs
     for other in runs().recent(job.name, 5):
         record = runs().get(other) if other != run_id else {}
-        if record.get("state") == RunState.EXPORTING.value and float(record.get("created_at", 0)) < created_at:
+        if record.get("state") != RunState.EXPORTING.value or float(record.get("created_at", 0)) >= created_at:
+            continue
+        silent_secs = time.time() - Runs.last_beat(record)
+        if silent_secs <= lease:
             return other
+        runs().fail(other, f"abandoned: no heartbeat for {silent_secs:.0f}s while exporting (workers.run_lease_secs "
+                           f"{lease:.0f}); its in-flight sends are reported unknown; run {run_id} went on")
     return None
 
 
@@ -209,7 +221,11 @@ def poll(run_id: str) -> Wait | None:
     earlier = _earlier_run_exporting(job, run_id, float(run["created_at"]))
     if earlier:
         # Two runs of a job exporting at once would each send a user whose items changed: one at a time.
-        runs().update(run_id, waiting_for=earlier)
+        waiting_since = float(run.get("waiting_since") or time.time())
+        if time.time() - waiting_since > workers.max_wait_secs:  # alive but not finishing: never wait forever
+            raise RunFailed(f"waited {time.time() - waiting_since:.0f}s (workers.max_wait_secs) for run {earlier} "
+                            "of this job to finish exporting; it still is")
+        runs().update(run_id, waiting_for=earlier, waiting_since=waiting_since)
         return Wait(workers.poll_interval_secs)
     # Output: "<input file name>.out" in the output folder (personalize-api.md §6.7).
     output_uri = run["output_folder"] + run["input_uri"].rsplit("/", 1)[-1] + ".out"

@@ -120,6 +120,7 @@ def http_client(
     timeout_secs: float,
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Any = None,
 ) -> httpx.AsyncClient:
     """An httpx client that never follows redirects and keeps `max_connections` alive.
 
@@ -127,7 +128,7 @@ def http_client(
     (httpx.MockTransport in unit tests).
     """
     return httpx.AsyncClient(
-        transport=transport or AiohttpTransport(max_connections),
+        transport=transport or AiohttpTransport(max_connections, resolver=resolver),
         base_url=base_url,
         headers=dict(headers),
         timeout=httpx.Timeout(timeout_secs),

@@ -24,14 +24,16 @@ _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests over an aiohttp session opened on first use (in the running event loop)."""
 
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, *, resolver: aiohttp.abc.AbstractResolver | None = None) -> None:
         self.max_connections = max_connections
+        self.resolver = resolver  # e.g. public_network.PublicOnlyResolver: consulted on every new connection
         self._session: aiohttp.ClientSession | None = None
         self._proxies: dict[tuple[str, str | None, int | None], tuple[URL | None, aiohttp.BasicAuth | None]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # httpx's own TLS settings (certifi, SSL_CERT_FILE).
-        connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=httpx.create_ssl_context())
+        connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=httpx.create_ssl_context(),
+                                         resolver=self.resolver)
         # auto_decompress off: httpx decodes Content-Encoding itself when it reads the body.
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                               skip_auto_headers=_NO_AUTO_HEADERS)

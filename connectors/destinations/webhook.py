@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
-import socket
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -18,6 +16,7 @@ import orjson
 from pydantic import Field, SecretStr, field_validator
 
 from connectors.destinations.http_delivery import http_client, raise_for_response, transport_failure
+from connectors.destinations.public_network import PublicOnlyResolver, refuse_private_literal
 from connectors.formats.lifecycle import LIFECYCLE, is_lifecycle
 from connectors.formats.recommendations import (
     SEGMENT_AUDIENCE,
@@ -125,10 +124,15 @@ class Webhook(ExportDestination):
 
     async def start(self) -> None:
         if self._client is None:
+            resolver = None
             if not self.config.allow_private_networks:
-                await _refuse_private_host(self.config.url)
+                # An IP literal is checked once; a name on every connection (PublicOnlyResolver), so one that
+                # was unresolvable at start or changes its DNS later cannot reach a private network either.
+                if (reason := refuse_private_literal(urlsplit(self.config.url).hostname or "")) is not None:
+                    raise ConfigError([f"webhook url: {reason}"])
+                resolver = PublicOnlyResolver()
             self._client = http_client("", {"Content-Type": "application/json"}, self.config.timeout_secs,
-                                       self.config.batch_policy().max_in_flight, self._transport)
+                                       self.config.batch_policy().max_in_flight, self._transport, resolver)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -164,23 +168,3 @@ class Webhook(ExportDestination):
         if response.status_code == 410:
             raise RejectedError("endpoint_gone", "the receiver answered 410 Gone: remove or fix this destination")
         raise_for_response(response, 1)
-
-
-async def _refuse_private_host(url: str) -> None:
-    """SSRF guard: the URL must not resolve to loopback, private or link-local addresses (§4a).
-
-    Checked when the destination starts; a receiver whose DNS later changes is not re-checked, so
-    untrusted URLs also want an egress proxy (destinations.md §4a).
-    """
-    import asyncio
-
-    host = urlsplit(url).hostname or ""
-    port = urlsplit(url).port or 443
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return  # unresolvable now: each send fails and retries as a connection error
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise ConfigError([f"webhook url: {host} resolves to {address}; set allow_private_networks to send there"])

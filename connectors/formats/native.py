@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from hub.errors import RejectedError
-from hub.events import Event, SourceRef
+from hub.events import Event, SourceRef, to_epoch_secs
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
@@ -30,5 +30,9 @@ def decode(data: bytes | Any, source: SourceRef) -> Event:
             event = msgspec.convert(data, Event, strict=False)
     except msgspec.DecodeError as err:  # ValidationError is a DecodeError: names the field
         raise RejectedError("invalid_event", f"not a hub Event: {err}") from None
+    try:  # another hub wrote it, but the window is this hub's: the one normaliser decides
+        event.timestamp = to_epoch_secs(event.timestamp)
+    except ValueError as err:
+        raise RejectedError("invalid_timestamp", f"timestamp: {err}") from None
     event.source = msgspec.structs.replace(source, message_id=event.source.message_id)
     return event

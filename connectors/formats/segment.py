@@ -124,7 +124,7 @@ def _timestamp(msg: SegmentMessage, received_at: float | None) -> float:
             original = to_epoch_secs(msg.originalTimestamp)
             if msg.sentAt is None:
                 return original
-            return received - (to_epoch_secs(msg.sentAt) - original)
+            return to_epoch_secs(received - (to_epoch_secs(msg.sentAt) - original))  # skew may push it out
     except ValueError as err:
         field = "timestamp" if msg.timestamp is not None else "originalTimestamp/sentAt"
         raise RejectedError("invalid_timestamp", f"{field}: {err}") from None

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import msgspec
-import orjson
 from fastavro.types import Schema
 
 from connectors.formats import avro, mparticle, native, segment
+from connectors.formats.json_document import InvalidJson, decode_json
 from connectors.sources.schema_registry import SchemaRegistry
 from hub.errors import RejectedError
 from hub.events import Event, Rejection, SourceRef
@@ -85,8 +85,8 @@ class RecordDecoder:
             if self.format == "native":
                 return [native.decode(record.value, origin)], []
             try:
-                payload = orjson.loads(record.value)
-            except orjson.JSONDecodeError as err:
+                payload = decode_json(record.value)
+            except InvalidJson as err:
                 raise RejectedError("invalid_json", f"value is not valid JSON: {err}") from None
             return self._dialect(self.format, payload, origin, received_at)
         except RejectedError as err:

@@ -14,15 +14,18 @@ from starlette.routing import Route
 
 from connectors.formats import mparticle
 from connectors.sources.webhook_http import (
+    RequestGate,
     RequestRejected,
+    WebhookSourceConfig,
     basic_credentials,
     error_response,
     json_response,
     matches_any,
     parse_json,
     read_body,
+    retry_later_response,
 )
-from hub.connector import Emit, EmitReport, Outcome, SourceConfig, WebhookSource
+from hub.connector import Emit, EmitReport, Outcome, WebhookSource
 from hub.errors import RejectedError
 from hub.events import Event, Rejection, SourceRef
 from hub.secret import Secret
@@ -34,7 +37,7 @@ MAX_BATCH_BYTES = 128 * 1024
 MAX_BULK_BATCHES = 100
 
 
-class MparticleWebhookConfig(SourceConfig):
+class MparticleWebhookConfig(WebhookSourceConfig):
     """Receives mParticle event batches (server SDKs, the Events API format) at the API's own paths."""
 
     type: Literal["mparticle_webhook"]
@@ -42,7 +45,10 @@ class MparticleWebhookConfig(SourceConfig):
                "api_secret": "${MPARTICLE_API_SECRET}"}
     api_key: Secret = Field(..., description="Key half of the HTTP Basic credentials; from the environment.")
     api_secret: Secret = Field(..., description="Secret half of the HTTP Basic credentials; from the environment.")
-    path_prefix: str = Field("/v2", description="Mount point of /events and /bulkevents.")
+    path_prefix: str = Field(
+        "/v2", description="Mount point of /events and /bulkevents. Body limits (after gzip/deflate inflation): "
+                           "128 KB for /events, 256 KB and 100 batches for /bulkevents.",
+    )
     user_id_identity: str = Field(
         "customer_id",
         description="The user_identities entry that is the Personalize user id (`customerid` is accepted for "
@@ -51,7 +57,8 @@ class MparticleWebhookConfig(SourceConfig):
 
 
 class MparticleWebhook(WebhookSource):
-    """mParticle Events API webhook: HTTP Basic key:secret; answers 202 once every event settled."""
+    """mParticle Events API and Webhook output (same batch format): HTTP Basic key:secret; gzip/deflate bodies;
+    answers 202 once every event settled."""
 
     Config = MparticleWebhookConfig
     config: MparticleWebhookConfig
@@ -69,19 +76,10 @@ class MparticleWebhook(WebhookSource):
 
     def routes(self, emit: Emit) -> list[Route]:
         prefix = self.config.path_prefix.rstrip("/")
-
-        def handler(bulk: bool):
-            async def endpoint(request: Request) -> Response:
-                try:
-                    return await self._handle(request, emit, bulk)
-                except RequestRejected as err:
-                    return error_response(err)
-
-            return endpoint
-
+        gate = RequestGate(self.config.max_requests_in_flight)
         return [
-            Route(f"{prefix}/events", handler(False), methods=["POST"]),
-            Route(f"{prefix}/bulkevents", handler(True), methods=["POST"]),
+            Route(f"{prefix}/events", gate.endpoint(lambda r: self._handle(r, emit, False)), methods=["POST"]),
+            Route(f"{prefix}/bulkevents", gate.endpoint(lambda r: self._handle(r, emit, True)), methods=["POST"]),
         ]
 
     def _authorise(self, request: Request) -> None:
@@ -142,11 +140,7 @@ class MparticleWebhook(WebhookSource):
 def _settlement(report: EmitReport, rejected: list[tuple[int, int | None, Rejection]], bulk: bool) -> Response:
     """202 (as the Events API answers) with counts once everything settled; 503 when anything did not."""
     if report.outcome is Outcome.RETRY:
-        return json_response(
-            {"success": False, "reason": "unavailable", "message": "delivery is failing; retry later"},
-            503,
-            {"Retry-After": "1"},
-        )
+        return retry_later_response()
     errors = []
     for position, index, rejection in rejected:
         where = {"batch": position} if bulk else {}

@@ -26,6 +26,10 @@ def create_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
     group = ctx.get(body["datasetGroupArn"], "dataset-group", "dataset group")
     require_active(group, "Dataset group")
     schema_resource = ctx.get(body["schemaArn"], "schema", "schema")
+    if schema_resource.doc.get("domain") != group.doc.get("domain"):
+        # A domain group takes schemas created for its domain, a custom group only custom schemas.
+        raise InvalidInput(f"Schema {schema_resource.arn} is for domain {schema_resource.doc.get('domain') or 'none'}"
+                           f", the dataset group for {group.doc.get('domain') or 'none'}")
     check_for_dataset(parse_schema(schema_resource.doc["schema"]), dataset_type, group.doc.get("domain"))
     arn = ctx.arn(f"dataset/{group.doc['name']}/{dataset_type}")
     doc = {"name": body["name"], "datasetArn": arn, "datasetGroupArn": group.arn, "datasetType": dataset_type,

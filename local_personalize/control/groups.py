@@ -38,8 +38,8 @@ def list_dataset_groups(ctx: ControlContext, body: dict[str, Any]) -> dict[str, 
 @operation("DeleteDatasetGroup")
 def delete_dataset_group(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
     group = ctx.get(body["datasetGroupArn"], "dataset-group", "dataset group")
-    # AWS refuses while datasets, trackers, solutions or filters remain in the group.
-    remaining = dependants(ctx.store, group.arn, ("dataset", "event-tracker", "solution", "filter",
+    # AWS refuses while datasets, trackers, solutions, recommenders, filters or a metric attribution remain.
+    remaining = dependants(ctx.store, group.arn, ("dataset", "event-tracker", "solution", "recommender", "filter",
                                                   "metric-attribution"))
     if remaining:
         raise ResourceInUse(f"Dataset group {group.arn} still has resources: "

@@ -28,6 +28,8 @@ STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
 def _recipe_summary(recipe: type, full: bool) -> dict[str, Any]:
     summary = {"name": recipe.name, "recipeArn": recipe.arn(), "status": ACTIVE, "creationDateTime": 0.0,
                "lastUpdatedDateTime": 0.0}
+    if recipe.domain is not None:
+        summary["domain"] = recipe.domain
     if full:
         summary |= {"algorithmArn": f"arn:aws:personalize:::algorithm/{recipe.name}",
                     "featureTransformationArn": "arn:aws:personalize:::feature-transformation/JSON-percentile-filtering",
@@ -37,7 +39,9 @@ def _recipe_summary(recipe: type, full: bool) -> dict[str, Any]:
 
 @operation("ListRecipes")
 def list_recipes(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
-    return {"recipes": [_recipe_summary(recipe, False) for recipe in RECIPES.values()]}
+    # Without `domain` the custom recipes are listed, with it that domain's use cases (ListRecipes reference).
+    domain = body.get("domain")
+    return {"recipes": [_recipe_summary(recipe, False) for recipe in RECIPES.values() if recipe.domain == domain]}
 
 
 @operation("DescribeRecipe")
@@ -58,6 +62,8 @@ def create_solution(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]
         raise InvalidInput("recipeArn is required unless performAutoML is true")
     if recipe_arn is not None and recipe_for_arn(recipe_arn) is None:
         raise ResourceNotFound(f"Could not find recipe with ARN {recipe_arn}")
+    if recipe_arn is not None and recipe_for_arn(recipe_arn).domain is not None:
+        raise InvalidInput(f"{recipe_arn} is a domain use case: create a recommender with it, not a solution")
     config = dict(body.get("solutionConfig") or {})
     try:
         TrainingConfig.from_solution(body.get("eventType"), config)

@@ -4,6 +4,10 @@ What stands behind each name (real algorithms sized for a 2-core machine):
 * aws-popularity-count: distinct users per item, one list for everyone (popularity.py).
 * aws-trending-now: growth between the last two trend windows, in Poisson standard deviations; takes
   new events and new items without a retrain (trending.py).
+* aws-similar-items: aws-sims' co-occurrence blended with metadata cosine (TF-IDF for text), so cold
+  items get neighbours (similar_items.py).
+* aws-ecomm-* / aws-vod-*: the domain use cases recommenders serve, each one of these algorithms with
+  its documented event selection and exclusions (domain.py).
 * aws-sims: co-occurrence over distinct users, C_ij / n_j^β, top 200 neighbours per item, popular
   items as fallback (sims.py).
 * aws-user-personalization(-v2), aws-personalized-ranking(-v2), aws-item-affinity,
@@ -28,11 +32,13 @@ from local_personalize.recipes.base import (
     TrainingError,
     load_model,
 )
+from local_personalize.recipes.domain import DOMAIN_RECIPES, DomainRecipe
 from local_personalize.recipes.item_affinity import ItemAffinity
 from local_personalize.recipes.item_attribute_affinity import ItemAttributeAffinity
 from local_personalize.recipes.next_best_action import NextBestAction
 from local_personalize.recipes.popularity import PopularityCount
 from local_personalize.recipes.ranking import PersonalizedRanking, PersonalizedRankingV2
+from local_personalize.recipes.similar_items import SimilarItems
 from local_personalize.recipes.sims import Sims
 from local_personalize.recipes.trending import TrendingNow
 from local_personalize.recipes.user_personalization import UserPersonalization, UserPersonalizationV2
@@ -41,8 +47,8 @@ RECIPES: dict[str, type[Recipe]] = {
     recipe.name: recipe
     for recipe in (
         UserPersonalization, UserPersonalizationV2, PersonalizedRanking, PersonalizedRankingV2,
-        Sims, PopularityCount, TrendingNow, ItemAffinity,
-        ItemAttributeAffinity, NextBestAction,
+        Sims, PopularityCount, TrendingNow, ItemAffinity, ItemAttributeAffinity, NextBestAction, SimilarItems,
+        *DOMAIN_RECIPES,
     )
 }
 
@@ -55,6 +61,6 @@ def recipe_for_arn(recipe_arn: str) -> type[Recipe] | None:
 
 
 __all__ = [
-    "RECIPES", "Exploration", "Model", "Recipe", "RecipeType", "Recommendation", "SessionEvent",
+    "RECIPES", "DomainRecipe", "Exploration", "Model", "Recipe", "RecipeType", "Recommendation", "SessionEvent",
     "TrainingConfig", "TrainingData", "TrainingError", "load_model", "recipe_for_arn",
 ]

@@ -157,6 +157,7 @@ class TrainingData:
     event_value: np.ndarray | None = None  # float32, NaN where absent; None = no EVENT_VALUE column
     item_metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by item id
     user_metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by user id
+    item_text_fields: Sequence[str] = ()  # Items schema fields marked "textual": true (free text)
 
     def __post_init__(self) -> None:
         self.user_index = np.asarray(self.user_index, dtype=np.int32)
@@ -326,6 +327,7 @@ class Recipe(ABC):
     description: ClassVar[str]
     model_class: ClassVar[type[Model]]
     supports_batch_inference: ClassVar[bool] = True  # False for Trending-Now (§6.7)
+    domain: ClassVar[str | None] = None  # ECOMMERCE / VIDEO_ON_DEMAND for recommender use cases (domain.py)
 
     @classmethod
     def arn(cls) -> str:

@@ -112,7 +112,7 @@ class Sims(Recipe):
         matrix = histories.user_items(binary=True)
         popularity = np.bincount(matrix.indices, minlength=histories.num_items)
         matrix = _trim(matrix, histories, (user_low, user_high), (item_low, item_high))
-        neighbours = _neighbours(matrix, beta, max(min_together, 1.0))
+        neighbours = neighbour_matrix(matrix, beta, max(min_together, 1.0))
         return SimsModel(data.item_ids, neighbours, popularity)
 
 
@@ -141,7 +141,7 @@ def _trim(
     return matrix
 
 
-def _neighbours(matrix: sp.csr_matrix, beta: float, min_together: float) -> sp.csr_matrix:
+def neighbour_matrix(matrix: sp.csr_matrix, beta: float, min_together: float) -> sp.csr_matrix:
     """Top NEIGHBOURS_KEPT related items per item, computed a block of query items at a time."""
     num_items = matrix.shape[1]
     item_users = matrix.T.tocsr()

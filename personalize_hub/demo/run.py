@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -109,7 +110,7 @@ class ControlPlane:
         return wait_active(self.personalize, operation, key, arn, field, timeout_secs)
 
 
-def hub_config(data_dir: Path, port: int, personalize_url: str, arns: dict[str, str]) -> Any:
+def hub_config(data_dir: Path, port: int, personalize_url: str, arns: dict[str, str], console_token: str) -> Any:
     return parse_config({
         "http": {"host": "127.0.0.1", "port": port},
         "aws": {"region": REGION, "personalize_endpoint_url": personalize_url},
@@ -123,6 +124,7 @@ def hub_config(data_dir: Path, port: int, personalize_url: str, arns: dict[str, 
         ],
         "dead_letter": {"type": "file", "id": "dead_letter", "path": str(data_dir / "dead-letter.jsonl")},
         "readiness": {"store": "sqlite", "path": str(data_dir / "readiness.sqlite3")},
+        "console": {"token": console_token},
     }, {})
 
 
@@ -130,7 +132,7 @@ def hub_config(data_dir: Path, port: int, personalize_url: str, arns: dict[str, 
 async def serve(hub: Hub, port: int) -> AsyncIterator[str]:
     """The hub's HTTP app on a loopback port, in this event loop: the same path `hub run` serves."""
     server = uvicorn.Server(uvicorn.Config(build_app(hub), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
+                                           access_log=False, lifespan="on", timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -168,7 +170,7 @@ async def post_all(client: httpx.AsyncClient, messages: list[dict[str, Any]], ad
     return totals
 
 
-async def run_demo(data_dir: Path, users: int, console: Console) -> None:
+async def run_demo(data_dir: Path, users: int, console: Console, keep_running: bool = False) -> None:
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     # local_personalize accepts any signature; botocore still wants some credentials to sign with.
@@ -185,10 +187,12 @@ async def run_demo(data_dir: Path, users: int, console: Console) -> None:
         console.print(f"[bold]2.[/] dataset group, 3 datasets and an event tracker: trackingId {arns['tracking_id']}",
                       soft_wrap=True)
 
-        hub = Hub(hub_config(data_dir, free_port(), personalize_url, arns))
+        console_token = secrets.token_urlsafe(24)  # this run's console only; printed below for the person running it
+        hub = Hub(hub_config(data_dir, free_port(), personalize_url, arns, console_token))
         async with serve(hub, hub.config.http.port) as hub_url, httpx.AsyncClient(
             base_url=hub_url, auth=(DEMO_WRITE_KEY, ""), timeout=60) as client:
             console.print(f"[bold]3.[/] the hub is serving the Segment webhook on {hub_url}/v1/batch", soft_wrap=True)
+            console.print(f"    operator console: {hub_url}/console/ (token: {console_token})", soft_wrap=True)
             catalog, clicks = shop.catalog_events(), shop.clickstream()
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=console) as progress:
@@ -214,9 +218,17 @@ async def run_demo(data_dir: Path, users: int, console: Console) -> None:
                                                    "coverage") if k in metrics))
 
             await show_live_updates(shop, control, campaign, client, names, console)
-        solution_version = control.personalize.describe_campaign(campaignArn=campaign)["campaign"]["solutionVersionArn"]
-        await asyncio.to_thread(show_campaign, shop, data_dir, personalize_url, solution_version, free_port(), console)
-    console.print(f"\nEverything the demo wrote is under {data_dir}/ (dead letter: dead-letter.jsonl).", soft_wrap=True)
+            solution_version = control.personalize.describe_campaign(
+                campaignArn=campaign)["campaign"]["solutionVersionArn"]
+            await asyncio.to_thread(show_campaign, shop, data_dir, personalize_url, solution_version, free_port(),
+                                    console)
+            console.print(f"\nEverything the demo wrote is under {data_dir}/ (dead letter: dead-letter.jsonl).",
+                          soft_wrap=True)
+            if keep_running:
+                console.print(f"The stack stays up until Ctrl+C: console {hub_url}/console/ (token: {console_token}), "
+                              f"webhook {hub_url}/v1/batch (write key {DEMO_WRITE_KEY}), "
+                              f"local_personalize {personalize_url}", soft_wrap=True)
+                await asyncio.Event().wait()
 
 
 async def show_live_updates(shop: Shop, control: ControlPlane, campaign: str, client: httpx.AsyncClient,

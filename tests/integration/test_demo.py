@@ -26,6 +26,7 @@ def test_hub_demo_runs_end_to_end(tmp_path):
     assert "0 rejected" in result.stdout
     # Ids are printed whole on their line, however narrow the terminal (COLUMNS=80): they are copied from here.
     assert re.search(r"trackingId [0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n", result.stdout)
+    assert re.search(r"operator console: http://127\.0\.0\.1:\d+/console/ \(token: \S{20,}\)", result.stdout)
     # The campaign mailed every customer once, and the second run found nothing changed.
     outbox = sorted((data_dir / "outbox").glob("*.eml"))
     assert len(outbox) == 200

@@ -34,8 +34,8 @@ async def test_settle_keeps_counters_exact_when_repeated(url):
         counters = {k.decode(): int(v) for k, v in (await client.hgetall(run_key("run-1"))).items()}
         assert counters == {"dest|braze|sending": 0, "dest|braze|sent": 2, "dest|braze|failed:http_400": 1}
         found = await ledger.lookup(["braze", "email"], ["u1", "u2", "ü3", "u4"])
-        assert found["braze"] == ([SENT, "failed:http_400", SENT, None], ["d1", None, "d3", None])
-        assert found["email"] == ([None] * 4, [None] * 4)
+        assert found["braze"] == ([SENT, "failed:http_400", SENT, None], ["d1", None, "d3", None], [None] * 4)
+        assert found["email"] == ([None] * 4, [None] * 4, [None] * 4)
         assert 0 < await client.ttl(ledger_key("run-1", "braze")) <= 60
         assert 60 < await client.ttl(sync_key("job", "braze")) <= 120
     finally:
@@ -93,3 +93,39 @@ def test_a_shard_lock_is_exclusive_and_outlives_a_dead_holder_only_briefly(url):
         pass
     with ShardLock(client, "r3", 0, ttl_secs=0.5):  # released on exit
         pass
+
+
+async def test_a_pending_mark_outlives_sending_and_unknown_and_an_outcome_clears_it(url):
+    client = redis.asyncio.Redis.from_url(url)
+    ledger = Ledger(client, "run-4", "job", ttl_secs=60, sync_ttl_secs=120)
+    try:
+        await ledger.settle("email", [("u1", SENDING), ("u2", SENDING)], pending=[("u1", "d1:run-4"), ("u2", "d2:run-4")])
+        await ledger.settle("email", [("u1", UNKNOWN), ("u2", SENT)], [("u2", "d2")])
+        later = Ledger(client, "run-5", "job", ttl_secs=60, sync_ttl_secs=120)
+        found = await later.lookup(["email"], ["u1", "u2"])
+        assert found["email"] == ([None, None], [None, "d2"], ["d1:run-4", None])
+        assert await ledger.in_doubt("email") == {"u1": "d1:run-4"}
+        await ledger.resolve("email", {"u1": "d1:run-4"}, arrived=True)
+        assert (await later.lookup(["email"], ["u1"]))["email"] == ([None], ["d1"], [None])
+        assert await client.hget(run_key("run-4"), "dest|email|unknown") == b"0"
+    finally:
+        await client.aclose()
+
+
+async def test_resolving_a_finished_runs_unknowns_reconsiders_it_and_a_failed_run_stays_failed(url):
+    runs = Runs(redis.Redis.from_url(url), ttl_secs=60)
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        for run_id in ("r5", "r6"):
+            runs.create(run_id, "job", "inference")
+            ledger = Ledger(client, run_id, "job", ttl_secs=60, sync_ttl_secs=60)
+            await ledger.settle("email", [("u1", SENT), ("u2", UNKNOWN)], [("u1", "d1")], [("u2", f"d2:{run_id}")])
+        runs.finish("r5")
+        runs.fail("r6", "abandoned: no heartbeat")
+        assert runs.get("r5")["state"] == "partial"
+        for run_id in ("r5", "r6"):
+            ledger = Ledger(client, run_id, "job", ttl_secs=60, sync_ttl_secs=60)
+            await ledger.resolve("email", await ledger.in_doubt("email"), arrived=True)
+        assert runs.reconsider("r5") is RunState.SUCCEEDED and runs.reconsider("r6") is RunState.FAILED
+    finally:
+        await client.aclose()

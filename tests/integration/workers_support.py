@@ -122,7 +122,7 @@ def hub_config(*, redis_url: str, aws_endpoint_url: str, personalize_url: str, b
         "retry": {"base_delay_secs": 0.05, "max_delay_secs": 1.0, "max_elapsed_secs": 20.0},
         "workers": {"redis_url": redis_url, "work_uri": f"s3://{bucket}/work", "role_arn": ROLE,
                     "poll_interval_secs": 0.5, "export_slice_secs": 2.0, "visibility_timeout_secs": 10,
-                    "lock_ttl_secs": 3.0, **workers},
+                    "lock_ttl_secs": 3.0, "run_lease_secs": 60.0, **workers},
         "jobs": jobs,
     }
 

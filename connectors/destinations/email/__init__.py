@@ -140,6 +140,21 @@ class Email(ExportDestination):
             message.add_alternative(rendered.html, subtype="html")
         return message
 
+    async def delivery_status(self, batch: Sequence[ExportRow]) -> Sequence[bool | None]:
+        """Asked of the transport when it can look a message up (pickup); SES and SMTP cannot tell."""
+        delivered = getattr(self.transport, "delivered", None)
+        if delivered is None:
+            return [None] * len(batch)
+        found: list[bool | None] = []
+        for row in batch:
+            try:
+                message, recs = self.compose(row)
+            except RejectedError:
+                found.append(None)
+                continue
+            found.append(await delivered(message, recs.email))
+        return found
+
     async def send(self, batch: Sequence[ExportRow]) -> None:
         (row,) = batch  # max_events is 1: one personalised message per call
         message, recs = self.compose(row)

@@ -37,8 +37,15 @@ class PickupTransport:
         return None
 
     async def send(self, message: EmailMessage, sender: str, recipient: str, tags: dict[str, str]) -> None:
+        await asyncio.to_thread(self._write, self._path(message, recipient), message.as_bytes())
+
+    async def delivered(self, message: EmailMessage, recipient: str) -> bool:
+        """Whether this message was written: the rename is atomic, so a file means a whole mail."""
+        return await asyncio.to_thread(self._path(message, recipient).exists)
+
+    def _path(self, message: EmailMessage, recipient: str) -> Path:
         name = (message["Message-ID"] or f"<{recipient}>").strip("<>").replace("/", "_")
-        await asyncio.to_thread(self._write, self.directory / f"{name}.eml", message.as_bytes())
+        return self.directory / f"{name}.eml"
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:

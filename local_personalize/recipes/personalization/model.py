@@ -55,6 +55,7 @@ class PersonalizationModel(Model):
         temperature: float,
         exclude_seen: bool,
         selector: EventSelector,
+        cold_transfer: sp.csr_matrix | None = None,
     ) -> None:
         self.recipe_name = recipe_name
         self.recipe_type = recipe_type
@@ -72,6 +73,17 @@ class PersonalizationModel(Model):
         popular = np.log1p(self.popularity).astype(np.float32)
         self._popular_scores = popular * np.float32(np.log2(np.e) / (float(popular.std()) or 1.0))
         self._has_history = np.diff(histories.indptr) > 0
+        # Cold items (no interactions) with text metadata borrow their metadata neighbours' relevance
+        # (similar_items.cold_transfer); None without textual metadata.
+        self.cold_transfer = cold_transfer
+        self._cold_columns = np.unique(cold_transfer.indices) if cold_transfer is not None else None
+        self._cold_matrix = cold_transfer.tocsc()[:, self._cold_columns] if cold_transfer is not None else None
+
+    def _with_cold(self, scores: np.ndarray) -> np.ndarray:
+        """Give cold items the weighted relevance of their metadata neighbours (rows: users)."""
+        if self._cold_matrix is not None:
+            scores[:, self._cold_columns] = np.asarray(scores @ self._cold_matrix, dtype=np.float32)
+        return scores
 
     @property
     def user_ids(self) -> Sequence[str]:
@@ -111,7 +123,7 @@ class PersonalizationModel(Model):
             recent, weights = items[-MAX_HISTORY:], weights[-MAX_HISTORY:]
             weights = weights * self.histories.recency_weights(len(recent))
             scores = self.scorer.score_history(recent, weights) * np.float32(self._scale)
-        return np.array(scores, dtype=np.float32), items
+        return self._with_cold(np.array(scores, dtype=np.float32)[None, :])[0], items
 
     # -- GetRecommendations ------------------------------------------------------------------------
     def recommend(
@@ -153,6 +165,7 @@ class PersonalizationModel(Model):
                 if len(users):
                     scores[known] = self.scorer.score_snapshot(users, inputs, self._scale)
                 scores[~known] = self._popular_scores
+            scores = self._with_cold(scores)
             seen = self.histories.seen_matrix[users]
             if not known.all():  # spread the known users' rows out to their places in the chunk
                 placement = sp.csr_matrix(
@@ -308,6 +321,8 @@ class PersonalizationModel(Model):
             "first_seen": self.freshness.first_seen,
             "interactions": self.freshness.interactions,
             **self.scorer.arrays(),
+            **({"cold_data": self.cold_transfer.data, "cold_indices": self.cold_transfer.indices,
+                "cold_indptr": self.cold_transfer.indptr} if self.cold_transfer is not None else {}),
         }
 
     def _header(self) -> dict[str, Any]:
@@ -341,6 +356,8 @@ class PersonalizationModel(Model):
             temperature=header["temperature"],
             exclude_seen=header["exclude_seen"],
             selector=EventSelector.from_json(header["selector"]),
+            cold_transfer=sp.csr_matrix((arrays["cold_data"], arrays["cold_indices"], arrays["cold_indptr"]),
+                                        shape=(len(item_ids), len(item_ids))) if "cold_data" in arrays else None,
         )
 
 

@@ -19,6 +19,7 @@ from local_personalize.recipes.personalization.history import UserHistories
 from local_personalize.recipes.personalization.model import REPEAT_SHARE_TO_KEEP_SEEN, PersonalizationModel
 from local_personalize.recipes.personalization.scorers import EASE_MAX_ITEMS, AlsScorer, EaseScorer, Scorer
 from local_personalize.recipes.selection import EventSelector, select_interactions
+from local_personalize.recipes.similar_items import cold_transfer
 
 _TEMPERATURE_SAMPLE_USERS = 256
 
@@ -65,6 +66,8 @@ def train_personalization(
         temperature=_temperature(scorer, histories),
         exclude_seen=selected.repeat_share() < REPEAT_SHARE_TO_KEEP_SEEN,
         selector=EventSelector.from_config(config),
+        cold_transfer=cold_transfer(data.item_ids, data.item_metadata, data.item_text_fields,
+                                    selected.distinct_users_per_item() > 0),
     )
 
 

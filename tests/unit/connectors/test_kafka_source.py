@@ -70,7 +70,7 @@ def test_mparticle_records_and_native_events():
     assert (event.name, event.anonymous_id, event.source.offset) == ("Home", "5", 4)
 
     original = Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="web", message_id="n1", request_id="r"),
-                     timestamp=1.5, name="x", user_id="u", raw={"given": True})
+                     timestamp=1_700_000_000.5, name="x", user_id="u", raw={"given": True})
     (decoded,), _ = RecordDecoder("k", "native").decode(Record(8, native.encode(original)))
     assert decoded.message_id == "n1" and decoded.raw == {"given": True}
     assert (decoded.source.source_id, decoded.source.offset, decoded.source.request_id) == ("k", 8, None)

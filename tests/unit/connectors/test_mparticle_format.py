@@ -127,8 +127,8 @@ def test_raw_is_a_one_event_batch_that_decodes_to_the_same_event_without_repeati
 
 
 def test_message_ids_without_source_message_id_are_stable_and_distinct():
-    one = {"event_type": "custom_event", "data": {"event_name": "A", "timestamp_unixtime_ms": 1}}
-    two = {"event_type": "custom_event", "data": {"event_name": "A", "timestamp_unixtime_ms": 2}}
+    one = {"event_type": "custom_event", "data": {"event_name": "A", "timestamp_unixtime_ms": 1_700_000_000_001}}
+    two = {"event_type": "custom_event", "data": {"event_name": "A", "timestamp_unixtime_ms": 1_700_000_000_002}}
     first = [e.message_id for e in decode(batch(one, two))[0]]
     assert first == [e.message_id for e in decode(batch(one, two))[0]]
     assert len(set(first)) == 2

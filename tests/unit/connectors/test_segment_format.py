@@ -10,7 +10,7 @@ from hub.events import EventKind
 
 
 def decode(message, **kw):
-    return decode_message(message, source_id="web", received_at=1_000_000.0, **kw)
+    return decode_message(message, source_id="web", received_at=1_700_000_000.0, **kw)
 
 
 def test_track_becomes_an_interaction():
@@ -32,12 +32,13 @@ def test_identify_alias_page_group():
 
 
 def test_clock_skew_is_corrected_like_segment():
-    event = decode({"type": "track", "event": "e", "userId": "u", "originalTimestamp": 999_000.0, "sentAt": 999_100.0})
-    assert event.timestamp == 1_000_000.0 - 100.0
+    event = decode({"type": "track", "event": "e", "userId": "u", "originalTimestamp": 1_699_999_000.0,
+                    "sentAt": 1_699_999_100.0})
+    assert event.timestamp == 1_700_000_000.0 - 100.0
 
 
 def test_missing_message_id_is_derived_from_content():
-    message = {"type": "track", "event": "e", "userId": "u", "timestamp": 5}
+    message = {"type": "track", "event": "e", "userId": "u", "timestamp": 1_700_000_005}
     assert decode(dict(message)).message_id == decode(dict(message)).message_id
     assert decode({**message, "userId": "v"}).message_id != decode(message).message_id
 

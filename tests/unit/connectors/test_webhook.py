@@ -97,6 +97,88 @@ async def test_private_addresses_are_refused_unless_allowed():
     await allowed.close()
 
 
+@pytest.mark.parametrize("host", ["[fe80::1%25eth0]", "[fe80::1%25lo]", "[::ffff:127.0.0.1]", "[::1]", "0.0.0.0",
+                                  "100.64.0.1", "169.254.169.254"])
+async def test_non_public_ip_literals_are_refused_including_scoped_and_mapped_ipv6(host):
+    guarded = Webhook(WebhookConfig(type="webhook", url=f"http://{host}:9/hook", secret=SECRET), Context())
+    with pytest.raises(ConfigError, match="not a public address"):
+        await guarded.start()
+
+
+class LocalReceiver:
+    """A real HTTP server on 127.0.0.1 counting requests (the private address a rebinding name points to)."""
+
+    async def __aenter__(self):
+        import asyncio
+
+        self.requests = 0
+
+        async def answer(reader, writer):
+            self.requests += 1
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        self.server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_a_name_is_checked_on_every_connection_not_only_at_start():
+    async with LocalReceiver() as receiver:
+        # localhost is a name: nothing to refuse at start, but each connection resolves it to loopback.
+        guarded = Webhook(WebhookConfig(type="webhook", url=f"http://localhost:{receiver.port}/hook", secret=SECRET),
+                          Context())
+        await guarded.start()
+        try:
+            for _ in range(2):
+                with pytest.raises(RetryableError, match="not a public address"):
+                    await guarded.send([export_event("u1", ["i1"])])
+        finally:
+            await guarded.close()
+        assert receiver.requests == 0
+        allowed = Webhook(WebhookConfig(type="webhook", url=f"http://localhost:{receiver.port}/hook", secret=SECRET,
+                                        allow_private_networks=True), Context())
+        try:
+            await allowed.send([export_event("u1", ["i1"])])
+        finally:
+            await allowed.close()
+        assert receiver.requests == 1
+
+
+async def test_a_name_unresolvable_at_start_that_later_resolves_private_is_refused():
+    from aiohttp.abc import AbstractResolver
+
+    from connectors.destinations.http_transport import AiohttpTransport
+    from connectors.destinations.public_network import PublicOnlyResolver
+
+    class Rebinding(AbstractResolver):  # DNS that fails first, then points at loopback
+        calls = 0
+
+        async def resolve(self, host, port=0, family=0):
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("temporary failure in name resolution")
+            return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": 2, "proto": 0, "flags": 0}]
+
+        async def close(self):
+            return None
+
+    async with LocalReceiver() as receiver:
+        transport = AiohttpTransport(4, resolver=PublicOnlyResolver(Rebinding()))
+        async with httpx.AsyncClient(transport=transport) as client:
+            for _ in range(2):
+                with pytest.raises(httpx.ConnectError):
+                    await client.post(f"http://hooks.example:{receiver.port}/hook", content=b"{}")
+        await transport.aclose()
+        assert receiver.requests == 0
+
+
 def test_secrets_must_be_standard_webhooks_secrets():
     for bad, message in [("plain", "must start with"), ("whsec_***", "not base64"),
                          ("whsec_" + base64.b64encode(b"short").decode(), "decodes to 5 bytes")]:

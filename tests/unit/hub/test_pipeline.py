@@ -80,3 +80,28 @@ async def test_events_no_destination_accepts_are_settled():
     report = await pipeline.emit([event("a")])
     await runner.close()
     assert report.outcome is Outcome.DELIVERED and destination.calls == 0
+
+
+async def test_readiness_counts_an_interaction_once_when_its_message_is_redelivered():
+    from connectors.destinations.personalize.readiness import MemoryReadiness, ReadinessRecorder
+
+    class Counted(RecordingDestination):
+        def readiness_key(self):
+            return "dataset-group"
+
+    counted = Counted(id="personalize")
+    flaky = RecordingDestination(lambda batch, call: RetryableError("503") if call <= 3 else None, id="webhook")
+    runners = [DestinationRunner(d, d.config.batch_policy(), FAST) for d in (counted, flaky)]
+    for runner in runners:
+        await runner.start()
+    store = MemoryReadiness()
+    recorder = ReadinessRecorder(store)
+    pipeline = Pipeline([], runners, DeadLetter(ListSink(), FAST), recorder)
+    first = await pipeline.emit([event("m1")])  # delivered to one destination, RETRY overall: redelivered
+    second = await pipeline.emit([event("m1")])
+    for runner in runners:
+        await runner.close()
+    await recorder.close()
+    assert (first.outcome, second.outcome) == (Outcome.RETRY, Outcome.DELIVERED)
+    assert counted.delivered == ["m1", "m1"]  # idempotent for Personalize (the same eventId) ...
+    assert (await store.report("dataset-group")).interactions == 1  # ... and counted once

@@ -34,13 +34,22 @@ class MemoryLedger:
         self.states: dict[str, dict[str, str]] = {}
         self.synced: dict[str, dict[str, str]] = {}
         self.counters: Counter[str] = Counter()
+        self.pending: dict[str, dict[str, str]] = {}  # per job, like the sync digests
+
+    def next_run(self) -> MemoryLedger:
+        """The ledger of a later run of the same job: new states, the same digests and pending marks."""
+        later = MemoryLedger()
+        later.synced, later.pending = self.synced, self.pending
+        return later
 
     async def lookup(self, destinations, recipients):
         return {d: ([self.states.get(d, {}).get(r) for r in recipients],
-                    [self.synced.get(d, {}).get(r) for r in recipients]) for d in destinations}
+                    [self.synced.get(d, {}).get(r) for r in recipients],
+                    [self.pending.get(d, {}).get(r) for r in recipients]) for d in destinations}
 
-    async def settle(self, destination, states, synced=()):
+    async def settle(self, destination, states, synced=(), pending=()):
         ledger = self.states.setdefault(destination, {})
+        marks = self.pending.setdefault(destination, {})
         for recipient, state in states:
             old = ledger.get(recipient)
             if old != state:
@@ -48,7 +57,10 @@ class MemoryLedger:
                 self.counters[f"{destination}|{state}"] += 1
                 if old:
                     self.counters[f"{destination}|{old}"] -= 1
+            if state not in (SENDING, UNKNOWN):
+                marks.pop(recipient, None)
         self.synced.setdefault(destination, {}).update(dict(synced))
+        marks.update(dict(pending))
 
 
 class RecorderConfig(ExportDestinationConfig):
@@ -148,6 +160,45 @@ async def test_a_redelivered_slice_sends_nothing_twice_and_in_flight_sends_are_u
     assert ledger.synced["mail"]["u0"] == user_digest()  # sent before the crash: last sync recorded now
 
 
+async def test_a_later_run_does_not_resend_what_an_earlier_run_left_unknown():
+    ledger = MemoryLedger()
+    mail = Recorder("mail", unknown=frozenset({"u2"}))
+    await export(output(USERS), [mail], ledger)
+    assert ledger.states["mail"]["u2"] == UNKNOWN and ledger.pending["mail"]["u2"].endswith(":job-1")
+    # A new run id (a new ledger) with the same content: u2 may have its mail already, so it is not sent.
+    later, mail2 = ledger.next_run(), Recorder("mail")
+    await export(output(USERS), [mail2], later, run_id="job-2")
+    assert mail2.sent == [] and later.states["mail"]["u2"] == UNKNOWN
+    # New content for u2 is a new message: sent.
+    mail3 = Recorder("mail")
+    await export(output(["u2"], items=("i9", "i8")), [mail3], later.next_run(), run_id="job-3")
+    assert mail3.sent == ["u2"] and "u2" not in ledger.pending["mail"]
+
+
+class Confirming(Recorder):
+    """A recorder that can say whether an earlier send arrived: it looks its message id up."""
+
+    def __init__(self, name: str, arrived: set[str]):
+        super().__init__(name)
+        self.arrived, self.asked = arrived, []
+
+    async def delivery_status(self, batch):
+        self.asked += [e.message_id for e in batch]
+        return [e.message_id in self.arrived for e in batch]
+
+
+async def test_sends_a_crash_cut_off_are_asked_about_when_the_destination_can_tell():
+    ledger = MemoryLedger()
+    ledger.states["mail"] = {"u1": SENDING, "u2": SENDING}  # this run crashed mid-send
+    ledger.pending["mail"] = {"u3": f"{user_digest()}:job-0", "u4": f"{user_digest()}:job-0"}  # an earlier run did
+    mail = Confirming("mail", arrived={"job-1:u1", "job-0:u3"})
+    await export(output(USERS), [mail], ledger, run_id="job-1")
+    assert sorted(mail.asked) == ["job-0:u3", "job-0:u4", "job-1:u1", "job-1:u2"]
+    assert sorted(mail.sent) == sorted(set(USERS) - {"u1", "u3"})  # what never arrived is sent, once
+    assert all(ledger.states["mail"][u] == SENT for u in USERS) and ledger.pending["mail"] == {}
+    assert ledger.synced["mail"]["u3"] == user_digest()
+
+
 async def test_failures_are_recorded_with_reasons_and_retried_only_when_definite():
     ledger = MemoryLedger()
     mail = Recorder("mail", reject=frozenset({"u1"}), unknown=frozenset({"u2"}), flaky=1,
@@ -218,10 +269,10 @@ async def test_a_slice_stops_at_its_deadline_and_says_where_to_continue():
 
 async def test_outcomes_that_cannot_be_recorded_fail_the_slice_so_it_runs_again():
     class BrokenLedger(MemoryLedger):
-        async def settle(self, destination, states, synced=()):
+        async def settle(self, destination, states, synced=(), pending=()):
             if any(state == SENT for _, state in states):
                 raise ConnectionError("Redis went away")
-            await super().settle(destination, states, synced)
+            await super().settle(destination, states, synced, pending)
 
     with pytest.raises(ConnectionError):
         await export(output(USERS), [Recorder("braze", idempotent=True)], BrokenLedger())

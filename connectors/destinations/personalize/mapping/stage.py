@@ -262,8 +262,15 @@ def _id_text(value: Any, path: FieldPath, code: str) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+        if abs(value) <= _EXACT_FLOAT_INTS:
+            return str(int(value))
+        # Past 2**53 a float no longer holds every integer: its digits are not the sender's id.
+        raise RejectedError(f"invalid_{code}", f"{path.text}: {value!r:.80} is a float beyond 2**53, not an exact id; "
+                            "send large ids as strings or integers")
     raise RejectedError(f"invalid_{code}", f"{path.text}: {value!r:.80} is not an id")
+
+
+_EXACT_FLOAT_INTS = 2**53
 
 
 def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, why: str) -> str:
