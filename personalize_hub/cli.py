@@ -1,4 +1,4 @@
-"""The `hub` command: run | check | connectors (and the commands other modules add)."""
+"""The `hub` command: run | check | connectors | import (and the commands other modules add)."""
 
 from __future__ import annotations
 
@@ -221,6 +221,30 @@ def readiness(config_path: str) -> None:
 
 
 main.add_command(jobs)  # batch jobs: `hub jobs list | run NAME | status RUN`
+
+
+@main.command(name="import")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
+@click.option("--dataset-arn", required=True, help="The Personalize dataset to fill (INTERACTIONS, ITEMS or USERS).")
+@click.option("--source", required=True, help="The input: a path, file:///path or s3://bucket/key.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
+              help="Input format (default: from the name's suffix). jsonl takes flat rows or Segment/mParticle exports.")
+@click.option("--mode", type=click.Choice(["FULL", "INCREMENTAL"]), default="FULL", show_default=True,
+              help="FULL replaces the dataset's bulk data, INCREMENTAL adds to it.")
+@click.option("--dry-run", is_flag=True, help="Validate and report readiness; upload nothing (exit 3 on findings).")
+@click.option("--force", is_flag=True, help="Import even when the readiness check refuses the data.")
+def import_(config_path: str, dataset_arn: str, source: str, fmt: str | None, mode: str, dry_run: bool,
+            force: bool) -> None:
+    """Validate a history file like live events, report readiness, then run a dataset import job.
+
+    Exit 0: imported (or a clean dry run); 1: failed, with the reason; 3: refused by the readiness check or
+    findings of a dry run.
+    """
+    from personalize_hub.imports.report import run_with_progress
+
+    config = _load(config_path)
+    sys.exit(run_with_progress(config, dataset_arn=dataset_arn, source=source, format=fmt, mode=mode,
+                               dry_run=dry_run, force=force))
 
 
 @main.command()

@@ -25,7 +25,9 @@ from personalize_hub.http_server import HttpLimits
 from hub.identity.config import IdentityConfig
 from hub.redis_connection import RedisConfig
 from personalize_hub import registry
-from personalize_hub.jobs import Jobs, WorkersConfig, check_jobs
+from personalize_hub.imports.config import ImportsConfig
+from personalize_hub.jobs import JOB_KINDS, Jobs, WorkersConfig, check_jobs
+from personalize_hub.notifications import NotificationsConfig
 from personalize_hub.recommendations import RecommendationsConfig
 from personalize_hub.console.config import ConsoleConfig
 
@@ -70,6 +72,9 @@ class _HubConfigBase(BaseModel):
     workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Celery workers for batch jobs.")
     jobs: Jobs = Field(default_factory=list, description="Scheduled batch jobs (personalize_hub/jobs.py).")
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig, description="Training-readiness counters.")
+    imports: ImportsConfig = Field(default_factory=ImportsConfig, description="`hub import`: column mapping, files.")
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig, description="Lifecycle events to signed webhooks (import, training, jobs).")
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The operator console under /console.")
     recommendations: RecommendationsConfig = Field(
         default_factory=RecommendationsConfig, description="GET /recommendations for Braze Connected Content.")
@@ -298,4 +303,4 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{path or '<root>'}: {message}"
 
 
-_TYPE_NAMES = set(registry.sources()) | set(registry.destinations())
+_TYPE_NAMES = set(registry.sources()) | set(registry.destinations()) | set(JOB_KINDS)

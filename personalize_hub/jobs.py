@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from personalize_hub import registry
 
@@ -85,6 +85,10 @@ class JobConfig(BaseModel):
     recipe: Recipe = Field(..., description="user_recommendations, related_items or item_affinity (segments).")
     solution_version_arn: str | None = Field(None, description="Solution version the batch job runs.")
     campaign_arn: str | None = Field(None, description="Or: a campaign whose current solution version is used.")
+    solution_arn: str | None = Field(
+        None, description="Or: a solution whose newest ACTIVE version is used (with version: latest_active).")
+    version: Literal["latest_active"] | None = Field(
+        None, description="With solution_arn: latest_active, resolved when each run starts (follows retraining).")
     input: str | ActiveUsers = Field(
         ..., description="s3:// or file:// JSON lines ({\"userId\", \"email\"?, …} or {\"itemId\"}), or "
         "{active_in_last_days: N}. Fields besides userId/email are passed to destinations as attributes.")
@@ -127,8 +131,11 @@ class JobConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:
-        if (self.solution_version_arn is None) == (self.campaign_arn is None):
-            raise ValueError("give exactly one of solution_version_arn and campaign_arn")
+        given = [self.solution_version_arn, self.campaign_arn, self.solution_arn]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of solution_version_arn, campaign_arn and solution_arn")
+        if (self.solution_arn is None) != (self.version is None):
+            raise ValueError("solution_arn and version: latest_active go together")
         limit = MAX_SEGMENT_USERS if self.recipe.is_segment else MAX_INFERENCE_RESULTS
         if self.num_results > limit:
             raise ValueError(f"num_results {self.num_results} exceeds {limit} for {self.recipe.value}")
@@ -145,6 +152,57 @@ class JobConfig(BaseModel):
         return self
 
 
+class GateConfig(BaseModel):
+    """When a new solution version may replace the one a campaign serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field("normalized_discounted_cumulative_gain_at_10",
+                        description="A GetSolutionMetrics metric where higher is better.")
+    max_drop: float = Field(0.0, ge=0, le=1, description="Largest drop allowed against the serving version, as a "
+                            "share of its value (0.05: the new one may be up to 5 % worse).")
+
+
+class TrainJobConfig(BaseModel):
+    """A retraining job: a new solution version, its metrics against the serving one, the campaign moved if better."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., pattern=JOB_NAME_PATTERN, description="Job name: letters, digits, - and _, ≤ 40.")
+    description: str = Field("", description="What the job is for (shown by `hub jobs list`).")
+    schedule: str | None = Field(None, description="Cron expression (UTC) for Celery beat; none: `hub jobs run` only.")
+    recipe: Literal["train"] = Field(..., description="train: create a solution version.")
+    solution_arn: str = Field(..., description="The solution to train a new version of.")
+    training_mode: Literal["FULL", "UPDATE"] = Field(
+        "FULL", description="FULL retrains on all data; UPDATE adds new items and interactions to the latest "
+        "FULL version (aws-user-personalization only).")
+    campaign_arn: str | None = Field(None, description="Campaign moved to the new version when the gate passes.")
+    gate: GateConfig | None = Field(None, description="Metric check before the campaign is moved; none: always.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_cron(value)
+        return value
+
+    @model_validator(mode="after")
+    def _gate_needs_campaign(self) -> TrainJobConfig:
+        if self.gate is not None and self.campaign_arn is None:
+            raise ValueError("a gate compares with the version a campaign serves: set campaign_arn")
+        return self
+
+
+def _job_kind(value: Any) -> str:
+    recipe = value.get("recipe") if isinstance(value, dict) else getattr(value, "recipe", None)
+    return "train" if recipe == "train" else "batch"
+
+
+JOB_KINDS = ("batch", "train")  # the union's tags (config error paths leave them out)
+AnyJob = Annotated[Annotated[JobConfig, Tag("batch")] | Annotated[TrainJobConfig, Tag("train")],
+                   Discriminator(_job_kind)]
+
+
 def _unique_names(jobs: list[JobConfig]) -> list[JobConfig]:
     names = [job.name for job in jobs]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -153,7 +211,7 @@ def _unique_names(jobs: list[JobConfig]) -> list[JobConfig]:
     return jobs
 
 
-Jobs = Annotated[list[JobConfig], AfterValidator(_unique_names)]
+Jobs = Annotated[list[AnyJob], AfterValidator(_unique_names)]
 
 
 class WorkersConfig(BaseModel):
@@ -204,6 +262,6 @@ def check_jobs(jobs: list[JobConfig], workers: WorkersConfig) -> list[str]:
     if jobs and not workers.redis_url:
         problems.append("workers.redis_url: jobs need Redis (broker, ledger, reports)")
     for i, job in enumerate(jobs):
-        if not (job.work_uri or workers.work_uri):
+        if isinstance(job, JobConfig) and not (job.work_uri or workers.work_uri):
             problems.append(f"jobs[{i}].work_uri: no work folder (set it or workers.work_uri)")
     return problems

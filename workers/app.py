@@ -16,7 +16,7 @@ from hub.errors import ConfigError
 from workers import context
 from workers.schedules import beat_schedule
 
-TASK_MODULES = ["workers.batch_inference", "workers.segments", "workers.exports"]
+TASK_MODULES = ["workers.batch_inference", "workers.segments", "workers.exports", "workers.training"]
 
 app = Celery("personalize_hub", include=TASK_MODULES)
 # Celery sets up its own logging: the same folding of repeated lines as the hub's.

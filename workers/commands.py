@@ -45,7 +45,7 @@ def _setup(config_path: str) -> Any:
 
 @click.group()
 def jobs() -> None:
-    """Batch jobs: scheduled batch inference and segments pushed to marketing tools."""
+    """Scheduled jobs: batch inference and segments pushed to marketing tools, and retraining with a gate."""
 
 
 @jobs.command("list")
@@ -64,8 +64,8 @@ def list_jobs(config_path: str) -> None:
                 latest, state = recent[0], runs().get(recent[0]).get("state", "expired")
         except Exception as err:  # noqa: BLE001 - the list is still useful without Redis
             state = f"unknown ({type(err).__name__})"
-        table.add_row(job.name, job.recipe.value, job.schedule or "manual",
-                      ", ".join(d.id for d in job.destinations), latest, state)
+        table.add_row(job.name, getattr(job.recipe, "value", job.recipe), job.schedule or "manual",
+                      ", ".join(d.id for d in getattr(job, "destinations", ())) or "-", latest, state)
     Console().print(table)
 
 
@@ -100,7 +100,10 @@ def _run(name: str, run_id: str, job: Any, eager: bool, timeout_secs: float | No
     from workers.schedules import start_task_name
 
     if eager:
-        from workers.driver import run_eagerly
+        if job.recipe == "train":
+            from workers.training import run_eagerly
+        else:
+            from workers.driver import run_eagerly
 
         run_eagerly(name, run_id, on_state=lambda s: err_console.print(f"[dim]{run_id}: {s}[/dim]"))
     else:
@@ -138,7 +141,8 @@ def _wait_for(run_id: str, timeout_secs: float | None, console: Console) -> None
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def status(run_id: str, config_path: str, as_json: bool) -> None:
-    """The report of run RUN_ID: users in, lines with errors, sent, unchanged, failed with reasons, unknown."""
+    """The report of run RUN_ID: users in, lines with errors, sent, unchanged, failed with reasons, unknown;
+    for a training run, the decision and the versions with their metrics."""
     _setup(config_path)
     from workers.steps import runs
 
@@ -217,8 +221,13 @@ def _print(report: Report, as_json: bool) -> None:
     console.print(f"[bold]{report.run_id}[/bold]  job {fields.get('job', '?')}  [{colour}]{report.state.value}[/]")
     if fields.get("error"):
         console.print(f"[red]error:[/red] {fields['error']}")
+    if fields.get("kind") == "train":
+        _print_training(fields, console)
+        return
     summary = Table(show_header=False, box=None)
     summary.add_row("batch job", fields.get("batch_job_arn", "-"))
+    if fields.get("solution_version_arn"):
+        summary.add_row("solution version", f"{fields['solution_version_arn']}  ({fields.get('solution_version_source', '')})")
     summary.add_row("users in", str(report.users_in))
     if int(fields.get("input_rejected", 0)):
         summary.add_row("input lines rejected", f"{fields['input_rejected']}  {fields.get('input_problems', '')}")
@@ -236,4 +245,18 @@ def _print(report: Report, as_json: bool) -> None:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts.failed.items()))
         table.add_row(name, str(counts.sent), str(counts.unchanged), str(counts.failed_total), str(counts.unknown),
                       str(counts.sending), reasons)
+    console.print(table)
+
+
+def _print_training(fields: dict[str, str], console: Console) -> None:
+    """A retraining run: the decision and why, then each version with its metrics."""
+    if fields.get("decision"):
+        console.print(f"decision: {fields['decision']}: {fields.get('reason', '')}", markup=False)
+    versions = [("new", fields.get("solution_version_arn"), fields.get("metrics")),
+                ("serving", fields.get("serving_version_arn"), fields.get("serving_metrics"))]
+    versions = [(role, arn, json.loads(metrics) if metrics else {}) for role, arn, metrics in versions if arn]
+    names = sorted({name for _, _, metrics in versions for name in metrics})
+    table = Table("version", "solution version", *names)
+    for role, arn, metrics in versions:
+        table.add_row(role, arn, *(f"{metrics[n]:.4f}" if n in metrics else "-" for n in names))
     console.print(table)

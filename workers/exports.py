@@ -21,6 +21,7 @@ from workers.catalog import load_catalog
 from workers.exporter import Exporter, SliceStats
 from workers.keys import contacts_key
 from workers.ledger import Ledger
+from workers.notifications import notify
 from workers.outputs import Decorator
 from workers.steps import job_of, runs
 from workers.tasks import RunTask, guarded
@@ -77,7 +78,10 @@ def export_slice(run_id: str, shard: int, offset: int | None, enqueue: Callable[
             enqueue(stats.next_offset)
         runs().record_slice(run_id, shard, start, {**stats.as_record(), "finished": stats.finished})
     if stats.finished and runs().shard_done(run_id, shard, shards):
-        runs().finish(run_id)
+        state = runs().finish(run_id)
+        report = runs().report(run_id)
+        notify(context.hub_config().notifications, "export.finished", job.name, run_id, state=state.value,
+               destinations={name: vars(counts) for name, counts in report.destinations.items()})
     return stats
 
 

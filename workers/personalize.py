@@ -50,12 +50,42 @@ def error_code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
 
 
-def solution_version_of(client: Any, job: JobConfig) -> str:
-    """The job's solution version, or the one its campaign serves right now."""
+class NoActiveVersion(LookupError):
+    """A solution with no ACTIVE version to run a batch job on."""
+
+
+def solution_version_of(client: Any, job: JobConfig) -> tuple[str, str]:
+    """(solution version ARN, where it came from): the job's own, its campaign's, or its solution's newest ACTIVE.
+
+    Resolved when a run submits, so a job naming a campaign or `version: latest_active` follows retraining.
+    """
     if job.solution_version_arn:
-        return job.solution_version_arn
-    campaign = client.describe_campaign(campaignArn=job.campaign_arn)["campaign"]
-    return campaign["solutionVersionArn"]
+        return job.solution_version_arn, "solution_version_arn"
+    if job.campaign_arn:
+        campaign = client.describe_campaign(campaignArn=job.campaign_arn)["campaign"]
+        return campaign["solutionVersionArn"], f"served by campaign {job.campaign_arn}"
+    return latest_active_version(client, job.solution_arn), f"latest ACTIVE version of {job.solution_arn}"
+
+
+def latest_active_version(client: Any, solution_arn: str) -> str:
+    """The newest ACTIVE version of a solution (ListSolutionVersions pages, §6.2); NoActiveVersion if none."""
+    newest: tuple[Any, str] | None = None
+    token = None
+    while True:
+        page = client.list_solution_versions(solutionArn=solution_arn, maxResults=100,
+                                             **({"nextToken": token} if token else {}))
+        for summary in page.get("solutionVersions", []):
+            if summary.get("status") == ACTIVE:
+                created = summary.get("creationDateTime")
+                created = created.timestamp() if hasattr(created, "timestamp") else float(created or 0)
+                if newest is None or created > newest[0]:
+                    newest = (created, summary["solutionVersionArn"])
+        token = page.get("nextToken")
+        if not token:
+            break
+    if newest is None:
+        raise NoActiveVersion(f"solution {solution_arn} has no ACTIVE version (train one first)")
+    return newest[1]
 
 
 def create_or_find(client: Any, api: BatchJobApi, *, name: str, job: JobConfig, solution_version_arn: str,
@@ -111,3 +141,22 @@ def transient(err: Exception) -> bool:
         return status >= 500 or status == 429 or error_code(err) in (
             "ThrottlingException", "LimitExceededException", "ResourceInUseException", "SlowDown")
     return False
+
+
+def retrying(call: Any, *args: Any, policy: Any, sleep: Any = None, **kwargs: Any) -> Any:
+    """`call(*args, **kwargs)`, retried with `policy`'s full-jitter backoff while the error is `transient`.
+
+    For synchronous callers outside Celery (the CLI): inside a task, Celery's own retry is the owner.
+    """
+    import time
+
+    started, attempt = time.monotonic(), 0
+    while True:
+        attempt += 1
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:
+            delay = policy.backoff_secs(attempt)
+            if not transient(err) or not policy.may_retry(attempt, time.monotonic() - started, delay):
+                raise
+            (sleep or time.sleep)(delay)

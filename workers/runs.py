@@ -23,8 +23,9 @@ class RunState(str, enum.Enum):
     PREPARING = "preparing"  # writing the batch input
     INFERRING = "inferring"  # the Personalize batch job runs
     EXPORTING = "exporting"  # reading its output and pushing it
+    TRAINING = "training"  # a retraining run: the solution version is being created
     SUCCEEDED = "succeeded"  # every recipient sent or unchanged
-    PARTIAL = "partial"  # done, but some recipients failed or have an unknown outcome
+    PARTIAL = "partial"  # done, but some recipients failed or have an unknown outcome (or a gate kept the campaign)
     FAILED = "failed"  # the run could not complete (input, batch job, configuration)
 
     @property

@@ -14,6 +14,8 @@ _DAYS_SEARCHED = 366 * 5
 
 def start_task_name(job: JobConfig) -> str:
     """The task that starts a run of this job (beat sends it with the job name only)."""
+    if job.recipe == "train":
+        return "training.start"
     return "segments.start" if job.recipe.is_segment else "batch_inference.start"
 
 

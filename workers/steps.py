@@ -17,6 +17,7 @@ from hub.errors import HubError
 from personalize_hub.jobs import ActiveUsers, JobConfig, Recipe
 from workers import active_users, context, objects, personalize
 from workers.keys import contacts_key
+from workers.notifications import notify
 from workers.runs import RunState, Runs
 
 # Batch inference input: at most 1 GB and 50 million records per file; Item-Affinity segment jobs take
@@ -84,7 +85,7 @@ def prepare(run_id: str) -> None:
     else:
         lines = objects.read_lines(job.input, s3)
     input_uri = objects.join(work_folder(job, run_id), "input", f"{job.name}.jsonl")
-    with (_refusals_fail_the_run(f"writing the batch input from {job.input} to {input_uri}"),
+    with (refusals_fail_the_run(f"writing the batch input from {job.input} to {input_uri}"),
           tempfile.NamedTemporaryFile(prefix="hub-batch-input-", suffix=".jsonl") as temp):
         counts = _write_input(job, run_id, lines, temp)
         temp.flush()
@@ -155,13 +156,16 @@ def submit(run_id: str) -> None:
     client = context.sync_client("personalize")
     api = personalize.api_for(job)
     name = personalize.job_name_for(run_id)
-    with _refusals_fail_the_run(f"creating batch job {name}"):
-        version = personalize.solution_version_of(client, job)
+    with refusals_fail_the_run(f"creating batch job {name}"):
+        try:
+            version, version_source = personalize.solution_version_of(client, job)
+        except personalize.NoActiveVersion as err:
+            raise RunFailed(str(err)) from None
         arn = personalize.create_or_find(client, api, name=name, job=job, solution_version_arn=version,
                                          input_uri=run["input_uri"], output_folder=run["output_folder"],
                                          role_arn=context.hub_config().workers.role_arn)
     runs().set_state(run_id, RunState.INFERRING, batch_job_arn=arn, batch_job_name=name,
-                     solution_version_arn=version, submitted_at=time.time())
+                     solution_version_arn=version, solution_version_source=version_source, submitted_at=time.time())
 
 
 def _earlier_run_exporting(job: JobConfig, run_id: str, created_at: float) -> str | None:
@@ -186,7 +190,7 @@ def _earlier_run_exporting(job: JobConfig, run_id: str, created_at: float) -> st
 
 
 @contextlib.contextmanager
-def _refusals_fail_the_run(doing: str) -> Iterator[None]:
+def refusals_fail_the_run(doing: str) -> Iterator[None]:
     """AWS refusing a request (bad ARN, wrong recipe, no such bucket) fails the run with its own words."""
     try:
         yield
@@ -204,9 +208,11 @@ def poll(run_id: str) -> Wait | None:
         return None
     workers = context.hub_config().workers
     client = context.sync_client("personalize")
-    with _refusals_fail_the_run(f"polling batch job {run['batch_job_name']}"):
+    with refusals_fail_the_run(f"polling batch job {run['batch_job_name']}"):
         status, reason = personalize.status_of(client, personalize.api_for(job), run["batch_job_arn"])
     if status == personalize.CREATE_FAILED:
+        notify(context.hub_config().notifications, "batch_job.failed", job.name, run_id,
+               batch_job_arn=run["batch_job_arn"], reason=reason)
         raise RunFailed(f"batch job {run['batch_job_name']} failed: {reason or 'no reason given'}")
     if status != personalize.ACTIVE:
         if time.time() - float(run.get("submitted_at", time.time())) > workers.max_wait_secs:
@@ -228,4 +234,7 @@ def poll(run_id: str) -> Wait | None:
         raise RunFailed(f"batch job {run['batch_job_name']} is ACTIVE but wrote no {output_uri}")
     runs().set_state(run_id, RunState.EXPORTING, output_uri=output_uri, output_bytes=size,
                      shards=job.export_shards)
+    notify(context.hub_config().notifications, "batch_job.finished", job.name, run_id,
+           batch_job_arn=run["batch_job_arn"], solution_version_arn=run.get("solution_version_arn"),
+           output_uri=output_uri)
     return None

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from connectors.destinations.http_delivery import http_client, raise_for_response, transport_failure
 from connectors.destinations.public_network import PublicOnlyResolver, refuse_private_literal
+from connectors.formats.lifecycle import LIFECYCLE, is_lifecycle
 from connectors.formats.recommendations import (
     SEGMENT_AUDIENCE,
     USER_RECOMMENDATIONS,
@@ -116,7 +117,7 @@ class Webhook(ExportDestination):
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
 
-    export_rows = frozenset({USER_RECOMMENDATIONS, SEGMENT_AUDIENCE})
+    export_rows = frozenset({USER_RECOMMENDATIONS, SEGMENT_AUDIENCE, LIFECYCLE})
 
     def partition_key(self, row: ExportRow) -> str:
         return row.message_id  # one request per export: every export may go concurrently
@@ -142,8 +143,11 @@ class Webhook(ExportDestination):
         if row.record is None:
             raise RejectedError("invalid_export_record", "record is missing")
         kind = self.config.segment_event_type if is_segment_audience(row) else self.config.event_type
+        data = row.record
+        if is_lifecycle(row):  # a stage of the Personalize workflow: its own type, e.g. "gate.failed"
+            kind, data = row.record["type"], row.record["data"]
         sent_at = datetime.fromtimestamp(row.timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
-        body = orjson.dumps({"type": kind, "timestamp": sent_at, "data": row.record})
+        body = orjson.dumps({"type": kind, "timestamp": sent_at, "data": data})
         if len(body) > self.config.max_payload_bytes:
             raise RejectedError("payload_too_large",
                                 f"{len(body)} bytes exceed max_payload_bytes={self.config.max_payload_bytes}")

@@ -218,9 +218,10 @@ class ConsoleBackend:
                     recent = [_run_row(runs.report(run_id)) for run_id in runs.recent(job.name, runs_per_job)]
                 except Exception as err:  # noqa: BLE001 - Redis down: the job list is still useful
                     error = f"run history unavailable: {type(err).__name__}"
-            rows.append({"name": job.name, "recipe": job.recipe.value, "schedule": job.schedule or "manual",
+            rows.append({"name": job.name, "recipe": getattr(job.recipe, "value", job.recipe),  # "train" is a str
+                         "schedule": job.schedule or "manual",
                          "next_run": next_slot(job.schedule, now).isoformat() if job.schedule else None,
-                         "destinations": [d.id for d in job.destinations], "runs": recent})
+                         "destinations": [d.id for d in getattr(job, "destinations", ())], "runs": recent})
         if runs is None and self.config.jobs:
             error = "workers.redis_url is not set: run history lives in Redis"
         return {"jobs": rows, "error": error}
@@ -273,6 +274,8 @@ def _run_row(report: Any) -> dict[str, Any]:
     return {
         "run_id": report.run_id, "state": report.state.value, "error": fields.get("error"),
         "users_in": report.users_in, "created_at": _iso(fields.get("created_at")),
+        # A retraining run: what it decided (campaign_updated, gate_failed, trained) and why.
+        "decision": fields.get("decision"), "reason": fields.get("reason"),
         "destinations": {name: {"sent": c.sent, "unchanged": c.unchanged, "failed": c.failed_total,
                                 "unknown": c.unknown + c.sending, "reasons": c.failed}
                          for name, c in sorted(report.destinations.items())},

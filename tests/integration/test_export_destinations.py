@@ -9,11 +9,6 @@ import boto3
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from standardwebhooks import Webhook as ReferenceVerifier
 
 from connectors.destinations.braze import BrazeUsers, BrazeUsersConfig
 from connectors.destinations.email import Email, EmailConfig
@@ -25,6 +20,7 @@ from tests.fixtures.braze_standin import BrazeStandin
 from tests.fixtures.exports import CATALOG, deliver, export_event
 from tests.fixtures.services import free_port
 from tests.fixtures.threaded_http import ThreadedServer
+from tests.fixtures.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -227,30 +223,6 @@ async def test_s3_multipart_upload_of_a_large_part(aws_endpoint_url, aws_region,
 
 
 # -- Webhook -------------------------------------------------------------------------------------
-
-
-class Receiver:
-    """A receiver per the Standard Webhooks spec: verifies, dedupes on webhook-id, fails first tries on demand."""
-
-    def __init__(self, secret: str, fail_first: int = 0):
-        self.verifier = ReferenceVerifier(secret)
-        self.fail_first = fail_first
-        self.attempts: list[str] = []
-        self.delivered: dict[str, dict] = {}
-        self.app = Starlette(routes=[Route("/hook", self.handle, methods=["POST"])])
-
-    async def handle(self, request: Request) -> Response:
-        body = await request.body()
-        try:
-            payload = self.verifier.verify(body, dict(request.headers))
-        except Exception:
-            return Response(status_code=401)
-        webhook_id = request.headers["webhook-id"]
-        self.attempts.append(webhook_id)
-        if self.attempts.count(webhook_id) <= self.fail_first:
-            return Response(status_code=503, headers={"Retry-After": "0"})
-        self.delivered.setdefault(webhook_id, payload)
-        return Response(status_code=204)
 
 
 async def test_webhooks_are_verified_by_the_receiver_and_retries_keep_their_id():

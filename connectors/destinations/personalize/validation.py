@@ -72,7 +72,7 @@ class ValidationStage:
             if dataset_type == INTERACTIONS:
                 finished = self._interaction(event, record)
             else:
-                finished = self._record(dataset_type, record)
+                finished = self.finish_record(dataset_type, record)
         except RejectedError as err:
             return Rejection(source=event.source, reason=err.reason, message=err.message, raw=event.raw)
         return [msgspec.structs.replace(event, record=finished)]
@@ -82,6 +82,11 @@ class ValidationStage:
         if event.user_id is not None:
             check_id(event.user_id, "userId", "user_id")
         check_id(record.get("eventId"), "eventId", "event_id")
+        return self.finish_interaction(record)
+
+    def finish_interaction(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The checks an interaction needs wherever it goes (PutEvents or a bulk import CSV): the finished
+        record, or RejectedError naming the field. Session and event ids are PutEvents' own: checked above."""
         check_id(record.get("itemId"), "itemId", "item_id")
         event_type = record.get("eventType")
         if not isinstance(event_type, str) or is_placeholder_id(event_type):
@@ -127,7 +132,8 @@ class ValidationStage:
                 raise RejectedError("event_too_large", f"event: {size} bytes; the limit is {MAX_EVENT_BYTES}")
         return finished
 
-    def _record(self, dataset_type: str, record: dict[str, Any]) -> dict[str, Any]:
+    def finish_record(self, dataset_type: str, record: dict[str, Any]) -> dict[str, Any]:
+        """An item or user record checked and finished (`properties` as the JSON string), or RejectedError."""
         id_key = "itemId" if dataset_type == ITEMS else "userId"
         check_id(record.get(id_key), id_key, "item_id" if dataset_type == ITEMS else "user_id")
         properties = record.get("properties")

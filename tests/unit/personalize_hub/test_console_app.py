@@ -117,3 +117,17 @@ def test_config_api_redacts_and_reports_problems_of_the_file(tmp_path):
         assert answer["problems"] == [] and answer["config"]["sources"][0]["write_keys"] == "[redacted]"
         path.write_text(json.dumps({"sources": [{"type": "nope"}], "console": {"token": TOKEN}}))
         assert client.get("/console/api/config", headers=AUTH).json()["problems"]
+
+
+def test_jobs_page_lists_a_training_job_beside_batch_jobs(tmp_path):
+    data = {"console": {"token": TOKEN}, "identity": {"store": {"type": "memory"}},
+            "workers": {"redis_url": "redis://127.0.0.1:1/0", "work_uri": f"file://{tmp_path}/work"},
+            "jobs": [{"name": "weekly_retrain", "recipe": "train", "schedule": "0 3 * * 1",
+                      "solution_arn": "arn:aws:personalize:us-east-1:000000000000:solution/s"}]}
+    with TestClient(build_app(Hub(parse_config(data)))) as client:
+        jobs = client.get("/console/api/jobs", headers=AUTH).json()
+        page = client.get("/console/jobs", headers=AUTH)
+    (job,) = jobs["jobs"]
+    assert (job["name"], job["recipe"], job["destinations"]) == ("weekly_retrain", "train", [])
+    assert "run history unavailable" in jobs["error"]
+    assert page.status_code == 200 and "weekly_retrain" in page.text

@@ -87,3 +87,28 @@ def test_transient_errors():
     assert personalize.transient(EndpointConnectionError(endpoint_url="http://x"))
     assert not personalize.transient(client_error("InvalidInputException"))
     assert not personalize.transient(ValueError("bug"))
+
+
+def test_latest_active_version_is_the_newest_active_across_pages():
+    from datetime import datetime, timezone
+
+    from workers.personalize import NoActiveVersion, latest_active_version
+
+    def at(day: int) -> datetime:
+        return datetime(2026, 1, day, tzinfo=timezone.utc)
+
+    pages = {None: {"solutionVersions": [{"solutionVersionArn": "v1", "status": "ACTIVE", "creationDateTime": at(1)},
+                                         {"solutionVersionArn": "v4", "status": "CREATE IN_PROGRESS",
+                                          "creationDateTime": at(4)}], "nextToken": "t"},
+             "t": {"solutionVersions": [{"solutionVersionArn": "v3", "status": "ACTIVE", "creationDateTime": at(3)},
+                                        {"solutionVersionArn": "v2", "status": "CREATE FAILED",
+                                         "creationDateTime": at(5)}]}}
+
+    class Control:
+        def list_solution_versions(self, solutionArn, maxResults, nextToken=None):
+            return pages[nextToken]
+
+    assert latest_active_version(Control(), "s") == "v3"
+    pages[None]["solutionVersions"], pages["t"]["solutionVersions"] = [], []
+    with pytest.raises(NoActiveVersion, match="solution s has no ACTIVE version"):
+        latest_active_version(Control(), "s")

@@ -1,0 +1,58 @@
+"""Lifecycle notifications: each stage's end or failure sent to the signed webhooks of `notifications:`.
+
+Best effort by design: a notification is retried with the hub's backoff, and when the receiver stays away
+it is logged and dropped. An import or a retraining never fails because its announcement did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from connectors.formats.lifecycle import lifecycle_row
+from hub.connector import Context
+from hub.delivery.retry import RetryPolicy
+from hub.errors import RetryableError
+from hub.rows import ExportRow
+from personalize_hub.notifications import NotificationsConfig
+
+log = logging.getLogger(__name__)
+# A notification gets half a minute: long enough for a receiver's blip, short enough not to hold a task.
+RETRY = RetryPolicy(base_delay_secs=0.5, max_delay_secs=5.0, max_attempts=5, max_elapsed_secs=30.0)
+
+
+def notify(config: NotificationsConfig, event: str, source: str, run_id: str, **data: Any) -> None:
+    """Send `event` to every configured webhook (from synchronous code: the CLI, Celery tasks)."""
+    if not config.webhooks or event not in config.events:
+        return
+    row = lifecycle_row(event, source, run_id, data, time.time())
+    asyncio.run(_send_all(config, row))
+
+
+async def _send_all(config: NotificationsConfig, row: ExportRow) -> None:
+    from connectors.destinations.webhook import Webhook
+
+    for webhook in config.webhooks:
+        destination = Webhook(webhook, Context())
+        try:
+            await _send(destination, row)
+        except Exception as err:  # noqa: BLE001 - best effort: the stage itself succeeded or failed already
+            log.warning("lifecycle event %s not delivered to %s: %s", row.message_id, webhook.id, err)
+        finally:
+            await destination.close()
+
+
+async def _send(destination: Any, row: ExportRow) -> None:
+    started, attempt = time.monotonic(), 0
+    while True:
+        attempt += 1
+        try:
+            await destination.send([row])
+            return
+        except RetryableError:
+            delay = RETRY.backoff_secs(attempt)
+            if not RETRY.may_retry(attempt, time.monotonic() - started, delay):
+                raise
+            await asyncio.sleep(delay)
