@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POLL_SECS = 0.25  # each /metrics answer costs the hub ~1 ms of CPU: at 10 polls a second, 1% of its time
 STALL_SECS = 20.0  # no delivery for this long: stop and say so rather than hang
 COMMIT_WAIT_SECS = 10.0  # commits follow the last delivery by a moment
-# tansu joins a group in ~3 s; short group timeouts keep the run short (platform.md, "Kafka: tansu").
+# tansu joins a group in ~3 s; short group timeouts keep the run short (docs/reference/platform.md#kafka-tansu).
 GROUP_TIMEOUTS = {"session_timeout_secs": 6, "heartbeat_interval_secs": 0.5, "rebalance_timeout_secs": 6}
 _METRIC = re.compile(rb"^(hub_events_out_total|hub_events_in_total|hub_batch_fill_ratio_count)\{[^}]*\} (\S+)$", re.M)
 

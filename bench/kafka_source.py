@@ -22,7 +22,7 @@ from hub.connector import Context, EmitReport, Outcome
 
 RECORDS = 200_000
 PARTITIONS = 2
-# tansu joins a group in ~3 s; short group timeouts keep the run short (platform.md, "Kafka: tansu").
+# tansu joins a group in ~3 s; short group timeouts keep the run short (docs/reference/platform.md#kafka-tansu).
 GROUP_TIMEOUTS = {"session_timeout_secs": 6, "heartbeat_interval_secs": 0.5, "rebalance_timeout_secs": 6}
 
 

@@ -1,4 +1,4 @@
-"""Recommendation quality of local_personalize's recipes on MovieLens-100k, Personalize's split (§6.9).
+"""Recommendation quality of local_personalize's recipes on MovieLens-100k, Personalize's split (docs/reference/personalize-api.md#solution-metrics).
 
 Prints every GetSolutionMetrics value for aws-popularity-count (the anchor), aws-sims and
 aws-user-personalization side by side, and the NDCG@10 ratio of user-personalization to popularity.

@@ -3,14 +3,15 @@
 Run: `python bench/putevents_request_path.py` (about a minute on 2 cores).
 
 All three talk to a null HTTP sink on loopback, in its own process (a bare asyncio protocol answering
-200 with an empty body, as PutEvents does, personalize-api.md §3.1), so what is measured is the hub
+200 with an empty body, as PutEvents does, docs/reference/personalize-api.md#putevents), so what is measured is the hub
 side only: CPU seconds of this process (time.process_time) per PutEvents call, and events/s.
 
 (a) lean: PersonalizeEvents (request_path=lean) behind the real DestinationRunner (batching by session,
     futures, telemetry). Measured twice: with the shipped 1000 calls/s quota limiter (does one process
     sustain a tracker's whole quota?) and without it (capacity, and the CPU figure).
 (b) aiobotocore: the same destination and runner with request_path=botocore.
-(c) naive: boto3 `put_events` with one event per call in a loop, what peers do (peers.md §7).
+(c) naive: boto3 `put_events` with one event per call in a loop, what peers do
+(docs/reference/rudderstack.md#one-record-per-call).
 Target (issue 4): lean ≥ 10,000 events/s and ≥ 10x the naive loop.
 """
 
@@ -31,7 +32,7 @@ from bench._http_load import ServerProcess  # noqa: E402
 SESSIONS = 500  # sessions clicking at once; each call carries 10 events of one session
 EVENTS_PER_SESSION = 80
 NAIVE_EVENTS = 2_000
-TARGET_EVENTS_PER_SEC = 10_000  # 1000 calls/s x 10 events (personalize-api.md §4)
+TARGET_EVENTS_PER_SEC = 10_000  # 1000 calls/s x 10 events (docs/reference/personalize-api.md#quotas)
 
 
 # --- the null sink (child process) ----------------------------------------------------------------------

@@ -9,14 +9,16 @@ its last: events/s, PutEvents calls per 1000 events and per second, and the hub'
 them, in the same run:
 
 - raw aiokafka `getmany` over the same topic on the same broker (what any Python consumer can reach here);
-- a naive loop, one boto3 `put_events` per event, against the same local_personalize (peers.md §7);
+- a naive loop, one boto3 `put_events` per event, against the same local_personalize
+(docs/reference/rudderstack.md#one-record-per-call);
 - local_personalize alone: full 10-event PutEvents calls sent straight at it on the lean path, so that a
   slow server is not mistaken for a slow hub.
 
-Target (issue 4): ≥ 10,000 events/s (a tracker's whole quota, 1,000 calls/s × 10 events, personalize-api.md
-§4) and ≥ 10x the naive loop. A call carries one (sessionId, userId) pair, so no client fills every call of
-a real stream: the stream's own floor (fewest calls any client could make) is printed, and with it the most
-events/s the quota allows on this stream. `--profile FILE` (cProfile) and `--py-spy FILE` profile the hub.
+Target (issue 4): ≥ 10,000 events/s (a tracker's whole quota, 1,000 calls/s × 10 events,
+docs/reference/personalize-api.md#quotas) and ≥ 10x the naive loop. A call carries one (sessionId, userId) pair, so no
+client fills every call of a real stream: the stream's own floor (fewest calls any client could make) is printed, and
+with it the most events/s the quota allows on this stream. `--profile FILE` (cProfile) and `--py-spy FILE` profile the
+hub.
 
 Measured on this project's 2-core machine, idle: 7,000–7,300 events/s at 940–975 calls/s, i.e. quota-bound;
 134 calls per 1000 events against a floor of 123 (the quota then allows 8,150 events/s); 101–109 µs of hub
@@ -50,7 +52,8 @@ from bench._http_load import process_cpu_secs  # noqa: E402
 from bench._hub_run import HubRun, Servers, hub_config, run_hub  # noqa: E402
 from bench._shop_stream import ShopStream, shop_stream  # noqa: E402
 
-TARGET_EVENTS_PER_SEC = 10_000  # 1000 PutEvents calls/s x 10 events, a dataset group's quota (personalize-api.md §4)
+# 1000 PutEvents calls/s x 10 events, a dataset group's quota (docs/reference/personalize-api.md#quotas)
+TARGET_EVENTS_PER_SEC = 10_000
 TARGET_VS_NAIVE = 10
 
 
@@ -67,7 +70,7 @@ async def fill_topic(bootstrap: str, topic: str, partitions: int, stream: ShopSt
         await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     finally:
         await admin.close()
-    # tansu has no idempotent producer (platform.md): idempotence off.
+    # tansu has no idempotent producer (docs/reference/platform.md#kafka-tansu): idempotence off.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=20,
                                 max_batch_size=256 * 1024)
     await producer.start()

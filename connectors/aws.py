@@ -32,7 +32,7 @@ class ProxyRoute(NamedTuple):
     url: str | None
     headers: dict[str, str] | None
 
-# The DestinationRunner is the one retry owner (ARCHITECTURE.md "One retry owner"): one attempt per call,
+# The DestinationRunner is the one retry owner (docs/architecture.md): one attempt per call,
 # so a throttled call is backed off and rate-adapted once, not retried three times inside botocore first.
 BOTOCORE_RETRIES = {"mode": "standard", "total_max_attempts": 1}
 CONNECT_TIMEOUT_SECS = 10.0

@@ -216,7 +216,8 @@ class Destination(abc.ABC):
     Config: ClassVar[type[DestinationConfig]]
     # True when sending an event twice has the effect of sending it once (an idempotency key such as
     # webhook-id, or an overwrite such as Braze attributes). The batch side's delivery ledger resends a
-    # recipient whose outcome is unknown (crash mid-send) only to such destinations (destinations.md §6).
+    # recipient whose outcome is unknown (crash mid-send) only to such destinations
+    # (docs/reference/idempotency.md#per-destination).
     idempotent: bool = False
     # Streaming destinations take events from sources; the config refuses one that does not under `destinations:`.
     streams_events: ClassVar[bool] = True
@@ -256,7 +257,8 @@ class Destination(abc.ABC):
         """Whether an earlier send of each event arrived: True, False, or None when this service cannot tell.
 
         The batch side asks after a crash mid-send (the events carry that send's message ids) instead of
-        sending again blindly; a destination that can look a send up overrides this (destinations.md §6).
+        sending again blindly; a destination that can look a send up overrides this
+        (docs/reference/idempotency.md#per-destination).
         """
         return [None] * len(batch)
 

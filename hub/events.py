@@ -73,7 +73,7 @@ class Event(msgspec.Struct, kw_only=True):
 def event_id_for(message_id: str) -> str:
     """Deterministic Personalize eventId from the source message id, so redelivery is idempotent.
 
-    Personalize ignores repeated eventIds for training (personalize-api.md §3.1); eventId is 1..256
+    Personalize ignores repeated eventIds for training (docs/reference/personalize-api.md#putevents); eventId is 1..256
     characters, so long message ids are hashed rather than truncated (truncation could collide).
     """
     if 0 < len(message_id) <= 256:
@@ -119,8 +119,8 @@ def to_epoch_secs(value: Any) -> float:
     """Normalise a timestamp (ISO-8601 string, epoch seconds or milliseconds, datetime) to epoch seconds.
 
     The one place timestamps are interpreted: users report events silently ignored by Personalize
-    because sentAt was sent in the wrong unit (peers.md §7.2). Raises ValueError on anything else,
-    and on a time outside the installed `TimestampWindow`.
+    because sentAt was sent in the wrong unit (docs/reference/personalize-api.md#sentat-units). Raises ValueError on
+    anything else, and on a time outside the installed `TimestampWindow`.
     """
     return _window.check(_parse_epoch_secs(value), value)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# Strings SDKs send when an id is unset; Personalize silently drops events carrying them (peers.md §7.1).
+# Strings SDKs send when an id is unset; Personalize silently drops events carrying them
+# (docs/reference/personalize-api.md#placeholder-ids).
 PLACEHOLDER_IDS = frozenset({"", "null", "undefined", "none", "nil", "nan"})
 
 

@@ -1,7 +1,8 @@
 """The wire protocols on one port: control plane (JSON 1.1 on `POST /`), events and runtime (rest-json).
 
 A plain ASGI application: requests go to the control plane when they carry `X-Amz-Target`, otherwise by
-path (personalize-api.md §1). Errors follow §2: `x-amzn-ErrorType` plus `{"__type", "message"}` and
+path (docs/reference/personalize-api.md#wire-protocols). Errors follow
+docs/reference/personalize-api.md#error-responses: `x-amzn-ErrorType` plus `{"__type", "message"}` and
 `x-amzn-RequestId` on every answer. One info log line per request.
 """
 
@@ -24,10 +25,12 @@ from local_personalize.validation import validate_request
 
 logger = logging.getLogger("local_personalize.requests")
 
-TARGET_PREFIX = "AmazonPersonalize."  # targetPrefix of the control-plane model (§1)
+# targetPrefix of the control-plane model (docs/reference/personalize-api.md#wire-protocols)
+TARGET_PREFIX = "AmazonPersonalize."
 JSON_11 = b"application/x-amz-json-1.1"
 REST_JSON = b"application/json"
-# POST path → (service model, operation) for the two rest-json services (§1).
+# POST path → (service model, operation) for the two rest-json services
+# (docs/reference/personalize-api.md#wire-protocols).
 REST_ROUTES = {
     "/events": ("personalize-events", "PutEvents"),
     "/items": ("personalize-events", "PutItems"),

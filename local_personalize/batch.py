@@ -1,8 +1,8 @@
-"""Batch inference and batch segment jobs: JSON lines in, `<input file>.out` JSON lines out (§6.7, §6.8).
+"""Batch inference and batch segment jobs: JSON lines in, `<input file>.out` JSON lines out (docs/reference/personalize-api.md#batch-inference-jobs, #batch-segment-jobs).
 
 Runs in a job process on the model as saved by its solution version (batch jobs use the data as of the
-version, §3.4). A bad input line becomes an output line with its `input` and a non-null `error`; the
-other lines go through.
+version, docs/reference/personalize-api.md#data-freshness). A bad input line becomes an output line with its `input` and
+a non-null `error`; the other lines go through.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from local_personalize.recipes.item_attribute_affinity import ItemAttributeAffin
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
-# Item-Affinity takes at most 500 queries per input file (§4).
+# Item-Affinity takes at most 500 queries per input file (docs/reference/personalize-api.md#quotas).
 MAX_SEGMENT_QUERIES = 500
-# Interactions filters look at the 100 most recent interactions per user and event type (§4).
+# Interactions filters look at the 100 most recent interactions per user and event type
+# (docs/reference/personalize-api.md#quotas).
 FILTER_HISTORY_PER_TYPE = 100
 CHUNK_LINES = 2000
 
@@ -215,7 +216,8 @@ def run_job(store: Store, settings: Settings, job_arn: str, segment: bool) -> No
             raise JobFailed(f"{url} has more than {limit} queries")
         answer = _segment_line if segment else _inference_line
         output = process_file(context, text, job_doc["numResults"], exploration, answer, vectorise)
-        # Output file name: <input file name>.out in the output folder (§6.7).
+        # Output file name: <input file name>.out in the output folder
+        # (docs/reference/personalize-api.md#batch-inference-jobs).
         objects.write(join(destination, url.rsplit("/", 1)[-1] + ".out"), output)
 
 

@@ -24,7 +24,9 @@ from local_personalize.store import Store
 
 SMOOTHING = 10.0  # α pseudo-interactions pulling a rare context value towards no lift
 MAX_VALUES_PER_FIELD = 1000  # table size bound: the most frequent values of a field are kept
-WIDEN = 4  # candidates ranked with context = WIDEN × numResults (at least 100, at most 500, §5.1 limit)
+# candidates ranked with context = WIDEN × numResults (at least 100, at most 500,
+# docs/reference/personalize-api.md#getrecommendations limit)
+WIDEN = 4
 RESERVED = frozenset({"USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",
                       "RECOMMENDATION_ID", "EVENT_ATTRIBUTION_SOURCE"})
 

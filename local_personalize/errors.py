@@ -1,4 +1,4 @@
-"""API errors of local_personalize and the HTTP status each one travels with (personalize-api.md §2.2)."""
+"""API errors of local_personalize and the HTTP status each one travels with (docs/reference/personalize-api.md#error-codes-and-statuses)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ class ApiError(Exception):
     """An error answered as `x-amzn-ErrorType` + `{"__type", "message"}`.
 
     `rest_status` is the status the rest-json services (events, runtime) model; the json control plane
-    carries no status in its model and AWS practice is 400 for every client error (§2.2).
+    carries no status in its model and AWS practice is 400 for every client error
+    (docs/reference/personalize-api.md#error-codes-and-statuses).
     """
 
     code = "InternalFailure"
@@ -52,7 +53,8 @@ class UnknownOperation(ApiError):
 
 
 class Throttling(ApiError):
-    # 429 so that botocore's retry logic recognises it by status as well as by code (§2.2).
+    # 429 so that botocore's retry logic recognises it by status as well as by code
+    # (docs/reference/personalize-api.md#error-codes-and-statuses).
     code, rest_status, json_status = "ThrottlingException", 429, 429
 
 

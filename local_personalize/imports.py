@@ -1,4 +1,4 @@
-"""Dataset import jobs: CSV from S3 or file:// into the store (runs in a job process, personalize-api.md §6.5)."""
+"""Dataset import jobs: CSV from S3 or file:// into the store (runs in a job process, docs/reference/personalize-api.md#dataset-schemas)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from local_personalize.schemas import DatasetSchema
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
-# Quota: an interactions import job needs at least 1000 records, FULL or INCREMENTAL (§4).
+# Quota: an interactions import job needs at least 1000 records, FULL or INCREMENTAL
+# (docs/reference/personalize-api.md#quotas).
 MIN_INTERACTION_RECORDS = 1000
 # Interactions columns with their own store column; any other column goes into `properties`.
 INTERACTION_FIELDS = ("USER_ID", "ITEM_ID", "ACTION_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",

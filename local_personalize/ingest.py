@@ -1,7 +1,8 @@
-"""personalize-events: PutEvents, PutItems, PutUsers, PutActions, PutActionInteractions (personalize-api.md §3).
+"""personalize-events: PutEvents, PutItems, PutUsers, PutActions, PutActionInteractions (docs/reference/personalize-api.md#ingestion).
 
 Handlers run on the store thread: they check the request against the dataset schema, write it to SQLite
-at once (filters see it within seconds, §3.4) and return what the live models should fold in.
+at once (filters see it within seconds, docs/reference/personalize-api.md#data-freshness) and return what the live
+models should fold in.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def put_events(store: Store, body: dict[str, Any]) -> Ingested:
     for position, event in enumerate(body["eventList"], start=1):
         where = f"eventList.{position}.member"
         if not event.get("itemId"):
-            # The Interactions schema requires ITEM_ID (§6.5): an event without one is not invented into one.
+            # The Interactions schema requires ITEM_ID (docs/reference/personalize-api.md#dataset-schemas): an event
+            # without one is not invented into one.
             raise InvalidInput(f"itemId is required at '{where}' for an Interactions dataset")
         properties = _properties(schema, event.get("properties"), f"{where}.properties")
         impression = "|".join(event["impression"]) if event.get("impression") else None

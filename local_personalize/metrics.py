@@ -1,4 +1,4 @@
-"""Offline solution metrics exactly as GetSolutionMetrics defines them (personalize-api.md §6.9).
+"""Offline solution metrics exactly as GetSolutionMetrics defines them (docs/reference/personalize-api.md#solution-metrics).
 
 Split: 10 % of the users with ≥ 2 interactions are held out; for each, the newest 10 % of their
 interactions (at least one) are the ground truth and everything else trains. The older 90 % of a
@@ -7,8 +7,8 @@ for history-based models and lets batch scoring serve the evaluation. Ground tru
 distinct items in the held-out events that the solution's event selection trains on.
 USER_SEGMENTATION instead holds out the newest 20 % of every user's interactions.
 
-Choices where §6.9 is silent: RELATED_ITEMS recipes are queried with the held-out user's newest
-training item; `coverage` counts the distinct items recommended across held-out users' top 25.
+Choices where docs/reference/personalize-api.md#solution-metrics is silent: RELATED_ITEMS recipes are queried with the
+held-out user's newest training item; `coverage` counts the distinct items recommended across held-out users' top 25.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ TOP_K = 25
 HOLDOUT_USER_SHARE = 0.1
 HOLDOUT_EVENT_SHARE = 0.1
 SEGMENT_HOLDOUT_EVENT_SHARE = 0.2
-SEGMENT_TOP_USER_SHARE = 0.01  # hit/recall at K = the top 1 % of users (§6.9)
+# hit/recall at K = the top 1 % of users (docs/reference/personalize-api.md#solution-metrics)
+SEGMENT_TOP_USER_SHARE = 0.01
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Split:
 
 
 def personalize_split(data: TrainingData, config: TrainingConfig | None = None, seed: int = 0) -> Split:
-    """Personalize's evaluation split for non-segmentation recipes (§6.9)."""
+    """Personalize's evaluation split for non-segmentation recipes (docs/reference/personalize-api.md#solution-metrics)."""
     rng = np.random.default_rng(seed)
     counts = np.bincount(data.user_index, minlength=len(data.user_ids))
     eligible = np.flatnonzero(counts >= 2)
@@ -138,7 +139,7 @@ def evaluate(recipe: type[Recipe], data: TrainingData, config: TrainingConfig | 
 
 
 def evaluate_segments(recipe: type[Recipe], data: TrainingData, config: TrainingConfig | None = None) -> dict[str, float]:
-    """hit and recall at K = top 1 % of users, averaged over items with held-out interactions (§6.9)."""
+    """hit and recall at K = top 1 % of users, averaged over items with held-out interactions (docs/reference/personalize-api.md#solution-metrics)."""
     everyone = np.ones(len(data.user_ids), bool)
     target = _newest_share(data, everyone, SEGMENT_HOLDOUT_EVENT_SHARE)
     counts = np.bincount(data.user_index, minlength=len(data.user_ids))

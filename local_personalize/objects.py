@@ -48,7 +48,7 @@ class ObjectStore:
         return path
 
     def list(self, url: str) -> list[str]:
-        """The objects at `url`: itself, or every object under it when it ends with "/" (§6.1 notes)."""
+        """The objects at `url`: itself, or every object under it when it ends with "/" (docs/reference/personalize-api.md#operations notes)."""
         scheme, bucket, key = _split(url)
         if not url.endswith("/"):
             return [url]

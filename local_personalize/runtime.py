@@ -1,4 +1,4 @@
-"""personalize-runtime: GetRecommendations, GetPersonalizedRanking, GetActionRecommendations (§5)."""
+"""personalize-runtime: GetRecommendations, GetPersonalizedRanking, GetActionRecommendations (docs/reference/personalize-api.md#runtime)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from local_personalize.store import Store
 if TYPE_CHECKING:
     from local_personalize.service import Service
 
-DEFAULT_RESULTS = 25  # GetRecommendations numResults default (§5.1)
+DEFAULT_RESULTS = 25  # GetRecommendations numResults default (docs/reference/personalize-api.md#getrecommendations)
 
 
 def recommendation_id() -> str:
-    # "RID-" + a UUID: 40 characters, the most PutEvents.recommendationId accepts (§5.1).
+    # "RID-" + a UUID: 40 characters, the most PutEvents.recommendationId accepts
+    # (docs/reference/personalize-api.md#getrecommendations).
     return f"RID-{uuid.uuid4()}"
 
 
@@ -35,7 +36,7 @@ def _compiled(expression: str) -> Filter:
 
 
 async def campaign_for(service: Service, arn: str | None, recommender_arn: str | None = None) -> LiveCampaign:
-    """The live campaign or recommender a runtime call names; exactly one of the two ARNs (§5.1)."""
+    """The live campaign or recommender a runtime call names; exactly one of the two ARNs (docs/reference/personalize-api.md#getrecommendations)."""
     if (arn is None) == (recommender_arn is None):
         raise InvalidInput("Provide exactly one of campaignArn and recommenderArn")
     target, kind = (arn, "campaign") if arn is not None else (recommender_arn, "recommender")
@@ -162,7 +163,7 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
 async def _with_promotion(service: Service, campaign: LiveCampaign, promotion: dict, user_id: str | None,
                           item_id: str | None, num_results: int, candidates: np.ndarray | None
                           ) -> tuple[list[Recommendation], frozenset[str]]:
-    """percentPromotedItems of the list come from the promotion's filter, spread evenly through it (§5.1)."""
+    """percentPromotedItems of the list come from the promotion's filter, spread evenly through it (docs/reference/personalize-api.md#getrecommendations)."""
     live, model = campaign.live, campaign.live.model
     if not promotion.get("filterArn"):
         raise InvalidInput("A promotion needs a filterArn")

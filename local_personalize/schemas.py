@@ -1,4 +1,4 @@
-"""Dataset schemas (personalize-api.md §6.5): check Avro JSON on CreateSchema, then coerce records to it."""
+"""Dataset schemas (docs/reference/personalize-api.md#dataset-schemas): check Avro JSON on CreateSchema, then coerce records to it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ PRIMITIVES = frozenset({"float", "double", "int", "long", "string", "boolean"})
 NUMERIC = frozenset({"float", "double", "int", "long"})
 DATASET_TYPES = {"INTERACTIONS": "Interactions", "ITEMS": "Items", "USERS": "Users", "ACTIONS": "Actions",
                  "ACTION_INTERACTIONS": "Action_Interactions"}
-# Reserved fields per dataset type and the types they must have (§6.5).
+# Reserved fields per dataset type and the types they must have (docs/reference/personalize-api.md#dataset-schemas).
 REQUIRED_FIELDS = {
     "INTERACTIONS": {"USER_ID": {"string"}, "ITEM_ID": {"string"}, "TIMESTAMP": {"long", "int"}},
     "ITEMS": {"ITEM_ID": {"string"}},
@@ -31,7 +31,7 @@ RESERVED_OPTIONAL = {
     "ACTIONS": {"CREATION_TIMESTAMP": {"long", "int"}},
     "ACTION_INTERACTIONS": {"USER_ID": {"string"}, "IMPRESSION": {"string"}, "RECOMMENDATION_ID": {"string"}},
 }
-# Metadata field quotas: Interactions 5, Users 25, Items 100 (§4, current values).
+# Metadata field quotas: Interactions 5, Users 25, Items 100 (docs/reference/personalize-api.md#quotas, current values).
 MAX_METADATA_FIELDS = {"INTERACTIONS": 5, "USERS": 25, "ITEMS": 100, "ACTIONS": 100, "ACTION_INTERACTIONS": 5}
 
 
@@ -94,7 +94,7 @@ class DatasetSchema:
         return tuple(f.name for f in self.fields)
 
     def property_field(self, key: str) -> Field | None:
-        """The field a camelCase `properties` key names (numberOfRatings ↔ NUMBER_OF_RATINGS, §3.1)."""
+        """The field a camelCase `properties` key names (numberOfRatings ↔ NUMBER_OF_RATINGS, docs/reference/personalize-api.md#putevents)."""
         folded = key.replace("_", "").lower()
         return next((f for f in self.fields if f.name.replace("_", "").lower() == folded), None)
 
@@ -167,7 +167,7 @@ def parse_schema(text: str) -> DatasetSchema:
 
 
 def check_for_dataset(schema: DatasetSchema, dataset_type: str, domain: str | None = None) -> None:
-    """The rules a schema must meet to back a dataset of this type (§6.5); InvalidInput if it does not."""
+    """The rules a schema must meet to back a dataset of this type (docs/reference/personalize-api.md#dataset-schemas); InvalidInput if it does not."""
     expected = DATASET_TYPES[dataset_type]
     if schema.record_name.lower() != expected.lower():
         raise InvalidInput(f"A {dataset_type} dataset needs a schema whose record name is {expected}, "

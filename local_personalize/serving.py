@@ -148,7 +148,7 @@ class LiveModels:
             self._held.pop(version_arn, None)
 
     def observe(self, ingested: Ingested) -> None:
-        """Fold new PutEvents into every live model of their dataset group (no retraining, §3.4)."""
+        """Fold new PutEvents into every live model of their dataset group (no retraining, docs/reference/personalize-api.md#data-freshness)."""
         if not ingested.interactions:
             return
         for live in self.versions.values():

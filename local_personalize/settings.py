@@ -18,7 +18,8 @@ class Settings:
     s3_endpoint_url: str | None = None  # None: boto3's own resolution (AWS_ENDPOINT_URL, then AWS)
     # Seconds a simple resource (dataset group, schema, ...) reports CREATE PENDING before ACTIVE.
     provisioning_delay_secs: float = 0.0
-    # Processes that run training, import and batch jobs (the real service runs 5 of each, §4).
+    # Processes that run training, import and batch jobs (the real service runs 5 of each,
+    # docs/reference/personalize-api.md#quotas).
     job_workers: int = 1
     # Directories besides data_dir that file:// data locations may name (`--file-root`, repeatable).
     file_roots: tuple[str, ...] = ()
@@ -43,5 +44,5 @@ class Settings:
         return (self.data_dir, *(Path(root) for root in self.file_roots))
 
     def arn(self, resource: str) -> str:
-        """`arn:aws:personalize:<region>:<account>:<resource>` (§6.4)."""
+        """`arn:aws:personalize:<region>:<account>:<resource>` (docs/reference/personalize-api.md#arns)."""
         return f"arn:aws:personalize:{self.region}:{self.account_id}:{resource}"

@@ -210,7 +210,7 @@ class Store:
         return key
 
     def insert_interactions(self, dataset_arn: str, rows: Iterable[tuple]) -> int:
-        """Append rows ordered as INTERACTION_COLUMNS; a repeated event id is ignored (§3.1)."""
+        """Append rows ordered as INTERACTION_COLUMNS; a repeated event id is ignored (docs/reference/personalize-api.md#putevents)."""
         key = self.dataset_key(dataset_arn)
         before = self.db.total_changes
         self.db.execute("BEGIN")
@@ -239,7 +239,7 @@ class Store:
             self.db.execute(INTERACTIONS_BY_USER_INDEX)
 
     def claim_anonymous_session(self, dataset_arn: str, session_id: str, user_id: str) -> int:
-        """Tie earlier anonymous events of a session to the user who now appears in it (§3.1)."""
+        """Tie earlier anonymous events of a session to the user who now appears in it (docs/reference/personalize-api.md#putevents)."""
         cursor = self.db.execute(
             "UPDATE interactions SET user_id = ? WHERE dataset = ? AND session_id = ? AND user_id IS NULL",
             (user_id, self.dataset_key(dataset_arn), session_id))
@@ -286,7 +286,7 @@ class Store:
     # --- items / users / actions -------------------------------------------------------------------
 
     def upsert_records(self, dataset_arn: str, records: Iterable[tuple[str, dict[str, Any]]], source: str) -> int:
-        """Insert or replace records by id (§3.2); `source` is "event" or the import job's ARN."""
+        """Insert or replace records by id (docs/reference/personalize-api.md#putitems-and-putusers); `source` is "event" or the import job's ARN."""
         now = time.time()
         before = self.db.total_changes
         self.db.execute("BEGIN")

@@ -2,7 +2,7 @@
 
 Runs in a job process. The model file is `<data>/models/<version id>.npz`; the store keeps the sequence
 number of the newest interaction trained on, so the server can replay later PutEvents into the loaded
-model (personalize-api.md §3.4).
+model (docs/reference/personalize-api.md#data-freshness).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _exclude_columns(data: TrainingData, training_data_config: dict[str, Any] | 
 
 
 def solution_metrics(recipe: type, data: TrainingData, config: TrainingConfig) -> dict[str, float]:
-    """GetSolutionMetrics on Personalize's holdout split (§6.9), from the recipes engineer's metrics module."""
+    """GetSolutionMetrics on Personalize's holdout split (docs/reference/personalize-api.md#solution-metrics), from the recipes engineer's metrics module."""
     from local_personalize import metrics
 
     return {name: float(value) for name, value in metrics.evaluate(recipe, data, config).items()}

@@ -1,10 +1,11 @@
 """Server-side request validation: what botocore does not check (max, pattern, enum) plus semantic rules.
 
-botocore checks only required members, JSON types and `min` on the client (personalize-api.md §1.1), and
-a client may turn even that off (`Config(parameter_validation=False)`). So the server re-checks every
-constraint of the operation's input shape, read from the service models botocore ships (the source of
-Appendix A), and then the rules no model states (§3.1, §5.1). Patterns are matched against the whole
-value (Java `matches()` semantics), which rejects names like "a b" that an unanchored search would pass.
+botocore checks only required members, JSON types and `min` on the client
+(docs/reference/personalize-api.md#client-side-validation-in-botocore), and a client may turn even that off
+(`Config(parameter_validation=False)`). So the server re-checks every constraint of the operation's input shape, read
+from the service models botocore ships (the source of docs/reference/personalize-api.md#field-constraints), and then the
+rules no model states (docs/reference/personalize-api.md#putevents, #getrecommendations). Patterns are matched against
+the whole value (Java `matches()` semantics), which rejects names like "a b" that an unanchored search would pass.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ Check = Callable[[Any, str, list[str]], None]
 
 SERVICES = ("personalize", "personalize-events", "personalize-runtime")
 
-# Keys PutEvents/PutActionInteractions `properties` may not carry, compared case-insensitively (§3.1).
+# Keys PutEvents/PutActionInteractions `properties` may not carry, compared case-insensitively
+# (docs/reference/personalize-api.md#putevents).
 FORBIDDEN_EVENT_PROPERTY_KEYS = frozenset(
     {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
 )
-# Quota: max size of one event, 10 KB (§4).
+# Quota: max size of one event, 10 KB (docs/reference/personalize-api.md#quotas).
 MAX_EVENT_BYTES = 10 * 1024
-# GetRecommendations numResults: max 500, or 50 when metadataColumns are requested (§5.1).
+# GetRecommendations numResults: max 500, or 50 when metadataColumns are requested
+# (docs/reference/personalize-api.md#getrecommendations).
 MAX_RESULTS, MAX_RESULTS_WITH_METADATA = 500, 50
-# GetActionRecommendations numResults: max 100 (§5.3).
+# GetActionRecommendations numResults: max 100 (docs/reference/personalize-api.md#getactionrecommendations).
 MAX_ACTION_RESULTS = 100
 
 
@@ -166,7 +169,8 @@ def compile_shape(shape: Shape) -> Check:
         return lambda value, path, errors: (
             None if isinstance(value, bool) else _fail(errors, value, path, "Member must be a boolean"))
     if kind == "timestamp":
-        # The json and rest-json protocols send timestamps as epoch seconds (§1).
+        # The json and rest-json protocols send timestamps as epoch seconds
+        # (docs/reference/personalize-api.md#wire-protocols).
         return lambda value, path, errors: (
             None if _is_number(value) else _fail(errors, value, path, "Member must be a timestamp in epoch seconds"))
     return lambda value, path, errors: None
@@ -192,7 +196,7 @@ def validate_request(service: str, operation: str, body: dict) -> None:
 
 
 def parse_properties(text: str, where: str) -> dict[str, Any]:
-    """Decode a `properties` string, which must hold a flat JSON object (§3.1, §3.2)."""
+    """Decode a `properties` string, which must hold a flat JSON object (docs/reference/personalize-api.md#putevents, #putitems-and-putusers)."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:

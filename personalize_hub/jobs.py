@@ -10,13 +10,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from personalize_hub import registry
 
-# Personalize job names are 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (personalize-api.md, CreateBatchInferenceJob);
+# Personalize job names are 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (docs/reference/personalize-api.md#resource-names);
 # a run id appends "-YYYYmmddTHHMMSS" (16 characters) to the job name and becomes the Personalize job name.
 JOB_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,39}$"
-# filterValues: at most 25 entries, keys [A-Za-z0-9_]{1,50}, values ≤ 1000 characters (personalize-api.md §5.1).
+# filterValues: at most 25 entries, keys [A-Za-z0-9_]{1,50}, values ≤ 1000 characters
+# (docs/reference/personalize-api.md#getrecommendations).
 MAX_FILTER_VALUES = 25
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,50}$")
-# numResults: ≤ 500 per list for batch inference (§5.1, §6.7); ≤ 5 million users per segment (§4, §6.8).
+# numResults: ≤ 500 per list for batch inference
+# (docs/reference/personalize-api.md#getrecommendations, #batch-inference-jobs); ≤ 5 million users per segment
+# (docs/reference/personalize-api.md#quotas, #batch-segment-jobs).
 MAX_INFERENCE_RESULTS = 500
 MAX_SEGMENT_USERS = 5_000_000
 
@@ -66,7 +69,8 @@ def parse_cron(expression: str) -> Any:
 
 
 def _filter_value(value: str | list[str]) -> str:
-    # A list is quoted for the user: Personalize wants "\"a\",\"b\"" (personalize-api.md §5.1).
+    # A list is quoted for the user: Personalize wants "\"a\",\"b\""
+    # (docs/reference/personalize-api.md#getrecommendations).
     if isinstance(value, list):
         return ",".join('"' + item.replace('"', '\\"') + '"' for item in value)
     return value
@@ -119,7 +123,7 @@ class JobConfig(BaseModel):
     @classmethod
     def _valid_filter_values(cls, values: dict[str, str | list[str]]) -> dict[str, str]:
         if len(values) > MAX_FILTER_VALUES:
-            raise ValueError(f"at most {MAX_FILTER_VALUES} filter values (personalize-api.md §5.1)")
+            raise ValueError(f"at most {MAX_FILTER_VALUES} filter values (docs/reference/personalize-api.md#getrecommendations)")
         quoted = {}
         for key, value in values.items():
             if not _FILTER_KEY.match(key):

@@ -25,7 +25,7 @@ signals.after_setup_task_logger.connect(telemetry.fold_repeats, weak=False)
 
 
 def configure(config: Any) -> None:
-    """Point the app at the config's Redis and set the delivery guarantees (platform.md, Redis and Celery)."""
+    """Point the app at the config's Redis and set the delivery guarantees (docs/reference/platform.md#redis-and-celery, Redis and Celery)."""
     workers = config.workers
     if not workers.redis_url:
         raise ConfigError(["workers.redis_url: jobs need Redis (broker, ledger, reports)"])
@@ -43,7 +43,8 @@ def configure(config: Any) -> None:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # with late acks a prefetched message waits behind a long task
         # kombu's Redis transport restores unacknowledged messages only after the visibility timeout and
-        # by default sweeps every ~100 s; these make the sweep run every second (platform.md).
+        # by default sweeps every ~100 s; these make the sweep run every second
+        # (docs/reference/platform.md#redis-and-celery).
         broker_transport_options={
             "visibility_timeout": workers.visibility_timeout_secs,
             "unacked_restore_interval": 1,

@@ -2,7 +2,7 @@
 
 Chain: `batch_inference.start` → `.prepare` (input JSON lines to S3 or file://) → `.submit`
 (CreateBatchInferenceJob named after the run) → `.wait` (DescribeBatchInferenceJob, retried with a
-countdown) → `exports.push` per shard (decorate, diff, deliver; personalize-api.md §6.7).
+countdown) → `exports.push` per shard (decorate, diff, deliver; docs/reference/personalize-api.md#batch-inference-jobs).
 """
 
 from __future__ import annotations

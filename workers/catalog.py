@@ -20,7 +20,7 @@ def load_catalog(uri: str, columns: Iterable[str] = (), s3: Any = None) -> dict[
     """item id → {column: value} for the wanted `columns` (case-insensitive; empty: every column).
 
     `.csv`: a header row `ITEM_ID,…` (Personalize's Items dataset layout); columns are lower-cased, so
-    NAME becomes `name`, the key Braze templates and Connected Content read (destinations.md §1e).
+    NAME becomes `name`, the key Braze templates and Connected Content read (docs/reference/braze.md#connected-content).
     Anything else is JSON lines of PutItems records as the hub delivers them (`{"itemId", "properties":
     "<JSON string>"}`, e.g. a `file` or `s3` destination fed with item events); a later record of an
     item replaces the earlier one, as PutItems does. Values are kept as given: no invented data.

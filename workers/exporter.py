@@ -60,8 +60,8 @@ class LedgeredDestination(ExportDestination):
 
     Recording around the send itself keeps the window in which a crash leaves an outcome unknown as
     small as one request; such recipients are reconciled (`Destination.delivery_status`) or reported
-    `unknown`, never resent blindly (destinations.md §6). The job's pending mark, set with `sending`,
-    carries that to later runs of the job.
+    `unknown`, never resent blindly (docs/reference/idempotency.md#per-destination). The job's pending mark, set with
+    `sending`, carries that to later runs of the job.
     """
 
     def __init__(self, inner: Destination, ledger: Ledger, run_id: str, digests: dict[str, str]):

@@ -3,7 +3,7 @@
 States: `sending` (recorded just before a send to a destination without an idempotency key), `sent`,
 `unchanged` (same payload as the last successful sync), `unknown` (a send that may or may not have
 happened: never repeated automatically), `failed:<reason>`. A rerun or a redelivered task reads the
-ledger first, so nothing is sent twice (destinations.md §6, "Recommended hub pattern").
+ledger first, so nothing is sent twice (docs/reference/idempotency.md#per-destination, #delivery-ledger).
 
 A send begun also leaves a per-job *pending mark* (digest and run id) that only a settled outcome
 clears: a later run of the job (a new run id, so a new ledger) finds it and does not send the same

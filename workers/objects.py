@@ -69,7 +69,7 @@ def read_lines(uri: str, s3: Any = None) -> Iterator[bytes]:
 
 
 def upload(path: Path, uri: str, s3: Any = None) -> None:
-    """Put a local file at `uri` (one PUT: batch input is at most 1 GB, personalize-api.md §4)."""
+    """Put a local file at `uri` (one PUT: batch input is at most 1 GB, docs/reference/personalize-api.md#quotas)."""
     location = Location.parse(uri)
     if location.scheme == "file":
         target = Path(location.key)

@@ -1,4 +1,4 @@
-"""Batch output lines (personalize-api.md §6.7, §6.8) decoded, decorated with item metadata, and hashed."""
+"""Batch output lines (docs/reference/personalize-api.md#batch-inference-jobs, #batch-segment-jobs) decoded, decorated with item metadata, and hashed."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class _Output(msgspec.Struct):
 class _Line(msgspec.Struct):
     input: Any = None  # the input line as sent, or its raw text when it was not JSON
     output: _Output | None = None
-    error: str | None = None  # non-null on a failed line (§6.7)
+    error: str | None = None  # non-null on a failed line (docs/reference/personalize-api.md#batch-inference-jobs)
 
 
 _decode = msgspec.json.Decoder(_Line).decode
@@ -112,7 +112,8 @@ class Decorator:
         if None in found:
             found = [merged.get(item_id) or self._merge(item_id, scored) for item_id in item_ids]
         missing = 0
-        # SIMS, Similar-Items and Popularity-Count return no scores (§6.7): no score key then.
+        # SIMS, Similar-Items and Popularity-Count return no scores
+        # (docs/reference/personalize-api.md#batch-inference-jobs): no score key then.
         if None not in found:  # the common case, as copies (this runs per user, 1M times a run)
             items = list(map(dict.copy, found))  # type: ignore[arg-type]
             if scores is not None:

@@ -10,11 +10,11 @@ from botocore.exceptions import ClientError
 
 from personalize_hub.jobs import JobConfig
 
-# Job names: 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (personalize-api.md, CreateBatchInferenceJob).
+# Job names: 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (docs/reference/personalize-api.md#resource-names).
 MAX_JOB_NAME = 63
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 # Batch jobs report PENDING / IN PROGRESS (model text) or CREATE PENDING / CREATE IN_PROGRESS; only
-# these two are final (personalize-api.md §6.3).
+# these two are final (docs/reference/personalize-api.md#statuses).
 ACTIVE, CREATE_FAILED = "ACTIVE", "CREATE FAILED"
 
 
@@ -68,7 +68,7 @@ def solution_version_of(client: Any, job: JobConfig) -> tuple[str, str]:
 
 
 def latest_active_version(client: Any, solution_arn: str) -> str:
-    """The newest ACTIVE version of a solution (ListSolutionVersions pages, §6.2); NoActiveVersion if none."""
+    """The newest ACTIVE version of a solution (ListSolutionVersions pages, docs/reference/personalize-api.md#pagination); NoActiveVersion if none."""
     newest: tuple[Any, str] | None = None
     token = None
     while True:
@@ -110,7 +110,7 @@ def create_or_find(client: Any, api: BatchJobApi, *, name: str, job: JobConfig, 
 
 
 def find(client: Any, api: BatchJobApi, name: str, solution_version_arn: str) -> str:
-    """The ARN of the named job among the solution version's jobs (ListBatch*Jobs pages, §6.2)."""
+    """The ARN of the named job among the solution version's jobs (ListBatch*Jobs pages, docs/reference/personalize-api.md#pagination)."""
     token = None
     while True:
         page = getattr(client, api.list)(solutionVersionArn=solution_version_arn, maxResults=100,

@@ -2,7 +2,7 @@
 
 Same chain as batch inference, on CreateBatchSegmentJob / DescribeBatchSegmentJob: `segments.start` →
 `.prepare` (≤ 500 {"itemId"} lines) → `.submit` → `.wait` → `exports.push`, which sends one "segment"
-event per item with its `recommendedUsers` (personalize-api.md §6.8).
+event per item with its `recommendedUsers` (docs/reference/personalize-api.md#batch-segment-jobs).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Export slices: the byte ranges of a run's output that one task exports, the per-shard lock, and the cursor.
 
 An export task reads for at most `workers.export_slice_secs`, records where it stopped, and hands the
-rest to a new task, so no task outlives the broker's visibility timeout (platform.md: a longer task
-runs twice). The lock keeps two deliveries of a shard from sending at once; the ledger makes a slice
+rest to a new task, so no task outlives the broker's visibility timeout (docs/reference/platform.md#redis-and-celery: a
+longer task runs twice). The lock keeps two deliveries of a shard from sending at once; the ledger makes a slice
 that runs twice send nothing twice.
 """
 

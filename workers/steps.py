@@ -21,7 +21,7 @@ from workers.notifications import notify
 from workers.runs import RunState, Runs
 
 # Batch inference input: at most 1 GB and 50 million records per file; Item-Affinity segment jobs take
-# at most 500 queries per input file (personalize-api.md §4).
+# at most 500 queries per input file (docs/reference/personalize-api.md#quotas).
 MAX_INPUT_BYTES = 1 << 30
 MAX_INPUT_RECORDS = 50_000_000
 MAX_SEGMENT_QUERIES = 500
@@ -117,14 +117,14 @@ def _write_input(job: JobConfig, run_id: str, lines: Any, out: Any) -> dict[str,
                 counts["problems"].append(f"line {number}: no {key_name} string")
             continue
         record: dict[str, Any] = {key_name: key}
-        if job.filter_values:  # filter parameters go per line (personalize-api.md §6.7)
+        if job.filter_values:  # filter parameters go per line (docs/reference/personalize-api.md#batch-inference-jobs)
             record["filterValues"] = job.filter_values
         data = orjson.dumps(record) + b"\n"
         counts["bytes"] += len(data)
         counts["records"] += 1
         if counts["records"] > limit or counts["bytes"] > MAX_INPUT_BYTES:
             raise RunFailed(f"{job.input}: more than {limit} records or {MAX_INPUT_BYTES} bytes, the batch "
-                            "job input limit (personalize-api.md §4)")
+                            "job input limit (docs/reference/personalize-api.md#quotas)")
         out.write(data)
         extra = {k: v for k, v in line.items() if k != key_name}
         if extra and job.recipe is Recipe.USER_RECOMMENDATIONS:
@@ -227,7 +227,7 @@ def poll(run_id: str) -> Wait | None:
                             "of this job to finish exporting; it still is")
         runs().update(run_id, waiting_for=earlier, waiting_since=waiting_since)
         return Wait(workers.poll_interval_secs)
-    # Output: "<input file name>.out" in the output folder (personalize-api.md §6.7).
+    # Output: "<input file name>.out" in the output folder (docs/reference/personalize-api.md#batch-inference-jobs).
     output_uri = run["output_folder"] + run["input_uri"].rsplit("/", 1)[-1] + ".out"
     size = objects.size_of(output_uri, context.sync_client("s3"))
     if size is None:

@@ -16,7 +16,8 @@ from hub.rows import ExportRow
 class CdpProfileDestination(ExportDestination):
     """Writes each user's recommendations onto a CDP profile; subclasses say how a member is encoded and framed."""
 
-    idempotent = True  # both APIs deduplicate by ids derived from the export's id (destinations.md §6)
+    # both APIs deduplicate by ids derived from the export's id (docs/reference/idempotency.md#per-destination)
+    idempotent = True
     path: str
 
     def __init__(self, config: ExportDestinationConfig, context: Context, *,

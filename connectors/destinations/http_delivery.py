@@ -23,9 +23,10 @@ def retry_after_secs(headers: Mapping[str, str], now: float | None = None, *,
                      rate_limit_reset: bool = True) -> float | None:
     """Seconds to wait from `Retry-After` (delta or HTTP date) or `X-RateLimit-Reset` (epoch seconds).
 
-    Braze sends X-RateLimit-Reset as UTC epoch seconds on every response (destinations.md §1a), so it
-    only means "wait" on a 429 (`rate_limit_reset=False` otherwise); Segment and mParticle send
-    Retry-After on 429 (§3a, §3b). Header lookup is case-insensitive (Braze's arrive lower-case).
+    Braze sends X-RateLimit-Reset as UTC epoch seconds on every response
+    (docs/reference/braze.md#responses-and-rate-limits), so it only means "wait" on a 429 (`rate_limit_reset=False`
+    otherwise); Segment and mParticle send Retry-After on 429 (docs/reference/segment.md#writing-profiles-back;
+    docs/reference/mparticle.md#events-api). Header lookup is case-insensitive (Braze's arrive lower-case).
     """
     now = time.time() if now is None else now
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -57,10 +58,10 @@ def raise_for_response(response: httpx.Response, batch_size: int, *, resend_safe
     429 is throttling (Retry-After honoured); 408/425 and 5xx may succeed later. When a resend is not
     safe (a message send with no idempotency key), only gateway answers that mean "not processed"
     (502/503) are retried; 500/504 after the body was sent are ambiguous and settle as
-    `delivery_unknown` rather than risk a double send (destinations.md §1c, §6). 401/403/404 are about
-    the credentials or URL, the same for every member: every member is rejected at once instead of
-    the runner bisecting a batch that no split can fix. Other 4xx are about content: RejectedError,
-    which the runner bisects to find the bad member.
+    `delivery_unknown` rather than risk a double send (docs/reference/braze.md#campaign-and-canvas-trigger-send;
+    docs/reference/idempotency.md#per-destination). 401/403/404 are about the credentials or URL, the same for every
+    member: every member is rejected at once instead of the runner bisecting a batch that no split can fix. Other 4xx
+    are about content: RejectedError, which the runner bisects to find the bad member.
     """
     status = response.status_code
     if 200 <= status < 300:
@@ -74,7 +75,8 @@ def raise_for_response(response: httpx.Response, batch_size: int, *, resend_safe
                                  retry_after_secs=retry_after_secs(response.headers, rate_limit_reset=False))
         raise RejectedError(DELIVERY_UNKNOWN, f"{detail}; not resent because a resend could deliver twice")
     if 300 <= status < 400:
-        # Redirects are not followed: a moved endpoint is a configuration change (destinations.md §4a).
+        # Redirects are not followed: a moved endpoint is a configuration change
+        # (docs/reference/webhooks.md#delivery-rules).
         raise RejectedError("redirect_not_followed", f"{detail}; location {response.headers.get('location')!r}")
     reason = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(status)
     if reason is not None:

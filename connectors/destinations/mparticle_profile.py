@@ -16,17 +16,18 @@ from hub.rows import ExportRow
 from hub.secret import Secret
 
 # /v2/bulkevents: at most 100 batches per request, each batch (one user) at most 128 KB
-# (destinations.md §3b). No request rate is documented: 429 + Retry-After drives the adaptive rate.
+# (docs/reference/mparticle.md#events-api). No request rate is documented: 429 + Retry-After drives the adaptive rate.
 MAX_BATCHES_PER_REQUEST = 100
 MAX_BATCH_BYTES = 128 * 1024
-# source_request_id / source_message_id dedupe inbound data (§3b): derived, so a resend repeats them.
+# source_request_id / source_message_id dedupe inbound data (docs/reference/mparticle.md#events-api): derived, so a
+# resend repeats them.
 _ID_NAMESPACE = uuid.UUID("8f0f4d1e-3c55-4b7a-9a3e-6d0c1f7f5a21")
 
 
 class MparticleProfileConfig(ExportDestinationConfig):
     """Writes recommendations onto mParticle profiles as user attributes, one batch per user.
 
-    User attribute values are strings or lists of strings (destinations.md §3b), so the ids go in a
+    User attribute values are strings or lists of strings (docs/reference/mparticle.md#events-api), so the ids go in a
     string list and the items with their metadata, when asked for, in a JSON string. mParticle answers
     202 even when a batch later fails its own checks.
     """
@@ -42,7 +43,7 @@ class MparticleProfileConfig(ExportDestinationConfig):
     api_secret: Secret = Field(..., description="Its secret, e.g. ${MPARTICLE_API_SECRET}.")
     endpoint: str = Field(
         "https://s2s.mparticle.com",
-        description="Pod host: https://s2s.us1.mparticle.com, s2s.us2, s2s.eu1, s2s.au1 (destinations.md §3b).",
+        description="Pod host: https://s2s.us1.mparticle.com, s2s.us2, s2s.eu1, s2s.au1 (docs/reference/mparticle.md#events-api).",
     )
     environment: Literal["production", "development"] = Field("production", description="Batch environment.")
     item_ids_attribute: str = Field("recommended_item_ids", description="User attribute with the item ids.")
@@ -101,6 +102,6 @@ class MparticleProfile(CdpProfileDestination):
         encoded = orjson.dumps(batch)
         if len(encoded) > MAX_BATCH_BYTES:
             raise RejectedError("batch_too_large",
-                                f"{len(encoded)} bytes exceed mParticle's 128 KB per batch (destinations.md §3b)")
+                                f"{len(encoded)} bytes exceed mParticle's 128 KB per batch (docs/reference/mparticle.md#events-api)")
         return encoded
 

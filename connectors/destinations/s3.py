@@ -40,7 +40,7 @@ class S3ExportConfig(ExportDestinationConfig):
     """Writes exports to S3 for other tools: `<prefix>/<job>/<run>/part-<digest>.jsonl[.gz]` or `.csv`.
 
     A part's name is a digest of the exports in it, and it is written with `If-None-Match: *`
-    (destinations.md §4b), so resending a batch finds its part already there instead of writing a
+    (docs/reference/s3.md), so resending a batch finds its part already there instead of writing a
     second copy. Every row carries its run and user ids. `write_manifest` lists a finished run's parts.
     """
 
@@ -62,7 +62,7 @@ class S3ExportConfig(ExportDestinationConfig):
     )
     gzip: bool = Field(False, description="Compress each part (.gz).")
     conditional_writes: bool = Field(
-        True, description="Write parts with If-None-Match: * so a resend cannot overwrite (§4b)."
+        True, description="Write parts with If-None-Match: * so a resend cannot overwrite (docs/reference/s3.md)."
     )
     multipart_threshold_bytes: int = Field(
         16 * MiB, ge=MIN_PART_BYTES, description="Parts larger than this are uploaded in multipart pieces."
@@ -201,7 +201,7 @@ class S3Export(ExportDestination):
     async def write_manifest(self, job: str, run_id: str) -> dict[str, Any]:
         """Write `<run prefix>_manifest.json` (parts, bytes, rows) once a run's exports all settled.
 
-        Consumers poll for the manifest, written last (destinations.md §4b). Returns what it wrote.
+        Consumers poll for the manifest, written last (docs/reference/s3.md). Returns what it wrote.
         """
         s3 = await self._s3.get()
         prefix = self._run_prefix(job, run_id)

@@ -17,19 +17,20 @@ from hub.rows import ExportRow
 from hub.secret import Secret
 
 # /v1/batch: 32 KB per message, 500 KB per request, at most 2,500 messages; ≤ 1,000 requests/s per
-# workspace recommended (destinations.md §3a). KB read as 1,000 bytes, the stricter reading.
+# workspace recommended (docs/reference/segment.md#writing-profiles-back). KB read as 1,000 bytes, the stricter reading.
 MAX_MESSAGE_BYTES = 32_000
 MAX_BATCH_BYTES = 500_000
 ENVELOPE_BYTES = 100  # {"batch":[…],"sentAt":"…"} around the messages
-MAX_MESSAGE_ID_CHARS = 100  # messageId "must be unique and < 100 chars" (§3a)
+# messageId "must be unique and < 100 chars" (docs/reference/segment.md#writing-profiles-back)
+MAX_MESSAGE_ID_CHARS = 100
 
 
 class SegmentProfileConfig(ExportDestinationConfig):
     """Writes recommendations onto Segment profiles as identify traits (downstream tools read them).
 
     Segment answers 200 even for messages it later drops (e.g. validation in the Debugger), so a 200
-    means "accepted" (destinations.md §3a). `messageId` is derived from the export's id, which makes a
-    resend a duplicate Segment discards.
+    means "accepted" (docs/reference/segment.md#writing-profiles-back). `messageId` is derived from the export's id,
+    which makes a resend a duplicate Segment discards.
     """
 
     type: Literal["segment_profile"]
@@ -42,7 +43,7 @@ class SegmentProfileConfig(ExportDestinationConfig):
     write_key: Secret = Field(..., description="Source write key (sent as Basic auth), e.g. ${SEGMENT_WRITE_KEY}.")
     endpoint: str = Field(
         "https://api.segment.io",
-        description="Tracking API host; EU workspaces must use https://events.eu1.segmentapis.com (§3a).",
+        description="Tracking API host; EU workspaces must use https://events.eu1.segmentapis.com (docs/reference/segment.md#writing-profiles-back).",
     )
     items_trait: str = Field("recommended_items", description="Trait holding the items with their metadata.")
     item_ids_trait: str | None = Field("recommended_item_ids", description="Trait holding the ids; null: none.")
@@ -61,7 +62,8 @@ class SegmentProfile(CdpProfileDestination):
     path = "/v1/batch"
 
     def basic_credentials(self) -> str:
-        return f"{self.config.write_key.get_secret_value()}:"  # the write key, an empty password (§3a)
+        # the write key, an empty password (docs/reference/segment.md#writing-profiles-back)
+        return f"{self.config.write_key.get_secret_value()}:"
 
     def size_of(self, row: ExportRow) -> int:
         try:
@@ -93,7 +95,7 @@ class SegmentProfile(CdpProfileDestination):
         encoded = orjson.dumps(message)
         if len(encoded) > MAX_MESSAGE_BYTES:
             raise RejectedError("message_too_large",
-                                f"{len(encoded)} bytes exceed Segment's 32 KB per message (destinations.md §3a)")
+                                f"{len(encoded)} bytes exceed Segment's 32 KB per message (docs/reference/segment.md#writing-profiles-back)")
         return encoded
 
 

@@ -29,9 +29,10 @@ from hub.rows import ExportRow
 from hub.secret import Secret
 
 SECRET_PREFIX = "whsec_"
-# Standard Webhooks: the secret is base64 of 24..64 random bytes after "whsec_" (destinations.md §4a).
+# Standard Webhooks: the secret is base64 of 24..64 random bytes after "whsec_"
+# (docs/reference/webhooks.md#standard-webhooks).
 SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
-# "Keep it < 20 KB: send a pointer (presigned S3 URL) for big batches" (destinations.md §4a).
+# "Keep it < 20 KB: send a pointer (presigned S3 URL) for big batches" (docs/reference/webhooks.md#delivery-rules).
 RECOMMENDED_MAX_PAYLOAD_BYTES = 20 * 1024
 
 
@@ -49,7 +50,7 @@ def decode_secret(secret: str) -> bytes:
 
 
 def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body` (destinations.md §4a)."""
+    """The `webhook-signature` value: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body` (docs/reference/webhooks.md#standard-webhooks)."""
     signed = f"{webhook_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
@@ -80,12 +81,12 @@ class WebhookConfig(ExportDestinationConfig):
     segment_event_type: str = Field("segment.updated", description="`type` of item-audience payloads.")
     max_payload_bytes: int = Field(
         RECOMMENDED_MAX_PAYLOAD_BYTES, ge=1024, le=10 * 1024 * 1024,
-        description="Larger payloads are rejected; the spec suggests < 20 KB (destinations.md §4a).",
+        description="Larger payloads are rejected; the spec suggests < 20 KB (docs/reference/webhooks.md#delivery-rules).",
     )
     allow_private_networks: bool = Field(
         False, description="Allow a URL resolving to loopback/private/link-local addresses (SSRF guard off).",
     )
-    timeout_secs: float = Field(15.0, gt=0, le=30, description="Per-request timeout (15-30 s, destinations.md §4a).")
+    timeout_secs: float = Field(15.0, gt=0, le=30, description="Per-request timeout (15-30 s, docs/reference/webhooks.md#delivery-rules).")
 
     @field_validator("url")
     @classmethod

@@ -13,7 +13,8 @@ from hub.events import Event, EventKind, Rejection, SourceRef, to_epoch_secs
 from hub.ids import real_id
 
 # Event types that carry no interaction and no identity for Personalize: accepted and skipped, like
-# Segment's `group` (event types from mParticle's inbound Events API JSON schema, peers.md §3.1).
+# Segment's `group` (event types from mParticle's inbound Events API JSON schema,
+# docs/reference/mparticle.md#event-types).
 SKIPPED_TYPES = frozenset({
     "session_start", "session_end", "crash_report", "opt_out", "first_run", "pre_attribution",
     "push_registration", "application_state_transition", "push_message", "network_performance",
@@ -324,5 +325,6 @@ def _batch_key(batch: Any) -> str:
 def _id(value: Any) -> str | None:
     if value is None or isinstance(value, (bool, dict, list)):
         return None
-    # Placeholders are missing ids, not ids: Personalize silently drops "null" users (peers.md §7.1).
+    # Placeholders are missing ids, not ids: Personalize silently drops "null" users
+    # (docs/reference/personalize-api.md#placeholder-ids).
     return real_id(value)

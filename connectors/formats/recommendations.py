@@ -41,8 +41,8 @@ class UserRecommendations:
     def template_items(self, fields: list[str] | None = None, *, with_score: bool = False) -> list[dict[str, Any]]:
         """Items in the shape Braze templates and Connected Content expect: `id` plus metadata.
 
-        destinations.md §1b/§1e: `[{"id","url","name","price","image"}]`. `fields` picks metadata
-        columns (None = every column the job decorated with); a column an item lacks is left out,
+        docs/reference/braze.md#userstrack, #connected-content: `[{"id","url","name","price","image"}]`. `fields` picks
+        metadata columns (None = every column the job decorated with); a column an item lacks is left out,
         never filled with a placeholder.
         """
         shaped = []

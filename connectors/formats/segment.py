@@ -110,7 +110,8 @@ def decode_message(
 
 
 def _id(value: Id | None) -> str | None:
-    # Placeholders are missing ids, not ids: Personalize silently drops events with "null" (peers.md §7.1).
+    # Placeholders are missing ids, not ids: Personalize silently drops events with "null"
+    # (docs/reference/personalize-api.md#placeholder-ids).
     return real_id(value)
 
 

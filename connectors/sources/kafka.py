@@ -260,7 +260,7 @@ class KafkaSource(Source):
         """Messages behind the high watermark, per partition: highwater − committed (what a restart rereads).
 
         Computed from the fetch's high watermark rather than `end_offsets()`, which tansu gets wrong
-        after multi-record batches (platform.md, "Kafka: tansu").
+        after multi-record batches (docs/reference/platform.md#kafka-tansu).
         """
         assert self._consumer is not None
         for tp, flow in self.flows.items():

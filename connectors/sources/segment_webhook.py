@@ -29,7 +29,7 @@ from hub.errors import RejectedError
 from hub.events import Event, Rejection, SourceRef
 from hub.secret import Secret
 
-# Segment HTTP API limits (segment-docs http-api/index.md; peers.md §2.1): 32 KB per call or event,
+# Segment HTTP API limits (segment-docs http-api/index.md; docs/reference/segment.md#limits): 32 KB per call or event,
 # 500 KB per batch request. They bound the inflated body when it arrives compressed.
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024

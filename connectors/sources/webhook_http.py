@@ -102,9 +102,10 @@ CODINGS = ("gzip", "deflate", "identity")
 
 
 def content_coding(header: str) -> str:
-    """The one coding of a Content-Encoding header (RFC 9110 §8.4); 415 for any other or for stacked codings."""
+    """The one coding of a Content-Encoding header (RFC 9110 docs/reference/personalize-api.md#open-points); 415 for any other or for stacked codings."""
     codings = [c.strip().lower() for c in header.split(",") if c.strip()]
-    codings = ["gzip" if c == "x-gzip" else c for c in codings if c != "identity"]  # x-gzip: RFC 9110 §8.4.1.3
+    # x-gzip: RFC 9110 docs/reference/personalize-api.md#open-points.1.3
+    codings = ["gzip" if c == "x-gzip" else c for c in codings if c != "identity"]
     if not codings:
         return "identity"
     if len(codings) > 1 or codings[0] not in CODINGS:
@@ -142,7 +143,8 @@ class BodyInflater:
     def _inflate(self, data: bytes) -> None:
         while data:
             if self.inflater.eof:
-                # gzip allows several members one after another (RFC 1952 §2.2); anything else is trailing junk.
+                # gzip allows several members one after another (RFC 1952
+                # docs/reference/personalize-api.md#error-codes-and-statuses); anything else is trailing junk.
                 if self.coding != "gzip":
                     raise RequestRejected(400, "corrupt_encoding", "deflate body: data after the end of the stream")
                 self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -170,7 +172,7 @@ class BodyInflater:
 
 
 def _zlib_header(data: bytes) -> bool:
-    """Whether deflate data starts with a zlib header (RFC 1950 §2.2): method 8 and a check value divisible by 31;
+    """Whether deflate data starts with a zlib header (RFC 1950 docs/reference/personalize-api.md#error-codes-and-statuses): method 8 and a check value divisible by 31;
     clients send both that and raw deflate (RFC 1951) as `deflate`."""
     return data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 

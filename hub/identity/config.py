@@ -44,7 +44,7 @@ StoreConfig = Annotated[SqliteStoreConfig | RedisStoreConfig | MemoryStoreConfig
 
 
 class IdentityConfig(BaseModel):
-    """Session stitching and anonymousId → userId links (ARCHITECTURE.md "Identity and sessions")."""
+    """Session stitching and anonymousId → userId links (docs/architecture.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

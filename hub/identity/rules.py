@@ -1,7 +1,7 @@
 """Session and user-link rules: pure functions from (stored record, event) to (new record, userId, sessionId).
 
 Personalize ties anonymous events to a user when a later event carries the same sessionId plus a userId
-(ARCHITECTURE.md "Identity and sessions"), so the rules keep one stable session per browsing session
+(docs/architecture.md), so the rules keep one stable session per browsing session
 across anonymous → login, open a new one on logout, user switch or idle timeout, and let a source's own
 session id win. Every decision is made on event time, never wall-clock time; a session id is derived
 from the message that opened it, and the record keeps a short history of sessions and of link changes,

@@ -1,4 +1,4 @@
-"""Control plane: campaigns and filters (personalize-api.md §6.1, §6.6)."""
+"""Control plane: campaigns and filters (docs/reference/personalize-api.md#operations, #filters)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from local_personalize.store import Resource
 CAMPAIGN_KEYS = ("name", "campaignArn", "status", "creationDateTime", "lastUpdatedDateTime", "failureReason")
 FILTER_KEYS = ("name", "filterArn", "creationDateTime", "lastUpdatedDateTime", "datasetGroupArn", "failureReason",
                "status")
-LATEST = "/$LATEST"  # syncWithLatestSolutionVersion needs solutionVersionArn = <solutionArn>/$LATEST (§6.1)
-# Quota: 10 filters per dataset group (§4).
+# syncWithLatestSolutionVersion needs solutionVersionArn = <solutionArn>/$LATEST
+# (docs/reference/personalize-api.md#operations)
+LATEST = "/$LATEST"
+# Quota: 10 filters per dataset group (docs/reference/personalize-api.md#quotas).
 MAX_FILTERS_PER_GROUP = 10
 
 
@@ -122,7 +124,7 @@ def describe_filter(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]
 
 @operation("ListFilters")
 def list_filters(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
-    # "Filters" with a capital F is the real result key of ListFilters (§6.2).
+    # "Filters" with a capital F is the real result key of ListFilters (docs/reference/personalize-api.md#pagination).
     return list_page(ctx, body, "filter", "Filters", FILTER_KEYS, body.get("datasetGroupArn"))
 
 

@@ -14,11 +14,11 @@ from local_personalize.errors import InvalidNextToken, ResourceAlreadyExists, Re
 from local_personalize.settings import Settings
 from local_personalize.store import Resource, Store
 
-# Statuses are exact strings with a space (personalize-api.md §6.3).
+# Statuses are exact strings with a space (docs/reference/personalize-api.md#statuses).
 ACTIVE, CREATE_PENDING, CREATE_IN_PROGRESS, CREATE_FAILED = "ACTIVE", "CREATE PENDING", "CREATE IN_PROGRESS", \
     "CREATE FAILED"
 UNFINISHED = (CREATE_PENDING, CREATE_IN_PROGRESS)
-# List* maxResults: 1..100 (§6.2); 100 is also the default page we answer with.
+# List* maxResults: 1..100 (docs/reference/personalize-api.md#pagination); 100 is also the default page we answer with.
 MAX_PAGE = 100
 
 Operation = Callable[["ControlContext", dict[str, Any]], dict[str, Any]]
@@ -87,7 +87,7 @@ def status_of(resource: Resource) -> str:
 
 
 def require_active(resource: Resource, label: str) -> None:
-    """Precondition: the resource must be ACTIVE before it is used (§6.3 preconditions)."""
+    """Precondition: the resource must be ACTIVE before it is used (docs/reference/personalize-api.md#statuses preconditions)."""
     status = status_of(resource)
     if status != ACTIVE:
         raise ResourceInUse(f"{label} {resource.arn} is not ACTIVE (status {status})")
@@ -126,7 +126,7 @@ def decode_token(token: str | None) -> int:
 
 def list_page(ctx: ControlContext, body: dict[str, Any], kind: str, result_key: str, keys: tuple[str, ...],
               parent_arn: str | None = None) -> dict[str, Any]:
-    """One page of a List* call, oldest first, with `nextToken` when more remain (§6.2)."""
+    """One page of a List* call, oldest first, with `nextToken` when more remain (docs/reference/personalize-api.md#pagination)."""
     limit = body.get("maxResults") or MAX_PAGE
     rows = ctx.store.list_resources(kind, parent_arn, after_seq=decode_token(body.get("nextToken")),
                                     limit=limit + 1)

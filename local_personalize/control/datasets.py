@@ -1,4 +1,4 @@
-"""Control plane: datasets and dataset import jobs (personalize-api.md §6.1, §6.5)."""
+"""Control plane: datasets and dataset import jobs (docs/reference/personalize-api.md#operations, #dataset-schemas)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from local_personalize.schemas import DATASET_TYPES, check_for_dataset, parse_sc
 DATASET_KEYS = ("name", "datasetArn", "datasetType", "status", "creationDateTime", "lastUpdatedDateTime")
 IMPORT_JOB_KEYS = ("datasetImportJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime",
                    "failureReason", "importMode")
-# Quota: 5 dataset import jobs PENDING or IN_PROGRESS per region (§4; message as in §2.2).
+# Quota: 5 dataset import jobs PENDING or IN_PROGRESS per region (docs/reference/personalize-api.md#quotas; message as
+# in docs/reference/personalize-api.md#error-codes-and-statuses).
 MAX_UNFINISHED_IMPORT_JOBS = 5
 
 
@@ -35,7 +36,8 @@ def create_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
     doc = {"name": body["name"], "datasetArn": arn, "datasetGroupArn": group.arn, "datasetType": dataset_type,
            "schemaArn": schema_resource.arn, "_tags": body.get("tags") or []}
     if dataset_type == "ACTION_INTERACTIONS":
-        # The Action interactions dataset carries its own tracking id for PutActionInteractions (§3.3).
+        # The Action interactions dataset carries its own tracking id for PutActionInteractions
+        # (docs/reference/personalize-api.md#putactioninteractions).
         doc["trackingId"] = str(uuid.uuid4())
     ctx.create(arn, "dataset", "Dataset", group.arn, doc)
     return {"datasetArn": arn}

@@ -1,4 +1,4 @@
-"""Control plane: dataset groups, schemas and event trackers (personalize-api.md §6.1)."""
+"""Control plane: dataset groups, schemas and event trackers (docs/reference/personalize-api.md#operations)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ def delete_schema(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
 def create_event_tracker(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
     group = ctx.get(body["datasetGroupArn"], "dataset-group", "dataset group")
     require_active(group, "Dataset group")
-    # One event tracker per dataset group (§2.2, ResourceAlreadyExistsException).
+    # One event tracker per dataset group (docs/reference/personalize-api.md#error-codes-and-statuses,
+    # ResourceAlreadyExistsException).
     existing = ctx.store.list_resources("event-tracker", group.arn)
     if existing:
         raise ResourceAlreadyExists(f"Dataset group {group.arn} already has event tracker {existing[0].arn}")

@@ -1,4 +1,4 @@
-"""Control plane: batch inference and batch segment jobs (personalize-api.md §6.1, §6.7, §6.8)."""
+"""Control plane: batch inference and batch segment jobs (docs/reference/personalize-api.md#operations, #batch-inference-jobs, #batch-segment-jobs)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ INFERENCE_KEYS = ("batchInferenceJobArn", "jobName", "status", "creationDateTime
                   "failureReason", "solutionVersionArn", "batchInferenceJobMode")
 SEGMENT_KEYS = ("batchSegmentJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime",
                 "failureReason", "solutionVersionArn")
-# numResults default 25 for both job kinds (§6.7, §6.8); 500 per list as in GetRecommendations (§5.1);
-# segments go up to 5 million users (§4).
+# numResults default 25 for both job kinds
+# (docs/reference/personalize-api.md#batch-inference-jobs, #batch-segment-jobs); 500 per list as in GetRecommendations
+# (docs/reference/personalize-api.md#getrecommendations); segments go up to 5 million users
+# (docs/reference/personalize-api.md#quotas).
 DEFAULT_RESULTS, MAX_INFERENCE_RESULTS, MAX_SEGMENT_RESULTS = 25, 500, 5_000_000
-# Quota: 5 batch inference and 5 batch segment jobs PENDING or IN_PROGRESS per region (§4).
+# Quota: 5 batch inference and 5 batch segment jobs PENDING or IN_PROGRESS per region
+# (docs/reference/personalize-api.md#quotas).
 MAX_UNFINISHED_JOBS = 5
 
 

@@ -1,4 +1,4 @@
-"""Control plane: recommenders of domain dataset groups (personalize-api.md §6.1, §6.3).
+"""Control plane: recommenders of domain dataset groups (docs/reference/personalize-api.md#operations, #statuses).
 
 A recommender trains its use case's model when created (the "train" job, as a solution version does),
 then serves it like a campaign once the server has loaded it. Statuses: CREATE PENDING → CREATE
@@ -20,7 +20,7 @@ from local_personalize.store import Resource
 RECOMMENDER_KEYS = ("name", "recommenderArn", "datasetGroupArn", "recipeArn", "recommenderConfig", "status",
                     "creationDateTime", "lastUpdatedDateTime")
 INACTIVE, START_IN_PROGRESS = "INACTIVE", "START IN_PROGRESS"
-# Quota: 15 recommenders per dataset group (§4, current value).
+# Quota: 15 recommenders per dataset group (docs/reference/personalize-api.md#quotas, current value).
 MAX_RECOMMENDERS_PER_GROUP = 15
 # minRecommendationRequestsPerSecond defaults to 1 (CreateRecommender API reference).
 DEFAULT_MIN_RPS = 1

@@ -1,4 +1,4 @@
-"""Control plane: recipes, solutions, solution versions and their metrics (personalize-api.md §6.1, §7)."""
+"""Control plane: recipes, solutions, solution versions and their metrics (docs/reference/personalize-api.md#operations, #recipes)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ VERSION_KEYS = ("solutionVersionArn", "status", "trainingMode", "trainingType", 
                 "lastUpdatedDateTime", "failureReason")
 # AutoML has one candidate worth running here; it is what AWS documents as its default choice.
 AUTOML_RECIPE = "aws-user-personalization"
-# performAutoTraining defaults to true with schedule rate(7 days) (§6.1 notes); reported, never run here.
+# performAutoTraining defaults to true with schedule rate(7 days) (docs/reference/personalize-api.md#operations notes);
+# reported, never run here.
 DEFAULT_AUTO_TRAINING = {"schedulingExpression": "rate(7 days)"}
-# Quota: 20 solution versions PENDING or IN_PROGRESS per region (§4).
+# Quota: 20 solution versions PENDING or IN_PROGRESS per region (docs/reference/personalize-api.md#quotas).
 MAX_UNFINISHED_VERSIONS = 20
-# trainingMode UPDATE works only for these recipes (§7: aws-user-personalization allows it).
+# trainingMode UPDATE works only for these recipes (docs/reference/personalize-api.md#recipes: aws-user-personalization
+# allows it).
 UPDATABLE_RECIPES = frozenset({"aws-user-personalization"})
 STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
 

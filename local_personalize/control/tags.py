@@ -8,7 +8,7 @@ from local_personalize.control.common import ControlContext, operation
 from local_personalize.errors import ResourceNotFound, TooManyTags
 from local_personalize.store import Resource
 
-# A resource carries at most 200 tags (personalize-api.md A.3).
+# A resource carries at most 200 tags (docs/reference/personalize-api.md#field-constraints).
 MAX_TAGS = 200
 
 

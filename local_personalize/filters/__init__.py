@@ -1,4 +1,4 @@
-"""Personalize filter expressions (personalize-api.md §6.6): compile once, evaluate to a boolean mask.
+"""Personalize filter expressions (docs/reference/personalize-api.md#filters): compile once, evaluate to a boolean mask.
 
 Usage by the server:
     flt = compile_filter(expression)                  # FilterError(message) → InvalidInputException

@@ -10,7 +10,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-MULTI_VALUE_SEPARATOR = "|"  # categorical multi-values, e.g. "Horror|Action" (§3.2)
+# categorical multi-values, e.g. "Horror|Action" (docs/reference/personalize-api.md#putitems-and-putusers)
+MULTI_VALUE_SEPARATOR = "|"
 
 
 class UserInteraction(NamedTuple):
@@ -116,6 +117,7 @@ class FilterContext:
     """Everything one request's filter may look at; fields a filter does not use may stay empty."""
 
     items: ItemTable
-    interactions: Sequence[UserInteraction] = ()  # the caller keeps the 100 newest per event type (§6.6)
+    # the caller keeps the 100 newest per event type (docs/reference/personalize-api.md#filters)
+    interactions: Sequence[UserInteraction] = ()
     current_user: Mapping[str, Any] | None = None  # Users-dataset row
     current_item: Mapping[str, Any] | None = None  # Items-dataset row of the request's itemId (RELATED_ITEMS)

@@ -1,10 +1,11 @@
-"""Compiled filters: boolean masks over items (or users) from a parsed expression (§6.6).
+"""Compiled filters: boolean masks over items (or users) from a parsed expression (docs/reference/personalize-api.md#filters).
 
 Semantics: INCLUDE parts are OR-ed, EXCLUDE parts are OR-ed, and the result is (union of INCLUDEs,
 or everything when there is none) minus (union of EXCLUDEs). An item without the field a condition
 reads does not match it. A placeholder missing from filterValues is an error in an INCLUDE part; in
-an EXCLUDE part its condition is dropped (§5.1), and a part with no condition left, or whose IF guard
-lacks its value, is skipped. Event types match case-insensitively, other strings exactly.
+an EXCLUDE part its condition is dropped (docs/reference/personalize-api.md#getrecommendations), and a part with no
+condition left, or whose IF guard lacks its value, is skipped. Event types match case-insensitively, other strings
+exactly.
 """
 
 from __future__ import annotations

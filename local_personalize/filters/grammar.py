@@ -1,4 +1,4 @@
-"""Parser for Personalize filter expressions (personalize-api.md §6.6) into a small syntax tree.
+"""Parser for Personalize filter expressions (docs/reference/personalize-api.md#filters) into a small syntax tree.
 
     expr  := part ("|" part)*
     part  := (INCLUDE|EXCLUDE) (ItemID|UserID) WHERE cond ((AND|OR) cond)* [IF ucond (AND ucond)*]
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from local_personalize.filters.errors import FilterError
 
-MAX_DISTINCT_FIELDS = 5  # distinct fields per filter, personalize-api.md §4
+MAX_DISTINCT_FIELDS = 5  # distinct fields per filter, docs/reference/personalize-api.md#quotas
 OPERATORS = ("IN", "NOT IN", "=", "<", "<=", ">", ">=")
 RANGE_OPERATORS = ("<", "<=", ">", ">=")
 TARGET_DATASETS = {"ItemID": ("Items", "Interactions"), "UserID": ("Users",)}

@@ -1,4 +1,4 @@
-"""The recipe registry: Personalize recipe name → Recipe class (personalize-api.md §7).
+"""The recipe registry: Personalize recipe name → Recipe class (docs/reference/personalize-api.md#recipes).
 
 What stands behind each name (real algorithms sized for a 2-core machine):
 * aws-popularity-count: distinct users per item, one list for everyone (popularity.py).

@@ -6,8 +6,8 @@ GetRecommendations, GetPersonalizedRanking, batch inference and batch segment jo
 (`local_personalize.filters`) turn into a boolean mask over `Model.item_ids`, passed as `candidates`.
 
 Fold-in: `Model.observe()` adds a PutEvents interaction for a known or new user without retraining
-(what User-Personalization does, personalize-api.md §3.4). Observed events are not saved with the
-model: after `load_model()` the server replays the events newer than the training cut-off.
+(what User-Personalization does, docs/reference/personalize-api.md#data-freshness). Observed events are not saved with
+the model: after `load_model()` the server replays the events newer than the training cut-off.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"  # service-owned ARN, personalize-api.md §6.4
+RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"  # service-owned ARN, docs/reference/personalize-api.md#arns
 SECONDS_PER_DAY = 86_400.0
 
 
 class RecipeType(enum.StrEnum):
-    """Recipe use case; decides which runtime/batch operations a campaign answers (§5, §6.7, §7)."""
+    """Recipe use case; decides which runtime/batch operations a campaign answers (docs/reference/personalize-api.md#runtime, #batch-inference-jobs, #recipes)."""
 
     USER_PERSONALIZATION = "USER_PERSONALIZATION"
     RELATED_ITEMS = "RELATED_ITEMS"
@@ -46,7 +46,8 @@ class Recommendation(NamedTuple):
 
     item_id: str
     score: float | None
-    reason: str | None = None  # v2 recipes: "Exploration", "Popular item" (§5.1, spelling [U])
+    # v2 recipes: "Exploration", "Popular item" (docs/reference/personalize-api.md#getrecommendations, spelling [U])
+    reason: str | None = None
 
 
 class SessionEvent(NamedTuple):
@@ -60,10 +61,10 @@ class SessionEvent(NamedTuple):
 
 @dataclass(frozen=True)
 class Exploration:
-    """Campaign itemExplorationConfig (§6.1 notes, §7): strings on the wire, parsed here."""
+    """Campaign itemExplorationConfig (docs/reference/personalize-api.md#operations notes, docs/reference/personalize-api.md#recipes): strings on the wire, parsed here."""
 
-    weight: float = 0.3  # explorationWeight default, §7
-    item_age_cutoff_days: float = 30.0  # explorationItemAgeCutOff default, §7
+    weight: float = 0.3  # explorationWeight default, docs/reference/personalize-api.md#recipes
+    item_age_cutoff_days: float = 30.0  # explorationItemAgeCutOff default, docs/reference/personalize-api.md#recipes
 
     @classmethod
     def from_config(cls, config: Mapping[str, str] | None) -> Exploration:
@@ -83,7 +84,7 @@ NO_EXPLORATION = Exploration(weight=0.0)
 
 @dataclass(frozen=True)
 class EventParameters:
-    """One solutionConfig.eventsConfig.eventParametersList entry (§A.3): which events train, how much."""
+    """One solutionConfig.eventsConfig.eventParametersList entry (docs/reference/personalize-api.md#field-constraints): which events train, how much."""
 
     event_type: str
     event_value_threshold: float | None = None
@@ -92,7 +93,7 @@ class EventParameters:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """What a solution says about training: hyperparameters and event selection (§7 last lines)."""
+    """What a solution says about training: hyperparameters and event selection (docs/reference/personalize-api.md#recipes last lines)."""
 
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     event_type: str | None = None  # CreateSolution.eventType: train on this event type only
@@ -230,7 +231,8 @@ class Model(ABC):
     recipe_name: str
     recipe_type: RecipeType
     item_ids: Sequence[str]
-    with_scores: ClassVar[bool] = True  # False: Popularity-Count / SIMS return no `score` (§5.1)
+    # False: Popularity-Count / SIMS return no `score` (docs/reference/personalize-api.md#getrecommendations)
+    with_scores: ClassVar[bool] = True
 
     @abstractmethod
     def recommend(
@@ -253,7 +255,7 @@ class Model(ABC):
         session_events: Sequence[SessionEvent] = (),
         candidates: np.ndarray | None = None,
     ) -> list[Recommendation]:
-        """GetPersonalizedRanking: the input list (≤500, §5.2) re-ranked; unknown items last."""
+        """GetPersonalizedRanking: the input list (≤500, docs/reference/personalize-api.md#getpersonalizedranking) re-ranked; unknown items last."""
         raise NotImplementedError(f"{self.recipe_name} does not rank an input list")
 
     def recommend_batch(
@@ -326,7 +328,8 @@ class Recipe(ABC):
     recipe_type: ClassVar[RecipeType]
     description: ClassVar[str]
     model_class: ClassVar[type[Model]]
-    supports_batch_inference: ClassVar[bool] = True  # False for Trending-Now (§6.7)
+    # False for Trending-Now (docs/reference/personalize-api.md#batch-inference-jobs)
+    supports_batch_inference: ClassVar[bool] = True
     domain: ClassVar[str | None] = None  # ECOMMERCE / VIDEO_ON_DEMAND for recommender use cases (domain.py)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""aws-item-affinity: for an item, the users most likely to interact with it (batch segments, §6.8)."""
+"""aws-item-affinity: for an item, the users most likely to interact with it (batch segments, docs/reference/personalize-api.md#batch-segment-jobs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""aws-next-best-action: the actions each user is most likely to take next (GetActionRecommendations, §5.3).
+"""aws-next-best-action: the actions each user is most likely to take next (GetActionRecommendations, docs/reference/personalize-api.md#getactionrecommendations).
 
 Trained on the Action interactions dataset: its TAKEN events are the positives (NOT_TAKEN and VIEWED
 carry no preference here), the Actions dataset is the catalogue, so actions nobody took yet can still be

@@ -1,4 +1,4 @@
-"""aws-popularity-count: items ranked by how many distinct users interacted with them (§7)."""
+"""aws-popularity-count: items ranked by how many distinct users interacted with them (docs/reference/personalize-api.md#recipes)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def take_allowed(order: np.ndarray, num_results: int, allowed: np.ndarray | None
 
 
 class PopularityModel(Model):
-    """The same list for everyone; no scores on the wire, no fold-in (retrain to update, §3.4)."""
+    """The same list for everyone; no scores on the wire, no fold-in (retrain to update, docs/reference/personalize-api.md#data-freshness)."""
 
     recipe_name = "aws-popularity-count"
     recipe_type = RecipeType.POPULAR_ITEMS

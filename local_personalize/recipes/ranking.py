@@ -1,4 +1,4 @@
-"""aws-personalized-ranking and -v2: the personalization scorer applied to an input list (§5.2, §7)."""
+"""aws-personalized-ranking and -v2: the personalization scorer applied to an input list (docs/reference/personalize-api.md#getpersonalizedranking, #recipes)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class PersonalizedRanking(Recipe):
 
 
 class PersonalizedRankingV2(PersonalizedRanking):
-    """As v1, but items unknown at training come back without a score (§5.2)."""
+    """As v1, but items unknown at training come back without a score (docs/reference/personalize-api.md#getpersonalizedranking)."""
 
     name = "aws-personalized-ranking-v2"
     description = "Personalized-Ranking v2: unknown items returned last without a score."

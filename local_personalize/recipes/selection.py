@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from local_personalize.recipes.base import TrainingConfig, TrainingData, TrainingError
 
-# Minimum-data gate for CreateSolutionVersion, personalize-api.md §4 and §7.
+# Minimum-data gate for CreateSolutionVersion, docs/reference/personalize-api.md#quotas, #recipes.
 MIN_INTERACTIONS = 1000
 MIN_ACTIVE_USERS = 25
 MIN_EVENTS_PER_ACTIVE_USER = 2
@@ -49,7 +49,7 @@ class Histories:
         return matrix
 
     def distinct_users_per_item(self) -> np.ndarray:
-        """How many distinct users interacted with each item (Popularity-Count's score, §7)."""
+        """How many distinct users interacted with each item (Popularity-Count's score, docs/reference/personalize-api.md#recipes)."""
         return np.bincount(self.user_items(binary=True).indices, minlength=self.num_items).astype(np.int64)
 
     def repeat_share(self) -> float:

@@ -1,4 +1,4 @@
-"""aws-similar-items: related items from co-interaction blended with item metadata, text included (§7).
+"""aws-similar-items: related items from co-interaction blended with item metadata, text included (docs/reference/personalize-api.md#recipes).
 
 Metadata vectors are one-hot categorical values (`|`-separated, per field) plus scikit-learn TF-IDF over
 the textual fields, L2-normalised, compared by cosine. An item's neighbour score is

@@ -1,4 +1,4 @@
-"""aws-sims: related items from co-occurrence in users' histories, discounted by popularity (§7)."""
+"""aws-sims: related items from co-occurrence in users' histories, discounted by popularity (docs/reference/personalize-api.md#recipes)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ from local_personalize.recipes.popularity import popularity_order, take_allowed
 from local_personalize.recipes.selection import Histories, select_interactions
 from local_personalize.recipes.topk import top_k
 
-NEIGHBOURS_KEPT = 200  # per item; GetRecommendations may ask for 500 (§5.1): popular items fill the rest
+# per item; GetRecommendations may ask for 500 (docs/reference/personalize-api.md#getrecommendations): popular items
+# fill the rest
+NEIGHBOURS_KEPT = 200
 _QUERY_BLOCK = 1024  # query items per sparse product, bounds memory to 1024 × items floats
 
 
 class SimsModel(Model):
-    """Top neighbours per item (CSR) plus the popularity order used as fallback; no scores (§5.1)."""
+    """Top neighbours per item (CSR) plus the popularity order used as fallback; no scores (docs/reference/personalize-api.md#getrecommendations)."""
 
     recipe_name = "aws-sims"
     recipe_type = RecipeType.RELATED_ITEMS
@@ -66,7 +68,8 @@ class SimsModel(Model):
             allowed[position] = False
             start, stop = self.neighbours.indptr[position], self.neighbours.indptr[position + 1]
             chosen = take_allowed(self.neighbours.indices[start:stop], num_results, allowed).tolist()
-        if len(chosen) < num_results:  # unknown or sparse item: popular items fill the list (§5.1)
+        # unknown or sparse item: popular items fill the list (docs/reference/personalize-api.md#getrecommendations)
+        if len(chosen) < num_results:
             allowed[chosen] = False
             chosen += take_allowed(self._popular_order, num_results - len(chosen), allowed).tolist()
         return [Recommendation(self.item_ids[i], None) for i in chosen]
@@ -88,7 +91,7 @@ class SimsModel(Model):
 
 
 class Sims(Recipe):
-    """score(i → j) = C_ij / n_j^β with C = distinct co-interacting users, n_j = users of j (§7)."""
+    """score(i → j) = C_ij / n_j^β with C = distinct co-interacting users, n_j = users of j (docs/reference/personalize-api.md#recipes)."""
 
     name = "aws-sims"
     recipe_type = RecipeType.RELATED_ITEMS
@@ -98,7 +101,7 @@ class Sims(Recipe):
     @classmethod
     def train(cls, data: TrainingData, config: TrainingConfig | None = None) -> SimsModel:
         config = config or TrainingConfig()
-        # Hyperparameters, names, defaults and ranges from the SIMS recipe (§7).
+        # Hyperparameters, names, defaults and ranges from the SIMS recipe (docs/reference/personalize-api.md#recipes).
         beta = config.float_param("popularity_discount_factor", 0.5, 0.0, 1.0)
         min_together = config.float_param("min_cointeraction_count", 3, 0, 10)
         user_low = config.float_param("min_user_history_length_percentile", 0.005, 0.0, 1.0)

@@ -1,4 +1,4 @@
-"""aws-trending-now: items whose interactions grow fastest between two consecutive time windows (§7)."""
+"""aws-trending-now: items whose interactions grow fastest between two consecutive time windows (docs/reference/personalize-api.md#recipes)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from local_personalize.recipes.base import (
 from local_personalize.recipes.popularity import popularity_order, take_allowed
 from local_personalize.recipes.selection import EventSelector, select_interactions
 
-# "Trend discovery frequency": 30 minutes, 1 hour, 3 hours (default) or 1 day (§7). The API key that
-# carries it is not documented [U]; we read `trend_discovery_frequency` from the hyperparameters.
+# "Trend discovery frequency": 30 minutes, 1 hour, 3 hours (default) or 1 day
+# (docs/reference/personalize-api.md#recipes). The API key that carries it is not documented [U]; we read
+# `trend_discovery_frequency` from the hyperparameters.
 TREND_FREQUENCIES_SECS = {
     "30 minutes": 1800.0, "1 hour": 3600.0, "3 hours": 10800.0, "1 day": 86400.0,
 }
@@ -79,7 +80,8 @@ class TrendingModel(Model):
         if self.selector.weight(event_type, event_value) is None:
             return  # an event type or value the solution does not train on
         position = self._position.get(item_id)
-        if position is None:  # Trending-Now takes new items from events without a retrain (§7)
+        # Trending-Now takes new items from events without a retrain (docs/reference/personalize-api.md#recipes)
+        if position is None:
             position = len(self.item_ids)
             self.item_ids.append(item_id)
             self._position[item_id] = position
@@ -155,7 +157,7 @@ def _extend_mask(candidates: np.ndarray | None, size: int) -> np.ndarray | None:
 
 
 class TrendingNow(Recipe):
-    """Growth between the last two trend windows; no batch inference (§6.7)."""
+    """Growth between the last two trend windows; no batch inference (docs/reference/personalize-api.md#batch-inference-jobs)."""
 
     name = "aws-trending-now"
     recipe_type = RecipeType.POPULAR_ITEMS

@@ -1,4 +1,4 @@
-"""aws-user-personalization and -v2: per-user recommendations that follow new events at once (§7)."""
+"""aws-user-personalization and -v2: per-user recommendations that follow new events at once (docs/reference/personalize-api.md#recipes)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class UserPersonalization(Recipe):
 
 
 class UserPersonalizationV2(UserPersonalization):
-    """Same model; v2 responses mark explored items with a `reason` (§5.1)."""
+    """Same model; v2 responses mark explored items with a `reason` (docs/reference/personalize-api.md#getrecommendations)."""
 
     name = "aws-user-personalization-v2"
     description = "User-Personalization v2: as v1, with reasons on explored items."

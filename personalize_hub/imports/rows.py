@@ -102,7 +102,8 @@ def _extractor(schema: DatasetSchema, name: str) -> Callable[[str | None, dict[s
     if name in simple:
         member = simple[name]
         return lambda user, r, p: r.get(member) or ""
-    if name == "TIMESTAMP":  # Personalize's bulk format: epoch seconds as a long (personalize-api.md §6.5)
+    # Personalize's bulk format: epoch seconds as a long (docs/reference/personalize-api.md#dataset-schemas)
+    if name == "TIMESTAMP":
         return lambda user, r, p: str(int(r["sentAt"]))
     if name == "EVENT_VALUE":
         return lambda user, r, p: "" if (v := r.get("eventValue")) is None else repr(v)

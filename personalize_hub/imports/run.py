@@ -30,7 +30,7 @@ from workers.objects import Location, join
 from workers.personalize import error_code, retrying
 
 IMPORTED, FAILED, REFUSED = 0, 1, 3
-# Import jobs end ACTIVE or CREATE FAILED (personalize-api.md §6.3).
+# Import jobs end ACTIVE or CREATE FAILED (docs/reference/personalize-api.md#statuses).
 ACTIVE, CREATE_FAILED = "ACTIVE", "CREATE FAILED"
 MULTIPART_BYTES = 16 * 1024 * 1024  # S3 parts: above this the upload is multipart, in parts of this size
 _DATASET_RESOURCE = ":dataset/"
@@ -286,7 +286,7 @@ class Importer:
 
 
 def job_name(dataset_type: str) -> str:
-    """A Personalize job name (1..63 of [a-zA-Z0-9-_], personalize-api.md) unique per run."""
+    """A Personalize job name (1..63 of [a-zA-Z0-9-_], docs/reference/personalize-api.md) unique per run."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return f"hub-import-{dataset_type.lower()}-{stamp}-{uuid.uuid4().hex[:6]}"
 

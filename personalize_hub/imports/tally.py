@@ -41,8 +41,9 @@ class ImportReadiness:
         if self.dataset_type != INTERACTIONS:
             return [] if self.rows else ["no valid rows"]
         found = []
-        # An interactions import job needs ≥ 1000 records (personalize-api.md §4, quotas); a FULL import
-        # replaces the dataset, so training then needs 25 users with 2 interactions from this file alone (§6.3).
+        # An interactions import job needs ≥ 1000 records (docs/reference/personalize-api.md#quotas, quotas); a FULL
+        # import replaces the dataset, so training then needs 25 users with 2 interactions from this file alone
+        # (docs/reference/personalize-api.md#statuses).
         if self.rows < MIN_INTERACTIONS:
             found.append(f"{self.rows} valid interactions; an import needs at least {MIN_INTERACTIONS}")
         if self.mode == "FULL" and self.users_with_two < MIN_USERS_WITH_TWO:

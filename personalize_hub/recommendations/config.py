@@ -7,9 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX
 from hub.secret import Secret
 
-# GetRecommendations numResults: default 25, max 500 (personalize-api.md §5.1).
+# GetRecommendations numResults: default 25, max 500 (docs/reference/personalize-api.md#getrecommendations).
 MAX_NUM_RESULTS = 500
-# Braze inserts Connected Content only when the answer comes within 2 s (destinations.md §1e).
+# Braze inserts Connected Content only when the answer comes within 2 s (docs/reference/braze.md#connected-content).
 BRAZE_DEADLINE_SECS = 2.0
 
 
@@ -29,12 +29,12 @@ class RecommendationsConfig(BaseModel):
     key_prefix: str = Field(DEFAULT_PREFIX, description="Key prefix; the same as the exporting destination's.")
     redis_max_connections: int = Field(
         32, ge=1, le=1024, description="Redis connections the endpoint opens at most; requests beyond wait for one. "
-        "Braze may open thousands of connections at once (destinations.md §1e): they must not become Redis's.",
+        "Braze may open thousands of connections at once (docs/reference/braze.md#connected-content): they must not become Redis's.",
     )
     api_keys: list[Secret] = Field(
         default_factory=list,
         description="Accepted keys, sent as `X-Api-Key: …` or `Authorization: Bearer …`; empty: no auth. "
-        "Keep keys out of the URL: Braze logs request URLs (destinations.md §1e).",
+        "Keep keys out of the URL: Braze logs request URLs (docs/reference/braze.md#connected-content).",
     )
     default_num_results: int = Field(10, ge=1, le=MAX_NUM_RESULTS, description="Items when num_results is absent.")
     max_num_results: int = Field(100, ge=1, le=MAX_NUM_RESULTS, description="Largest num_results accepted.")
@@ -49,7 +49,7 @@ class RecommendationsConfig(BaseModel):
     )
     cache_ttl_secs: float = Field(300.0, gt=0, description="How long a live answer is reused.")
     cache_max_age_secs: int = Field(
-        300, ge=0, description="Cache-Control max-age sent to clients; Braze caches GET ≥ 5 min anyway (§1e)."
+        300, ge=0, description="Cache-Control max-age sent to clients; Braze caches GET ≥ 5 min anyway (docs/reference/braze.md#connected-content)."
     )
     live_timeout_secs: float = Field(
         1.5, gt=0, lt=BRAZE_DEADLINE_SECS, description="Give up on a live call after this long (Braze waits < 2 s)."

@@ -3,7 +3,7 @@
 The default answer is a top-level array `[{"id", "name", "price", "url", "image", …}]`, the shape
 Braze templates index (`{{recs[0].name}}`). `format=object` answers `{"user_id", "items", "source",
 "job", "run_id", "generated_at"}` instead: Braze adds `__http_status_code__` only to objects, so a
-template can `abort_message` on an error or an empty list (destinations.md §0.3, §1e). `source` says
+template can `abort_message` on an error or an empty list (docs/reference/braze.md#connected-content). `source` says
 where the items came from: store, live, popular or none. An unknown user gets 200 and no items (not
 404), so the template decides what to show; 503 means try again (Braze `:retry`).
 """
@@ -27,7 +27,7 @@ from personalize_hub.recommendations.live import LiveRecommender, LiveUnavailabl
 
 log = logging.getLogger(__name__)
 
-MAX_USER_ID_CHARS = 256  # GetRecommendations userId ≤ 256 (personalize-api.md §5.1)
+MAX_USER_ID_CHARS = 256  # GetRecommendations userId ≤ 256 (docs/reference/personalize-api.md#getrecommendations)
 JSON = "application/json"
 
 

@@ -23,8 +23,8 @@ class LiveRecommender:
     """GetRecommendations on the configured campaigns, decorated from the store's item metadata.
 
     Answers are cached in Redis for `cache_ttl_secs`: Braze may call more than once per recipient
-    (HTML and text parts, retries; destinations.md §1e) and a campaign allows 500 TPS
-    (personalize-api.md §4), far below a send's burst.
+    (HTML and text parts, retries; docs/reference/braze.md#connected-content) and a campaign allows 500 TPS
+    (docs/reference/personalize-api.md#quotas), far below a send's burst.
     """
 
     def __init__(self, config: RecommendationsConfig, store: RecommendationStore, runtime_client: RuntimeClient):
@@ -46,7 +46,7 @@ class LiveRecommender:
         return await self._cached(key, self.config.campaign_arn, user_id, num_results, filter_arn)
 
     async def popular(self, user_id: str, num_results: int, filter_arn: str | None) -> list[dict[str, Any]]:
-        """Popularity-Count needs no userId (personalize-api.md §5.1) unless a filter refers to the user."""
+        """Popularity-Count needs no userId (docs/reference/personalize-api.md#getrecommendations) unless a filter refers to the user."""
         assert self.config.popular_campaign_arn is not None
         user = user_id if filter_arn else None
         key = self.store.cache_key("popular", self.config.popular_campaign_arn, user, filter_arn, num_results)
@@ -75,5 +75,6 @@ class LiveRecommender:
             log.warning("GetRecommendations on %s failed: %s", campaign_arn, err)
             raise LiveUnavailable(f"{type(err).__name__}: {err}") from err
         listed = answer.get("itemList") or []
-        # SIMS and Popularity-Count return no score (personalize-api.md §5.1): None, not invented.
+        # SIMS and Popularity-Count return no score (docs/reference/personalize-api.md#getrecommendations): None, not
+        # invented.
         return await self.store.decorate([i["itemId"] for i in listed], [i.get("score") for i in listed])

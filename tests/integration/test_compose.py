@@ -14,7 +14,7 @@ from botocore.utils import is_valid_endpoint_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # The bundled static binary, not the `docker-compose` console wrapper, which always exits 0
-# (platform.md, "docker-compose.yml without a Docker engine").
+# (docs/reference/platform.md#docker-compose-without-a-docker-engine).
 COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
 HUB_DEPENDENCIES = {"kafka", "redis", "moto", "local_personalize"}
 

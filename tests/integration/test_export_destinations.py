@@ -144,7 +144,7 @@ async def test_smtp_emails_carry_each_users_item_names(smtp_server, unique_name)
 
 @pytest.fixture
 def moto_ses():
-    """An in-process moto server, so the test can read SES's sent messages (platform.md)."""
+    """An in-process moto server, so the test can read SES's sent messages (docs/reference/platform.md#moto-for-s3-and-ses)."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()

@@ -65,7 +65,7 @@ def tracker(url: str) -> tuple[str, str]:
 
 
 def stored_event_ids(store: Store, dataset_arn: str) -> set[str]:
-    """The eventIds local_personalize stored for the dataset (it ignores a repeated eventId, §3.1)."""
+    """The eventIds local_personalize stored for the dataset (it ignores a repeated eventId, docs/reference/personalize-api.md#putevents)."""
     return {event_id for rows in store.iter_interactions(dataset_arn, ("event_id",)) for (event_id,) in rows}
 
 

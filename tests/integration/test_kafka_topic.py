@@ -28,7 +28,7 @@ DELIVERY_TIMEOUT_SECS = 60
 
 
 def topic_destination(bootstrap: str, topic: str, **fields) -> dict:
-    # tansu refuses InitProducerId (platform.md): idempotence off against it.
+    # tansu refuses InitProducerId (docs/reference/platform.md#kafka-tansu): idempotence off against it.
     return {"type": "kafka_topic", "id": "to-kafka", "bootstrap_servers": bootstrap, "topic": topic,
             "enable_idempotence": False, **fields}
 

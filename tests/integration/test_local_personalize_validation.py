@@ -1,4 +1,4 @@
-"""Every server-side validation rule, sent by boto3 with client-side validation off (issue 3, §1.1, App. A).
+"""Every server-side validation rule, sent by boto3 with client-side validation off (issue 3, docs/reference/personalize-api.md#client-side-validation-in-botocore, #field-constraints).
 
 botocore checks only required members, types and `min`; with `parameter_validation=False` it checks
 nothing, so each bad request below reaches local_personalize, which must answer with the right
@@ -62,7 +62,8 @@ def expect(client, operation: str, kwargs: dict, code: str, status: int | None =
     return error.response["Error"]["Message"]
 
 
-# --- personalize-events: PutEvents (§3.1, A.1) ------------------------------------------------------
+# --- personalize-events: PutEvents (docs/reference/personalize-api.md#putevents, #field-constraints)
+# ------------------------------------------------------
 
 PUT_EVENTS_CASES = {
     "eleven events": lambda g: put_events(g, eventList=[event()] * 11),
@@ -116,7 +117,9 @@ def test_a_good_put_events_is_accepted(clients, group):
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
-# --- personalize-events: PutItems / PutUsers (§3.2, A.1) --------------------------------------------
+# --- personalize-events: PutItems / PutUsers
+# (docs/reference/personalize-api.md#putitems-and-putusers, #field-constraints)
+# --------------------------------------------
 
 def records(group, kind, key, **overrides):
     return {"datasetArn": group["datasets"][kind], f"{key}s": [{f"{key}Id": "r1"}], **overrides}
@@ -159,7 +162,8 @@ def test_put_records_unknown_dataset(clients, group, operation, kind, key):
            "ResourceNotFoundException", 404)
 
 
-# --- personalize-runtime (§5, A.2) --------------------------------------------------------------------
+# --- personalize-runtime (docs/reference/personalize-api.md#runtime, #field-constraints)
+# --------------------------------------------------------------------
 
 CAMPAIGN = f"{ACCOUNT_ARN}:campaign/none"
 RUNTIME_CASES = {
@@ -196,7 +200,8 @@ def test_runtime_unknown_campaign(clients):
            "ResourceNotFoundException", 404)
 
 
-# --- control plane (§6, A.3) ----------------------------------------------------------------------------
+# --- control plane (docs/reference/personalize-api.md#control-plane, #field-constraints)
+# ----------------------------------------------------------------------------
 
 def test_control_plane_rules(clients, group):
     control = clients["personalize"]

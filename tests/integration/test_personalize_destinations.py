@@ -165,7 +165,8 @@ async def test_events_are_delivered_in_session_batches_and_stored(aws, shop, loc
 async def test_one_invalid_event_in_ten_is_rejected_with_the_services_message(aws, shop, local_personalize_server):
     run = uuid.uuid4().hex[:6]
     events = [interaction(f"{run}-{i}", f"{run}-s", f"{run}-u", f"sku-{i}") for i in range(10)]
-    events[6].record["recommendationId"] = "R" * 41  # PutEvents allows 1..40 (personalize-api.md §3.1)
+    # PutEvents allows 1..40 (docs/reference/personalize-api.md#putevents)
+    events[6].record["recommendationId"] = "R" * 41
     events_client = personalize_client(local_personalize_server.url, "personalize-events", validate=False)
     with pytest.raises(ClientError) as direct:
         events_client.put_events(trackingId=shop["tracking_id"], sessionId="probe", eventList=[events[6].record])

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 pytestmark = pytest.mark.integration
 
 # tansu joins a group in ~3 s; shorter timeouts than Kafka's defaults keep rebalances fast
-# (platform.md, "Kafka: tansu").
+# (docs/reference/platform.md#kafka-tansu).
 GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500, "rebalance_timeout_ms": 6000}
 RECEIVE_TIMEOUT_SECS = 30
 
@@ -42,7 +42,7 @@ async def test_kafka_group_resumes_after_the_manually_committed_offset(kafka_boo
     finally:
         await admin.close()
 
-    # tansu has no idempotent producer (platform.md): idempotence stays off.
+    # tansu has no idempotent producer (docs/reference/platform.md#kafka-tansu): idempotence stays off.
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
     await producer.start()
     try:

@@ -34,10 +34,10 @@ from hub.secret import Secret
 log = logging.getLogger(__name__)
 
 # POST /users/track: "up to 75 total objects combined across attributes, events and purchases per
-# request"; 3,000 requests per 3 s per workspace (destinations.md §0.1, §1b). One attributes object per user.
+# request"; 3,000 requests per 3 s per workspace (docs/reference/braze.md#userstrack). One attributes object per user.
 TRACK_LIMITS = BatchPolicy(max_events=75, max_wait_secs=0.2, max_requests_per_sec=1000.0, max_in_flight=16)
 # /campaigns/trigger/send and /canvas/trigger/send: 50 recipients per request; 250,000 requests per
-# hour shared by the messaging endpoints that target users (destinations.md §1c).
+# hour shared by the messaging endpoints that target users (docs/reference/braze.md#campaign-and-canvas-trigger-send).
 TRIGGER_LIMITS = BatchPolicy(max_events=50, max_wait_secs=0.2, max_requests_per_sec=250_000 / 3600, max_in_flight=8)
 # Envelope fields of a /users/track attributes object, written before the user's own attributes.
 _TRACK_KEYS = frozenset({"external_id", "_update_existing_only"})
@@ -49,7 +49,7 @@ class BrazeUsersConfig(ExportDestinationConfig):
     `mode: track` writes them as custom attributes with /users/track (an overwrite: resending is safe).
     `mode: campaign|canvas` triggers an API-triggered campaign or Canvas per user with the items as
     trigger/entry properties; Braze has no idempotency key for sends, so set the campaign's
-    re-eligibility to at least its period (destinations.md §0.2).
+    re-eligibility to at least its period (docs/reference/braze.md#idempotency-and-re-eligibility).
     """
 
     type: Literal["braze"]
@@ -89,7 +89,7 @@ class BrazeUsersConfig(ExportDestinationConfig):
     )
     send_to_existing_only: bool = Field(True, description="campaign/canvas: never create a profile for a send.")
     attributes_with_send: bool = Field(
-        False, description="campaign/canvas: also write the attributes, which Braze does before the send (§1c)."
+        False, description="campaign/canvas: also write the attributes, which Braze does before the send (docs/reference/braze.md#campaign-and-canvas-trigger-send)."
     )
     canvas_properties_key: Literal["canvas_entry_properties", "context"] = Field(
         "canvas_entry_properties", description="Canvas property object name: the classic one or the newer `context`."
@@ -100,7 +100,7 @@ class BrazeUsersConfig(ExportDestinationConfig):
     @classmethod
     def _attribute_name(cls, value: str | None) -> str | None:
         if value is not None and (not value or " " in value or len(value) > MAX_STRING_CHARS):
-            raise ValueError("attribute names are 1..255 characters without spaces (destinations.md §1b)")
+            raise ValueError("attribute names are 1..255 characters without spaces (docs/reference/braze.md#userstrack)")
         return value
 
     @model_validator(mode="after")
@@ -128,7 +128,8 @@ class BrazeUsers(ExportDestination):
     def __init__(self, config: BrazeUsersConfig, context: Context, *,
                  transport: httpx.AsyncBaseTransport | None = None):
         super().__init__(config, context)
-        # Per instance: attribute overwrites are safe to resend, sends are not (destinations.md §6).
+        # Per instance: attribute overwrites are safe to resend, sends are not
+        # (docs/reference/idempotency.md#per-destination).
         self.idempotent = config.mode == "track"
         self._transport = transport
         self._poster: Poster | None = None
@@ -235,7 +236,7 @@ class BrazeUsers(ExportDestination):
         self._raise_item_errors(response, len(objects))
 
     def _raise_item_errors(self, response: httpx.Response, count: int) -> None:
-        """A 2xx may carry non-fatal `errors`; the other objects were processed (destinations.md §1a)."""
+        """A 2xx may carry non-fatal `errors`; the other objects were processed (docs/reference/braze.md#responses-and-rate-limits)."""
         try:
             body = response.json()
         except ValueError:

@@ -14,9 +14,11 @@ import orjson
 
 from hub.errors import RejectedError
 
-# An array-of-objects attribute is "max 50 KB" in total (§1b); trigger/Canvas entry properties too (§1c).
+# An array-of-objects attribute is "max 50 KB" in total (docs/reference/braze.md#userstrack); trigger/Canvas entry
+# properties too (docs/reference/braze.md#campaign-and-canvas-trigger-send).
 PROPERTIES_MAX_BYTES = 50 * 1024
-# Nested attribute keys and string values are at most 255 characters; keys may not contain spaces (§1b).
+# Nested attribute keys and string values are at most 255 characters; keys may not contain spaces
+# (docs/reference/braze.md#userstrack).
 MAX_STRING_CHARS = 255
 # An item's fields that are not template metadata (template_items in connectors/formats/recommendations.py).
 _NOT_METADATA = frozenset({"itemId", "score"})
@@ -128,7 +130,7 @@ def check_values(values: dict[str, Any], size: int, checked: str | Literal[False
     """
     if size > PROPERTIES_MAX_BYTES:
         raise RejectedError("properties_too_large",
-                            f"{size} bytes of attributes exceed Braze's 50 KB limit (destinations.md §1b/§1c)")
+                            f"{size} bytes of attributes exceed Braze's 50 KB limit (docs/reference/braze.md#userstrack, #campaign-and-canvas-trigger-send)")
     for key, value in values.items():
         if not _key_fine(key) or (key != checked and not within_limits(value)):
             break
@@ -138,11 +140,11 @@ def check_values(values: dict[str, Any], size: int, checked: str | Literal[False
     for key in _keys(values):
         if not _key_fine(key):
             raise RejectedError("invalid_attribute_name", f"{key!r}: Braze keys are ≤ {MAX_STRING_CHARS} "
-                                "characters without spaces (destinations.md §1b)")
+                                "characters without spaces (docs/reference/braze.md#userstrack)")
     for key, value in _strings(values):
         if len(value) > MAX_STRING_CHARS:
             raise RejectedError("value_too_long", f"{key} is {len(value)} characters; Braze allows "
-                                f"{MAX_STRING_CHARS} (destinations.md §1b)")
+                                f"{MAX_STRING_CHARS} (docs/reference/braze.md#userstrack)")
 
 
 def within_limits(node: Any) -> bool:

@@ -28,7 +28,8 @@ class EmailConfig(ExportDestinationConfig):
     Templates see `items` (each with `id`, the job's metadata columns such as name/price/url/image,
     and `score` if asked for), `user_id`, `email`, `attributes`, `job`, `run_id` and `template_vars`.
     Neither SES nor SMTP has an idempotency key: a send whose outcome is unknown is rejected as
-    `delivery_unknown` instead of being sent again (destinations.md §2a, §2b, §6).
+    `delivery_unknown` instead of being sent again (docs/reference/email.md#amazon-ses-v2, #smtp;
+    docs/reference/idempotency.md#per-destination).
     """
 
     type: Literal["email"]
@@ -36,9 +37,9 @@ class EmailConfig(ExportDestinationConfig):
         "type": "email", "from_address": "shop@example.com",
         "transport": {"kind": "smtp", "host": "${SMTP_HOST}", "port": "${SMTP_PORT}"}}
     # One personalised message per call: SES SendEmail carries one message and SES quotas count
-    # recipients, not calls (destinations.md §2a); over SMTP it is one message per recipient (§2b). So
-    # the runner's rate is messages per second: set batch.max_requests_per_sec to the account's SES
-    # MaxSendRate (sandbox: 1/s). Concurrency is the number of SMTP connections / SES calls in flight.
+    # recipients, not calls (docs/reference/email.md#amazon-ses-v2); over SMTP it is one message per recipient
+    # (docs/reference/email.md#smtp). So the runner's rate is messages per second: set batch.max_requests_per_sec to the
+    # account's SES MaxSendRate (sandbox: 1/s). Concurrency is the number of SMTP connections / SES calls in flight.
     api_limits: ClassVar[BatchPolicy] = BatchPolicy(max_events=1, max_wait_secs=0.0, max_in_flight=8)
 
     transport: Annotated[SmtpSettings | SesSettings | PickupSettings, Field(discriminator="kind")] = Field(
@@ -80,7 +81,7 @@ class Email(ExportDestination):
 
     Config = EmailConfig
     config: EmailConfig
-    idempotent = False  # neither SES nor SMTP dedupes (destinations.md §6)
+    idempotent = False  # neither SES nor SMTP dedupes (docs/reference/idempotency.md#per-destination)
 
     def __init__(self, config: EmailConfig, context: Context, *, transport: Any = None):
         super().__init__(config, context)
@@ -129,7 +130,7 @@ class Email(ExportDestination):
             message["Reply-To"] = self.config.reply_to
         message["Subject"] = rendered.subject
         message["Date"] = formatdate(row.timestamp, usegmt=True)
-        # The same Message-ID on a resend lets some receivers and MTAs drop the copy (destinations.md §2b).
+        # The same Message-ID on a resend lets some receivers and MTAs drop the copy (docs/reference/email.md#smtp).
         digest = hashlib.sha256(row.message_id.encode()).hexdigest()[:32]
         message["Message-ID"] = f"<{digest}@{self._domain}>"
         message["X-Hub-Job"] = recs.job

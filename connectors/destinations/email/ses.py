@@ -12,7 +12,7 @@ from connectors.destinations.aws_service import ServiceClient
 from connectors.aws import AwsClients
 from hub.errors import RejectedError, RetryableError
 
-# Call-level errors (destinations.md §2a): throttling is retryable, the rest is not.
+# Call-level errors (docs/reference/email.md#amazon-ses-v2): throttling is retryable, the rest is not.
 THROTTLING = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
 TRANSIENT = {"InternalFailure", "ServiceUnavailable", "InternalServerError", "RequestTimeout"}
 # Email tag values: letters, digits, '_' and '-', at most 256 characters (SESv2 MessageTag).
@@ -28,7 +28,7 @@ class SesSettings(BaseModel):
     region: str | None = Field(None, description="SES region; default: the hub's aws.region.")
     endpoint_url: str | None = Field(None, description="Endpoint override; default: the hub's aws.endpoint_url.")
     configuration_set: str | None = Field(
-        None, description="Configuration set with event publishing for delivery/bounce feedback (§2a)."
+        None, description="Configuration set with event publishing for delivery/bounce feedback (docs/reference/email.md#amazon-ses-v2)."
     )
 
 
@@ -65,7 +65,8 @@ class SesTransport:
             if code in THROTTLING:
                 raise RetryableError(text, throttled=True) from err
             if code in TRANSIENT or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-                # An error answer is a definite failure: SES did not take the message (destinations.md §6).
+                # An error answer is a definite failure: SES did not take the message
+                # (docs/reference/idempotency.md#per-destination).
                 raise RetryableError(text) from err
             raise RejectedError("ses_" + _snake(code.removesuffix("Exception")), text) from err
         except (EndpointConnectionError, ConnectTimeoutError) as err:

@@ -26,13 +26,13 @@ class SmtpSettings(BaseModel):
     security: Literal["starttls", "tls", "none"] = Field(
         "starttls", description="starttls (587), tls (implicit, 465) or none (a local relay only)."
     )
-    username: str | None = Field(None, description="Login; SES SMTP credentials are not the IAM keys (§2a).")
+    username: str | None = Field(None, description="Login; SES SMTP credentials are not the IAM keys (docs/reference/email.md#amazon-ses-v2).")
     password: Secret | None = Field(None, description="Password, e.g. ${SMTP_PASSWORD}.")
     timeout_secs: float = Field(30.0, gt=0, description="Per-command timeout.")
 
 
 class SmtpTransport:
-    """Sends each message over one of up to `pool_size` open connections (one message per user, §2b)."""
+    """Sends each message over one of up to `pool_size` open connections (one message per user, docs/reference/email.md#smtp)."""
 
     def __init__(self, settings: SmtpSettings, pool_size: int):
         self.settings = settings
@@ -85,14 +85,15 @@ class SmtpTransport:
                 _discard(connection)
                 raise _by_reply_code(err) from err
             except (aiosmtplib.SMTPException, OSError) as err:
-                # The message may have been accepted before the connection broke: no blind resend (§6).
+                # The message may have been accepted before the connection broke: no blind resend
+                # (docs/reference/idempotency.md#per-destination).
                 _discard(connection)
                 raise RejectedError(DELIVERY_UNKNOWN, f"SMTP {type(err).__name__} during DATA: {err}") from err
             self._idle.append(connection)
 
 
 def _by_reply_code(err: aiosmtplib.SMTPResponseException) -> RetryableError | RejectedError:
-    """4xx replies (421/450/451/452) are transient, 5xx (550/553/554) permanent (destinations.md §2b)."""
+    """4xx replies (421/450/451/452) are transient, 5xx (550/553/554) permanent (docs/reference/email.md#smtp)."""
     text = f"SMTP {err.code}: {err.message}"
     if 400 <= err.code < 500:
         return RetryableError(text, throttled=err.code in (421, 450, 451, 452))

@@ -13,8 +13,9 @@ that is not ACTIVE yet, or bad credentials affect every record alike. Rejecting 
 whole stream (and the runner's bisection would first split every batch down to single records); retrying
 keeps everything unacknowledged at the source, so nothing is lost while an operator fixes the config,
 and the destination logs an error that says so. Unknown 4xx codes are treated the same way because
-Personalize models only InvalidInput as a per-record error (personalize-api.md §3.1–3.2); a wrong
-endpoint (404/UnknownOperation) is the usual cause of the others.
+Personalize models only InvalidInput as a per-record error
+(docs/reference/personalize-api.md#putevents, #putitems-and-putusers); a wrong endpoint (404/UnknownOperation) is the
+usual cause of the others.
 """
 
 from __future__ import annotations
@@ -26,20 +27,23 @@ from typing import Any
 from hub.errors import HubError, RejectedError, RetryableError
 
 # Error codes botocore's standard retry mode treats as throttling (botocore/retries/standard.py); 429
-# is throttling whatever the code (personalize-api.md §2.2).
+# is throttling whatever the code (docs/reference/personalize-api.md#error-codes-and-statuses).
 THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
     "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
     "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled", "SlowDown",
 })
 REJECTED_CODES = {
-    "InvalidInputException": "invalid_input",  # the only modeled PutEvents error (§3.1)
+    # the only modeled PutEvents error (docs/reference/personalize-api.md#putevents)
+    "InvalidInputException": "invalid_input",
     "ValidationException": "invalid_input",
     "SerializationException": "invalid_input",
 }
 CONFIG_CODES = frozenset({
-    "ResourceNotFoundException",  # unknown trackingId / datasetArn (§2.2)
-    "ResourceInUseException",  # dataset or tracker not ACTIVE yet (§3.2)
+    # unknown trackingId / datasetArn (docs/reference/personalize-api.md#error-codes-and-statuses)
+    "ResourceNotFoundException",
+    # dataset or tracker not ACTIVE yet (docs/reference/personalize-api.md#putitems-and-putusers)
+    "ResourceInUseException",
     "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
     "IncompleteSignatureException", "MissingAuthenticationTokenException", "InvalidClientTokenId",
     "ExpiredTokenException", "ExpiredToken", "SignatureDoesNotMatch", "UnknownOperationException",
@@ -79,7 +83,8 @@ def classify_exception(error: BaseException) -> HubError:
         details = response.get("Error", {})
         code = details.get("Code")
         status = meta.get("HTTPStatusCode") or 400
-        # botocore uses the status as the code when the answer named none (personalize-api.md §2.1).
+        # botocore uses the status as the code when the answer named none
+        # (docs/reference/personalize-api.md#how-botocore-reads-an-error).
         return classify(status, None if code == str(status) else code, details.get("Message", ""),
                         meta.get("HTTPHeaders"))
     if isinstance(error, boto.ParamValidationError):

@@ -22,11 +22,14 @@ class PersonalizeEventsConfig(PersonalizeDestinationConfig):
     """Streams interactions to an Amazon Personalize event tracker with PutEvents."""
 
     type: Literal["personalize_events"]
-    # PutEvents: eventList 1..10 of one sessionId/userId (personalize-api.md §3.1, A.1); 1000 requests/s
-    # per dataset group (§4), which is per tracker: a dataset group has at most one (§2.2). max_in_flight
-    # lets one process use that quota at ~50 ms round trips (Little's law: 1000/s x 0.05 s = 50 calls).
+    # PutEvents: eventList 1..10 of one sessionId/userId
+    # (docs/reference/personalize-api.md#putevents, #field-constraints); 1000 requests/s per dataset group
+    # (docs/reference/personalize-api.md#quotas), which is per tracker: a dataset group has at most one
+    # (docs/reference/personalize-api.md#error-codes-and-statuses). max_in_flight lets one process use that quota at ~50
+    # ms round trips (Little's law: 1000/s x 0.05 s = 50 calls).
     # A batch holds one session's events, so it waits up to 0.25 s for the session's next clicks; filters
-    # and recommendations see PutEvents data within seconds (§3.4), so this costs no freshness that matters.
+    # and recommendations see PutEvents data within seconds (docs/reference/personalize-api.md#data-freshness), so this
+    # costs no freshness that matters.
     api_limits = BatchPolicy(max_events=10, max_wait_secs=0.25, max_requests_per_sec=1000, max_in_flight=64)
     default_kinds = frozenset({EventKind.INTERACTION})
     example = {"type": "personalize_events", "tracking_id": "${PERSONALIZE_TRACKING_ID}"}
@@ -52,8 +55,8 @@ class PersonalizeEvents(PersonalizeDestination):
     operation = "PutEvents"
 
     def partition_key(self, event: Event) -> str:
-        # One call carries one (sessionId, userId) pair (§3.1); keying batches by the pair keeps each
-        # session's events in order. Length-prefixed so that no two different pairs share a key.
+        # One call carries one (sessionId, userId) pair (docs/reference/personalize-api.md#putevents); keying batches by
+        # the pair keeps each session's events in order. Length-prefixed so that no two different pairs share a key.
         session_id = event.session_id
         if session_id is None:
             return "-"

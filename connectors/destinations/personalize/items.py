@@ -17,9 +17,10 @@ class PersonalizeItemsConfig(PersonalizeRecordsConfig):
     """Upserts catalog items into an Amazon Personalize Items dataset with PutItems."""
 
     type: Literal["personalize_items"]
-    # PutItems: 1..10 items per call (personalize-api.md §3.2, A.1), 10 requests/s per dataset group (§4).
-    # Items reach models only after ~20 minutes or a retrain (§3.4), so a 1 s window to coalesce repeated
-    # updates and fill calls costs nothing that matters.
+    # PutItems: 1..10 items per call (docs/reference/personalize-api.md#putitems-and-putusers, #field-constraints), 10
+    # requests/s per dataset group (docs/reference/personalize-api.md#quotas).
+    # Items reach models only after ~20 minutes or a retrain (docs/reference/personalize-api.md#data-freshness), so a 1
+    # s window to coalesce repeated updates and fill calls costs nothing that matters.
     api_limits = BatchPolicy(max_events=10, max_wait_secs=1.0, max_requests_per_sec=10, max_in_flight=1)
     default_kinds = frozenset({EventKind.ITEM})
     dataset_arn_env = "PERSONALIZE_ITEMS_DATASET_ARN"

@@ -18,7 +18,8 @@ from hub.redis_connection import async_client
 
 log = logging.getLogger(__name__)
 
-# Personalize refuses to train below these (personalize-api.md §6.3 failure reasons; peers.md §7.5):
+# Personalize refuses to train below these (docs/reference/personalize-api.md#statuses failure reasons;
+# docs/reference/personalize-api.md#training-minimums):
 MIN_INTERACTIONS = 1000
 MIN_USERS_WITH_TWO = 25
 

@@ -20,7 +20,8 @@ from hub.events import Event
 
 log = logging.getLogger(__name__)
 
-# PutItems/PutUsers datasetArn: ≤256 characters matching arn:…:personalize:… (personalize-api.md §3.2, A.1).
+# PutItems/PutUsers datasetArn: ≤256 characters matching arn:…:personalize:…
+# (docs/reference/personalize-api.md#putitems-and-putusers, #field-constraints).
 DATASET_ARN_PATTERN = re.compile(r"arn:([a-z\d-]+):personalize:.*:.*:.+")
 
 
@@ -80,8 +81,9 @@ class PersonalizeRecords(PersonalizeDestination):
         if latest:
             superseded = len(batch) - len(invalid) - len(latest)
             if superseded:
-                # Personalize keeps only the newest record per id (§3.2): the older ones are settled as
-                # delivered with the call that carries their replacement.
+                # Personalize keeps only the newest record per id
+                # (docs/reference/personalize-api.md#putitems-and-putusers): the older ones are settled as delivered
+                # with the call that carries their replacement.
                 log.debug("destination %s: %d superseded updates coalesced", self.config.id, superseded)
             records = [without_none(batch[i].record) for i in latest.values()]  # type: ignore[arg-type]
             params = {"datasetArn": self.config.dataset_arn, self.list_key: records}

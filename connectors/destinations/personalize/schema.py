@@ -23,25 +23,29 @@ from hub.errors import RejectedError
 INTERACTIONS, ITEMS, USERS = "INTERACTIONS", "ITEMS", "USERS"
 _RECORD_NAMES = {INTERACTIONS: "Interactions", ITEMS: "Items", USERS: "Users"}
 
-# Ids: 1..256 characters (personalize-api.md §3.1, §3.2, Appendix A.1).
+# Ids: 1..256 characters (docs/reference/personalize-api.md#putevents, #putitems-and-putusers, #field-constraints).
 MAX_ID_CHARS = 256
-# PutEvents impression: 1..25 item ids, ≤1000 characters joined with `|` (personalize-api.md §3.1, §4).
+# PutEvents impression: 1..25 item ids, ≤1000 characters joined with `|`
+# (docs/reference/personalize-api.md#putevents, #quotas).
 MAX_IMPRESSION_IDS = 25
 MAX_IMPRESSION_CHARS = 1000
-# `properties` JSON string: events 1..1024, items ≤32000, users ≤24000 characters (§3.1, §3.2).
+# `properties` JSON string: events 1..1024, items ≤32000, users ≤24000 characters
+# (docs/reference/personalize-api.md#putevents, #putitems-and-putusers).
 MAX_PROPERTIES_CHARS = {INTERACTIONS: 1024, ITEMS: 32000, USERS: 24000}
-# Categorical values ≤1000 characters incl. `|` separators; textual item fields ≤20,000 (§4 quotas).
+# Categorical values ≤1000 characters incl. `|` separators; textual item fields ≤20,000
+# (docs/reference/personalize-api.md#quotas quotas).
 MAX_CATEGORICAL_CHARS = 1000
 MAX_TEXTUAL_CHARS = 20_000
 # Avro int is 32-bit, long 64-bit (Avro 1.11 spec, primitive types).
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
-# Keys PutEvents `properties` may not carry, compared case-insensitively (§3.1); `_` is ignored too,
-# as Personalize ignores it when matching keys to fields.
+# Keys PutEvents `properties` may not carry, compared case-insensitively (docs/reference/personalize-api.md#putevents);
+# `_` is ignored too, as Personalize ignores it when matching keys to fields.
 RESERVED_EVENT_PROPERTY_KEYS = frozenset(
     {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
 )
 
-# Fields a dataset type reserves for a top-level member rather than `properties` (§6.5).
+# Fields a dataset type reserves for a top-level member rather than `properties`
+# (docs/reference/personalize-api.md#dataset-schemas).
 RESERVED_FIELDS = {
     INTERACTIONS: frozenset({
         "USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION", "RECOMMENDATION_ID",
@@ -184,7 +188,8 @@ def _converter(name: str, key: str, types: frozenset[str], categorical: bool, te
             if isinstance(value, bool):
                 return "true" if value else "false"
             if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-                return value.strip().lower()  # Personalize wants lower-case true/false (§6.5)
+                # Personalize wants lower-case true/false (docs/reference/personalize-api.md#dataset-schemas)
+                return value.strip().lower()
             raise RejectedError("schema_violation", f"{where}: expected a boolean, got {value!r:.80}")
 
         return to_boolean
@@ -231,7 +236,7 @@ def _number(value: Any, where: str) -> int | float:
 
 
 def join_values(value: Any, where: str) -> str:
-    """A scalar or a list of scalars as Personalize's string form; lists become "a|b" (§3.1 categorical)."""
+    """A scalar or a list of scalars as Personalize's string form; lists become "a|b" (docs/reference/personalize-api.md#putevents categorical)."""
     if isinstance(value, str):
         return value
     if isinstance(value, list):

@@ -17,8 +17,10 @@ class PersonalizeUsersConfig(PersonalizeRecordsConfig):
     """Upserts user profiles into an Amazon Personalize Users dataset with PutUsers."""
 
     type: Literal["personalize_users"]
-    # PutUsers: 1..10 users per call (personalize-api.md §3.2, A.1), 10 requests/s per dataset group (§4).
-    # User data reaches models after ~20 minutes or a retrain (§3.4): a 1 s coalescing window is free.
+    # PutUsers: 1..10 users per call (docs/reference/personalize-api.md#putitems-and-putusers, #field-constraints), 10
+    # requests/s per dataset group (docs/reference/personalize-api.md#quotas).
+    # User data reaches models after ~20 minutes or a retrain (docs/reference/personalize-api.md#data-freshness): a 1 s
+    # coalescing window is free.
     api_limits = BatchPolicy(max_events=10, max_wait_secs=1.0, max_requests_per_sec=10, max_in_flight=1)
     default_kinds = frozenset({EventKind.USER})
     dataset_arn_env = "PERSONALIZE_USERS_DATASET_ARN"

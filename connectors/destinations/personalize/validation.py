@@ -1,9 +1,10 @@
 """The validation stage: every mapped record checked against Personalize's limits and its dataset schema.
 
 Runs last, after mapping, so nothing reaches a Personalize destination that the service would refuse or,
-worse, accept with a 200 and silently drop (a "null" sessionId, peers.md §7.1). It also finishes each
-record for the wire: `properties` leaves here as the JSON string the API takes (§3.1, peers.md §7.3),
-lists joined with `|`, values as the strings the docs show (`{"numberOfRatings": "12"}`).
+worse, accept with a 200 and silently drop (a "null" sessionId, docs/reference/personalize-api.md#placeholder-ids). It
+also finishes each record for the wire: `properties` leaves here as the JSON string the API takes
+(docs/reference/personalize-api.md#putevents, docs/reference/personalize-api.md#properties-json-string), lists joined
+with `|`, values as the strings the docs show (`{"numberOfRatings": "12"}`).
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ from hub.errors import RejectedError
 from hub.events import Event, EventKind, Rejection
 from hub.ids import is_placeholder_id
 
-# PutEvents Event members (personalize-api.md §3.1): eventType 1..256, recommendationId 1..40; the
+# PutEvents Event members (docs/reference/personalize-api.md#putevents): eventType 1..256, recommendationId 1..40; the
 # impression limits are in schema.py, shared with the mapping stage that builds impressions.
 MAX_EVENT_TYPE_CHARS = 256
 MAX_RECOMMENDATION_ID_CHARS = 40
-# metricAttribution.eventAttributionSource: ≤1024 printable ASCII with a non-space (§3.1).
+# metricAttribution.eventAttributionSource: ≤1024 printable ASCII with a non-space
+# (docs/reference/personalize-api.md#putevents).
 MAX_ATTRIBUTION_SOURCE_CHARS = 1024
 _ATTRIBUTION_SOURCE = re.compile(r"[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*")
-# Quota: one event ≤10 KB (§4). Records whose members cannot add up to that skip the exact measurement.
+# Quota: one event ≤10 KB (docs/reference/personalize-api.md#quotas). Records whose members cannot add up to that skip
+# the exact measurement.
 MAX_EVENT_BYTES = 10 * 1024
 
 _DATASET_OF = {EventKind.INTERACTION: INTERACTIONS, EventKind.ITEM: ITEMS, EventKind.USER: USERS}

@@ -2,11 +2,12 @@
 
 aiobotocore spends 1.1–1.4 ms of CPU per 10-event PutEvents call, mostly in botocore's shape-walking
 serializer (~45 µs per `sentAt`) and event-hook dispatch; that caps one process near 7,000 events/s,
-below the 10,000 events/s a tracker's quota allows (personalize-api.md §4). These three operations are
-fixed and tiny (rest-json, `POST /events|/items|/users`, every member in the JSON body, §1 and A.1), so
-this module writes the body itself in botocore's wire form and keeps what must stay botocore's: the
-credential chain (refreshable credentials from the session) and the signer (`SigV4Auth`).
-tests/unit/connectors/personalize/test_wire.py proves the requests are byte-for-byte botocore's.
+below the 10,000 events/s a tracker's quota allows (docs/reference/personalize-api.md#quotas). These three operations
+are fixed and tiny (rest-json, `POST /events|/items|/users`, every member in the JSON body,
+docs/reference/personalize-api.md#wire-protocols, #field-constraints), so this module writes the body itself in
+botocore's wire form and keeps what must stay botocore's: the credential chain (refreshable credentials from the
+session) and the signer (`SigV4Auth`). tests/unit/connectors/personalize/test_wire.py proves the requests are
+byte-for-byte botocore's.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from botocore.awsrequest import AWSRequest
 from connectors.destinations.personalize import errors
 from hub.errors import HubError, RejectedError
 
-# personalize-events is rest-json: the operation is the URL path (personalize-api.md §1, A.1).
+# personalize-events is rest-json: the operation is the URL path
+# (docs/reference/personalize-api.md#wire-protocols, #field-constraints).
 OPERATION_PATHS = {"PutEvents": "/events", "PutItems": "/items", "PutUsers": "/users"}
-CONTENT_TYPE = "application/json"  # what botocore's rest-json serializer sets for a JSON body (§1)
+# what botocore's rest-json serializer sets for a JSON body (docs/reference/personalize-api.md#wire-protocols)
+CONTENT_TYPE = "application/json"
 # Unsigned headers botocore's HTTP layer adds after signing; sent alike so both paths look the same.
 UNSIGNED_HEADERS = {
     "User-Agent": f"personalize-hub botocore/{botocore.__version__}",
@@ -91,7 +94,7 @@ def encode_body(operation: str, params: Mapping[str, Any]) -> bytes:
 
 
 def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> tuple[str | None, str]:
-    """(code, message) of a rest-json error answer, read as botocore reads it (personalize-api.md §2.1).
+    """(code, message) of a rest-json error answer, read as botocore reads it (docs/reference/personalize-api.md#how-botocore-reads-an-error).
 
     A 5xx with an empty or HTML body (a load balancer's page) names no error: botocore's generic
     error parsing gives it the HTTP reason phrase as message, and so does this.
@@ -154,7 +157,8 @@ class LeanIngestApi:
             raise
         except Exception as err:  # noqa: BLE001 - classify_exception re-raises what is not a send error
             raise errors.classify_exception(err) from err
-        if status < 300:  # events operations answer 200 with an empty body (§3.1)
+        # events operations answer 200 with an empty body (docs/reference/personalize-api.md#putevents)
+        if status < 300:
             return
         code, message = parse_error(status, answer_headers, payload)
         raise errors.classify(status, code, message, answer_headers)

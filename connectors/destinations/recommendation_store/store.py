@@ -3,8 +3,8 @@
 Layout (the one place it is defined): `<prefix>:user:<user_id>` is a hash per user whose fields are
 variants ("default", or the name of the filter the export job applied) and whose values are JSON
 `{"items": [{"id", <metadata>…}], "job", "runId", "generatedAt"}`, items in rank order, in the shape
-Braze templates read (destinations.md §1e). `<prefix>:items` is a hash item id → JSON metadata, filled
-by the same exports, which decorates live recommendations. `<prefix>:cache:<digest>` holds cached live
+Braze templates read (docs/reference/braze.md#connected-content). `<prefix>:items` is a hash item id → JSON metadata,
+filled by the same exports, which decorates live recommendations. `<prefix>:cache:<digest>` holds cached live
 answers with a TTL.
 """
 

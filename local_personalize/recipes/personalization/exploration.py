@@ -1,4 +1,4 @@
-"""Exploration of new and little-seen items (User-Personalization's itemExplorationConfig, §7).
+"""Exploration of new and little-seen items (User-Personalization's itemExplorationConfig, docs/reference/personalize-api.md#recipes).
 
 Which items: those whose age — from CREATION_TIMESTAMP, else their first interaction, else "new" —
 measured against the newest interaction in the training data is within explorationItemAgeCutOff days.

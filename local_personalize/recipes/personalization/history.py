@@ -105,5 +105,5 @@ class UserHistories:
         return matrix
 
     def snapshot_rows(self, users: np.ndarray) -> sp.csr_matrix:
-        """Weighted input rows of trained users as of training (batch jobs use that data, §3.4)."""
+        """Weighted input rows of trained users as of training (batch jobs use that data, docs/reference/personalize-api.md#data-freshness)."""
         return self.trained_matrix[users]

@@ -1,16 +1,19 @@
 """The trained User-Personalization / Personalized-Ranking / Item-Affinity model and its serving logic.
 
-Decisions (personalize-api.md leaves them open):
+Decisions (docs/reference/personalize-api.md leaves them open):
 * Scores are a softmax over the items eligible for the request (after filters and exclusions), with a
-  temperature fixed at training (the mean per-user spread of raw scores), so they sum to 1 (§5.1).
+  temperature fixed at training (the mean per-user spread of raw scores), so they sum to 1
+  (docs/reference/personalize-api.md#getrecommendations).
   Internally scores are kept as s·log2(e)/T ("log2 units"), so the softmax is 2^(x − max) / Σ.
 * Items the user already interacted with are left out when the training data shows little repeat
   consumption (< REPEAT_SHARE_TO_KEEP_SEEN of interactions repeat a (user, item) pair): a next-item
   model such as Personalize's learns that repeats are rare. Where repeats are common (groceries,
   music) they stay in. To exclude them always, use an Interactions EXCLUDE filter, as with Personalize.
-* Unknown users without events get popular items (softmax over log popularity) (§5.1 fallbacks);
+* Unknown users without events get popular items (softmax over log popularity)
+(docs/reference/personalize-api.md#getrecommendations fallbacks);
   anonymous sessions are personalised from the session's events passed as `session_events`.
-* Batch jobs and user segments use the data as of training, not folded-in events (§3.4).
+* Batch jobs and user segments use the data as of training, not folded-in events
+(docs/reference/personalize-api.md#data-freshness).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from local_personalize.recipes.selection import EventSelector
 from local_personalize.recipes.topk import map_row_chunks, top_k
 
 REPEAT_SHARE_TO_KEEP_SEEN = 0.2
-EXPLORATION_REASON = "Exploration"  # v2 `reason` value (§5.1; exact spelling [U])
+# v2 `reason` value (docs/reference/personalize-api.md#getrecommendations; exact spelling [U])
+EXPLORATION_REASON = "Exploration"
 
 
 class PersonalizationModel(Model):
@@ -96,7 +100,8 @@ class PersonalizationModel(Model):
     ) -> None:
         item = self.item_position.get(item_id)
         weight = self.selector.weight(event_type, event_value)
-        if item is None or weight is None:  # new items wait for a retrain (§3.4)
+        # new items wait for a retrain (docs/reference/personalize-api.md#data-freshness)
+        if item is None or weight is None:
             return
         self.histories.observe(user_id, item, weight)
         self.freshness.interactions[item] += 1
@@ -272,7 +277,8 @@ class PersonalizationModel(Model):
         probabilities /= probabilities.sum() or 1.0
         order = np.argsort(-probabilities, kind="stable")
         ranked = [Recommendation(self.item_ids[known[i]], float(probabilities[i])) for i in order]
-        # Items unknown at training go last: v1 with score 0, v2 without a score (§5.2).
+        # Items unknown at training go last: v1 with score 0, v2 without a score
+        # (docs/reference/personalize-api.md#getpersonalizedranking).
         return ranked + [Recommendation(item_id, None if self.version2 else 0.0) for item_id in unknown]
 
     # -- batch segments (Item-Affinity) -------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The two relevance models behind User-Personalization: EASE (small catalogues) and iALS (large).
 
 Both score a user from nothing but their weighted item history, which is what lets a PutEvents
-interaction change recommendations at once (fold-in) without retraining (§3.4):
+interaction change recommendations at once (fold-in) without retraining
+(docs/reference/personalize-api.md#data-freshness):
 * EASE (Steck 2019): closed-form item-item weights B = I − P·diag(1/diag(P)), P = (XᵀX + λI)⁻¹;
   scores = history · B. Exact and strong, but O(items³): used up to EASE_MAX_ITEMS.
 * iALS (Hu, Koren, Volinsky 2008), trained with the `implicit` package (conjugate gradient, native

@@ -1,8 +1,9 @@
 """Training for the personalization family: event selection → histories → EASE or iALS → model.
 
 Hyperparameters (solutionConfig.algorithmHyperParameters, strings). Personalize's own:
-  hidden_dimension (32..256)   iALS factors; Personalize's default is 149, ours 64 (2 cores, §7)
-  recency_mask / apply_recency_bias ("true"/"false", default true)  weight recent events more
+  hidden_dimension (32..256)   iALS factors; Personalize's default is 149, ours 64 (2 cores,
+  docs/reference/personalize-api.md#recipes) recency_mask / apply_recency_bias ("true"/"false", default true)  weight
+  recent events more
 Local extensions (not Personalize hyperparameters; Amazon Personalize may reject them [U]):
   local_algorithm "auto" | "ease" | "ials"   auto = EASE up to EASE_MAX_ITEMS items, else iALS
   recency_half_life_events   events back at which an interaction counts half (default 10)

@@ -1,4 +1,4 @@
-"""Batch job line handling (personalize-api.md §6.7): output shape per recipe type and error lines."""
+"""Batch job line handling (docs/reference/personalize-api.md#batch-inference-jobs): output shape per recipe type and error lines."""
 
 from __future__ import annotations
 

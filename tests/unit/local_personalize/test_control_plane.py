@@ -1,4 +1,4 @@
-"""Control-plane operations against a real SQLite store, without HTTP (personalize-api.md §6)."""
+"""Control-plane operations against a real SQLite store, without HTTP (docs/reference/personalize-api.md#control-plane)."""
 
 from __future__ import annotations
 

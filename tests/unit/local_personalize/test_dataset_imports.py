@@ -1,4 +1,4 @@
-"""Dataset import jobs from file:// CSV into the store (personalize-api.md §6.5, §4)."""
+"""Dataset import jobs from file:// CSV into the store (docs/reference/personalize-api.md#dataset-schemas, #quotas)."""
 
 from __future__ import annotations
 

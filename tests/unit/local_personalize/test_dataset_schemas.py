@@ -1,4 +1,4 @@
-"""CreateSchema checks and record coercion (personalize-api.md §6.5)."""
+"""CreateSchema checks and record coercion (docs/reference/personalize-api.md#dataset-schemas)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Filter expressions (personalize-api.md §6.6): grammar, errors, and the masks they produce."""
+"""Filter expressions (docs/reference/personalize-api.md#filters): grammar, errors, and the masks they produce."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GetSolutionMetrics definitions (personalize-api.md §6.9) against hand-computed cases, and the split."""
+"""GetSolutionMetrics definitions (docs/reference/personalize-api.md#solution-metrics) against hand-computed cases, and the split."""
 
 from __future__ import annotations
 

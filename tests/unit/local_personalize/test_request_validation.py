@@ -1,4 +1,4 @@
-"""Server-side request validation: model constraints botocore skips, and the semantic rules (§1.1, §3.1, §5.1)."""
+"""Server-side request validation: model constraints botocore skips, and the semantic rules (docs/reference/personalize-api.md#client-side-validation-in-botocore, #putevents, #getrecommendations)."""
 
 from __future__ import annotations
 

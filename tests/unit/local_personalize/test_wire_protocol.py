@@ -1,4 +1,4 @@
-"""The ASGI app's wire format: dispatch, error shape and headers (personalize-api.md §1, §2), in process."""
+"""The ASGI app's wire format: dispatch, error shape and headers (docs/reference/personalize-api.md#wire-protocols, #error-responses), in process."""
 
 from __future__ import annotations
 

@@ -129,7 +129,8 @@ async def test_object_format_says_where_items_came_from():
     assert hit["source"] == "store" and hit["user_id"] == "u1" and len(hit["items"]) == 3
     assert hit["job"] == "weekly_email" and hit["run_id"] == "weekly_email-20260105T060000"
     assert miss.status_code == 200 and miss.json()["items"] == [] and miss.json()["source"] == "none"
-    assert miss_array.status_code == 200 and miss_array.json() == []  # unknown user: 200, not 404 (§1e)
+    # unknown user: 200, not 404 (docs/reference/braze.md#connected-content)
+    assert miss_array.status_code == 200 and miss_array.json() == []
 
 
 async def test_live_fallback_is_decorated_from_exported_metadata_and_cached():

@@ -1,4 +1,4 @@
-"""Batch output lines (personalize-api.md §6.7, §6.8): decoded, decorated, hashed; bad lines named."""
+"""Batch output lines (docs/reference/personalize-api.md#batch-inference-jobs, #batch-segment-jobs): decoded, decorated, hashed; bad lines named."""
 
 from __future__ import annotations
 

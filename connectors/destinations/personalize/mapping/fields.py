@@ -2,7 +2,8 @@
 
 The table comes from the config when it names fields, else from the dataset schema (every metadata
 field, looked up under its snake_case, camelCase and UPPER_SNAKE spellings), else from the defaults.
-Output keys are the schema's camelCase (NUMBER_OF_RATINGS → numberOfRatings, personalize-api.md §3.1).
+Output keys are the schema's camelCase (NUMBER_OF_RATINGS → numberOfRatings,
+docs/reference/personalize-api.md#putevents).
 """
 
 from __future__ import annotations

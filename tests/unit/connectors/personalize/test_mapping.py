@@ -53,7 +53,8 @@ def test_the_item_id_falls_back_to_sku_and_placeholders_count_as_missing():
     assert one(mapping.map(ev("Product Viewed", {"product_id": "null", "sku": 42})))["itemId"] == "42"
     rejected = mapping.map(ev("Product Viewed", {"product_id": "undefined", "name": "Shoe"}))
     assert isinstance(rejected, Rejection) and rejected.reason == "missing_item_id"
-    assert "product.product_id / product.sku" in rejected.message  # never the messageId (peers.md §8.5)
+    # never the messageId (docs/reference/rudderstack.md#item-id-fallback)
+    assert "product.product_id / product.sku" in rejected.message
 
 
 def test_an_item_id_that_is_not_an_id_is_rejected():
@@ -131,7 +132,8 @@ def test_a_product_list_view_feeds_the_impression_of_the_next_interaction_from_i
     clicked = one(mapping.map(ev("Product Clicked", {"product_id": "p3"}, message_id="m4")))
     again = one(mapping.map(ev("Product Viewed", {"product_id": "p3"}, message_id="m5")))
     assert "impression" not in elsewhere and "impression" not in not_listed
-    assert clicked["impression"] == [f"p{i}" for i in range(25)]  # PutEvents takes at most 25 (§3.1)
+    # PutEvents takes at most 25 (docs/reference/personalize-api.md#putevents)
+    assert clicked["impression"] == [f"p{i}" for i in range(25)]
     assert clicked["recommendationId"] == "RID-9"
     assert "impression" not in again  # one interaction per list view
 

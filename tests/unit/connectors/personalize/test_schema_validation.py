@@ -46,7 +46,8 @@ def test_a_valid_interaction_leaves_with_properties_as_a_json_string():
 
 @pytest.mark.parametrize("event, code", [
     (interaction(session=None), "missing_session_id"),
-    (interaction(session="null"), "invalid_session_id"),  # Personalize answers 200 and drops it (peers.md §7.1)
+    # Personalize answers 200 and drops it (docs/reference/personalize-api.md#placeholder-ids)
+    (interaction(session="null"), "invalid_session_id"),
     (interaction(user="undefined"), "invalid_user_id"),
     (interaction(user="u" * 257), "invalid_user_id"),
     (interaction(itemId=None), "missing_item_id"),
