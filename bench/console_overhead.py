@@ -49,7 +49,10 @@ def main() -> int:
     parser.add_argument("--duration-secs", type=float, default=12.0)
     parser.add_argument("--warmup-secs", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--delivered-per-sec", type=int, default=None,
+                        help="console.delivered_per_sec for the console-on hub (default: the config default)")
     args = parser.parse_args()
+    budget = f", delivered_per_sec: {args.delivered_per_sec}" if args.delivered_per_sec else ""
 
     bodies, _ = batch_bodies()
     print(f"/v1/batch of 100 Segment events, {args.concurrency} in flight, {args.rounds} x {args.duration_secs:g} s "
@@ -57,7 +60,7 @@ def main() -> int:
     off_results, on_results = [], []
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         servers = {}
-        for name, console in (("off", "console: {enabled: false}\n"), ("on", f"console: {{token: {TOKEN}}}\n")):
+        for name, console in (("off", "console: {enabled: false}\n"), ("on", f"console: {{token: {TOKEN}{budget}}}\n")):
             data_dir = Path(tmp) / name
             data_dir.mkdir()
             port = free_port()

@@ -26,7 +26,7 @@ class ConsoleConfig(BaseModel):
         "Without one the console is served read-only, and only when http.host is a loopback address.")
     ring_size: int = Field(1000, ge=10, le=100_000, description="Recent events kept in memory for the debugger.")
     delivered_per_sec: int = Field(
-        500, ge=1, le=100_000, description="Delivered events the debugger keeps per second at most (every "
+        100, ge=1, le=100_000, description="Delivered events the debugger keeps per second at most (every "
         "rejected or retried one is kept): a busy hub pays for what it keeps, a person reads a few a second.")
     redact_fields: list[str] = Field(
         default_factory=lambda: ["email", "phone", "first_name", "last_name", "address", "ip", "birthday"],
