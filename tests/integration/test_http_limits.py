@@ -4,10 +4,7 @@ too many connections. The hub's memory stays bounded, slow clients are dropped, 
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.fixtures.services import free_port
+from tests.fixtures.hub_process import running_hub
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -25,29 +22,12 @@ HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 2.0, 2.0, 1.0, 200
 
 @pytest.fixture
 def hub(tmp_path):
-    port = free_port()
     config = yaml.safe_load((ROOT / "examples" / "webhook-to-file.yaml").read_text())
-    config["http"] = {"host": "127.0.0.1", "port": port, "limits": {
+    config["http"] = {"limits": {
         "header_timeout_secs": HEADER_TIMEOUT, "body_timeout_secs": BODY_TIMEOUT, "keep_alive_secs": KEEP_ALIVE,
         "max_connections": MAX_CONNECTIONS}}
-    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}
-    process = subprocess.Popen([sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(tmp_path / "hub.yaml")],
-                               env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("hub did not start")
-    yield process, port
-    process.terminate()
-    process.wait(10)
+    with running_hub(config, tmp_path, {"HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}) as hub:
+        yield hub.pid, hub.port
 
 
 def rss_mb(pid: int) -> float:
@@ -77,8 +57,8 @@ def serves_normally(port: int) -> bool:
 
 
 def test_megabytes_of_unfinished_headers_are_cut_off_and_memory_stays_bounded(hub):
-    process, port = hub
-    before = rss_mb(process.pid)
+    pid, port = hub
+    before = rss_mb(pid)
     chunk = b"X-Padding: " + b"a" * 65_000 + b"\r\n"
     closed: list[bool] = []
 
@@ -100,7 +80,7 @@ def test_megabytes_of_unfinished_headers_are_cut_off_and_memory_stays_bounded(hu
         thread.start()
     peak = before
     while any(t.is_alive() for t in threads):
-        peak = max(peak, rss_mb(process.pid))
+        peak = max(peak, rss_mb(pid))
         time.sleep(0.05)
     for thread in threads:
         thread.join(30)

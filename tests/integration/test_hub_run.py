@@ -3,42 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from tests.fixtures.services import free_port
+from tests.fixtures.hub_process import running_hub
 
 ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
 def hub_process(tmp_path):
-    port = free_port()
-    env = {**os.environ, "HUB_HTTP_PORT": str(port), "HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(ROOT / "examples" / "webhook-to-file.yaml")],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"hub did not start: {process.stdout.read().decode()[-2000:]}")
-    yield base, tmp_path
-    process.terminate()
-    process.wait(10)
+    config = yaml.safe_load((ROOT / "examples" / "webhook-to-file.yaml").read_text())
+    with running_hub(config, tmp_path, {"HUB_DATA_DIR": str(tmp_path), "SEGMENT_WRITE_KEY": "wk-test"}) as hub:
+        yield hub.url, tmp_path
 
 
 def read_lines(path: Path) -> list[dict]:

@@ -4,19 +4,14 @@ and a second hub consumes the topic (format mparticle) through identity and the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
-import yaml
 
 from personalize_hub.config import parse_config
 from personalize_hub.runtime import Hub
 from tests.fixtures.kafka import create_topic, kafka_source, read_jsonl, read_topic, wait_until
-from tests.fixtures.services import free_port
+from tests.fixtures.hub_process import running_hub
 
 pytestmark = pytest.mark.integration
 
@@ -27,37 +22,18 @@ MPID = 6_917_529_027_641_081_857  # > 2**53: must arrive as exactly this id
 @pytest.fixture
 def edge_hub(tmp_path, kafka_bootstrap, unique_name):
     """`hub run` with the mParticle webhook producing raw batches to a fresh topic."""
-    topic, port = unique_name("mparticle"), free_port()
-    config = tmp_path / "edge.yaml"
-    config.write_text(yaml.safe_dump({
-        "http": {"host": "127.0.0.1", "port": port},
+    topic = unique_name("mparticle")
+    config = {
         "sources": [{"type": "mparticle_webhook", "id": "mp", "api_key": "${MPARTICLE_API_KEY}",
                      "api_secret": "${MPARTICLE_API_SECRET}"}],
         "destinations": [{"type": "kafka_topic", "id": "clickstream", "bootstrap_servers": kafka_bootstrap,
                           "topic": topic, "enable_idempotence": False}],
         "dead_letter": {"type": "file", "id": "dead_letter", "path": str(tmp_path / "edge-dlq.jsonl")},
         "identity": {"enabled": False}, "mapping": {"enabled": False},  # an edge forwards raw events
-    }))
-    env = {**os.environ, "MPARTICLE_API_KEY": KEY, "MPARTICLE_API_SECRET": SECRET}
-    log = open(tmp_path / "edge.log", "wb")  # noqa: SIM115 - closed after the process
-    process = subprocess.Popen([sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config)],
-                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail(f"hub did not start: {(tmp_path / 'edge.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    yield base, topic
-    process.terminate()
-    process.wait(10)
-    log.close()
+    }
+    env = {"MPARTICLE_API_KEY": KEY, "MPARTICLE_API_SECRET": SECRET}
+    with running_hub(config, tmp_path, env, name="edge") as hub:
+        yield hub.url, topic
 
 
 def purchase_batch() -> dict:

@@ -45,8 +45,8 @@ def hub(tmp_path_factory):
     }
     env = {"SEGMENT_WRITE_KEY": SEGMENT_KEY, "RUDDER_WRITE_KEY": RUDDER_KEY,
            "MPARTICLE_API_KEY": MP_KEY, "MPARTICLE_API_SECRET": MP_SECRET}
-    with running_hub(config, workdir, env) as base:
-        yield base, workdir
+    with running_hub(config, workdir, env) as hub:
+        yield hub.url, workdir
 
 
 def read_jsonl(path: Path) -> list[dict]:

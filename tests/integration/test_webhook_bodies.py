@@ -6,18 +6,13 @@ import gzip
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
-import time
 import zlib
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from tests.fixtures.services import free_port
+from tests.fixtures.hub_process import running_hub
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +22,7 @@ MP_AUTH = ("mp-key", "mp-secret")
 
 @pytest.fixture
 def hub_process(tmp_path):
-    port = free_port()
-    config = tmp_path / "hub.yaml"
-    config.write_text(yaml.safe_dump({
-        "http": {"host": "127.0.0.1", "port": port},
+    config = {
         "sources": [
             {"type": "segment_webhook", "id": "web", "write_keys": ["${SEGMENT_WRITE_KEY}"],
              "shared_secrets": ["${SEGMENT_SHARED_SECRET}"]},
@@ -39,27 +31,10 @@ def hub_process(tmp_path):
         "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
         "dead_letter": {"type": "file", "id": "dead_letter", "path": str(tmp_path / "dlq.jsonl")},
         "identity": {"enabled": False}, "mapping": {"enabled": False},
-    }))
-    env = {**os.environ, "SEGMENT_WRITE_KEY": WRITE_KEY, "SEGMENT_SHARED_SECRET": SHARED_SECRET}
-    log = open(tmp_path / "hub.log", "wb")  # noqa: SIM115 - closed after the process
-    process = subprocess.Popen([sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config)],
-                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail(f"hub did not start: {(tmp_path / 'hub.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    yield base, tmp_path, process.pid
-    process.terminate()
-    process.wait(10)
-    log.close()
+    }
+    env = {"SEGMENT_WRITE_KEY": WRITE_KEY, "SEGMENT_SHARED_SECRET": SHARED_SECRET}
+    with running_hub(config, tmp_path, env) as hub:
+        yield hub.url, tmp_path, hub.pid
 
 
 def peak_rss_bytes(pid: int) -> int:
