@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-import json
 
-import httpx
 import pytest
 
 from connectors.sources import mparticle_webhook
-from personalize_hub.config import parse_config
-from personalize_hub.ingest import build_app
-from personalize_hub.runtime import Hub
+from tests.unit.connectors.webhook_hub import lines, webhook_client
 
 AUTH = ("mp-key", "mp-secret")
 
 
 @pytest.fixture
 async def client(tmp_path):
-    config = parse_config({
-        "sources": [{"type": "mparticle_webhook", "id": "mp", "api_key": AUTH[0], "api_secret": AUTH[1]}],
-        "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
-        "dead_letter": {"type": "file", "path": str(tmp_path / "dlq.jsonl")},
-        # Source behaviour only: events pass through unmapped, as in a hub forwarding to Kafka.
-        "identity": {"enabled": False}, "mapping": {"enabled": False},
-    }, {})
-    hub = Hub(config)
-    app = build_app(hub)
-    await hub.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as c:
-        c.tmp_path = tmp_path
+    async with webhook_client(tmp_path, [{"type": "mparticle_webhook", "id": "mp", "api_key": AUTH[0], "api_secret": AUTH[1]}]) as c:
         yield c
-    await hub.stop()
 
-
-def lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def view(message_id: str, product: str = "p1") -> dict:

@@ -8,12 +8,9 @@ import hashlib
 import hmac
 import json
 
-import httpx
 import pytest
 
-from personalize_hub.config import parse_config
-from personalize_hub.ingest import build_app
-from personalize_hub.runtime import Hub
+from tests.unit.connectors.webhook_hub import lines, webhook_client
 
 SECRETS = ["old-secret", "new-secret"]
 WRITE_KEY = "wk-secret-value"
@@ -21,23 +18,9 @@ WRITE_KEY = "wk-secret-value"
 
 @pytest.fixture
 async def client(tmp_path):
-    config = parse_config({
-        "sources": [{"type": "segment_webhook", "id": "web", "write_keys": [WRITE_KEY], "shared_secrets": SECRETS}],
-        "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
-        "dead_letter": {"type": "file", "path": str(tmp_path / "dlq.jsonl")},
-        "identity": {"enabled": False}, "mapping": {"enabled": False},
-    }, {})
-    hub = Hub(config)
-    app = build_app(hub)
-    await hub.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as c:
-        c.tmp_path = tmp_path
+    async with webhook_client(tmp_path, [{"type": "segment_webhook", "id": "web", "write_keys": [WRITE_KEY], "shared_secrets": SECRETS}]) as c:
         yield c
-    await hub.stop()
 
-
-def lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def signed(body: bytes, secret: str) -> dict[str, str]:
@@ -121,17 +104,9 @@ async def test_write_key_by_basic_auth_instead_of_a_signature(client):
 
 
 async def test_signature_without_configured_secrets_is_401(tmp_path):
-    config = parse_config({
-        "sources": [{"type": "segment_webhook", "id": "web", "write_keys": [WRITE_KEY]}],
-        "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
-        "identity": {"enabled": False}, "mapping": {"enabled": False},
-    }, {})
-    hub = Hub(config)
-    await hub.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(hub)), base_url="http://hub") as c:
+    async with webhook_client(tmp_path, [{"type": "segment_webhook", "id": "web", "write_keys": [WRITE_KEY]}]) as c:
         body = json.dumps(message("m1")).encode()
         response = await c.post("/v1/webhook", content=body, headers=signed(body, "anything"))
-    await hub.stop()
     assert response.status_code == 401 and "no shared_secrets" in response.json()["message"]
 
 

@@ -3,40 +3,22 @@
 from __future__ import annotations
 
 import base64
-import json
 
-import httpx
 import pytest
 
-from personalize_hub.config import parse_config
-from personalize_hub.ingest import build_app
-from personalize_hub.runtime import Hub
+from tests.unit.connectors.webhook_hub import lines, webhook_client
 
 
 @pytest.fixture
 async def client(tmp_path):
-    config = parse_config({
-        "sources": [{"type": "segment_webhook", "id": "web", "write_keys": ["old-key", "new-key"]}],
-        "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
-        "dead_letter": {"type": "file", "path": str(tmp_path / "dlq.jsonl")},
-        # Source behaviour only: events pass through unmapped, as in a hub forwarding to Kafka.
-        "identity": {"enabled": False}, "mapping": {"enabled": False},
-    }, {})
-    hub = Hub(config)
-    app = build_app(hub)
-    await hub.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as c:
-        c.tmp_path = tmp_path
+    source = {"type": "segment_webhook", "id": "web", "write_keys": ["old-key", "new-key"]}
+    async with webhook_client(tmp_path, [source]) as c:
         yield c
-    await hub.stop()
 
 
 def basic(key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
-
-def lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 TRACK = {"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": "m1", "properties": {"product_id": "p1"}}

@@ -11,7 +11,6 @@ import asyncio
 import socket
 
 import httpx
-import pytest
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route

@@ -8,13 +8,10 @@ import json
 import tracemalloc
 import zlib
 
-import httpx
 import pytest
 
 from connectors.sources.webhook_http import BodyInflater, RequestRejected
-from personalize_hub.config import parse_config
-from personalize_hub.ingest import build_app
-from personalize_hub.runtime import Hub
+from tests.unit.connectors.webhook_hub import webhook_client
 
 WRITE_KEY = "wk"
 MP_AUTH = ("mp-key", "mp-secret")
@@ -22,22 +19,11 @@ MP_AUTH = ("mp-key", "mp-secret")
 
 @pytest.fixture
 async def client(tmp_path):
-    config = parse_config({
-        "sources": [
-            {"type": "segment_webhook", "id": "web", "write_keys": [WRITE_KEY]},
-            {"type": "mparticle_webhook", "id": "mp", "api_key": MP_AUTH[0], "api_secret": MP_AUTH[1]},
-        ],
-        "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
-        "dead_letter": {"type": "file", "path": str(tmp_path / "dlq.jsonl")},
-        "identity": {"enabled": False}, "mapping": {"enabled": False},
-    }, {})
-    hub = Hub(config)
-    app = build_app(hub)
-    await hub.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as c:
-        c.tmp_path = tmp_path
+    async with webhook_client(tmp_path, [
+        {"type": "segment_webhook", "id": "web", "write_keys": [WRITE_KEY]},
+        {"type": "mparticle_webhook", "id": "mp", "api_key": MP_AUTH[0], "api_secret": MP_AUTH[1]},
+    ]) as c:
         yield c
-    await hub.stop()
 
 
 def segment_auth() -> dict[str, str]:
