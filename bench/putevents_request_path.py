@@ -117,7 +117,7 @@ async def run_destination(name: str, url: str, request_path: str, events: list, 
 
     aws = AwsClients(AwsConfig(personalize_endpoint_url=url))
     config = PersonalizeEventsConfig(type="personalize_events", tracking_id="bench-tracker", request_path=request_path)
-    destination = PersonalizeEvents(config, Context(aws=aws))
+    destination = PersonalizeEvents(config, Context(resources={AwsClients: aws}))
     policy = config.batch_policy()
     if not quota_limiter:
         policy = replace(policy, max_requests_per_sec=None)

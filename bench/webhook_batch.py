@@ -4,8 +4,8 @@ Both servers run in their own process on the same uvicorn stack (as `hub run` co
 the load comes from a third process (bench/_http_load.py) keeping a fixed number of requests in flight over
 keep-alive connections. Every request is a batch of 100 realistic Segment events (E-commerce Spec v2
 tracks with products, and identifies; about 1 KB each). The hub is configured like examples/embedded.yaml:
-segment_webhook → file destination, dead letter to a file, and whatever stages the config enables by
-default. The anchor reads the body, parses it with orjson and answers 200. The hub is measured twice: plain
+segment_webhook → identity → file destination writing the Personalize records each event becomes
+(`encoding: personalize`: mapped and validated), dead letter to a file. The anchor reads the body, parses it with orjson and answers 200. The hub is measured twice: plain
 bodies, and the same bodies gzipped (`Content-Encoding: gzip`, level 9 as segment-analytics-python and
 rudder-sdk-python compress). The three are measured in alternating rounds so a change of machine load hits all.
 Target: gzip costs at most 1.3x the plain path's CPU per event.
@@ -39,7 +39,7 @@ http: {{host: 127.0.0.1, port: {port}}}
 sources:
   - {{type: segment_webhook, id: web, write_keys: ["{write_key}"]}}
 destinations:
-  - {{type: file, id: events, path: "{data_dir}/events.jsonl"}}
+  - {{type: file, id: events, path: "{data_dir}/events.jsonl", encoding: personalize}}
 dead_letter: {{type: file, id: dead_letter, path: "{data_dir}/dead-letter.jsonl"}}
 """
 
@@ -161,12 +161,14 @@ def free_port() -> int:
 
 
 def stage_names() -> str:
-    """The stages `hub run` builds for this config (personalize_hub.runtime.build_stages), for the report."""
+    """The stages `hub run` builds for this config (personalize_hub.runtime.build_stages) and the file
+    destination's encoding, for the report."""
     from personalize_hub.config import parse_config
     from personalize_hub.runtime import build_stages
 
     config = parse_config(__import__("yaml").safe_load(HUB_CONFIG.format(port=0, write_key="k", data_dir="/tmp")), {})
-    return ", ".join(type(stage).__name__ for stage in build_stages(config)) or "none"
+    stages = [type(stage).__name__ for stage in build_stages(config)]
+    return ", ".join([*stages, f"file encoding: {config.destinations[0].encoding}"])
 
 
 def measure(name: str, server: ServerProcess, port: int, bodies: list[bytes], args: argparse.Namespace,

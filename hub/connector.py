@@ -7,12 +7,14 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.events import Event, EventKind, Rejection, SourceRef
 from hub.rows import ExportRow
+
+R = TypeVar("R")
 
 
 class Outcome(str, enum.Enum):
@@ -78,6 +80,14 @@ class Stage(Protocol):
     async def apply(self, events: list[Event]) -> list[StageResult]:
         """Return exactly one result per input event, in order."""
         ...
+
+
+EncodeResult = list[Any] | Rejection
+"""Per routed event: the units a destination sends for it (none = nothing to send, settled as delivered),
+or why it cannot be sent. A list may mix units and Rejections (one bad order line does not sink the others).
+A unit is whatever the destination's `send`, `partition_key` and `size_of` take; it has the `source` it
+settles as and a `timestamp`.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +179,23 @@ class ExportDestinationConfig(BatchedConfig):
 
 @dataclass
 class Context:
-    """What the engine lends every connector: a logger and shared factories set up at start."""
+    """What the engine lends every connector: a logger, and the shared resources the application set up
+    (clients, encoder settings), looked up by their type so the engine names none of them."""
 
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("hub"))
-    aws: Any = None  # connectors.aws.AwsClients, set by the runtime
+    resources: dict[type, Any] = field(default_factory=dict)
+
+    def resource(self, kind: type[R]) -> R:
+        """The shared `kind` the application provided; LookupError naming it when there is none."""
+        try:
+            return self.resources[kind]
+        except KeyError:
+            raise LookupError(f"no shared {kind.__name__} in this Context: the application provides it") from None
+
+    def resource_or(self, kind: type[R], default: Callable[[], R]) -> R:
+        """The shared `kind`, or `default()` when the application provided none (tests, one-off tools)."""
+        found = self.resources.get(kind)
+        return default() if found is None else found
 
 
 class Source(abc.ABC):
@@ -207,7 +230,9 @@ class WebhookSource(Source):
 
 
 class Destination(abc.ABC):
-    """Sends batches of mapped events to one service (a streaming destination, listed under `destinations:`).
+    """Sends batches to one service (a streaming destination, listed under `destinations:`), shaped like a
+    Vector sink: `encode` turns routed events into the units the service takes, `send` delivers a batch of
+    units (the service), and the config's `BatchPolicy` says how units are batched.
 
     `send` returns normally when the whole batch was delivered, raises RetryableError when it may succeed
     later, RejectedError when it never will, and PartialFailure naming the members that failed.
@@ -235,23 +260,27 @@ class Destination(abc.ABC):
     def accepts_row(self, row: ExportRow) -> bool:
         return row.shape in self.export_rows
 
-    def partition_key(self, event: Event) -> str:
-        """Events with the same key are sent in order, never in two batches at once."""
+    def encode(self, events: Sequence[Event]) -> list[EncodeResult]:
+        """One result per routed event, in order (one call per micro-batch): the units `send` takes.
+
+        The default sends the events themselves; an encoder that finds an event it can never send returns
+        a Rejection with a reason code, and the pipeline dead-letters it before anything is sent.
+        """
+        return [[event] for event in events]
+
+    def partition_key(self, unit: Any) -> str:
+        """Units with the same key are sent in order, never in two batches at once."""
         return ""
 
-    def readiness_key(self) -> str | None:
-        """Delivered interactions count toward this dataset group's training minimums (`hub readiness`)."""
-        return None
-
-    def size_of(self, event: Event) -> int:
-        """Bytes the event adds to a request, for `BatchPolicy.max_bytes`."""
+    def size_of(self, unit: Any) -> int:
+        """Bytes the unit adds to a request, for `BatchPolicy.max_bytes`."""
         return 0
 
     async def start(self) -> None:  # noqa: B027
         """Open clients; called once before the first send."""
 
     @abc.abstractmethod
-    async def send(self, batch: Sequence[Event]) -> None: ...
+    async def send(self, batch: Sequence[Any]) -> None: ...
 
     async def delivery_status(self, batch: Sequence[Event]) -> Sequence[bool | None]:
         """Whether an earlier send of each event arrived: True, False, or None when this service cannot tell.

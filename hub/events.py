@@ -34,9 +34,14 @@ class SourceRef(msgspec.Struct, frozen=True, kw_only=True):
     # `type`): kept so `hub replay` decodes the dead-lettered payload as it was received.
     call: str | None = None
 
+    def child(self, index: int) -> SourceRef:
+        """The reference of the `index`th part of this message (e.g. one product of an order): a stable id."""
+        return msgspec.structs.replace(self, message_id=f"{self.message_id}:{index}")
+
 
 class Event(msgspec.Struct, kw_only=True):
-    """A decoded, dialect-free event; `record` is filled by mapping with the destination-ready body.
+    """A decoded, dialect-free event. It carries no destination's payload: each destination encodes
+    the events routed to it (`Destination.encode`).
 
     Identity fields are the ones the source sent; the identity stage overwrites `user_id` and
     `session_id` with the stitched values. `raw` keeps the original payload for the dead letter.
@@ -55,7 +60,6 @@ class Event(msgspec.Struct, kw_only=True):
     traits: dict[str, Any] = msgspec.field(default_factory=dict)
     context: dict[str, Any] = msgspec.field(default_factory=dict)
     raw: Any = None
-    record: dict[str, Any] | None = None
 
     @property
     def message_id(self) -> str:
@@ -63,8 +67,7 @@ class Event(msgspec.Struct, kw_only=True):
 
     def derive(self, index: int, **changes: Any) -> Event:
         """A child event (e.g. one interaction per product of an order) with a stable derived message id."""
-        source = msgspec.structs.replace(self.source, message_id=f"{self.source.message_id}:{index}")
-        return msgspec.structs.replace(self, source=source, **changes)
+        return msgspec.structs.replace(self, source=self.source.child(index), **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)

@@ -1,25 +1,28 @@
-"""emit(): identity → mapping → validate → route → await settle → one Outcome per event."""
+"""emit(): stages (identity) → route → each destination encodes its micro-batch → await settle → one Outcome per event."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from hub import telemetry
-from hub.connector import EmitReport, Outcome, Stage
+from hub.connector import Destination, EmitReport, Outcome, Stage
 from hub.delivery.dead_letter import DeadLetter, DeadLetterRecord
 from hub.delivery.runner import DestinationRunner
 from hub.errors import RetryableError
-from hub.events import Event, EventKind, Rejection
+from hub.events import Event, Rejection
 
 log = logging.getLogger(__name__)
 
 class DeliveryObserver(Protocol):
-    """Told the interactions a destination delivered, under its `readiness_key` (e.g. training-readiness counters)."""
+    """Told what a destination delivered (e.g. training-readiness counters), once the inputs settled:
+    `wants` is asked once per destination, `observe` gets the delivered units of the ones it wants."""
 
-    def observe(self, key: str, events: list[Event]) -> None: ...
+    def wants(self, destination: Destination) -> bool: ...
+
+    def observe(self, destination: Destination, units: list[Any]) -> None: ...
 
 
 _SEVERITY = {Outcome.DELIVERED: 0, Outcome.REJECTED: 1, Outcome.RETRY: 2}
@@ -27,10 +30,10 @@ _SEVERITY = {Outcome.DELIVERED: 0, Outcome.REJECTED: 1, Outcome.RETRY: 2}
 
 class Tap(Protocol):
     """Sees each emit once it settled (the console's debugger): inputs, outcomes, first rejection reason
-    per input, and the events each input became after the stages. Must not block or raise."""
+    per input, and what each input became: the units the destinations encoded from it. Must not block or raise."""
 
     def __call__(self, events: Sequence[Event], rejections: Sequence[Rejection], outcomes: Sequence[Outcome],
-                 reasons: dict[int, str], children: dict[int, list[Event]]) -> None: ...
+                 reasons: dict[int, str], children: dict[int, list[Any]]) -> None: ...
 
 
 class Pipeline:
@@ -107,24 +110,45 @@ class Pipeline:
             for runner in targets:
                 routed[runner].append((root, event))
 
+        # Each destination encodes its micro-batch in one call; what it cannot encode is rejected here,
+        # before anything is sent. An input two destinations refuse alike is dead-lettered once.
+        encoded: list[tuple[DestinationRunner, list[tuple[int, Event, Any]]]] = []
+        refused: set[tuple[str, str]] = set()
+        for runner, members in routed.items():
+            if not members:
+                continue
+            units: list[tuple[int, Event, Any]] = []
+            results = runner.destination.encode([event for _, event in members])
+            for (root, event), result in zip(members, results, strict=True):
+                for unit in [result] if isinstance(result, Rejection) else result:
+                    if not isinstance(unit, Rejection):
+                        units.append((root, event, unit))
+                    elif (unit.source.message_id, unit.reason) not in refused:
+                        refused.add((unit.source.message_id, unit.reason))
+                        reject(root, unit, DeadLetterRecord.of(unit, event=event, destination=runner.name))
+                    else:
+                        mark(root, Outcome.REJECTED)
+            encoded.append((runner, units))
+
         # Everything is submitted before anything is awaited: destinations work in parallel. One call per
         # runner and micro-batch, and the futures awaited one by one (a settled one returns at once):
         # per-event submit coroutines and gather's callbacks cost more than the batching itself.
-        submitted = [(runner, members, await runner.submit_all([event for _, event in members]))
-                     for runner, members in routed.items() if members]
-        delivered_for_readiness: dict[str, list[tuple[int, Event]]] = defaultdict(list)
-        for runner, members, futures in submitted:
-            readiness_key = runner.destination.readiness_key() if self.readiness else None
-            for (root, event), future in zip(members, futures, strict=True):
+        submitted = [(runner, units, await runner.submit_all([unit for _, _, unit in units]))
+                     for runner, units in encoded if units]
+        observed: list[tuple[Destination, list[tuple[int, Any]]]] = []
+        for runner, units, futures in submitted:
+            observe = self.readiness is not None and self.readiness.wants(runner.destination)
+            delivered: list[tuple[int, Any]] = []
+            for (root, event, unit), future in zip(units, futures, strict=True):
                 settlement = await future
                 if settlement.outcome is Outcome.DELIVERED:
-                    if readiness_key and event.kind is EventKind.INTERACTION:
-                        delivered_for_readiness[readiness_key].append((root, event))
+                    if observe:
+                        delivered.append((root, unit))
                 elif settlement.outcome is Outcome.RETRY:
                     mark(root, Outcome.RETRY)
                 elif settlement.outcome is Outcome.REJECTED:
                     rejection = Rejection(
-                        source=event.source,
+                        source=unit.source,
                         reason=settlement.reason or "rejected",
                         message=settlement.message or "",
                         raw=event.raw,
@@ -133,6 +157,8 @@ class Pipeline:
                         rejection, event=event, attempts=settlement.attempts, destination=runner.name
                     )
                     reject(root, rejection, record)
+            if delivered:
+                observed.append((runner.destination, delivered))
 
         report = EmitReport(outcomes, all_rejections)
         try:
@@ -144,15 +170,16 @@ class Pipeline:
                     mark(root, Outcome.RETRY)
             report.dead_letter_failed = bool(dead)
 
-        # Counted once the source message settled: one that ends RETRY is delivered again (its eventIds make
-        # that idempotent for Personalize) and counted then, so counting it now would count it twice.
-        for key, delivered in delivered_for_readiness.items():
-            settled = [event for root, event in delivered if outcomes[root] is not Outcome.RETRY]
+        # Observed once the source message settled: one that ends RETRY is delivered again (idempotently,
+        # e.g. the same eventIds for Personalize) and observed then, so observing it now would count it twice.
+        for destination, delivered in observed:
+            settled = [unit for root, unit in delivered if outcomes[root] is not Outcome.RETRY]
             if settled:
-                self.readiness.observe(key, settled)  # type: ignore[union-attr]
+                self.readiness.observe(destination, settled)  # type: ignore[union-attr]
         if self.tap is not None:
-            children: dict[int, list[Event]] = defaultdict(list)
-            for root, event in current:
-                children[root].append(event)
+            children: dict[int, list[Any]] = defaultdict(list)
+            for _, units in encoded:
+                for root, _, unit in units:
+                    children[root].append(unit)
             self.tap(events, rejections, report.outcomes, reasons, children)
         return report

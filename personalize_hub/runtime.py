@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from connectors.aws import AwsClients
+from connectors.destinations.personalize.encoder import PersonalizeEncoding
 from connectors.destinations.personalize.readiness import ReadinessRecorder
 from hub.connector import Context, Destination, Source, Stage, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
@@ -19,18 +20,17 @@ log = logging.getLogger(__name__)
 
 
 def build_stages(config: Any) -> list[Stage]:
-    """The stages between decoding and delivery, in order: identity → mapping → validation."""
-    from connectors.destinations.personalize.mapping import MappingStage
-    from connectors.destinations.personalize.validation import ValidationStage
+    """The stages between decoding and routing: identity. Each destination then encodes what is routed to
+    it (the Personalize destinations, and `file` / `kafka_topic` with `encoding: personalize`, map and check
+    with the `mapping:` and `schemas:` sections lent by `provide`)."""
+    return [config.identity.build()] if config.identity.enabled else []
 
-    schemas = config.schemas.load()
-    stages: list[Stage] = []
-    if config.identity.enabled:
-        stages.append(config.identity.build())
-    if config.mapping.enabled:
-        stages.append(MappingStage(config.mapping, schemas))
-    stages.append(ValidationStage(schemas))
-    return stages
+
+def provide(context: Context, config: Any) -> None:
+    """Lend the connectors what they share: AWS clients (unless the caller lent its own) and the
+    Personalize encoding settings."""
+    context.resources.setdefault(AwsClients, AwsClients(config.aws))  # opens nothing until a connector asks
+    context.resources[PersonalizeEncoding] = PersonalizeEncoding(config.mapping, config.schemas.load())
 
 
 class Hub:
@@ -40,9 +40,8 @@ class Hub:
         self.config = config
         set_timestamp_window(config.timestamps.window())  # every decoder applies it (hub/events.py)
         self.context = context or Context()
-        self._owns_aws = self.context.aws is None
-        if self._owns_aws:
-            self.context.aws = AwsClients(config.aws)  # opens nothing until a connector asks
+        self._owns_aws = AwsClients not in self.context.resources
+        provide(self.context, config)
         retry = config.retry.policy()
         self.destinations: list[Destination] = [
             registry.build_destination(c, self.context) for c in config.destinations
@@ -93,7 +92,7 @@ class Hub:
             await runner.close()
         await self.dead_letter_sink.close()
         if self._owns_aws:
-            await self.context.aws.close()
+            await self.context.resource(AwsClients).close()
         await self.readiness.close()
         for stage in self.pipeline.stages:  # e.g. the identity store's connection
             close = getattr(stage, "close", None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from connectors.aws import AwsClients
 from personalize_hub import registry
 from hub.connector import Context
 from personalize_hub.jobs import JobConfig
@@ -93,7 +94,7 @@ async def _export(job: JobConfig, run_id: str, run: dict[str, str], catalog: Any
     try:
         ledger = Ledger(redis, run_id, job.name, ttl_secs=config.workers.state_ttl_days * 86_400,
                         sync_ttl_secs=config.workers.sync_ttl_days * 86_400)
-        destinations = [registry.build_destination(c, Context(aws=aws)) for c in job.destinations]
+        destinations = [registry.build_destination(c, Context(resources={AwsClients: aws})) for c in job.destinations]
 
         async def contacts(keys: list[str]) -> list[dict[str, Any] | None]:
             found = await redis.hmget(contacts_key(run_id), keys)

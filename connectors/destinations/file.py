@@ -1,4 +1,4 @@
-"""Appends events (their mapped record, or the event itself) or export rows to a JSON Lines file; also a dead letter."""
+"""Appends events (as its `encoding:` says) or export rows to a JSON Lines file; also a dead letter."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import IO, Any, Literal
 import msgspec
 from pydantic import Field
 
+from connectors.destinations.encoding import Encoding, EventEncoding, encoding_field, line_of
 from connectors.formats.recommendations import RELATED_ITEMS, SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
-from hub.connector import BatchPolicy, Destination, DestinationConfig
-from hub.events import Event, EventKind
+from hub.connector import BatchPolicy, Context, Destination, DestinationConfig, EncodeResult
+from hub.events import Event
 from hub.rows import ExportRow
 
 
@@ -28,6 +29,7 @@ class FileDestinationConfig(DestinationConfig):
 
     path: Path = Field(..., description="File to append to; parent folders are created.")
     fsync: bool = Field(False, description="fsync after every write (survives power loss, costs ~ms per write).")
+    encoding: Encoding | None = encoding_field()
 
 
 class FileDestination(Destination):
@@ -37,8 +39,9 @@ class FileDestination(Destination):
     config: FileDestinationConfig
     export_rows = frozenset({USER_RECOMMENDATIONS, SEGMENT_AUDIENCE, RELATED_ITEMS})
 
-    def __init__(self, config: FileDestinationConfig, context):
+    def __init__(self, config: FileDestinationConfig, context: Context):
         super().__init__(config, context)
+        self.encoding = EventEncoding(config.encoding, context)
         self._file: IO[bytes] | None = None
         self._lock = asyncio.Lock()
         self._encoder = msgspec.json.Encoder()
@@ -48,8 +51,12 @@ class FileDestination(Destination):
             self.config.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.config.path, "ab")  # noqa: SIM115 - held open for the process's life
 
-    async def send(self, batch: Sequence[Event | ExportRow]) -> None:
-        await self.write_records([_line_of(member) for member in batch])
+    def encode(self, events: Sequence[Event]) -> list[EncodeResult]:
+        return self.encoding.encode(events)
+
+    async def send(self, batch: Sequence[Any]) -> None:
+        await self.write_records([member.record if isinstance(member, ExportRow) else line_of(member)
+                                  for member in batch])
 
     async def write_records(self, records: Sequence[dict[str, Any]]) -> None:
         await self.start()
@@ -69,15 +76,3 @@ class FileDestination(Destination):
             if self._file is not None:
                 self._file.close()
                 self._file = None
-
-
-def _line_of(event: Event | ExportRow) -> dict[str, Any]:
-    if isinstance(event, ExportRow):
-        return event.record
-    if event.record is not None:
-        if event.kind is EventKind.INTERACTION:  # PutEvents carries these beside the event, not in it
-            return {"userId": event.user_id, "sessionId": event.session_id, **event.record}
-        return event.record
-    data = event.to_dict()
-    data.pop("raw", None)
-    return data

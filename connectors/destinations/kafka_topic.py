@@ -1,4 +1,4 @@
-"""Produces events (their raw payload, mapped record or hub Event) to a Kafka topic; also a dead letter."""
+"""Produces events (their raw payload, Personalize record or hub Event: `encoding:`) to a Kafka topic; also a dead letter."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any, Literal
 import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from connectors.destinations.encoding import EventEncoding
+from connectors.destinations.personalize.unit import PersonalizeRecord
 from connectors.formats import native
 from connectors.kafka_connection import KafkaConnection
-from hub.connector import BatchPolicy, Context, Destination, DestinationConfig
+from hub.connector import BatchPolicy, Context, Destination, DestinationConfig, EncodeResult
 from hub.errors import PartialFailure, RejectedError, RetryableError
 from hub.events import Event, EventKind
 
@@ -29,23 +31,35 @@ class KafkaTopicConfig(DestinationConfig, KafkaConnection):
 
     type: Literal["kafka_topic"]
     example = {"type": "kafka_topic", "id": "clickstream", "bootstrap_servers": "${KAFKA_BOOTSTRAP}",
-               "topic": "clickstream", "payload": "raw"}
+               "topic": "clickstream", "encoding": "raw"}
     # Kafka has no per-request record count; the producer batches by partition itself. 1000 events per
     # send bounds the futures held at once; one send in flight keeps the topic in event order.
     api_limits = BatchPolicy(max_events=1000, max_wait_secs=0.005, max_in_flight=1)
 
     topic: str = Field(..., min_length=1, description="Topic to write to.")
-    payload: Literal["raw", "record", "event"] = Field(
-        "raw",
-        description="What each Kafka record holds: `raw`, the payload as the source received it (a `kafka` source "
-                    "with the same format decodes it again); `record`, the mapped destination body; `event`, "
-                    "the hub's Event JSON (format `native`).",
+    encoding: Literal["raw", "personalize", "event"] | None = Field(
+        None,
+        description="What each Kafka record holds: `raw` (default), the payload as the source received it (a `kafka` "
+                    "source with the same format decodes it again); `personalize`, the Personalize record the event "
+                    "becomes (mapped and checked, as PutEvents / PutItems / PutUsers would take it); `event`, the "
+                    "hub's Event JSON (format `native`).",
+    )
+    payload: Literal["raw", "record", "event"] | None = Field(
+        None, description="The former name of `encoding` (`record` is `personalize`); still read."
     )
     enable_idempotence: bool = Field(
         True, description="Idempotent producer (no duplicates from producer retries); off for brokers without it (tansu)."
     )
     compression: Literal["none", "gzip"] = Field("none", description="Record batch compression.")
     request_timeout_secs: float = Field(30.0, gt=0, description="How long a produce request may take.")
+
+    @model_validator(mode="after")
+    def _one_encoding(self) -> KafkaTopicConfig:
+        if self.payload is not None:
+            if self.encoding is not None:
+                raise ValueError("set `encoding` only (`payload` is its former name)")
+            self.encoding = "personalize" if self.payload == "record" else self.payload
+        return self
 
 
 class KafkaTopic(Destination):
@@ -59,6 +73,9 @@ class KafkaTopic(Destination):
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._encoder = msgspec.json.Encoder()
+        self._mode = config.encoding or "raw"
+        # `raw` and `event` write the event itself; `personalize` its records (EventEncoding).
+        self.encoding = EventEncoding("personalize" if self._mode == "personalize" else "event", context)
 
     async def start(self) -> None:
         try:
@@ -86,28 +103,35 @@ class KafkaTopic(Destination):
                 raise RetryableError(f"kafka {self.config.bootstrap_servers}: {err!r}") from err
             self._producer = producer
 
-    def key_of(self, event: Event) -> bytes | None:
-        """The person (user id, else anonymous id), or the item for catalog events; None spreads them."""
-        key = event.user_id or event.anonymous_id
-        if key is None and event.kind is EventKind.ITEM and event.record:
-            key = event.record.get("itemId")
+    def encode(self, events: Sequence[Event]) -> list[EncodeResult]:
+        return self.encoding.encode(events)
+
+    def key_of(self, unit: Event | PersonalizeRecord) -> bytes | None:
+        """The person (user id, else anonymous id), or the item for catalog records; None spreads them."""
+        if isinstance(unit, PersonalizeRecord):
+            event = unit.event
+            key = event.user_id or event.anonymous_id
+            if key is None and unit.kind is EventKind.ITEM:
+                key = unit.record["itemId"]
+        else:
+            key = unit.user_id or unit.anonymous_id
         return str(key).encode() if key is not None else None
 
-    def value_of(self, event: Event) -> bytes:
-        mode = self.config.payload
-        if mode == "event":
-            return native.encode(event)
-        body = event.raw if mode == "raw" else event.record
+    def value_of(self, unit: Event | PersonalizeRecord) -> bytes:
+        if isinstance(unit, PersonalizeRecord):
+            return self._encoder.encode(unit.record)
+        if self._mode == "event":
+            return native.encode(unit)
+        body = unit.raw
         if body is None:
-            what = "raw payload" if mode == "raw" else "mapped record"
-            raise RejectedError(f"missing_{mode}", f"event has no {what} to write (payload: {mode})")
+            raise RejectedError("missing_raw", "event has no raw payload to write (encoding: raw)")
         if isinstance(body, (bytes, bytearray)):
             return bytes(body)
         if isinstance(body, str):
             return body.encode()
         return self._encoder.encode(body)
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[Event | PersonalizeRecord]) -> None:
         rejected: dict[int, RejectedError] = {}
         rows: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]] = []
         for index, event in enumerate(batch):

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import Field, model_validator
 
+from connectors.aws import AwsClients
 from connectors.destinations.aws_service import ServiceClient
 from connectors.destinations.http_delivery import MemberFailures, lane_of, reject_all
 from connectors.formats.recommendations import (
@@ -88,7 +89,7 @@ class S3Export(ExportDestination):
 
     def __init__(self, config: S3ExportConfig, context: Context):
         super().__init__(config, context)
-        self._s3 = ServiceClient("s3", context.aws, region=config.region, endpoint_url=config.endpoint_url)
+        self._s3 = ServiceClient("s3", context.resources.get(AwsClients), region=config.region, endpoint_url=config.endpoint_url)
         self._lanes = config.batch_policy().max_in_flight
 
     export_rows = frozenset({USER_RECOMMENDATIONS, SEGMENT_AUDIENCE})

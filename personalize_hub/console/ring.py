@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from connectors.destinations.encoding import line_of
+
 
 class Sighting(NamedTuple):
     """One input event as received and settled; `event` is None when it was refused while decoding."""
@@ -21,7 +23,7 @@ class Sighting(NamedTuple):
     time: float  # epoch seconds of the emit that settled it
     source: str
     event: Any  # hub.events.Event | None
-    became: Any  # the events it became after the stages (a list), or ()
+    became: Any  # what the destinations encoded it as (a list: Personalize records, events), or ()
     raw: Any
     outcome: str  # delivered | rejected | retry
     reason: str | None
@@ -40,16 +42,8 @@ class Sighting(NamedTuple):
         return self.event.anonymous_id if self.event is not None else None
 
     def records(self) -> list[Any]:
-        """What each child was sent as: its destination record, or the event itself (identify, alias…)."""
-        found = []
-        for child in self.became:
-            if child.record is not None:
-                found.append(child.record)
-            else:
-                data = child.to_dict()
-                data.pop("raw", None)  # shown once, as `raw`
-                found.append(data)
-        return found
+        """What it was sent as: each destination's record (a Personalize record, or the event itself)."""
+        return [line_of(child) for child in self.became]  # an event's raw payload is shown once, as `raw`
 
 
 @dataclass(frozen=True)

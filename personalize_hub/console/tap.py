@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
+from typing import Any
 
 from hub.connector import Outcome
 from hub.events import Event, Rejection
@@ -36,7 +37,7 @@ class ConsoleTap:
         self.sampled_out = 0  # delivered events not kept because of the budget
 
     def __call__(self, events: Sequence[Event], rejections: Sequence[Rejection], outcomes: Sequence[Outcome],
-                 reasons: Mapping[int, str], children: Mapping[int, list[Event]]) -> None:
+                 reasons: Mapping[int, str], children: Mapping[int, list[Any]]) -> None:
         sources = list(map(_source_id, events))
         values = [outcome.value for outcome in outcomes]
         refused = list(map(_source_id, rejections))

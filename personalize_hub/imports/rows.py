@@ -1,10 +1,10 @@
-"""Input rows → clean dataset rows, through the streaming path's own mapping and validation stages.
+"""Input rows → clean dataset rows, through the Personalize encoder's own mapping and record rules.
 
 CSV and flat JSON lines are matched to the schema once (`plan_columns`: one error naming expected and found
 columns), then every row becomes the record the streaming path would build and goes through
-`ValidationStage.finish_interaction` / `finish_record`, timestamps through `hub.events.to_epoch_secs`.
+`RecordRules.finish_interaction` / `finish_record`, timestamps through `hub.events.to_epoch_secs`.
 Segment and mParticle exports (JSON lines of messages or batches) go through their decoders and the
-`MappingStage` exactly as webhook traffic does. A bad row is yielded as a rejection; it stops nothing.
+`Mapper` exactly as webhook traffic does. A bad row is yielded as a rejection; it stops nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from typing import Any
 
 import orjson
 
-from connectors.destinations.personalize.mapping import MappingStage
-from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, fold_key
-from connectors.destinations.personalize.validation import ValidationStage, check_id
+from connectors.destinations.personalize.mapping import Mapper
+from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, check_id, fold_key
+from connectors.destinations.personalize.unit import PersonalizeRecord
+from connectors.destinations.personalize.validation import RecordRules
 from connectors.formats import mparticle, segment
 from hub.errors import RejectedError
-from hub.events import Event, EventKind, Rejection, SourceRef, to_epoch_secs
+from hub.events import EventKind, Rejection, SourceRef, to_epoch_secs
 from personalize_hub.imports.source import SourceError
 
 # What the hub needs of each dataset type: Personalize's required fields, plus EVENT_TYPE, which the
@@ -127,7 +128,7 @@ class TabularRows:
 
     MEMO_ENTRIES = 20_000  # per generation, ~12 MB of finished rows; users known good are kept as many
 
-    def __init__(self, schema: DatasetSchema, validation: ValidationStage, positions: dict[str, int]):
+    def __init__(self, schema: DatasetSchema, validation: RecordRules, positions: dict[str, int]):
         self.schema = schema
         self.writer = RowWriter(schema, positions)
         self.width = max(positions.values()) + 1
@@ -289,9 +290,9 @@ def _text(value: Any) -> str:
 
 
 class ExportRows:
-    """Segment or mParticle export lines through their decoders and the streaming `MappingStage`."""
+    """Segment or mParticle export lines through their decoders and the streaming `Mapper`."""
 
-    def __init__(self, dialect: str, schema: DatasetSchema, mapping: MappingStage, validation: ValidationStage):
+    def __init__(self, dialect: str, schema: DatasetSchema, mapping: Mapper, validation: RecordRules):
         self.dialect = dialect
         self.schema = schema
         self.writer = RowWriter(schema, {f.name for f in schema.fields})
@@ -311,7 +312,7 @@ class ExportRows:
                 except RejectedError as err:
                     yield line, err, value
 
-    def _results(self, value: Any) -> Iterator[Event | Rejection]:
+    def _results(self, value: Any) -> Iterator[PersonalizeRecord | Rejection]:
         try:
             if self.dialect == "segment":
                 event = segment.decode_message(value, source_id="import")
@@ -329,8 +330,8 @@ class ExportRows:
                 if isinstance(result, Rejection) or result.kind is self._kind:
                     yield result
 
-    def _finish(self, event: Event) -> Finished:
-        record = event.record or {}
+    def _finish(self, unit: PersonalizeRecord) -> Finished:
+        record, event = unit.record, unit.event
         if self._kind is not EventKind.INTERACTION:
             return None, self._validation.finish_record(self.schema.dataset_type, record)
         if event.user_id is None:

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from connectors.destinations.personalize.mapping import MappingStage
+from connectors.destinations.personalize.mapping import Mapper
 from connectors.destinations.personalize.records import DATASET_ARN_PATTERN
 from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, DatasetSchema, SchemaError, parse_schema
-from connectors.destinations.personalize.validation import ValidationStage
+from connectors.destinations.personalize.validation import RecordRules
 from hub.errors import HubError, RejectedError
 from personalize_hub.imports import rows as input_rows
 from personalize_hub.imports.source import SourceError, Utf8Lines, format_of, location_of, raw_lines, size_or_fail
@@ -190,7 +190,7 @@ class Importer:
 
     def _results(self, schema: DatasetSchema, fmt: str, lines: Utf8Lines, reject: Any) -> tuple[Any, Iterator[Any]]:
         imports = self.config.imports
-        validation = ValidationStage({schema.dataset_type: schema})
+        validation = RecordRules({schema.dataset_type: schema})
         try:
             if fmt == "csv":
                 header, cells = input_rows.csv_rows(lines)
@@ -204,7 +204,7 @@ class Importer:
             dialect = input_rows.export_dialect(first[1])
             chained = _chain(first, objects)
             if dialect is not None:
-                mapping = MappingStage(self.config.mapping, {schema.dataset_type: schema})
+                mapping = Mapper(self.config.mapping, {schema.dataset_type: schema})
                 exports = input_rows.ExportRows(dialect, schema, mapping, validation)
                 return exports.writer, exports.read(chained)
             names = list(first[1]) if isinstance(first[1], dict) else []

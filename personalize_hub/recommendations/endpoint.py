@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.aws import AwsClients
 from connectors.destinations.recommendation_store.store import DEFAULT_VARIANT, RecommendationStore
 from hub.connector import Context
 from hub.redis_connection import async_client
@@ -146,7 +147,7 @@ def mount(config: Any, context: Context) -> RecommendationsEndpoint | None:
     if not settings.enabled:
         return None
     assert settings.redis_url is not None  # checked by RecommendationsConfig
-    aws = context.aws
+    aws = context.resources.get(AwsClients)
 
     async def runtime_client() -> Any:
         if aws is None:

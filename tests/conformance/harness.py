@@ -28,20 +28,30 @@ def example_config(cls):
     return cls.Config.model_validate(interpolate(cls.Config.example, AnyVariable()))
 
 
-def sample_events(n: int) -> list[Event]:
+def sample_events(n: int, *, broken_every: int = 0) -> list[Event]:
+    """Interactions, catalog updates and profiles every encoder can encode; with `broken_every`, every such
+    event lacks the id it needs (an encoder that maps them must refuse it)."""
     kinds = [EventKind.INTERACTION, EventKind.ITEM, EventKind.USER]
     events = []
     for i in range(n):
         kind = kinds[i % 3]
-        record = {
-            EventKind.INTERACTION: {"eventId": f"e{i}", "eventType": "Product Viewed", "sentAt": 1.7e9, "itemId": f"i{i % 7}"},
-            EventKind.ITEM: {"itemId": f"i{i}", "properties": "{}"},
-            EventKind.USER: {"userId": f"u{i % 3}", "properties": "{}"},
-        }[kind]
+        broken = broken_every and i % broken_every == broken_every - 1
+        properties = {} if kind is EventKind.USER else {"product_id": "null" if broken else f"i{i % 7}"}
         events.append(Event(kind=kind, source=SourceRef(source_id="conformance", message_id=f"m{i}"),
-                            timestamp=1.7e9, name="Product Viewed",
-                            user_id=f"u{i % 3}", session_id=f"s{i % 3}", record=record, raw={}))
+                            timestamp=1.7e9, name="Product Viewed" if kind is EventKind.INTERACTION else None,
+                            call="track", user_id="null" if broken and kind is EventKind.USER else f"u{i % 3}",
+                            session_id=f"s{i % 3}", properties=properties,
+                            traits={"plan": "gold"} if kind is EventKind.USER else {}, raw={"n": i}))
     return events
+
+
+def units_of(destination: Destination, events: list[Event]) -> list[Any]:
+    """What the destination's encoder makes of the events it accepts (the samples encode without refusal)."""
+    units = []
+    for result in destination.encode([e for e in events if destination.accepts(e)]):
+        assert isinstance(result, list), result
+        units += result
+    return units
 
 
 def sample_rows(n: int) -> list[ExportRow]:
@@ -55,9 +65,9 @@ def sample_rows(n: int) -> list[ExportRow]:
 
 def members_for(destination: Destination, n: int) -> list[Event | ExportRow]:
     """What the destination takes: the sample events it accepts (streaming) and the rows it accepts (export)."""
-    members: list[Event | ExportRow] = []
+    members: list[Any] = []
     if destination.streams_events:
-        members += [e for e in sample_events(n) if destination.accepts(e)]
+        members += units_of(destination, sample_events(n))
     members += [r for r in sample_rows(n) if destination.accepts_row(r)]
     assert members, "the destination takes neither events nor rows"
     return members

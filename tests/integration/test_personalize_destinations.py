@@ -145,7 +145,7 @@ async def deliver(destination, events: Sequence[Event], retry: RetryPolicy = FAS
 
 def events_destination(aws, tracking_id: str, request_path: str = "lean") -> PersonalizeEvents:
     config = PersonalizeEventsConfig(type="personalize_events", tracking_id=tracking_id, request_path=request_path)
-    return PersonalizeEvents(config, Context(aws=aws))
+    return PersonalizeEvents(config, Context(resources={AwsClients: aws}))
 
 
 @pytest.mark.parametrize("request_path", ["lean", "botocore"])
@@ -242,9 +242,9 @@ async def test_item_and_user_updates_are_coalesced_and_the_latest_is_stored(aws,
                                                                              request_path):
     run = uuid.uuid4().hex[:6]
     items = PersonalizeItems(PersonalizeItemsConfig(type="personalize_items", dataset_arn=shop["Items"],
-                                                    request_path=request_path), Context(aws=aws))
+                                                    request_path=request_path), Context(resources={AwsClients: aws}))
     users = PersonalizeUsers(PersonalizeUsersConfig(type="personalize_users", dataset_arn=shop["Users"],
-                                                    request_path=request_path), Context(aws=aws))
+                                                    request_path=request_path), Context(resources={AwsClients: aws}))
     item_updates = [catalog(f"{run}-i{n}", EventKind.ITEM, f"{run}-sku-{n % 4}", genre=f"g{n}") for n in range(15)]
     user_updates = [catalog(f"{run}-u{n}", EventKind.USER, f"{run}-user-{n % 2}", segment=f"s{n}") for n in range(5)]
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from connectors.aws import AwsClients
 from connectors.destinations.email.pickup import PickupSettings, PickupTransport
 from connectors.destinations.email.render import DEFAULT_HTML, DEFAULT_TEXT, EmailTemplates, RenderedEmail
 from connectors.destinations.email.ses import SesSettings, SesTransport
@@ -99,7 +100,7 @@ class Email(ExportDestination):
         elif isinstance(config.transport, PickupSettings):
             self.transport = PickupTransport(config.transport)
         else:
-            self.transport = SesTransport(config.transport, context.aws)
+            self.transport = SesTransport(config.transport, context.resources.get(AwsClients))
         self._domain = config.from_address.rpartition("@")[2]
 
     export_rows = frozenset({USER_RECOMMENDATIONS})

@@ -1,4 +1,4 @@
-"""What the three Personalize destinations share: request path, config-problem logging, per-member rejects."""
+"""What the three Personalize destinations share: the encoder, the request path, config-problem logging."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from connectors.aws import AwsClients
 from connectors.destinations.personalize.api import IngestApi, RequestPath, open_ingest_api
+from connectors.destinations.personalize.encoder import PersonalizeEncoder, PersonalizeEncoding
 from connectors.destinations.personalize.errors import ServiceMisconfigured
-from hub.connector import Destination, DestinationConfig
-from hub.errors import PartialFailure, RejectedError, RetryableError
+from hub.connector import Context, Destination, DestinationConfig, EncodeResult
 from hub.events import Event
 
 log = logging.getLogger(__name__)
@@ -38,20 +39,30 @@ class PersonalizeDestinationConfig(DestinationConfig):
 
 
 class PersonalizeDestination(Destination):
-    """A destination sending one personalize-events operation per batch."""
+    """A destination sending one personalize-events operation per batch of encoded records.
+
+    It takes the events its encoder turns into records of its kind (a track "Product Updated" becomes an
+    item: PutItems), so `kinds:` names record kinds.
+    """
 
     operation: ClassVar[str]
     config: PersonalizeDestinationConfig
 
-    def __init__(self, config: PersonalizeDestinationConfig, context: Any):
+    def __init__(self, config: PersonalizeDestinationConfig, context: Context):
         super().__init__(config, context)
         self._api: IngestApi | None = None
+        self.encoder = PersonalizeEncoder(context.resources.get(PersonalizeEncoding))
+        self._kinds = config.routed_kinds()
+
+    def accepts(self, event: Event) -> bool:
+        return self.encoder.kind_of(event) in self._kinds
+
+    def encode(self, events: Sequence[Event]) -> list[EncodeResult]:
+        return self.encoder.encode(events)
 
     async def start(self) -> None:
         if self._api is None:
-            if self.context.aws is None:
-                raise RuntimeError("Context.aws is not set: the hub runtime builds it from the `aws` config section")
-            self._api = await open_ingest_api(self.context.aws, self.config.request_path)
+            self._api = await open_ingest_api(self.context.resource(AwsClients), self.config.request_path)
 
     async def call(self, params: Mapping[str, Any]) -> None:
         """One API call; logs configuration problems loudly (they are retried, so nothing is lost)."""
@@ -72,30 +83,3 @@ class PersonalizeDestination(Destination):
     def target_description(self) -> str:
         """Which configured resource the calls address, for the misconfiguration log line."""
         return "the configured resource"
-
-    async def call_for_valid(
-        self, batch: Sequence[Event], invalid: Mapping[int, RejectedError], params: Mapping[str, Any] | None
-    ) -> None:
-        """Send `params` (built from the members not in `invalid`) and settle the invalid ones as rejected.
-
-        Without invalid members the call's error is the batch's. With some, a PartialFailure names them;
-        the others share the call's fate, and a rejected call with several of them is retried as its own
-        batch so that the runner bisects it.
-        """
-        if not invalid:
-            assert params is not None
-            await self.call(params)
-            return
-        others = [i for i in range(len(batch)) if i not in invalid]
-        if params is None or not others:
-            raise PartialFailure(rejected=invalid)
-        try:
-            await self.call(params)
-        except RetryableError as err:
-            raise PartialFailure(rejected=invalid, retry={i: err for i in others}) from None
-        except RejectedError as err:
-            if len(others) == 1:
-                raise PartialFailure(rejected={**invalid, others[0]: err}) from None
-            split = RetryableError(f"rejected as a whole, to be bisected: {err}")
-            raise PartialFailure(rejected=invalid, retry={i: split for i in others}) from None
-        raise PartialFailure(rejected=invalid)

@@ -12,10 +12,9 @@ from connectors.destinations.personalize.base import (
     PersonalizeDestinationConfig,
     from_env,
 )
-from connectors.destinations.personalize.wire import without_none
+from connectors.destinations.personalize.unit import PersonalizeRecord
 from hub.connector import BatchPolicy
-from hub.errors import RejectedError
-from hub.events import Event, EventKind
+from hub.events import EventKind
 
 
 class PersonalizeEventsConfig(PersonalizeDestinationConfig):
@@ -54,43 +53,31 @@ class PersonalizeEvents(PersonalizeDestination):
     config: PersonalizeEventsConfig
     operation = "PutEvents"
 
-    def partition_key(self, event: Event) -> str:
+    def partition_key(self, unit: PersonalizeRecord) -> str:
         # One call carries one (sessionId, userId) pair (docs/reference/personalize-api.md#putevents); keying batches by
         # the pair keeps each session's events in order. Length-prefixed so that no two different pairs share a key.
+        event = unit.event
         session_id = event.session_id
         if session_id is None:
             return "-"
         return f"{len(session_id)}:{session_id}{event.user_id or ''}"
 
-    def readiness_key(self) -> str:
-        return self.config.tracking_id
-
     def target_description(self) -> str:
         return f"tracking_id {self.config.tracking_id!r} (an ACTIVE event tracker) and aws.personalize_endpoint_url"
 
-    async def send(self, batch: Sequence[Event]) -> None:
-        first = batch[0]
+    async def send(self, batch: Sequence[PersonalizeRecord]) -> None:
+        first = batch[0].event
         session_id, user_id = first.session_id, first.user_id or None
         event_list = []
-        invalid: dict[int, RejectedError] = {}
-        for index, event in enumerate(batch):
+        for unit in batch:
+            event = unit.event
             if event.session_id != session_id or (event.user_id or None) != user_id:
                 raise ValueError("a PutEvents batch mixes sessions: batches must follow partition_key")
-            record = event.record
-            if session_id is None:
-                invalid[index] = RejectedError(
-                    "missing_session_id", "interaction has no session id (the identity stage sets one)"
-                )
-            elif not isinstance(record, dict) or not record:
-                invalid[index] = RejectedError("not_mapped", "interaction has no PutEvents record to send")
-            else:
-                event_list.append(without_none(record))
-        params = None
-        if event_list:
-            # Member order as in the service model and botocore's examples: trackingId, userId, sessionId.
-            params = {"trackingId": self.config.tracking_id}
-            if user_id:
-                params["userId"] = user_id
-            params["sessionId"] = session_id
-            params["eventList"] = event_list
-        await self.call_for_valid(batch, invalid, params)
+            event_list.append(unit.record)  # finished by the encoder: checked, no null members
+        # Member order as in the service model and botocore's examples: trackingId, userId, sessionId.
+        params: dict[str, object] = {"trackingId": self.config.tracking_id}
+        if user_id:
+            params["userId"] = user_id
+        params["sessionId"] = session_id
+        params["eventList"] = event_list
+        await self.call(params)

@@ -37,4 +37,3 @@ class PersonalizeItems(PersonalizeRecords):
     operation = "PutItems"
     list_key = "items"
     id_key = "itemId"
-    missing_id_reason = "missing_item_id"

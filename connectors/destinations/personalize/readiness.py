@@ -13,7 +13,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.events import Event
+from connectors.destinations.personalize.events import PersonalizeEvents
+from connectors.destinations.personalize.unit import PersonalizeRecord
+from hub.connector import Destination
 from hub.redis_connection import async_client
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,8 @@ class ReadinessConfig(BaseModel):
         return SqliteReadiness(self.path)
 
 
-def interactions_of(events: Sequence[Event]) -> list[Interaction]:
-    return [(e.user_id, (e.record or {}).get("itemId"), (e.record or {}).get("eventType", e.name or "")) for e in events]
+def interactions_of(units: Sequence[PersonalizeRecord]) -> list[Interaction]:
+    return [(u.event.user_id, u.record["itemId"], u.record["eventType"]) for u in units]
 
 
 class MemoryReadiness:
@@ -227,14 +229,20 @@ class RedisReadiness:
 
 
 class ReadinessRecorder:
-    """Records delivered interactions in the background: observability must never delay an acknowledgement."""
+    """The pipeline's DeliveryObserver for training readiness: counts the interactions each PutEvents
+    destination delivered, under its dataset group's tracking id, in the background (observability must
+    never delay an acknowledgement)."""
 
     def __init__(self, store: ReadinessStore):
         self.store = store
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def observe(self, key: str, events: Sequence[Event]) -> None:
-        task = asyncio.create_task(self._record(key, interactions_of(events)))
+    def wants(self, destination: Destination) -> bool:
+        return isinstance(destination, PersonalizeEvents)
+
+    def observe(self, destination: Destination, units: Sequence[PersonalizeRecord]) -> None:
+        key = destination.config.tracking_id  # type: ignore[attr-defined] - wants() admits PersonalizeEvents only
+        task = asyncio.create_task(self._record(key, interactions_of(units)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -14,9 +14,7 @@ from connectors.destinations.personalize.base import (
     PersonalizeDestinationConfig,
     from_env,
 )
-from connectors.destinations.personalize.wire import without_none
-from hub.errors import RejectedError
-from hub.events import Event
+from connectors.destinations.personalize.unit import PersonalizeRecord
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +52,9 @@ class PersonalizeRecords(PersonalizeDestination):
 
     list_key: ClassVar[str]
     id_key: ClassVar[str]
-    missing_id_reason: ClassVar[str]
     config: PersonalizeRecordsConfig
 
-    def partition_key(self, event: Event) -> str:
+    def partition_key(self, unit: PersonalizeRecord) -> str:
         # One partition: every update of an id stays in order, repeated updates meet in the same batch
         # to be coalesced, and batches fill to 10. One call in flight is plenty for a 10 requests/s quota.
         return ""
@@ -65,27 +62,16 @@ class PersonalizeRecords(PersonalizeDestination):
     def target_description(self) -> str:
         return f"dataset_arn {self.config.dataset_arn!r} (an ACTIVE dataset) and aws.personalize_endpoint_url"
 
-    async def send(self, batch: Sequence[Event]) -> None:
+    async def send(self, batch: Sequence[PersonalizeRecord]) -> None:
         id_key = self.id_key
-        latest: dict[str, int] = {}  # id → index of its newest record in the batch, in order of last update
-        invalid: dict[int, RejectedError] = {}
-        for index, event in enumerate(batch):
-            record = event.record
-            record_id = record.get(id_key) if isinstance(record, dict) else None
-            if not isinstance(record_id, str) or not record_id:
-                invalid[index] = RejectedError(self.missing_id_reason, f"record has no {id_key} to send")
-                continue
+        latest: dict[str, dict] = {}  # id → its newest record in the batch, in order of last update
+        for unit in batch:  # finished by the encoder: every record has its id
+            record_id = unit.record[id_key]
             latest.pop(record_id, None)
-            latest[record_id] = index
-        params = None
-        if latest:
-            superseded = len(batch) - len(invalid) - len(latest)
-            if superseded:
-                # Personalize keeps only the newest record per id
-                # (docs/reference/personalize-api.md#putitems-and-putusers): the older ones are settled as delivered
-                # with the call that carries their replacement.
-                log.debug("destination %s: %d superseded updates coalesced", self.config.id, superseded)
-            records = [without_none(batch[i].record) for i in latest.values()]  # type: ignore[arg-type]
-            params = {"datasetArn": self.config.dataset_arn, self.list_key: records}
-        await self.call_for_valid(batch, invalid, params)
-
+            latest[record_id] = unit.record
+        superseded = len(batch) - len(latest)
+        if superseded:
+            # Personalize keeps only the newest record per id (docs/reference/personalize-api.md#putitems-and-putusers):
+            # the older ones are settled as delivered with the call that carries their replacement.
+            log.debug("destination %s: %d superseded updates coalesced", self.config.id, superseded)
+        await self.call({"datasetArn": self.config.dataset_arn, self.list_key: list(latest.values())})

@@ -19,6 +19,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from hub.errors import RejectedError
+from hub.ids import is_placeholder_id
 
 INTERACTIONS, ITEMS, USERS = "INTERACTIONS", "ITEMS", "USERS"
 _RECORD_NAMES = {INTERACTIONS: "Interactions", ITEMS: "Items", USERS: "Users"}
@@ -56,6 +57,73 @@ RESERVED_FIELDS = {
 }
 _REQUIRED_FIELDS = {INTERACTIONS: ("USER_ID", "ITEM_ID", "TIMESTAMP"), ITEMS: ("ITEM_ID",), USERS: ("USER_ID",)}
 _PRIMITIVES = frozenset({"string", "int", "long", "float", "double", "boolean"})
+
+
+_EXACT_FLOAT_INTS = 2**53
+
+
+def id_text(value: Any, where: str, code: str) -> str | None:
+    """A mapped value as Personalize's id string: None when absent or a placeholder ("null", …),
+    RejectedError(`invalid_<code>`) for a value that is no id or is too long. The one id rule mapping and
+    `check_id` share."""
+    if isinstance(value, str):
+        if is_placeholder_id(value):
+            return None
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, float) and value.is_integer():
+        if abs(value) > _EXACT_FLOAT_INTS:
+            # Past 2**53 a float no longer holds every integer: its digits are not the sender's id.
+            raise RejectedError(f"invalid_{code}", f"{where}: {value!r:.80} is a float beyond 2**53, not an exact "
+                                "id; send large ids as strings or integers")
+        text = str(int(value))
+    elif value is None:
+        return None
+    else:
+        raise RejectedError(f"invalid_{code}", f"{where}: {value!r:.80} is not an id")
+    if len(text) > MAX_ID_CHARS:
+        raise RejectedError(f"invalid_{code}", f"{where}: longer than {MAX_ID_CHARS} characters")
+    return text
+
+
+def check_id(value: Any, field: str, code: str) -> str:
+    """A record's id as sent: a string of 1..256 characters that is not a placeholder; RejectedError naming
+    `field` (`missing_<code>` when absent, `invalid_<code>` otherwise)."""
+    if value is None:
+        raise RejectedError(f"missing_{code}", f"{field}: required")
+    if not isinstance(value, str) or id_text(value, field, code) is None:
+        raise RejectedError(f"invalid_{code}", f"{field}: {value!r:.80} is not an id")
+    return value
+
+
+def impression_ids(value: Any) -> list[str]:
+    """Item ids shown, from a list or a `|`-joined string: placeholders and repeats dropped, cut to the limits
+    (the first ones shown are kept: truncating drops data, it never invents any)."""
+    raw = value.split("|") if isinstance(value, str) else value if isinstance(value, list) else []
+    ids: list[str] = []
+    length = -1
+    for item in raw:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            continue
+        text = str(item)
+        if is_placeholder_id(text) or len(text) > MAX_ID_CHARS or text in ids:
+            continue
+        if len(ids) == MAX_IMPRESSION_IDS or length + 1 + len(text) > MAX_IMPRESSION_CHARS:
+            break
+        ids.append(text)
+        length += 1 + len(text)
+    return ids
+
+
+def check_impression(impression: Any) -> None:
+    """A record's impression as sent: 1..25 ids, ≤1000 characters joined; RejectedError otherwise."""
+    if not isinstance(impression, list) or not 1 <= len(impression) <= MAX_IMPRESSION_IDS:
+        raise RejectedError("invalid_impression", f"impression: expected 1..{MAX_IMPRESSION_IDS} item ids")
+    for position, item_id in enumerate(impression):
+        check_id(item_id, f"impression[{position}]", "impression")
+    if sum(map(len, impression)) + len(impression) - 1 > MAX_IMPRESSION_CHARS:
+        raise RejectedError("invalid_impression", f"impression: longer than {MAX_IMPRESSION_CHARS} characters")
 
 
 def fold_key(name: str) -> str:

@@ -37,4 +37,3 @@ class PersonalizeUsers(PersonalizeRecords):
     operation = "PutUsers"
     list_key = "users"
     id_key = "userId"
-    missing_id_reason = "missing_user_id"

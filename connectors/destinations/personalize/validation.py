@@ -1,6 +1,6 @@
-"""The validation stage: every mapped record checked against Personalize's limits and its dataset schema.
+"""The record rules: every mapped record checked against Personalize's limits and its dataset schema.
 
-Runs last, after mapping, so nothing reaches a Personalize destination that the service would refuse or,
+Applied by the encoder right after mapping, so nothing reaches a Personalize destination that the service would refuse or,
 worse, accept with a 200 and silently drop (a "null" sessionId, docs/reference/personalize-api.md#placeholder-ids). It
 also finishes each record for the wire: `properties` leaves here as the JSON string the API takes
 (docs/reference/personalize-api.md#putevents, docs/reference/personalize-api.md#properties-json-string), lists joined
@@ -14,29 +14,27 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 import orjson
 
 from connectors.destinations.personalize.schema import (
     INTERACTIONS,
     ITEMS,
-    MAX_ID_CHARS,
-    MAX_IMPRESSION_CHARS,
-    MAX_IMPRESSION_IDS,
     MAX_PROPERTIES_CHARS,
     RESERVED_EVENT_PROPERTY_KEYS,
     USERS,
     DatasetSchema,
+    check_id,
+    check_impression,
     fold_key,
     join_values,
 )
-from hub.connector import StageResult
+from connectors.destinations.personalize.unit import PersonalizeRecord
 from hub.errors import RejectedError
-from hub.events import Event, EventKind, Rejection
+from hub.events import EventKind, Rejection
 from hub.ids import is_placeholder_id
 
 # PutEvents Event members (docs/reference/personalize-api.md#putevents): eventType 1..256, recommendationId 1..40; the
-# impression limits are in schema.py, shared with the mapping stage that builds impressions.
+# id and impression rules are in schema.py, shared with the mapping that builds them.
 MAX_EVENT_TYPE_CHARS = 256
 MAX_RECOMMENDATION_ID_CHARS = 40
 # metricAttribution.eventAttributionSource: ≤1024 printable ASCII with a non-space
@@ -50,46 +48,34 @@ MAX_EVENT_BYTES = 10 * 1024
 _DATASET_OF = {EventKind.INTERACTION: INTERACTIONS, EventKind.ITEM: ITEMS, EventKind.USER: USERS}
 
 
-class ValidationStage:
-    """Checks and finishes mapped records; a record that fails becomes a Rejection with a reason code.
-
-    Events without a `record` (mapping turned off, e.g. a hub that only forwards raw events to Kafka)
-    pass unchanged: there is nothing destination-ready to check.
-    """
+class RecordRules:
+    """Checks and finishes mapped records in place; a record that fails becomes a Rejection with a reason code."""
 
     def __init__(self, schemas: Mapping[str, DatasetSchema | None] | None = None):
         schemas = schemas or {}
         self.schemas = {kind: schemas.get(kind) for kind in (INTERACTIONS, ITEMS, USERS)}
         self._required_members = _required_members(self.schemas[INTERACTIONS])
 
-    async def apply(self, events: list[Event]) -> list[StageResult]:
-        return [self.check(event) for event in events]
-
-    def check(self, event: Event) -> StageResult:
-        """One event: `[event with its finished record]`, or a Rejection naming the field."""
-        record = event.record
-        dataset_type = _DATASET_OF.get(event.kind)
-        if record is None or dataset_type is None:
-            return [event]
+    def check(self, unit: PersonalizeRecord) -> list[PersonalizeRecord] | Rejection:
+        """One record: `[unit]` with its record finished for the wire, or a Rejection naming the field."""
         try:
-            if dataset_type == INTERACTIONS:
-                finished = self._interaction(event, record)
+            if unit.kind is EventKind.INTERACTION:
+                event = unit.event
+                check_id(event.session_id, "sessionId", "session_id")
+                if event.user_id is not None:
+                    check_id(event.user_id, "userId", "user_id")
+                check_id(unit.record.get("eventId"), "eventId", "event_id")
+                self.finish_interaction(unit.record)
             else:
-                finished = self.finish_record(dataset_type, record)
+                self.finish_record(_DATASET_OF[unit.kind], unit.record)
         except RejectedError as err:
-            return Rejection(source=event.source, reason=err.reason, message=err.message, raw=event.raw)
-        return [msgspec.structs.replace(event, record=finished)]
-
-    def _interaction(self, event: Event, record: dict[str, Any]) -> dict[str, Any]:
-        check_id(event.session_id, "sessionId", "session_id")
-        if event.user_id is not None:
-            check_id(event.user_id, "userId", "user_id")
-        check_id(record.get("eventId"), "eventId", "event_id")
-        return self.finish_interaction(record)
+            return Rejection(source=unit.source, reason=err.reason, message=err.message, raw=unit.event.raw)
+        return [unit]
 
     def finish_interaction(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The checks an interaction needs wherever it goes (PutEvents or a bulk import CSV): the finished
-        record, or RejectedError naming the field. Session and event ids are PutEvents' own: checked above."""
+        """The checks an interaction needs wherever it goes (PutEvents or a bulk import CSV): the record
+        finished in place and returned, or RejectedError naming the field. Session and event ids are
+        PutEvents' own: checked in `check`."""
         check_id(record.get("itemId"), "itemId", "item_id")
         event_type = record.get("eventType")
         if not isinstance(event_type, str) or is_placeholder_id(event_type):
@@ -99,7 +85,7 @@ class ValidationStage:
         sent_at = record.get("sentAt")
         if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)) or not 0 <= sent_at < math.inf:
             raise RejectedError("invalid_timestamp", f"sentAt: expected epoch seconds, got {sent_at!r:.80}")
-        finished = dict(record)
+        finished = record
         schema = self.schemas[INTERACTIONS]
         if "eventValue" in record:
             value = record["eventValue"]
@@ -107,7 +93,7 @@ class ValidationStage:
                 raise RejectedError("invalid_event_value", f"eventValue: expected a finite number, got {value!r:.80}")
             finished["eventValue"] = float(value)
         if "impression" in record:
-            _check_impression(record["impression"])
+            check_impression(record["impression"])
         if "recommendationId" in record:
             recommendation_id = record["recommendationId"]
             check_id(recommendation_id, "recommendationId", "recommendation_id")
@@ -136,22 +122,17 @@ class ValidationStage:
         return finished
 
     def finish_record(self, dataset_type: str, record: dict[str, Any]) -> dict[str, Any]:
-        """An item or user record checked and finished (`properties` as the JSON string), or RejectedError."""
+        """An item or user record checked and finished in place (only its id and `properties` as the JSON
+        string), or RejectedError."""
         id_key = "itemId" if dataset_type == ITEMS else "userId"
         check_id(record.get(id_key), id_key, "item_id" if dataset_type == ITEMS else "user_id")
         properties = record.get("properties")
         text = encode_properties({} if properties is None else properties, self.schemas[dataset_type], dataset_type)
-        return {id_key: record[id_key], "properties": text}
-
-
-def check_id(value: Any, field: str, code: str) -> None:
-    """An id Personalize accepts: a string of 1..256 characters that is not a placeholder like "null"."""
-    if value is None:
-        raise RejectedError(f"missing_{code}", f"{field}: required")
-    if not isinstance(value, str) or is_placeholder_id(value):
-        raise RejectedError(f"invalid_{code}", f"{field}: {value!r:.80} is not an id")
-    if len(value) > MAX_ID_CHARS:
-        raise RejectedError(f"invalid_{code}", f"{field}: longer than {MAX_ID_CHARS} characters")
+        if len(record) != 2:
+            for key in [key for key in record if key != id_key]:
+                del record[key]
+        record["properties"] = text
+        return record
 
 
 def encode_properties(properties: Any, schema: DatasetSchema | None, dataset_type: str) -> str:
@@ -191,15 +172,6 @@ def encode_properties(properties: Any, schema: DatasetSchema | None, dataset_typ
     if len(text) > limit:
         raise RejectedError("properties_too_long", f"properties: {len(text)} characters; the limit is {limit}")
     return text
-
-
-def _check_impression(impression: Any) -> None:
-    if not isinstance(impression, list) or not 1 <= len(impression) <= MAX_IMPRESSION_IDS:
-        raise RejectedError("invalid_impression", f"impression: expected 1..{MAX_IMPRESSION_IDS} item ids")
-    for position, item_id in enumerate(impression):
-        check_id(item_id, f"impression[{position}]", "impression")
-    if sum(map(len, impression)) + len(impression) - 1 > MAX_IMPRESSION_CHARS:
-        raise RejectedError("invalid_impression", f"impression: longer than {MAX_IMPRESSION_CHARS} characters")
 
 
 def _check_attribution(attribution: Any) -> None:

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from connectors.aws import AwsClients
 from connectors.destinations.s3 import S3Export, S3ExportConfig
 from hub.connector import Context, Outcome
 from hub.errors import PartialFailure, RejectedError, RetryableError
@@ -67,7 +68,7 @@ class FakeAws:
 
 
 def exporter(s3: FakeS3, **config) -> S3Export:
-    return S3Export(S3ExportConfig(type="s3", bucket="exports", **config), Context(aws=FakeAws(s3)))
+    return S3Export(S3ExportConfig(type="s3", bucket="exports", **config), Context(resources={AwsClients: FakeAws(s3)}))
 
 
 async def test_jsonl_parts_hold_the_records_under_the_run_prefix():

@@ -20,8 +20,10 @@ class RecordingDestination(Destination):
 
     Config = RecordingConfig
 
-    def __init__(self, script=None, *, key=lambda e: e.user_id or "", reject_ids=(), **config: Any):
+    def __init__(self, script=None, *, key=lambda e: e.user_id or "", reject_ids=(), encoder=None, **config: Any):
         super().__init__(RecordingConfig(**config), Context())
+        if encoder is not None:  # e.g. an EventEncoding: what it encodes is what is sent
+            self.encode = encoder.encode  # type: ignore[method-assign]
         self.batches: list[list[str]] = []
         self.delivered: list[str] = []
         self.script = script or (lambda batch, call: None)

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from connectors.destinations.personalize.schema import parse_schema
-from connectors.destinations.personalize.validation import ValidationStage
+from connectors.destinations.personalize.validation import RecordRules
 from hub.delivery.retry import RetryPolicy
 from hub.errors import RejectedError
 from personalize_hub.imports.rows import ColumnsMismatch, TabularRows, export_dialect, plan_columns
@@ -25,7 +25,7 @@ SCHEMA = parse_schema(json.dumps({
 
 
 def rows_of(header: list[str]) -> TabularRows:
-    return TabularRows(SCHEMA, ValidationStage({"INTERACTIONS": SCHEMA}), plan_columns(header, SCHEMA))
+    return TabularRows(SCHEMA, RecordRules({"INTERACTIONS": SCHEMA}), plan_columns(header, SCHEMA))
 
 
 def test_columns_match_by_name_ignoring_case_and_underscores():
@@ -123,7 +123,7 @@ def test_an_items_catalog_goes_through_finish_record():
         "fields": [{"name": "ITEM_ID", "type": "string"},
                    {"name": "GENRES", "type": ["null", "string"], "categorical": True},
                    {"name": "PRICE", "type": "float"}]}))
-    rows = TabularRows(items, ValidationStage({"ITEMS": items}), plan_columns(["item_id", "genres", "price"], items))
+    rows = TabularRows(items, RecordRules({"ITEMS": items}), plan_columns(["item_id", "genres", "price"], items))
     results = list(rows.read([(2, ["i1", "a|b", "9.5"]), (3, ["i2", "", ""]), (4, ["", "a", "1"])]))
     assert results[0][1] == ["i1", "a|b", "9.5"]
     assert results[1][1].reason == "schema_violation" and "PRICE" in results[1][1].message
@@ -131,7 +131,7 @@ def test_an_items_catalog_goes_through_finish_record():
 
 
 def test_an_mparticle_export_is_decoded_and_mapped_like_webhook_traffic():
-    from connectors.destinations.personalize.mapping import MappingStage
+    from connectors.destinations.personalize.mapping import Mapper
     from personalize_hub.imports.rows import ExportRows
 
     schema = parse_schema(json.dumps({
@@ -143,7 +143,7 @@ def test_an_mparticle_export_is_decoded_and_mapped_like_webhook_traffic():
             "timestamp_unixtime_ms": 1704067200000, "event_id": 1,
             "product_action": {"action": "view_detail", "products": [{"id": "p1"}, {"id": "p2"}]}}}]}
     assert export_dialect(batch) == "mparticle"
-    rows = ExportRows("mparticle", schema, MappingStage(None, {"INTERACTIONS": schema}),
-                      ValidationStage({"INTERACTIONS": schema}))
+    rows = ExportRows("mparticle", schema, Mapper(None, {"INTERACTIONS": schema}),
+                      RecordRules({"INTERACTIONS": schema}))
     results = [row for _, row, _ in rows.read([(1, batch)])]
     assert results == [["c1", "p1", "1704067200", "view_detail"], ["c1", "p2", "1704067200", "view_detail"]]

@@ -12,6 +12,7 @@ import botocore.auth
 import pytest
 from aiohttp import web
 
+from connectors.destinations.personalize.unit import PersonalizeRecord
 from hub.events import Event, EventKind, SourceRef
 
 FROZEN_NOW = datetime.datetime(2026, 1, 2, 3, 4, 5)  # naive UTC, as botocore's get_current_datetime returns
@@ -97,26 +98,25 @@ class FakeIngestApi:
 
 
 def interaction(message_id: str, *, session: str | None = "s1", user: str | None = "u1", item: str = "i1",
-                sent_at: float = 1_704_067_200.5, **record: Any) -> Event:
-    """An interaction as it reaches a Personalize destination: identity stitched, record mapped."""
-    return Event(
+                sent_at: float = 1_704_067_200.5, **record: Any) -> PersonalizeRecord:
+    """An interaction as it reaches a Personalize destination's send: identity stitched, record encoded."""
+    event = Event(
         kind=EventKind.INTERACTION,
         source=SourceRef(source_id="test", message_id=message_id),
         timestamp=sent_at,
         name="Product Viewed",
         user_id=user,
         session_id=session,
-        record={"eventId": message_id, "eventType": "Product Viewed", "sentAt": sent_at, "itemId": item, **record},
     )
+    body = {"eventId": message_id, "eventType": "Product Viewed", "sentAt": sent_at, "itemId": item, **record}
+    return PersonalizeRecord(event, event.source, EventKind.INTERACTION, body)
 
 
-def catalog_record(message_id: str, record_id: str | None, kind: EventKind = EventKind.ITEM,
-                   **properties: Any) -> Event:
-    """An ITEM (or USER) event with its PutItems (PutUsers) record."""
+def catalog_record(message_id: str, record_id: str, kind: EventKind = EventKind.ITEM,
+                   **properties: Any) -> PersonalizeRecord:
+    """An ITEM (or USER) record as PutItems (PutUsers) takes it."""
     id_key = "itemId" if kind is EventKind.ITEM else "userId"
-    record: dict[str, Any] = {"properties": json.dumps(properties or {"price": "1"})}
-    if record_id is not None:
-        record = {id_key: record_id, **record}
-    return Event(kind=kind, source=SourceRef(source_id="test", message_id=message_id),
-                 timestamp=1_704_067_200.0, record=record)
+    record: dict[str, Any] = {id_key: record_id, "properties": json.dumps(properties or {"price": "1"})}
+    event = Event(kind=kind, source=SourceRef(source_id="test", message_id=message_id), timestamp=1_704_067_200.0)
+    return PersonalizeRecord(event, event.source, kind, record)
 

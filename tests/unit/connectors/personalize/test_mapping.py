@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from connectors.destinations.personalize.mapping import MappingConfig, MappingStage
+from connectors.destinations.personalize.encoder import PersonalizeEncoder
+from connectors.destinations.personalize.mapping import MappingConfig, Mapper
 from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
 from hub.errors import ConfigError
 from hub.events import Event, EventKind, Rejection, SourceRef
@@ -26,8 +27,8 @@ def ev(name: str | None, properties: dict | None = None, *, message_id: str = "m
                  context=context or {}, raw={"messageId": message_id})
 
 
-def stage(schemas: dict | None = None, **config) -> MappingStage:
-    return MappingStage(MappingConfig.model_validate(config), schemas)
+def stage(schemas: dict | None = None, **config) -> Mapper:
+    return Mapper(MappingConfig.model_validate(config), schemas)
 
 
 def skipped(reason: str) -> float:
@@ -237,7 +238,7 @@ def test_user_records_follow_the_users_schema():
     assert user.record == {"userId": "u1", "properties": {"age": 40, "gender": "f"}}
 
 
-async def test_apply_keeps_one_result_per_event_in_order():
+def test_the_encoder_keeps_one_result_per_event_in_order():
     events = [ev("Product Viewed", {"product_id": "p1"}), ev("Nope"), ev("Product Viewed", {})]
-    results = await stage().apply(events)
+    results = PersonalizeEncoder().encode(events)
     assert len(results) == 3 and results[1] == [] and isinstance(results[2], Rejection)

@@ -1,17 +1,19 @@
-"""The three stages as `build_stages` assembles them, behind Pipeline.emit: Segment in, Personalize records out."""
+"""Identity as `build_stages` assembles it and the Personalize encoder as a destination runs it, behind
+Pipeline.emit: Segment in, Personalize records out."""
 
 from __future__ import annotations
 
 import json
 
+from connectors.destinations.encoding import EventEncoding
 from connectors.formats.segment import decode_message
-from hub.connector import Outcome
+from hub.connector import Context, Outcome
 from hub.delivery.dead_letter import DeadLetter
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner
 from hub.pipeline import Pipeline
 from personalize_hub.config import parse_config
-from personalize_hub.runtime import build_stages
+from personalize_hub.runtime import build_stages, provide
 from tests.unit.hub.fakes import ListSink, RecordingDestination
 
 FAST = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.002, max_attempts=2, max_elapsed_secs=1)
@@ -21,10 +23,16 @@ def segment(message: dict):
     return decode_message(message, source_id="web")
 
 
-async def test_segment_track_identify_and_order_through_all_three_stages(tmp_path):
+def personalize_encoding(config) -> EventEncoding:
+    context = Context()
+    provide(context, config)
+    return EventEncoding("personalize", context)
+
+
+async def test_segment_track_identify_and_order_through_identity_and_the_encoder(tmp_path):
     config = parse_config({"identity": {"store": {"type": "sqlite", "path": str(tmp_path / "id.sqlite3")}}}, {})
     stages = build_stages(config)
-    destination = RecordingDestination(key=lambda e: e.session_id or "")
+    destination = RecordingDestination(key=lambda e: e.session_id or "", encoder=personalize_encoding(config))
     runner = DestinationRunner(destination, destination.config.batch_policy(), FAST)
     await runner.start()
     sink = ListSink()
@@ -57,9 +65,8 @@ async def test_every_interaction_leaves_with_a_session_and_a_wire_ready_record()
     current = [segment({"type": "track", "event": "Product Added", "anonymousId": "a9", "messageId": "m1",
                         "timestamp": 1_704_067_200_000, "properties": {"product_id": "p1", "color": ["red", "blue"]}})]
     for stage in stages:
-        (result,) = await stage.apply(current)
-        current = result
-    (event,) = current
-    assert event.session_id and event.user_id is None
-    assert event.record == {"eventId": "m1", "eventType": "Product Added", "sentAt": 1_704_067_200.0, "itemId": "p1",
+        (current,) = await stage.apply(current)
+    ((unit,),) = personalize_encoding(config).encode(current)
+    assert unit.session_id and unit.user_id is None
+    assert unit.record == {"eventId": "m1", "eventType": "Product Added", "sentAt": 1_704_067_200.0, "itemId": "p1",
                             "properties": json.dumps({"colour": "red|blue"}, separators=(",", ":"))}

@@ -7,14 +7,14 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.destinations.personalize.mapping import MappingStage
+from connectors.destinations.personalize.mapping import Mapper
 from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USERS, load_schema
-from connectors.destinations.personalize.validation import ValidationStage
+from connectors.destinations.personalize.validation import RecordRules
 from hub.events import Event, EventKind, Rejection, SourceRef
 
 SCHEMAS = Path(__file__).parents[4] / "tests" / "data" / "schemas"
 SCHEMA_SETS = [{}, {t: load_schema(SCHEMAS / f"{t.lower()}.avsc", t) for t in (INTERACTIONS, ITEMS, USERS)}]
-STAGES = [(MappingStage(schemas=s), ValidationStage(s)) for s in SCHEMA_SETS]
+STAGES = [(Mapper(schemas=s), RecordRules(s)) for s in SCHEMA_SETS]
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=5)

@@ -13,8 +13,12 @@ from personalize_hub.config import parse_config
 from hub.connector import Context, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner
+from hub.delivery.dead_letter import DeadLetter
 from hub.errors import ConfigError, RejectedError, RetryableError
+from hub.events import Event, EventKind, SourceRef
+from hub.pipeline import Pipeline
 from hub.telemetry import RepeatFilter
+from tests.unit.hub.fakes import ListSink
 
 from .conftest import FakeIngestApi, interaction
 
@@ -68,9 +72,14 @@ async def test_each_call_carries_one_session_in_order_and_at_most_ten_events():
     assert len(api.calls) == 9  # 3 sessions x ceil(25 / 10): batches fill up
 
 
-async def test_request_members_are_in_botocore_order_and_nulls_dropped():
+async def test_request_members_are_in_botocore_order_and_nothing_absent_is_sent_as_null():
     api = FakeIngestApi()
-    await deliver(events_destination(api), [interaction("m1", eventValue=None, recommendationId="RID-1")])
+    destination = events_destination(api)
+    viewed = Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="web", message_id="m1"), name="Product Viewed",
+                   call="track", timestamp=1_704_067_200.5, user_id="u1", session_id="s1",
+                   properties={"product_id": "i1", "price": None, "recommendation_id": "RID-1"})
+    ((unit,),) = destination.encode([viewed])
+    await deliver(destination, [unit])
     (_, params), = api.calls
     assert list(params) == ["trackingId", "userId", "sessionId", "eventList"]
     assert params["eventList"] == [{"eventId": "m1", "eventType": "Product Viewed", "sentAt": 1_704_067_200.5,
@@ -112,37 +121,27 @@ async def test_unknown_tracker_holds_events_for_retry_and_logs_loudly(caplog):
     assert len(errors) == 1 and "tracker-1" in errors[0].getMessage()
 
 
-async def test_members_that_cannot_be_sent_are_rejected_beside_good_ones():
+async def test_members_that_cannot_be_encoded_are_dead_lettered_beside_good_ones_without_reaching_the_call():
     api = FakeIngestApi()
-    unmapped = interaction("m1")
-    unmapped.record = None
-    events = [interaction("m0"), unmapped, interaction("m2")]
-    settlements = await deliver(events_destination(api), events)
-    assert [s.outcome for s in settlements] == [Outcome.DELIVERED, Outcome.REJECTED, Outcome.DELIVERED]
-    assert settlements[1].reason == "not_mapped"
-    assert [e["eventId"] for e in api.calls[0][1]["eventList"]] == ["m0", "m2"]
+    destination = events_destination(api)
+    runner = DestinationRunner(destination, destination.config.batch_policy(), FAST)
+    await runner.start()
+    sink = ListSink()
+    pipeline = Pipeline([], [runner], DeadLetter(sink, FAST))
 
+    def viewed(message_id: str, session: str | None = "s1", **properties) -> Event:
+        return Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="web", message_id=message_id),
+                     name="Product Viewed", call="track", timestamp=1_704_067_200.0, user_id="u1",
+                     session_id=session, properties={"product_id": "p1", **properties}, raw={"messageId": message_id})
 
-async def test_interactions_without_session_are_rejected_without_a_call():
-    api = FakeIngestApi()
-    settlements = await deliver(events_destination(api), [interaction("m0", session=None)] * 3)
-    assert {(s.outcome, s.reason) for s in settlements} == {(Outcome.REJECTED, "missing_session_id")}
-    assert api.calls == []
-
-
-async def test_a_rejected_call_beside_an_invalid_member_still_isolates_the_bad_one():
-    def service(operation, params, call):
-        bad = any(e["eventId"] == "m2" for e in params["eventList"])
-        return RejectedError("invalid_input", "bad m2") if bad else None
-
-    unmapped = interaction("m1")
-    unmapped.record = None
-    api = FakeIngestApi(service)
-    settlements = await deliver(events_destination(api), [interaction("m0"), unmapped, interaction("m2"),
-                                                          interaction("m3")])
-    assert [(s.outcome, s.reason) for s in settlements] == [
-        (Outcome.DELIVERED, None), (Outcome.REJECTED, "not_mapped"), (Outcome.REJECTED, "invalid_input"),
-        (Outcome.DELIVERED, None)]
+    report = await pipeline.emit([viewed("m0"), viewed("m1", product_id="null"), viewed("m2", session=None),
+                                  viewed("m3")])
+    await runner.close()
+    assert report.outcomes == [Outcome.DELIVERED, Outcome.REJECTED, Outcome.REJECTED, Outcome.DELIVERED]
+    assert [(r["source"]["message_id"], r["reason"], r["destination"]) for r in sink.records] == [
+        ("m1", "missing_item_id", "personalize_events"), ("m2", "missing_session_id", "personalize_events")]
+    assert sink.records[0]["payload"] == {"messageId": "m1"}  # the input as received, for `hub replay`
+    assert [e["eventId"] for _, params in api.calls for e in params["eventList"]] == ["m0", "m3"]
 
 
 def test_api_limits_cite_the_quota_and_config_may_only_lower_them():

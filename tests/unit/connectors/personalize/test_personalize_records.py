@@ -15,7 +15,7 @@ from hub.connector import Context, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner
 from hub.errors import ConfigError, RejectedError
-from hub.events import EventKind
+from hub.events import Event, EventKind, SourceRef
 
 from .conftest import FakeIngestApi, catalog_record
 
@@ -32,7 +32,7 @@ def items_destination(api: FakeIngestApi, **config) -> PersonalizeItems:
     return destination
 
 
-def item(message_id: str, item_id: str | None, version: int = 0):
+def item(message_id: str, item_id: str, version: int = 0):
     return catalog_record(message_id, item_id, version=str(version))
 
 
@@ -76,12 +76,21 @@ async def test_through_the_runner_every_update_settles_and_the_last_one_is_sent_
     assert sum(len(p["items"]) for _, p in api.calls) < 30  # repeated ids shared calls
 
 
-async def test_records_without_an_id_are_rejected_and_the_rest_sent():
-    api = FakeIngestApi()
-    settlements = await deliver(items_destination(api), [item("m0", "a"), item("m1", None), item("m2", "b")])
-    assert [(s.outcome, s.reason) for s in settlements] == [
-        (Outcome.DELIVERED, None), (Outcome.REJECTED, "missing_item_id"), (Outcome.DELIVERED, None)]
-    assert [r["itemId"] for r in api.calls[0][1]["items"]] == ["a", "b"]
+def test_items_without_an_id_are_refused_by_the_encoder_and_catalog_tracks_are_taken_as_items():
+    destination = items_destination(FakeIngestApi())
+
+    def catalog(message_id: str, **properties) -> Event:
+        return Event(kind=EventKind.ITEM, source=SourceRef(source_id="web", message_id=message_id), timestamp=1.0,
+                     name="Product Updated", properties=properties)
+
+    good, missing = destination.encode([catalog("m0", product_id="a"), catalog("m1", name="no id")])
+    assert [unit.record for unit in good] == [{"itemId": "a", "properties": '{"available":"true"}'}]
+    assert missing.reason == "missing_item_id" and missing.source.message_id == "m1"
+    updated = Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="web", message_id="t1"), timestamp=1.0,
+                    name="Product Updated", call="track", properties={"product_id": "a"})
+    viewed = Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="web", message_id="t2"), timestamp=1.0,
+                   name="Product Viewed", call="track", properties={"product_id": "a"})
+    assert destination.accepts(updated) and not destination.accepts(viewed)  # routed by what they become
 
 
 async def test_a_bad_record_is_isolated_and_an_earlier_valid_version_still_lands():

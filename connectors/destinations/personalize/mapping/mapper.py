@@ -1,10 +1,12 @@
-"""The mapping stage: decoded events → destination-ready records (interactions, items, users), by config.
+"""Mapping: a decoded event → the Personalize records it becomes (interactions, items, users), by config.
 
 Interactions get `eventId` from the source message id (`event_id_for`, so redelivery is idempotent) and
 `sentAt` from the one normalised timestamp. Nothing is invented: an interaction or item without an id
 is rejected with `missing_item_id`, a profile without a user with `missing_user_id`. Events outside the
 allow-list are skipped and counted in `hub_events_skipped_total{reason}`. `properties` leaves as a map
-of allow-listed values; the validation stage checks them against the schema and encodes the JSON string.
+of allow-listed values; the record rules (validation.py) check them against the schema and encode the
+JSON string. Each (call, name) is planned once: what it becomes and how (`Plan`), so routing
+(`kind_of`) and mapping share one lookup.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
-
-import msgspec
+from typing import Any, NamedTuple
 
 from connectors.destinations.personalize.mapping import defaults
 from connectors.destinations.personalize.mapping.config import InteractionRule, MappingConfig
@@ -30,23 +30,38 @@ from connectors.destinations.personalize.mapping.paths import (
 from connectors.destinations.personalize.schema import (
     INTERACTIONS,
     ITEMS,
-    MAX_IMPRESSION_CHARS,
-    MAX_IMPRESSION_IDS,
     USERS,
     DatasetSchema,
     camel_case,
+    id_text,
+    impression_ids,
 )
+from connectors.destinations.personalize.unit import PersonalizeRecord
 from hub import telemetry
-from hub.connector import StageResult
 from hub.errors import RejectedError
 from hub.events import Event, EventKind, Rejection, event_id_for
 from hub.ids import is_placeholder_id
 
+Mapped = list[PersonalizeRecord | Rejection] | Rejection
+"""One event's records ([] when skipped; a bad order line is a Rejection among its siblings), or why not."""
+
+
+class Plan(NamedTuple):
+    """What one (call, name) of an interaction-kind event becomes: its record kind (None: skipped) and how."""
+
+    kind: EventKind | None
+    action: str  # interaction | item_upsert | item_removal | list_view | skip
+    event_type: str | None = None
+    per_product: bool = False
+
+
+_SKIP = Plan(None, "skip")
+_MAX_PLANS = 10_000  # distinct (call, name) pairs remembered; a stream of ever new names is planned each time
 _NO_PRODUCT: dict[str, Any] = {}
 
 
-class MappingStage:
-    """Maps each event by its kind and name; one result per input, children derived per product."""
+class Mapper:
+    """Maps each event by its kind and planned name; children derived per product."""
 
     def __init__(self, config: MappingConfig | None = None, schemas: Mapping[str, DatasetSchema | None] | None = None):
         config = config or MappingConfig()
@@ -64,6 +79,7 @@ class MappingStage:
         self._lists = _ListMemory(interactions.max_list_sessions)
         self._upserts, self._removals = frozenset(items.upsert_events), frozenset(items.removal_events)
         self._catalog_item_id = compile_paths(items.item_id)
+        self._plans: dict[tuple[str | None, str | None], Plan] = {}
 
         events_schema, items_schema = schemas.get(INTERACTIONS), schemas.get(ITEMS)
         self._send_value = events_schema is None or events_schema.has("EVENT_VALUE")
@@ -82,15 +98,48 @@ class MappingStage:
         self._skipped = {reason: telemetry.EVENTS_SKIPPED.labels(reason) for reason in
                          ("unmapped_event", "list_view", "no_user_properties", "alias")}
 
-    async def apply(self, events: list[Event]) -> list[StageResult]:
-        return [self.map(event) for event in events]
+    def kind_of(self, event: Event) -> EventKind | None:
+        """The kind of record `event` becomes (what routes it to PutEvents, PutItems or PutUsers); None: none."""
+        kind = event.kind
+        if kind is EventKind.INTERACTION:
+            return self.plan(event.call, event.name).kind
+        if kind is EventKind.ITEM:
+            return kind
+        if kind is EventKind.USER or kind is EventKind.IDENTIFY:
+            return EventKind.USER
+        return None
 
-    def map(self, event: Event) -> StageResult:
+    def plan(self, call: str | None, name: str | None) -> Plan:
+        """The plan of an interaction-kind event with this call and name, made once and remembered."""
+        plan = self._plans.get((call, name))
+        if plan is None:
+            plan = self._make_plan(call, name)
+            if len(self._plans) < _MAX_PLANS:
+                self._plans[(call, name)] = plan
+        return plan
+
+    def _make_plan(self, call: str | None, name: str | None) -> Plan:
+        rule = None
+        if call is None or call in self._event_calls:
+            if name in self._removals:
+                return Plan(EventKind.ITEM, "item_removal")
+            if name in self._upserts:
+                return Plan(EventKind.ITEM, "item_upsert")
+            if name in self._list_views:
+                return Plan(EventKind.INTERACTION, "list_view")
+            rule = self._rules.get(name)  # type: ignore[arg-type]
+        elif call in self._call_types:
+            rule = InteractionRule(event_type=self._call_types[call])
+        if rule is None or (not name and rule.event_type is None):
+            return _SKIP
+        return Plan(EventKind.INTERACTION, "interaction", rule.event_type or name, rule.per_product)
+
+    def map(self, event: Event) -> Mapped:
         """One event → its records ([] when skipped), or a Rejection naming the missing field."""
         try:
             kind = event.kind
             if kind is EventKind.INTERACTION:
-                return self._interaction_event(event)
+                return self._interaction_event(event, self.plan(event.call, event.name))
             if kind is EventKind.ITEM:
                 return self._item(event, removal=event.name in self._removals)
             if kind is EventKind.USER:
@@ -102,48 +151,44 @@ class MappingStage:
         except RejectedError as err:
             return Rejection(source=event.source, reason=err.reason, message=err.message, raw=event.raw)
 
-    def _interaction_event(self, event: Event) -> StageResult:
-        name = event.name
-        rule = None
-        if event.call is None or event.call in self._event_calls:
-            if name in self._upserts or name in self._removals:
-                return self._item(event, removal=name in self._removals)
-            if name in self._list_views:
+    def _interaction_event(self, event: Event, plan: Plan) -> Mapped:
+        action = plan.action
+        if action != "interaction":
+            if action == "item_upsert" or action == "item_removal":
+                return self._item(event, removal=action == "item_removal")
+            if action == "list_view":
                 self._remember_list(event)
                 self._skipped["list_view"].inc()
-                return []
-            rule = self._rules.get(name)  # type: ignore[arg-type]
-        elif event.call in self._call_types:
-            rule = InteractionRule(event_type=self._call_types[event.call])
-        if rule is None or (not name and rule.event_type is None):
-            self._skipped["unmapped_event"].inc()
+            else:
+                self._skipped["unmapped_event"].inc()
             return []
-        event_type = rule.event_type or name
+        event_type = plan.event_type
         scopes = {"properties": event.properties, "context": event.context, "traits": event.traits}
-        if not rule.per_product:
-            record = self._interaction(event, {**scopes, "product": event.properties}, event_type, event.message_id)
+        if not plan.per_product:
+            scopes["product"] = event.properties
+            record = self._interaction(event, scopes, event_type, event.source.message_id)  # type: ignore[arg-type]
             self._attach_list(event.session_id, [record])
-            return [msgspec.structs.replace(event, record=record)]
+            return [PersonalizeRecord(event, event.source, EventKind.INTERACTION, record)]
         products = event.properties.get("products")
         if not isinstance(products, list) or not products:
-            raise RejectedError("missing_item_id", f"properties.products: {name} needs at least one product")
-        children: list[Event | Rejection] = []
+            raise RejectedError("missing_item_id", f"properties.products: {event.name} needs at least one product")
+        children: list[PersonalizeRecord | Rejection] = []
         records = []
         for index, product in enumerate(products):
-            child = event.derive(index)
+            source = event.source.child(index)
             try:
                 if not isinstance(product, dict):
                     raise RejectedError("invalid_product", f"expected an object, got {type(product).__name__}")
-                record = self._interaction(child, {**scopes, "product": product}, event_type, child.message_id)
+                record = self._interaction(event, {**scopes, "product": product}, event_type,  # type: ignore[arg-type]
+                                           source.message_id)
             except RejectedError as err:
                 message = f"properties.products[{index}]: {err.message}"
-                children.append(Rejection(source=child.source, reason=err.reason, message=message, raw=event.raw))
+                children.append(Rejection(source=source, reason=err.reason, message=message, raw=event.raw))
                 continue
-            child.record = record
             records.append(record)
-            children.append(child)
+            children.append(PersonalizeRecord(event, source, EventKind.INTERACTION, record))
         self._attach_list(event.session_id, records)
-        return children  # a bad line is a Rejection among its siblings (pipeline.StageResult)
+        return children
 
     def _interaction(self, event: Event, scopes: Scopes, event_type: str, message_id: str) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -158,7 +203,7 @@ class MappingStage:
                 record["eventValue"] = _number(value, path)
         if self._send_impression:
             path, value = first_value(self._impression, scopes)
-            if path is not None and (impression := _impression(value)):
+            if path is not None and (impression := impression_ids(value)):
                 record["impression"] = impression
         recommendation_id = _optional_id(self._recommendation_id, scopes)
         if recommendation_id is not None:
@@ -170,7 +215,7 @@ class MappingStage:
             record["properties"] = properties
         return record
 
-    def _item(self, event: Event, *, removal: bool) -> StageResult:
+    def _item(self, event: Event, *, removal: bool) -> Mapped:
         scopes = {"properties": event.properties, "product": event.properties, "context": event.context,
                   "traits": event.traits}
         item_id = _required_id(self._catalog_item_id, scopes, "item_id", f"{event.name or 'item'}: needs an item id")
@@ -182,10 +227,9 @@ class MappingStage:
             properties[self._removal_key] = self._removal_value
         elif self._removal_key is not None and self._available_value is not None:
             properties.setdefault(self._removal_key, self._available_value)
-        record = {"itemId": item_id, "properties": properties}
-        return [msgspec.structs.replace(event, kind=EventKind.ITEM, record=record)]
+        return [PersonalizeRecord(event, event.source, EventKind.ITEM, {"itemId": item_id, "properties": properties})]
 
-    def _user(self, event: Event, traits: dict[str, Any], *, explicit: bool) -> StageResult:
+    def _user(self, event: Event, traits: dict[str, Any], *, explicit: bool) -> Mapped:
         scopes = {"traits": traits, "properties": event.properties, "context": event.context, "product": _NO_PRODUCT}
         properties = collect(self._user_fields, scopes)
         if not properties and not explicit:
@@ -194,8 +238,7 @@ class MappingStage:
         user_id = event.user_id
         if user_id is None or is_placeholder_id(user_id):
             raise RejectedError("missing_user_id", "userId: a profile needs a user id (anonymous traits are not sent)")
-        record = {"userId": user_id, "properties": properties}
-        return [msgspec.structs.replace(event, kind=EventKind.USER, record=record)]
+        return [PersonalizeRecord(event, event.source, EventKind.USER, {"userId": user_id, "properties": properties})]
 
     def _remember_list(self, event: Event) -> None:
         if not event.session_id or not self._send_impression:
@@ -209,7 +252,7 @@ class MappingStage:
                     shown.setdefault(item_id, None)
         if shown:
             scopes = {"properties": event.properties, "product": event.properties, "context": event.context}
-            self._lists.put(event.session_id, (_impression(list(shown)), _optional_id(self._recommendation_id, scopes)))
+            self._lists.put(event.session_id, (impression_ids(list(shown)), _optional_id(self._recommendation_id, scopes)))
 
     def _attach_list(self, session_id: str | None, records: list[dict[str, Any]]) -> None:
         """Give the session's last product list, as impression, to interactions with an item from it."""
@@ -255,28 +298,10 @@ class _ListMemory:
         self._lists.pop(session_id, None)
 
 
-def _id_text(value: Any, path: FieldPath, code: str) -> str | None:
-    """An id as Personalize's string; None for a placeholder; RejectedError for a value that is no id."""
-    if isinstance(value, str):
-        return None if is_placeholder_id(value) else value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        if abs(value) <= _EXACT_FLOAT_INTS:
-            return str(int(value))
-        # Past 2**53 a float no longer holds every integer: its digits are not the sender's id.
-        raise RejectedError(f"invalid_{code}", f"{path.text}: {value!r:.80} is a float beyond 2**53, not an exact id; "
-                            "send large ids as strings or integers")
-    raise RejectedError(f"invalid_{code}", f"{path.text}: {value!r:.80} is not an id")
-
-
-_EXACT_FLOAT_INTS = 2**53
-
-
 def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, why: str) -> str:
     for path in paths:
         value = resolve(path, scopes)
-        if value is not None and (text := _id_text(value, path, code)) is not None:
+        if value is not None and (text := id_text(value, path.text, code)) is not None:
             return text
     raise RejectedError(f"missing_{code}", f"{describe(paths)}: missing; {why}")
 
@@ -301,21 +326,3 @@ def _number(value: Any, path: FieldPath) -> float:
         if math.isfinite(number):
             return number
     raise RejectedError("invalid_event_value", f"{path.text}: {value!r:.80} is not a number")
-
-
-def _impression(value: Any) -> list[str]:
-    """Item ids shown, from a list or a `|`-joined string; placeholders dropped, cut to the API limits."""
-    raw = value.split("|") if isinstance(value, str) else value if isinstance(value, list) else []
-    ids: list[str] = []
-    length = -1
-    for item in raw:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            continue
-        text = str(item)
-        if is_placeholder_id(text) or text in ids:
-            continue
-        if len(ids) == MAX_IMPRESSION_IDS or length + 1 + len(text) > MAX_IMPRESSION_CHARS:
-            break  # the first ones shown are kept: truncating drops data, it never invents any
-        ids.append(text)
-        length += 1 + len(text)
-    return ids
