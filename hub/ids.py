@@ -7,10 +7,17 @@ from __future__ import annotations
 PLACEHOLDER_IDS = frozenset({"", "null", "undefined", "none", "nil", "nan"})
 
 
+# What a placeholder can start with, padded or not: the first letter of one (null, nil, nan, none,
+# undefined) in either case, or white space.
+_MAY_START = frozenset("nNuU \t\n\r\x0b\x0c")
+
+
 def is_placeholder_id(value: str) -> bool:
     """True for "", "null", "undefined" and the like (any case, padded or not): a missing id dressed up as one."""
     if len(value) > 16:  # hot path: real ids are mostly longer than any padded placeholder
         return value.isspace()
+    if value and value[0] not in _MAY_START:  # hot path: most short ids start like no placeholder
+        return False
     return value.strip().lower() in PLACEHOLDER_IDS
 
 

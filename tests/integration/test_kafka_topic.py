@@ -125,7 +125,8 @@ async def test_the_dead_letter_in_a_kafka_topic(kafka_bootstrap, unique_name, tm
                                            json.dumps(track("good-2")).encode()])
     hub = Hub(parse_config({
         "sources": [kafka_source(kafka_bootstrap, topic, group)],
-        # A destination that can only reject: events have no mapped record (no mapping stage configured).
+        # A destination that can only reject: it writes Personalize records (`payload: record`, the former
+        # name of `encoding: personalize`) while the mapping is off, so every event is refused as `not_mapped`.
         "destinations": [topic_destination(kafka_bootstrap, unique_name("records"), payload="record")],
         "dead_letter": topic_destination(kafka_bootstrap, dead_topic, id="dead_letter"),
         **DECODED_ONLY,
@@ -137,7 +138,7 @@ async def test_the_dead_letter_in_a_kafka_topic(kafka_bootstrap, unique_name, tm
         await hub.stop()
     dead = sorted((json.loads(r.value) for r in records), key=lambda d: d["source"]["offset"])
     assert [(d["reason"], d["source"]["offset"]) for d in dead] == [
-        ("missing_record", 0), ("invalid_json", 1), ("missing_record", 2)]
+        ("not_mapped", 0), ("invalid_json", 1), ("not_mapped", 2)]
     assert dead[1]["payload"] == "{broken" and dead[0]["destination"] == "to-kafka"
     assert dead[0]["event"]["source"]["message_id"] == "good"
     # Keyed by the source message id; a record that never decoded is named by its location.

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from connectors.destinations.personalize.events import PersonalizeEvents, PersonalizeEventsConfig
 from connectors.destinations.personalize.items import PersonalizeItems, PersonalizeItemsConfig
+from connectors.destinations.personalize.unit import PersonalizeRecord
 from connectors.destinations.personalize.users import PersonalizeUsers, PersonalizeUsersConfig
 from connectors.aws import AwsClients
 from personalize_hub.config import AwsConfig, parse_config
@@ -110,18 +111,19 @@ def stored_records(server, dataset_arn: str) -> dict[str, dict[str, Any]]:
         return {record_id: json.loads(properties) for record_id, properties in rows}
 
 
-def interaction(event_id: str, session: str, user: str | None, item: str, **record: Any) -> Event:
+def interaction(event_id: str, session: str, user: str | None, item: str, **record: Any) -> PersonalizeRecord:
+    """An interaction as the encoder hands it to the destination's send."""
     sent_at = time.time()
-    return Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="test", message_id=event_id),
-                 timestamp=sent_at, user_id=user, session_id=session,
-                 record={"eventId": event_id, "eventType": "Product Viewed", "sentAt": sent_at, "itemId": item,
-                         **record})
+    event = Event(kind=EventKind.INTERACTION, source=SourceRef(source_id="test", message_id=event_id),
+                  timestamp=sent_at, user_id=user, session_id=session)
+    body = {"eventId": event_id, "eventType": "Product Viewed", "sentAt": sent_at, "itemId": item, **record}
+    return PersonalizeRecord(event, event.source, EventKind.INTERACTION, body)
 
 
-def catalog(message_id: str, kind: EventKind, record_id: str, **properties: str) -> Event:
+def catalog(message_id: str, kind: EventKind, record_id: str, **properties: str) -> PersonalizeRecord:
     id_key = "itemId" if kind is EventKind.ITEM else "userId"
-    return Event(kind=kind, source=SourceRef(source_id="test", message_id=message_id), timestamp=time.time(),
-                 record={id_key: record_id, "properties": json.dumps(properties)})
+    event = Event(kind=kind, source=SourceRef(source_id="test", message_id=message_id), timestamp=time.time())
+    return PersonalizeRecord(event, event.source, kind, {id_key: record_id, "properties": json.dumps(properties)})
 
 
 @pytest.fixture
@@ -274,5 +276,5 @@ async def test_the_hub_runtime_builds_the_aws_clients_from_config(shop, local_pe
     finally:
         await hub.stop()
     assert [s.outcome for s in settlements] == [Outcome.DELIVERED] * 3
-    assert hub.context.aws.personalize_endpoint_url == local_personalize_server.url
+    assert hub.context.resource(AwsClients).personalize_endpoint_url == local_personalize_server.url
     assert {f"{run}-{i}" for i in range(3)} <= set(stored_interactions(local_personalize_server, shop["Interactions"]))

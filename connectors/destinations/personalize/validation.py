@@ -45,6 +45,10 @@ _ATTRIBUTION_SOURCE = re.compile(r"[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*")
 # the exact measurement.
 MAX_EVENT_BYTES = 10 * 1024
 
+# Without properties, impression or attribution, an event's members are ids and numbers within their own
+# limits: ≤ 6 x (256 + 256 + 256 + 40) characters + 64 per member, far below MAX_EVENT_BYTES.
+_SMALL_MEMBERS = 7
+
 _DATASET_OF = {EventKind.INTERACTION: INTERACTIONS, EventKind.ITEM: ITEMS, EventKind.USER: USERS}
 
 
@@ -55,45 +59,60 @@ class RecordRules:
         schemas = schemas or {}
         self.schemas = {kind: schemas.get(kind) for kind in (INTERACTIONS, ITEMS, USERS)}
         self._required_members = _required_members(self.schemas[INTERACTIONS])
+        # What passed once passes again: sessions and users send many events, a stream has few event types.
+        # Each is checked once (a bounded memory, forgotten when full), not once per record.
+        self._checked: set[str] = set()
 
     def check(self, unit: PersonalizeRecord) -> list[PersonalizeRecord] | Rejection:
-        """One record: `[unit]` with its record finished for the wire, or a Rejection naming the field."""
+        """One mapped record: `[unit]` with its record finished for the wire, or a Rejection naming the field."""
         try:
             if unit.kind is EventKind.INTERACTION:
-                event = unit.event
-                check_id(event.session_id, "sessionId", "session_id")
-                if event.user_id is not None:
-                    check_id(event.user_id, "userId", "user_id")
-                check_id(unit.record.get("eventId"), "eventId", "event_id")
-                self.finish_interaction(unit.record)
+                event, record, checked = unit.event, unit.record, self._checked
+                if event.session_id not in checked:
+                    self._remember(check_id(event.session_id, "sessionId", "session_id"))
+                if event.user_id is not None and event.user_id not in checked:
+                    self._remember(check_id(event.user_id, "userId", "user_id"))
+                if record["eventType"] not in checked:
+                    _check_event_type(record["eventType"])
+                    self._remember(record["eventType"])
+                # eventId is event_id_for's: 1..256 characters by construction; a placeholder is still refused
+                event_id = record["eventId"]
+                if len(event_id) <= 16 and is_placeholder_id(event_id):
+                    check_id(event_id, "eventId", "event_id")
+                self.finish_interaction(record, mapped=True)
             else:
                 self.finish_record(_DATASET_OF[unit.kind], unit.record)
         except RejectedError as err:
             return Rejection(source=unit.source, reason=err.reason, message=err.message, raw=unit.event.raw)
         return [unit]
 
-    def finish_interaction(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _remember(self, checked: str) -> None:
+        if len(self._checked) >= 100_000:
+            self._checked.clear()
+        self._checked.add(checked)
+
+    def finish_interaction(self, record: dict[str, Any], *, mapped: bool = False) -> dict[str, Any]:
         """The checks an interaction needs wherever it goes (PutEvents or a bulk import CSV): the record
         finished in place and returned, or RejectedError naming the field. Session and event ids are
-        PutEvents' own: checked in `check`."""
-        check_id(record.get("itemId"), "itemId", "item_id")
-        event_type = record.get("eventType")
-        if not isinstance(event_type, str) or is_placeholder_id(event_type):
-            raise RejectedError("missing_event_type", f"eventType: required, got {event_type!r:.80}")
-        if len(event_type) > MAX_EVENT_TYPE_CHARS:
-            raise RejectedError("invalid_event_type", f"eventType: longer than {MAX_EVENT_TYPE_CHARS} characters")
+        PutEvents' own: checked in `check`. `mapped`: built by the Mapper, whose itemId (schema.id_text),
+        eventValue (a finite float) and impression (schema.impression_ids) already meet these rules, and
+        whose eventType `check` has checked."""
+        if not mapped:
+            check_id(record.get("itemId"), "itemId", "item_id")
+            _check_event_type(record.get("eventType"))
+            if "eventValue" in record:
+                value = record["eventValue"]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise RejectedError("invalid_event_value",
+                                        f"eventValue: expected a finite number, got {value!r:.80}")
+                record["eventValue"] = float(value)
+            if "impression" in record:
+                check_impression(record["impression"])
         sent_at = record.get("sentAt")
         if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)) or not 0 <= sent_at < math.inf:
             raise RejectedError("invalid_timestamp", f"sentAt: expected epoch seconds, got {sent_at!r:.80}")
         finished = record
         schema = self.schemas[INTERACTIONS]
-        if "eventValue" in record:
-            value = record["eventValue"]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise RejectedError("invalid_event_value", f"eventValue: expected a finite number, got {value!r:.80}")
-            finished["eventValue"] = float(value)
-        if "impression" in record:
-            check_impression(record["impression"])
         if "recommendationId" in record:
             recommendation_id = record["recommendationId"]
             check_id(recommendation_id, "recommendationId", "recommendation_id")
@@ -115,7 +134,8 @@ class RecordRules:
         elif schema is not None and schema.required_keys:
             missing = ", ".join(schema.required_keys)
             raise RejectedError("schema_violation", f"properties: missing required field(s) {missing}")
-        if _upper_bound_bytes(finished) > MAX_EVENT_BYTES:
+        if (len(finished) > _SMALL_MEMBERS or "properties" in finished or "impression" in finished
+                or "metricAttribution" in finished) and _upper_bound_bytes(finished) > MAX_EVENT_BYTES:
             size = len(orjson.dumps(finished))
             if size > MAX_EVENT_BYTES:
                 raise RejectedError("event_too_large", f"event: {size} bytes; the limit is {MAX_EVENT_BYTES}")
@@ -172,6 +192,13 @@ def encode_properties(properties: Any, schema: DatasetSchema | None, dataset_typ
     if len(text) > limit:
         raise RejectedError("properties_too_long", f"properties: {len(text)} characters; the limit is {limit}")
     return text
+
+
+def _check_event_type(event_type: Any) -> None:
+    if not isinstance(event_type, str) or is_placeholder_id(event_type):
+        raise RejectedError("missing_event_type", f"eventType: required, got {event_type!r:.80}")
+    if len(event_type) > MAX_EVENT_TYPE_CHARS:
+        raise RejectedError("invalid_event_type", f"eventType: longer than {MAX_EVENT_TYPE_CHARS} characters")
 
 
 def _check_attribution(attribution: Any) -> None:

@@ -208,8 +208,7 @@ class Mapper:
         recommendation_id = _optional_id(self._recommendation_id, scopes)
         if recommendation_id is not None:
             record["recommendationId"] = recommendation_id
-        attribution = _optional_id(self._attribution, scopes)
-        if attribution is not None:
+        if self._attribution and (attribution := _optional_id(self._attribution, scopes)) is not None:
             record["metricAttribution"] = {"eventAttributionSource": attribution}
         if self._event_fields and (properties := collect(self._event_fields, scopes)):
             record["properties"] = properties
@@ -300,7 +299,7 @@ class _ListMemory:
 
 def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, why: str) -> str:
     for path in paths:
-        value = resolve(path, scopes)
+        value = _value(path, scopes)
         if value is not None and (text := id_text(value, path.text, code)) is not None:
             return text
     raise RejectedError(f"missing_{code}", f"{describe(paths)}: missing; {why}")
@@ -308,12 +307,19 @@ def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, why: s
 
 def _optional_id(paths: tuple[FieldPath, ...], scopes: Scopes) -> str | None:
     for path in paths:
-        value = resolve(path, scopes)
+        value = _value(path, scopes)
         if value is not None and not isinstance(value, (dict, list, bool)):
             text = value if isinstance(value, str) else str(value)
             if not is_placeholder_id(text):
                 return text
     return None
+
+
+def _value(path: FieldPath, scopes: Scopes) -> Any:
+    if path.single is not None:  # `scope.key`, the common case, without resolve's loop
+        node = scopes.get(path.scope)
+        return node.get(path.single) if type(node) is dict else None
+    return resolve(path, scopes)
 
 
 def _number(value: Any, path: FieldPath) -> float:
