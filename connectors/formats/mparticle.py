@@ -195,7 +195,7 @@ def _required_name(data: dict[str, Any], field: str) -> str:
 def _commerce(data: dict[str, Any], attributes: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A commerce event: the product action is the name; products keep Segment's field names.
 
-    One interaction per product is the mapping stage's job (it fans out `properties.products`).
+    One interaction per product is the Personalize encoder's job (it fans out `properties.products`).
     """
     properties = dict(attributes)
     if data.get("currency_code") is not None:

@@ -1,4 +1,4 @@
-"""The hub's own Event as JSON: what a `kafka_topic` destination with `payload: event` writes."""
+"""The hub's own Event as JSON: what a `kafka_topic` destination with `encoding: event` writes."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ _ID_KEY = {ITEMS: "itemId", USERS: "userId"}
 
 Row = list[str]
 Result = tuple[int, Row | RejectedError, Any]  # (line, clean row or why not, the raw input for the rejects file)
-Finished = tuple[str | None, dict[str, Any]]  # (user id, record finished by the validation stage)
+Finished = tuple[str | None, dict[str, Any]]  # (user id, record finished by the record rules)
 
 
 class ColumnsMismatch(SourceError):
@@ -229,7 +229,7 @@ def _number(text: str) -> float | str:
     try:
         return float(text)
     except ValueError:
-        return text  # the validation stage rejects it, naming the field
+        return text  # the record rules reject it, naming the field
 
 
 def csv_rows(lines: Any) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -286,7 +286,7 @@ def _text(value: Any) -> str:
         return "|".join(_text(v) for v in value)
     if isinstance(value, (int, float)):
         return str(value)
-    return orjson.dumps(value).decode()  # a nested object: the validation stage says it is not allowed
+    return orjson.dumps(value).decode()  # a nested object: the record rules say it is not allowed
 
 
 class ExportRows:

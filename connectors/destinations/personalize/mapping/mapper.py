@@ -139,7 +139,8 @@ class Mapper:
         try:
             kind = event.kind
             if kind is EventKind.INTERACTION:
-                return self._interaction_event(event, self.plan(event.call, event.name))
+                plan = self._plans.get((event.call, event.name)) or self.plan(event.call, event.name)
+                return self._interaction_event(event, plan)
             if kind is EventKind.ITEM:
                 return self._item(event, removal=event.name in self._removals)
             if kind is EventKind.USER:
@@ -167,7 +168,8 @@ class Mapper:
         if not plan.per_product:
             scopes["product"] = event.properties
             record = self._interaction(event, scopes, event_type, event.source.message_id)  # type: ignore[arg-type]
-            self._attach_list(event.session_id, [record])
+            if self._lists:  # a product list is remembered for some session
+                self._attach_list(event.session_id, [record])
             return [PersonalizeRecord(event, event.source, EventKind.INTERACTION, record)]
         products = event.properties.get("products")
         if not isinstance(products, list) or not products:
@@ -192,10 +194,10 @@ class Mapper:
 
     def _interaction(self, event: Event, scopes: Scopes, event_type: str, message_id: str) -> dict[str, Any]:
         record: dict[str, Any] = {
-            "eventId": event_id_for(message_id),
+            "eventId": message_id if 0 < len(message_id) <= 256 else event_id_for(message_id),  # event_id_for's rule
             "eventType": event_type,
             "sentAt": event.timestamp,
-            "itemId": _required_id(self._item_id, scopes, "item_id", f"{event.name}: an interaction needs an item id"),
+            "itemId": _required_id(self._item_id, scopes, "item_id", event.name, "an interaction needs an item id"),
         }
         if self._send_value:
             path, value = first_value(self._event_value, scopes)
@@ -217,7 +219,7 @@ class Mapper:
     def _item(self, event: Event, *, removal: bool) -> Mapped:
         scopes = {"properties": event.properties, "product": event.properties, "context": event.context,
                   "traits": event.traits}
-        item_id = _required_id(self._catalog_item_id, scopes, "item_id", f"{event.name or 'item'}: needs an item id")
+        item_id = _required_id(self._catalog_item_id, scopes, "item_id", event.name or "item", "needs an item id")
         properties = collect(self._item_fields, scopes)
         if removal:
             if self._removal_key is None:
@@ -297,29 +299,22 @@ class _ListMemory:
         self._lists.pop(session_id, None)
 
 
-def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, why: str) -> str:
+def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, name: str | None, why: str) -> str:
     for path in paths:
-        value = _value(path, scopes)
+        value = resolve(path, scopes)
         if value is not None and (text := id_text(value, path.text, code)) is not None:
             return text
-    raise RejectedError(f"missing_{code}", f"{describe(paths)}: missing; {why}")
+    raise RejectedError(f"missing_{code}", f"{describe(paths)}: missing; {name}: {why}")
 
 
 def _optional_id(paths: tuple[FieldPath, ...], scopes: Scopes) -> str | None:
     for path in paths:
-        value = _value(path, scopes)
+        value = resolve(path, scopes)
         if value is not None and not isinstance(value, (dict, list, bool)):
             text = value if isinstance(value, str) else str(value)
             if not is_placeholder_id(text):
                 return text
     return None
-
-
-def _value(path: FieldPath, scopes: Scopes) -> Any:
-    if path.single is not None:  # `scope.key`, the common case, without resolve's loop
-        node = scopes.get(path.scope)
-        return node.get(path.single) if type(node) is dict else None
-    return resolve(path, scopes)
 
 
 def _number(value: Any, path: FieldPath) -> float:

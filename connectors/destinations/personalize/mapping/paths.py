@@ -62,11 +62,7 @@ def resolve(path: FieldPath, scopes: Scopes) -> Any:
 def first_value(paths: Sequence[FieldPath], scopes: Scopes) -> tuple[FieldPath | None, Any]:
     """The first path holding a value (None, "" and [] count as absent) and that value."""
     for path in paths:
-        if path.single is not None:  # `scope.key`, the common case, inline
-            node = scopes.get(path.scope)
-            value = node.get(path.single) if type(node) is dict else None
-        else:
-            value = resolve(path, scopes)
+        value = resolve(path, scopes)
         if value is not None and value != "" and value != []:
             return path, value
     return None, None
