@@ -192,11 +192,6 @@ class Context:
         except KeyError:
             raise LookupError(f"no shared {kind.__name__} in this Context: the application provides it") from None
 
-    def resource_or(self, kind: type[R], default: Callable[[], R]) -> R:
-        """The shared `kind`, or `default()` when the application provided none (tests, one-off tools)."""
-        found = self.resources.get(kind)
-        return default() if found is None else found
-
 
 class Source(abc.ABC):
     """Produces events and acknowledges them only after `emit` settled them."""

@@ -48,13 +48,13 @@ class Pipeline:
         stages: Sequence[Stage],
         runners: Sequence[DestinationRunner],
         dead_letter: DeadLetter,
-        readiness: DeliveryObserver | None = None,
+        observer: DeliveryObserver | None = None,
         tap: Tap | None = None,
     ):
         self.stages = list(stages)
         self.runners = list(runners)
         self.dead_letter = dead_letter
-        self.readiness = readiness
+        self.observer = observer
         self.tap = tap
 
     async def emit(self, events: Sequence[Event], rejections: Sequence[Rejection] = ()) -> EmitReport:
@@ -137,7 +137,7 @@ class Pipeline:
                      for runner, units in encoded if units]
         observed: list[tuple[Destination, list[tuple[int, Any]]]] = []
         for runner, units, futures in submitted:
-            observe = self.readiness is not None and self.readiness.wants(runner.destination)
+            observe = self.observer is not None and self.observer.wants(runner.destination)
             delivered: list[tuple[int, Any]] = []
             for (root, event, unit), future in zip(units, futures, strict=True):
                 settlement = await future
@@ -175,7 +175,7 @@ class Pipeline:
         for destination, delivered in observed:
             settled = [unit for root, unit in delivered if outcomes[root] is not Outcome.RETRY]
             if settled:
-                self.readiness.observe(destination, settled)  # type: ignore[union-attr]
+                self.observer.observe(destination, settled)  # type: ignore[union-attr]
         if self.tap is not None:
             children: dict[int, list[Any]] = defaultdict(list)
             for _, units in encoded:

@@ -8,6 +8,7 @@ from typing import Any
 
 from connectors.aws import AwsClients
 from connectors.destinations.personalize.encoder import PersonalizeEncoding
+from connectors.destinations.personalize.mapping import Mapper
 from connectors.destinations.personalize.readiness import ReadinessRecorder
 from hub.connector import Context, Destination, Source, Stage, WebhookSource
 from hub.delivery.dead_letter import DeadLetter
@@ -30,7 +31,10 @@ def provide(context: Context, config: Any) -> None:
     """Lend the connectors what they share: AWS clients (unless the caller lent its own) and the
     Personalize encoding settings."""
     context.resources.setdefault(AwsClients, AwsClients(config.aws))  # opens nothing until a connector asks
-    context.resources[PersonalizeEncoding] = PersonalizeEncoding(config.mapping, config.schemas.load())
+    encoding = PersonalizeEncoding(config.mapping, config.schemas.load())
+    if config.mapping.enabled:
+        Mapper(encoding.mapping, encoding.schemas)  # a mapping that does not fit the schemas: ConfigError at start
+    context.resources[PersonalizeEncoding] = encoding
 
 
 class Hub:

@@ -70,3 +70,20 @@ async def test_every_interaction_leaves_with_a_session_and_a_wire_ready_record()
     assert unit.session_id and unit.user_id is None
     assert unit.record == {"eventId": "m1", "eventType": "Product Added", "sentAt": 1_704_067_200.0, "itemId": "p1",
                             "properties": json.dumps({"colour": "red|blue"}, separators=(",", ":"))}
+
+
+def test_a_mapping_that_does_not_fit_the_schemas_fails_at_start_whichever_destinations_use_it(tmp_path):
+    from pathlib import Path
+
+    import pytest
+
+    from hub.errors import ConfigError
+
+    schema = Path(__file__).parents[4] / "tests" / "data" / "schemas" / "interactions.avsc"
+    config = parse_config({
+        "schemas": {"interactions": str(schema)},
+        "mapping": {"interactions": {"properties": {"NOT_A_FIELD": ["properties.x"]}}},
+        "destinations": [{"type": "file", "path": str(tmp_path / "events.jsonl"), "encoding": "event"}],
+    }, {})
+    with pytest.raises(ConfigError, match="NOT_A_FIELD: not a field of the Interactions schema"):
+        provide(Context(), config)
