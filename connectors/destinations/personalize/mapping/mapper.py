@@ -236,8 +236,8 @@ class Mapper:
         if not properties and not explicit:
             self._skipped["no_user_properties"].inc()  # an identify that only links ids: nothing to send
             return []
-        user_id = event.user_id
-        if user_id is None or is_placeholder_id(user_id):
+        user_id = id_text(event.user_id, "userId", "user_id")
+        if user_id is None:
             raise RejectedError("missing_user_id", "userId: a profile needs a user id (anonymous traits are not sent)")
         return [PersonalizeRecord(event, event.source, EventKind.USER, {"userId": user_id, "properties": properties})]
 
