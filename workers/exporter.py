@@ -226,6 +226,7 @@ class Exporter:
         sends: list[tuple[str, str, asyncio.Future[Settlement]]] = []
         in_doubt: list[tuple[Decorated, ExportRow, ExportRow]] = []  # (item, this run's row, the row asked about)
         in_flight = self.digests[runner.name]
+        submitted: list[tuple[Decorated, ExportRow]] = []  # submitted together below: no coroutine per row
         for item, row, state, last, mark in zip(decorated, rows, states, synced, pending, strict=True):
             key = item.key
             if key in in_flight:
@@ -251,7 +252,8 @@ class Exporter:
                 now_states.append((key, failed("not_accepted")))
                 continue
             in_flight[key] = item.digest
-            sends.append((key, item.digest, await runner.submit(row)))  # type: ignore[arg-type]
+            submitted.append((item, row))
+        sends += _sent_as(submitted, await runner.submit_all([row for _, row in submitted]))  # type: ignore[arg-type]
         for (item, row, _), arrived in zip(in_doubt, await _ask(destination, [r for _, _, r in in_doubt]),
                                              strict=True):
             if arrived is None:
@@ -261,7 +263,7 @@ class Exporter:
                 resync.append((item.key, item.digest))
             else:  # the destination says it never arrived: send it now
                 in_flight[item.key] = item.digest
-                sends.append((item.key, item.digest, await runner.submit(row)))  # type: ignore[arg-type]
+                sends += _sent_as([(item, row)], await runner.submit_all([row]))  # type: ignore[arg-type]
         return runner, now_states, resync, sends
 
     async def _settle(self, pending: list[tuple]) -> None:
@@ -282,6 +284,12 @@ class Exporter:
             in_flight = self.digests[runner.name]
             for key, _, _ in sends:  # only now: a later chunk's lookup must find them in the ledger
                 in_flight.pop(key, None)
+
+
+def _sent_as(submitted: list[tuple[Decorated, ExportRow]], futures: list[asyncio.Future[Settlement]]
+             ) -> list[tuple[str, str, asyncio.Future[Settlement]]]:
+    """(recipient, digest, settlement) of each submitted row."""
+    return [(item.key, item.digest, future) for (item, _), future in zip(submitted, futures, strict=True)]
 
 
 def _as_sent_by(row: ExportRow, run_id: str, key: str) -> ExportRow:

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from connectors.formats.recommendations import UserRecord
 from personalize_hub.jobs import Recipe
 
 SAMPLE_CHARS = 300  # a malformed line is quoted in the report up to this length
@@ -111,11 +112,12 @@ class Decorator:
         found = list(map(merged.get, item_ids))
         if None in found:
             found = [merged.get(item_id) or self._merge(item_id, scored) for item_id in item_ids]
-        missing = 0
+        missing, catalog_items = 0, None
         # SIMS, Similar-Items and Popularity-Count return no scores
         # (docs/reference/personalize-api.md#batch-inference-jobs): no score key then.
         if None not in found:  # the common case, as copies (this runs per user, 1M times a run)
             items = list(map(dict.copy, found))  # type: ignore[arg-type]
+            catalog_items = found
             if scores is not None:
                 for item, score in zip(items, scores):
                     item["score"] = score
@@ -137,14 +139,14 @@ class Decorator:
         if self.recipe is not Recipe.USER_RECOMMENDATIONS:
             record = {"itemId": key, "items": items, "job": self.job, "runId": self.run_id}
             return Decorated(key, record, digest_of(items), missing)
-        record = {"userId": key, "job": self.job, "runId": self.run_id, "items": items}
+        record = UserRecord(userId=key, job=self.job, runId=self.run_id, items=items)
         email, attributes = None, {}
         if contact:
             email, attributes = contact.get("email"), contact.get("attributes") or {}
             if email:
                 record["email"] = email
         record["attributes"] = attributes
-        return Decorated(key, record, digest_of(items, email, attributes), missing)
+        return Decorated(key, record.check(catalog_items), digest_of(items, email, attributes), missing)
 
     def _merge(self, item_id: str, scored: bool) -> dict[str, Any] | None:
         """The catalog item merged with its id (score None, set per user), or None: unknown, or a

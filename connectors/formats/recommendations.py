@@ -4,12 +4,15 @@ The contract with `workers/`: a per-user export is an ExportRow of shape "recomm
 `record` is ``{"userId", "email"?, "job", "runId", "items": [{"itemId", "score"?, <metadata>…}],
 "attributes"?}``; a segment export has shape "segment" with ``{"itemId", "users": [...]}``. Destinations
 call `user_recommendations` / `segment_audience` and never read the dict themselves, so a malformed
-record is rejected with one reason code wherever it goes.
+record is rejected with one reason code wherever it goes. The workers hand a per-user record as a
+`UserRecord` (still that dict) carrying its checked `UserRecommendations`, built once per user for every
+destination instead of once per destination.
 """
 
 from __future__ import annotations
 
 import re
+from itertools import repeat
 from typing import Any
 
 from hub.errors import RejectedError
@@ -21,15 +24,17 @@ RELATED_ITEMS = "related_items"  # ExportRow.shape of an item's similar items
 INVALID = "invalid_export_record"
 # One address, no whitespace or line breaks: it ends up in a mail header.
 _ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
+_DICT, _STR = frozenset({dict}), frozenset({str})
 
 
 class UserRecommendations:
     """One user's recommendations as destinations read them; `items` are in rank order."""
 
-    __slots__ = ("user_id", "email", "job", "run_id", "items", "attributes", "item_ids")
+    __slots__ = ("user_id", "email", "job", "run_id", "items", "attributes", "item_ids", "catalog_items")
 
     def __init__(self, user_id: str, email: str | None, job: str, run_id: str,
-                 items: list[dict[str, Any]], attributes: dict[str, Any], item_ids: list[str] | None = None):
+                 items: list[dict[str, Any]], attributes: dict[str, Any], item_ids: list[str] | None = None,
+                 catalog_items: list[dict[str, Any]] | None = None):
         self.user_id = user_id
         self.email = email
         self.job = job
@@ -37,6 +42,10 @@ class UserRecommendations:
         self.items = items
         self.attributes = attributes
         self.item_ids: list[str] = item_ids if item_ids is not None else [item["itemId"] for item in items]
+        # Per rank, the catalog entry `items[rank]` was copied from: the same object for every user the
+        # item is recommended to, equal to the item but for a "score" of None. Lets a destination shape and
+        # encode an item once per export rather than once per user (connectors/destinations/braze/attributes.py).
+        self.catalog_items = catalog_items
 
     def template_items(self, fields: list[str] | None = None, *, with_score: bool = False) -> list[dict[str, Any]]:
         """Items in the shape Braze templates and Connected Content expect: `id` plus metadata.
@@ -58,6 +67,26 @@ class UserRecommendations:
         return shaped
 
 
+class UserRecord(dict):  # type: ignore[type-arg]
+    """A per-user record: the dict above (what destinations that write records as they are write) and,
+    once `check`ed, its `UserRecommendations`."""
+
+    __slots__ = ("recommendations",)
+
+    def check(self, catalog_items: list[dict[str, Any]] | None = None) -> UserRecord:
+        """Check the record once for every destination. One that fails keeps no view, so each destination
+        rejects it as `user_recommendations` always did, naming the field."""
+        recommendations = None
+        if self.get("job"):  # else the row's job fills it in (user_recommendations)
+            try:
+                recommendations = _checked(self, None, None)
+                recommendations.catalog_items = catalog_items
+            except RejectedError:
+                pass
+        self.recommendations = recommendations
+        return self
+
+
 def is_user_recommendations(row: ExportRow) -> bool:
     return row.shape == USER_RECOMMENDATIONS
 
@@ -69,9 +98,15 @@ def is_segment_audience(row: ExportRow) -> bool:
 def user_recommendations(row: ExportRow) -> UserRecommendations:
     """The checked per-user record of a "recommendations" row; RejectedError naming the bad field."""
     record = row.record
+    if type(record) is UserRecord and (checked := getattr(record, "recommendations", None)) is not None:
+        return checked  # checked once when the workers made it
+    return _checked(record, row.user_id, row.source.source_id)
+
+
+def _checked(record: Any, user_id: str | None, job: str | None) -> UserRecommendations:
     if not isinstance(record, dict):
         raise RejectedError(INVALID, "record is missing or not an object")
-    user_id = record.get("userId") or row.user_id
+    user_id = record.get("userId") or user_id
     if not isinstance(user_id, str) or not user_id:
         raise RejectedError(INVALID, "userId is missing or not a non-empty string")
     email = record.get("email")
@@ -87,7 +122,7 @@ def user_recommendations(row: ExportRow) -> UserRecommendations:
     return UserRecommendations(
         user_id=user_id,
         email=email,
-        job=str(record.get("job") or row.source.source_id),
+        job=str(record.get("job") or job),
         run_id=str(record.get("runId") or ""),
         items=items,
         attributes=attributes,
@@ -97,6 +132,10 @@ def user_recommendations(row: ExportRow) -> UserRecommendations:
 
 def _item_ids(items: list[Any]) -> list[str]:
     """Each item's non-empty string itemId; RejectedError naming the first item without one."""
+    if set(map(type, items)) <= _DICT:  # the common case, checked in C without a call per item
+        item_ids = list(map(dict.get, items, repeat("itemId")))
+        if set(map(type, item_ids)) <= _STR and "" not in item_ids:
+            return item_ids
     item_ids = []
     for rank, item in enumerate(items):
         item_id = item.get("itemId") if isinstance(item, dict) else None

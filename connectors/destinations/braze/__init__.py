@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.destinations.braze.attributes import (
     MAX_STRING_CHARS,
+    PROPERTIES_MAX_BYTES,
     EncodedItems,
     check_values,
     shape_item,
@@ -138,6 +139,9 @@ class BrazeUsers(ExportDestination):
                       "canvas": "/canvas/trigger/send"}[config.mode]
         self._track_flag = b',"_update_existing_only":' + orjson.dumps(config.update_existing_only) + b","
         self._items = EncodedItems(config.item_fields, config.include_score)
+        # '{"<items attribute>":' and ',"<item ids attribute>":' of a track object's values, encoded once.
+        self._items_head = b"{" + orjson.dumps(config.items_attribute) + b":"
+        self._ids_head = b"," + orjson.dumps(config.item_ids_attribute) + b":" if config.item_ids_attribute else None
 
     export_rows = frozenset({USER_RECOMMENDATIONS})
 
@@ -180,7 +184,13 @@ class BrazeUsers(ExportDestination):
         reads the same bytes the request body is joined from.
         """
         items_key = self.config.items_attribute
-        encoded_items = self._items.encode(recs.items)
+        encoded_items = None
+        if recs.catalog_items is not None:
+            encoded_items = self._items.encode_catalog(recs.catalog_items, recs.items)
+            if encoded_items is not None and not recs.attributes and self.config.mode == "track":
+                return self._track_object(recs, encoded_items)
+        if encoded_items is None:
+            encoded_items = self._items.encode(recs.items)
         checked: str | Literal[False] = items_key
         if encoded_items is not None:
             items: Any = orjson.Fragment(encoded_items)
@@ -203,6 +213,21 @@ class BrazeUsers(ExportDestination):
         if self.config.attributes_with_send:
             recipient["attributes"] = values
         return orjson.dumps(recipient)
+
+    def _track_object(self, recs: UserRecommendations, encoded_items: bytes) -> bytes:
+        """The common case spliced from bytes: a user without own attributes, every item from the catalog.
+
+        Item ids and metadata were checked against Braze's limits when their entries were first encoded
+        and the attribute names by the config, so only the total size is left to check.
+        """
+        parts = [self._items_head, encoded_items]
+        if self._ids_head is not None:
+            parts += (self._ids_head, orjson.dumps(recs.item_ids))
+        parts.append(b"}")
+        values = b"".join(parts)
+        if len(values) > PROPERTIES_MAX_BYTES:
+            check_values({}, len(values))  # raises, naming the limit
+        return b"".join((b'{"external_id":', orjson.dumps(recs.user_id), self._track_flag, values[1:]))
 
     def _template_items(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
         """`UserRecommendations.template_items` checked as they are built: (items, within Braze's limits)."""

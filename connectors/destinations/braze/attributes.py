@@ -67,6 +67,10 @@ class EncodedItems:
         self._entries: dict[str, tuple[int | None, bool, Any, tuple[Any, ...], bytes]] = {}
         # A configured "score" column would be written twice by splicing the score in: never reuse then.
         self._enabled = not (with_score and fields is not None and "score" in fields)
+        # Catalog entry (by identity) → (the entry, encoded item without score); see `encode_catalog`.
+        self._by_entry: dict[int, tuple[dict[str, Any], bytes]] = {}
+        # A catalog entry's "score" is None: a configured "score" column must be read from the user's item.
+        self._catalog_enabled = fields is None or "score" not in fields
 
     def encode(self, items: list[dict[str, Any]]) -> bytes | None:
         """The items as a JSON array, or None when one is outside the limits or its score is not a number."""
@@ -90,6 +94,33 @@ class EncodedItems:
                     parts.append(entry[4])
         except KeyError:  # a metadata key the cached item had is gone: shape this user afresh
             return None
+        return b"".join((b"[", b",".join(parts), b"]"))
+
+    def encode_catalog(self, catalog_items: list[dict[str, Any]], items: list[dict[str, Any]]) -> bytes | None:
+        """As `encode`, for `items` copied from shared catalog entries (`UserRecommendations.catalog_items`).
+
+        Each entry is shaped, checked and encoded once per export, then found by identity with one lookup
+        per item: no per-value comparison, as the entries are the workers' own and never change.
+        """
+        if not self._catalog_enabled:
+            return None
+        by_entry, parts = self._by_entry, []
+        for entry in catalog_items:
+            cached = by_entry.get(id(entry))
+            if cached is None or cached[0] is not entry:
+                shaped, fine = shape_item(entry, self.fields, self.known_keys)
+                if not fine:
+                    return None
+                cached = (entry, orjson.dumps(shaped))
+                if len(by_entry) < MAX_ENCODED_ITEMS:  # holds the entry: its id cannot be reused meanwhile
+                    by_entry[id(entry)] = cached
+            parts.append(cached[1])
+        if self.with_score:
+            for rank, item in enumerate(items):
+                if (score := item.get("score")) is not None:
+                    if type(score) is not float and type(score) is not int:
+                        return None
+                    parts[rank] = b"".join((parts[rank][:-1], b',"score":', orjson.dumps(score), b"}"))
         return b"".join((b"[", b",".join(parts), b"]"))
 
     def _entry(self, item: dict[str, Any]) -> tuple[int | None, bool, Any, tuple[Any, ...], bytes] | None:
