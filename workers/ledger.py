@@ -39,17 +39,35 @@ def failed(reason: str) -> str:
 _SETTLE = """
 local dest = ARGV[1]
 local states, synced, pending = cjson.decode(ARGV[4]), cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
-for i = 1, #states, 2 do
-  local recipient, new = states[i], states[i + 1]
-  local old = redis.call('HGET', KEYS[1], recipient)
-  if old ~= new then
-    redis.call('HSET', KEYS[1], recipient, new)
-    redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. new, 1)
-    if old then redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. old, -1) end
+if #states > 0 then
+  -- One HMGET, one HSET, one HINCRBY per state and one HDEL for the whole list, not calls per recipient:
+  -- an export settles a million recipients through here.
+  local recipients, cleared = {}, {}
+  for i = 1, #states, 2 do recipients[#recipients + 1] = states[i] end
+  local old = redis.call('HMGET', KEYS[1], unpack(recipients))
+  local changed, counts, now = {}, {}, {}
+  for j = 1, #recipients do
+    local recipient, new = recipients[j], states[2 * j]
+    local was = now[recipient]
+    if was == nil then was = old[j] end
+    if was ~= new then
+      now[recipient] = new
+      counts[new] = (counts[new] or 0) + 1
+      if was then counts[was] = (counts[was] or 0) - 1 end
+    end
+    if new ~= 'sending' and new ~= 'unknown' then cleared[#cleared + 1] = recipient end
   end
-  if new ~= 'sending' and new ~= 'unknown' then redis.call('HDEL', KEYS[4], recipient) end
+  for recipient, new in pairs(now) do
+    changed[#changed + 1] = recipient
+    changed[#changed + 1] = new
+  end
+  if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
+  for state, count in pairs(counts) do
+    if count ~= 0 then redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. state, count) end
+  end
+  if #cleared > 0 then redis.call('HDEL', KEYS[4], unpack(cleared)) end
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-if #states > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 if #synced > 0 then
   redis.call('HSET', KEYS[3], unpack(synced))
   redis.call('EXPIRE', KEYS[3], ARGV[3])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -119,8 +121,7 @@ class Decorator:
             items = list(map(dict.copy, found))  # type: ignore[arg-type]
             catalog_items = found
             if scores is not None:
-                for item, score in zip(items, scores):
-                    item["score"] = score
+                deque(map(dict.__setitem__, items, repeat("score"), scores), maxlen=0)  # in C: no loop per item
         else:
             catalog = self.catalog or {}
             items = []
@@ -149,10 +150,11 @@ class Decorator:
         return Decorated(key, record.check(catalog_items), digest_of(items, email, attributes), missing)
 
     def _merge(self, item_id: str, scored: bool) -> dict[str, Any] | None:
-        """The catalog item merged with its id (score None, set per user), or None: unknown, or a
-        "score"/"itemId" column that must win over the line's (the general path keeps that order)."""
+        """The catalog item merged with its id (score None, set per user), or None: unknown, an empty id
+        (which destinations reject), or a "score"/"itemId" column that must win over the line's (the
+        general path keeps that order)."""
         metadata = (self.catalog or {}).get(item_id)
-        if metadata is None or "score" in metadata or "itemId" in metadata:
+        if metadata is None or not item_id or "score" in metadata or "itemId" in metadata:
             return None
         merged = {"itemId": item_id, "score": None, **metadata} if scored else {"itemId": item_id, **metadata}
         if len(self._merged[scored]) < MAX_MERGED_ITEMS:

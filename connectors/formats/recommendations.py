@@ -75,11 +75,14 @@ class UserRecord(dict):  # type: ignore[type-arg]
 
     def check(self, catalog_items: list[dict[str, Any]] | None = None) -> UserRecord:
         """Check the record once for every destination. One that fails keeps no view, so each destination
-        rejects it as `user_recommendations` always did, naming the field."""
+        rejects it as `user_recommendations` always did, naming the field.
+
+        `catalog_items`: per rank, the catalog entry (keyed by a non-empty item id) the item was copied from.
+        """
         recommendations = None
         if self.get("job"):  # else the row's job fills it in (user_recommendations)
             try:
-                recommendations = _checked(self, None, None)
+                recommendations = _checked(self, None, None, catalog_items is not None)
                 recommendations.catalog_items = catalog_items
             except RejectedError:
                 pass
@@ -103,7 +106,7 @@ def user_recommendations(row: ExportRow) -> UserRecommendations:
     return _checked(record, row.user_id, row.source.source_id)
 
 
-def _checked(record: Any, user_id: str | None, job: str | None) -> UserRecommendations:
+def _checked(record: Any, user_id: str | None, job: str | None, ids_known: bool = False) -> UserRecommendations:
     if not isinstance(record, dict):
         raise RejectedError(INVALID, "record is missing or not an object")
     user_id = record.get("userId") or user_id
@@ -115,7 +118,8 @@ def _checked(record: Any, user_id: str | None, job: str | None) -> UserRecommend
     items = record.get("items")
     if not isinstance(items, list):
         raise RejectedError(INVALID, "items is missing or not a list")
-    item_ids = _item_ids(items)
+    # Items copied from catalog entries are dicts keyed by their non-empty string ids already.
+    item_ids = [item["itemId"] for item in items] if ids_known else _item_ids(items)
     attributes = record.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise RejectedError(INVALID, "attributes is not an object")

@@ -67,9 +67,10 @@ class EncodedItems:
         self._entries: dict[str, tuple[int | None, bool, Any, tuple[Any, ...], bytes]] = {}
         # A configured "score" column would be written twice by splicing the score in: never reuse then.
         self._enabled = not (with_score and fields is not None and "score" in fields)
-        # Catalog entry (by identity) → (the entry, encoded item without score); see `encode_catalog`.
-        self._by_entry: dict[int, tuple[dict[str, Any], bytes]] = {}
-        # A catalog entry's "score" is None: a configured "score" column must be read from the user's item.
+        # Catalog entry's id() → its encoded item without score (see `encode_catalog`). The entries are held
+        # in `_held`, so while an id is in the map it names that entry and no other object.
+        self._by_entry: dict[int, bytes] = {}
+        self._held: list[dict[str, Any]] = []
         self._catalog_enabled = fields is None or "score" not in fields
 
     def encode(self, items: list[dict[str, Any]]) -> bytes | None:
@@ -99,22 +100,22 @@ class EncodedItems:
     def encode_catalog(self, catalog_items: list[dict[str, Any]], items: list[dict[str, Any]]) -> bytes | None:
         """As `encode`, for `items` copied from shared catalog entries (`UserRecommendations.catalog_items`).
 
-        Each entry is shaped, checked and encoded once per export, then found by identity with one lookup
-        per item: no per-value comparison, as the entries are the workers' own and never change.
+        Each entry is shaped, checked and encoded once per export, then found by identity: no per-value
+        comparison, as the entries are the workers' own and never change.
         """
         if not self._catalog_enabled:
             return None
-        by_entry, parts = self._by_entry, []
-        for entry in catalog_items:
-            cached = by_entry.get(id(entry))
-            if cached is None or cached[0] is not entry:
-                shaped, fine = shape_item(entry, self.fields, self.known_keys)
-                if not fine:
-                    return None
-                cached = (entry, orjson.dumps(shaped))
-                if len(by_entry) < MAX_ENCODED_ITEMS:  # holds the entry: its id cannot be reused meanwhile
-                    by_entry[id(entry)] = cached
-            parts.append(cached[1])
+        parts = list(map(self._by_entry.get, map(id, catalog_items)))  # one lookup per item, in C
+        if None in parts:
+            for rank, entry in enumerate(catalog_items):
+                if parts[rank] is None:
+                    shaped, fine = shape_item(entry, self.fields, self.known_keys)
+                    if not fine:
+                        return None
+                    parts[rank] = orjson.dumps(shaped)
+                    if len(self._held) < MAX_ENCODED_ITEMS:
+                        self._held.append(entry)
+                        self._by_entry[id(entry)] = parts[rank]
         if self.with_score:
             for rank, item in enumerate(items):
                 if (score := item.get("score")) is not None:
