@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from workers.commands import jobs
+from personalize_hub.jobs_cli import jobs
 
 
 def _load(path: str):

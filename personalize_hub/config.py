@@ -27,7 +27,7 @@ from hub.redis_connection import RedisConfig
 from personalize_hub import registry
 from personalize_hub.imports.config import ImportsConfig
 from personalize_hub.jobs import JOB_KINDS, Jobs, WorkersConfig, check_jobs
-from personalize_hub.notifications import NotificationsConfig
+from workers.config import NotificationsConfig
 from personalize_hub.recommendations import RecommendationsConfig
 from personalize_hub.console.config import ConsoleConfig
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from importlib.metadata import entry_points
 from typing import Any
 
 import redis
@@ -11,9 +12,10 @@ import redis.asyncio
 
 from hub import redis_connection
 from hub.errors import ConfigError, HubError
-from personalize_hub.jobs import JobConfig
+from workers.config import BatchJobConfig
 
 CONFIG_ENV = "HUB_CONFIG"
+APPLICATION_ENTRY_POINT = ("personalize_hub.workers", "application")  # (group, name)
 
 _config: Any = None
 _redis: redis.Redis | None = None
@@ -34,16 +36,28 @@ def hub_config() -> Any:
     """The hub config: set by `set_config`, else loaded once from the file named by $HUB_CONFIG."""
     global _config
     if _config is None:
-        from personalize_hub.config import load_config
-
         path = os.environ.get(CONFIG_ENV)
         if not path:
             raise ConfigError([f"{CONFIG_ENV} is not set: workers read the hub config file it names"])
-        _config = load_config(path)
+        _config = application().load_config(path)
     return _config
 
 
-def job_config(name: str) -> JobConfig:
+@functools.cache
+def application() -> Any:
+    """What workers use of the application above them: `load_config(path)` and `build_destination(config,
+    context)` (personalize_hub/workers_host.py).
+
+    Found through the entry point the application declares (pyproject.toml), so that this layer imports
+    nothing above it although `celery -A workers.app worker` starts here.
+    """
+    found = entry_points(group=APPLICATION_ENTRY_POINT[0], name=APPLICATION_ENTRY_POINT[1])
+    if not found:
+        raise ConfigError([f"no {'/'.join(APPLICATION_ENTRY_POINT)} entry point: install the hub (pip install .)"])
+    return next(iter(found)).load()
+
+
+def job_config(name: str) -> BatchJobConfig:
     for job in hub_config().jobs:
         if job.name == name:
             return job

@@ -17,7 +17,7 @@ from hub.delivery.retry import RetryPolicy
 from hub.delivery.runner import DestinationRunner, Settlement
 from hub.events import SourceRef
 from hub.rows import ExportRow
-from personalize_hub.jobs import Recipe
+from workers.config import Recipe
 from workers.ledger import (
     RETRIED_ON_RERUN, SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed, parse_pending, pending_mark)
 from workers.outputs import Decorated, Decorator, LineError

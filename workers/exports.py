@@ -13,9 +13,8 @@ from typing import Any
 import orjson
 
 from connectors.aws import AwsClients
-from personalize_hub import registry
 from hub.connector import Context
-from personalize_hub.jobs import JobConfig
+from workers.config import BatchJobConfig
 from workers import context, objects, slices
 from workers.app import app
 from workers.catalog import load_catalog
@@ -86,7 +85,7 @@ def export_slice(run_id: str, shard: int, offset: int | None, enqueue: Callable[
     return stats
 
 
-async def _export(job: JobConfig, run_id: str, run: dict[str, str], catalog: Any, start: int, end: int | None,
+async def _export(job: BatchJobConfig, run_id: str, run: dict[str, str], catalog: Any, start: int, end: int | None,
                   skip_first: bool, deadline: float) -> SliceStats:
     config = context.hub_config()
     redis = context.async_redis()
@@ -94,7 +93,8 @@ async def _export(job: JobConfig, run_id: str, run: dict[str, str], catalog: Any
     try:
         ledger = Ledger(redis, run_id, job.name, ttl_secs=config.workers.state_ttl_days * 86_400,
                         sync_ttl_secs=config.workers.sync_ttl_days * 86_400)
-        destinations = [registry.build_destination(c, Context(resources={AwsClients: aws})) for c in job.destinations]
+        destinations = [context.application().build_destination(c, Context(resources={AwsClients: aws}))
+                        for c in job.destinations]
 
         async def contacts(keys: list[str]) -> list[dict[str, Any] | None]:
             found = await redis.hmget(contacts_key(run_id), keys)

@@ -16,7 +16,7 @@ from hub.connector import Context
 from hub.delivery.retry import RetryPolicy
 from hub.errors import RetryableError
 from hub.rows import ExportRow
-from personalize_hub.notifications import NotificationsConfig
+from workers.config import NotificationsConfig
 
 log = logging.getLogger(__name__)
 # A notification gets half a minute: long enough for a receiver's blip, short enough not to hold a task.

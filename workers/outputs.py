@@ -12,7 +12,7 @@ import msgspec
 import orjson
 
 from connectors.formats.recommendations import UserRecord
-from personalize_hub.jobs import Recipe
+from workers.config import Recipe
 
 SAMPLE_CHARS = 300  # a malformed line is quoted in the report up to this length
 # Catalog items kept ready-merged with their item id: copying one is a third of the cost of merging per

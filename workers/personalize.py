@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from personalize_hub.jobs import JobConfig
+from workers.config import BatchJobConfig
 
 # Job names: 1..63 of [a-zA-Z0-9][a-zA-Z0-9\-_]* (docs/reference/personalize-api.md#resource-names).
 MAX_JOB_NAME = 63
@@ -36,7 +36,7 @@ SEGMENT = BatchJobApi("create_batch_segment_job", "describe_batch_segment_job", 
                       "batchSegmentJobArn", "batchSegmentJob", "batchSegmentJobs")
 
 
-def api_for(job: JobConfig) -> BatchJobApi:
+def api_for(job: BatchJobConfig) -> BatchJobApi:
     return SEGMENT if job.recipe.is_segment else INFERENCE
 
 
@@ -54,7 +54,7 @@ class NoActiveVersion(LookupError):
     """A solution with no ACTIVE version to run a batch job on."""
 
 
-def solution_version_of(client: Any, job: JobConfig) -> tuple[str, str]:
+def solution_version_of(client: Any, job: BatchJobConfig) -> tuple[str, str]:
     """(solution version ARN, where it came from): the job's own, its campaign's, or its solution's newest ACTIVE.
 
     Resolved when a run submits, so a job naming a campaign or `version: latest_active` follows retraining.
@@ -88,7 +88,7 @@ def latest_active_version(client: Any, solution_arn: str) -> str:
     return newest[1]
 
 
-def create_or_find(client: Any, api: BatchJobApi, *, name: str, job: JobConfig, solution_version_arn: str,
+def create_or_find(client: Any, api: BatchJobApi, *, name: str, job: BatchJobConfig, solution_version_arn: str,
                    input_uri: str, output_folder: str, role_arn: str) -> str:
     """Create the batch job, or, when a job of that name exists (a retried task), return its ARN to poll."""
     request: dict[str, Any] = {

@@ -6,20 +6,20 @@ from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
 from typing import Any
 
-from personalize_hub.jobs import JobConfig, parse_cron
+from workers.config import BatchJobConfig, parse_cron
 
 # How far back a slot is looked for: a cron naming no day in five years (31 February) is reported.
 _DAYS_SEARCHED = 366 * 5
 
 
-def start_task_name(job: JobConfig) -> str:
+def start_task_name(job: BatchJobConfig) -> str:
     """The task that starts a run of this job (beat sends it with the job name only)."""
     if job.recipe == "train":
         return "training.start"
     return "segments.start" if job.recipe.is_segment else "batch_inference.start"
 
 
-def beat_schedule(jobs: list[JobConfig]) -> dict[str, dict[str, Any]]:
+def beat_schedule(jobs: list[BatchJobConfig]) -> dict[str, dict[str, Any]]:
     """Celery beat entries, one per scheduled job."""
     return {
         f"job:{job.name}": {"task": start_task_name(job), "schedule": parse_cron(job.schedule), "args": (job.name,)}
@@ -57,13 +57,13 @@ def next_slot(schedule: str, now: datetime) -> datetime:
     return next(slot for slot in _slots(schedule, now, 1) if slot > now)
 
 
-def scheduled_run_id(job: JobConfig, now: datetime | None = None) -> str:
+def scheduled_run_id(job: BatchJobConfig, now: datetime | None = None) -> str:
     """`<job>-<YYYYmmddTHHMM>` of the slot a scheduled run belongs to."""
     assert job.schedule is not None
     slot = previous_slot(job.schedule, now or datetime.now(timezone.utc))
     return f"{job.name}-{slot:%Y%m%dT%H%M}"
 
 
-def manual_run_id(job: JobConfig, now: datetime | None = None) -> str:
+def manual_run_id(job: BatchJobConfig, now: datetime | None = None) -> str:
     """`<job>-<YYYYmmddTHHMMSS>` for `hub jobs run` (seconds: never equal to a slot's id)."""
     return f"{job.name}-{(now or datetime.now(timezone.utc)):%Y%m%dT%H%M%S}"

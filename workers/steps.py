@@ -14,7 +14,7 @@ import orjson
 from botocore.exceptions import ClientError
 
 from hub.errors import HubError
-from personalize_hub.jobs import ActiveUsers, JobConfig, Recipe
+from workers.config import ActiveUsers, BatchJobConfig, Recipe
 from workers import active_users, context, objects, personalize
 from workers.keys import contacts_key
 from workers.notifications import notify
@@ -49,7 +49,7 @@ def runs() -> Runs:
     return Runs(context.sync_redis(), workers.state_ttl_days * 86_400)
 
 
-def work_folder(job: JobConfig, run_id: str) -> str:
+def work_folder(job: BatchJobConfig, run_id: str) -> str:
     base = job.work_uri or objects.join(context.hub_config().workers.work_uri, job.name)
     return objects.join(base, run_id)
 
@@ -60,7 +60,7 @@ def start(job_name: str, run_id: str) -> bool:
     return runs().create(run_id, job.name, "segment" if job.recipe.is_segment else "inference")
 
 
-def job_of(run_id: str) -> tuple[JobConfig, dict[str, str]]:
+def job_of(run_id: str) -> tuple[BatchJobConfig, dict[str, str]]:
     """The run's job and record; RunOver when the run is final."""
     run = runs().get(run_id)
     if not run:
@@ -98,7 +98,7 @@ def prepare(run_id: str) -> None:
                   input_problems=" | ".join(counts["problems"]), contacts=int(counts["contacts"] > 0))
 
 
-def _write_input(job: JobConfig, run_id: str, lines: Any, out: Any) -> dict[str, Any]:
+def _write_input(job: BatchJobConfig, run_id: str, lines: Any, out: Any) -> dict[str, Any]:
     key_name = job.recipe.input_key
     limit = MAX_SEGMENT_QUERIES if job.recipe.is_segment else MAX_INPUT_RECORDS
     counts: dict[str, Any] = {"records": 0, "rejected": 0, "contacts": 0, "problems": [], "bytes": 0}
@@ -168,7 +168,7 @@ def submit(run_id: str) -> None:
                      solution_version_arn=version, solution_version_source=version_source, submitted_at=time.time())
 
 
-def _earlier_run_exporting(job: JobConfig, run_id: str, created_at: float) -> str | None:
+def _earlier_run_exporting(job: BatchJobConfig, run_id: str, created_at: float) -> str | None:
     """An older run of the same job that is still exporting, if any (the last few runs are checked).
 
     One whose heartbeat is older than `workers.run_lease_secs` was abandoned (a worker killed and its

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from celery import Task
 
-from personalize_hub.jobs import GateConfig, TrainJobConfig
+from workers.config import GateConfig, TrainJobConfig
 from workers import context, personalize, steps
 from workers.app import app
 from workers.notifications import notify

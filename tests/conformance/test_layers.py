@@ -9,7 +9,7 @@ ROOT = Path(__file__).parents[2]
 LAYERS = ("hub", "connectors", "workers", "personalize_hub")
 # What each layer may import of the project; the vendor libraries the engine must not name.
 ALLOWED = {"hub": {"hub"}, "connectors": {"hub", "connectors"},
-           "workers": {"hub", "connectors", "workers", "personalize_hub"}, "personalize_hub": set(LAYERS)}
+           "workers": {"hub", "connectors", "workers"}, "personalize_hub": set(LAYERS)}
 VENDOR_LIBRARIES = {"boto3", "botocore", "aiobotocore", "aiokafka", "celery", "kombu", "confluent_kafka"}
 
 
@@ -49,6 +49,30 @@ def test_no_layer_imports_a_layer_above_it():
     upward = sorted(f"{name} → {target}" for name, targets in GRAPH.items() for target in targets
                     if target.split(".")[0] in LAYERS and target.split(".")[0] not in ALLOWED[name.split(".")[0]])
     assert not upward
+
+
+def test_nothing_below_the_application_imports_it():
+    """The application composes hub, connectors and workers; none of them imports it, not even lazily inside a
+    function or by name through importlib (workers reach it through an entry point, workers/context.py)."""
+    below = ("hub", "connectors", "workers")
+    named = sorted(f"{name} → {target}" for name, targets in GRAPH.items() if name.split(".")[0] in below
+                   for target in targets if target.split(".")[0] == "personalize_hub")
+    by_name = sorted(name for name, path in MODULES.items() if name.split(".")[0] in below
+                     for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+                     and _called(node) in ("import_module", "__import__") and node.args
+                     and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("personalize_hub"))
+    assert not named and not by_name
+
+
+def test_no_two_layers_import_each_other():
+    between = {(name.split(".")[0], target.split(".")[0]) for name, targets in GRAPH.items() for target in targets
+               if target.split(".")[0] in LAYERS and target.split(".")[0] != name.split(".")[0]}
+    assert not sorted((a, b) for a, b in between if (b, a) in between)
+
+
+def _called(call: ast.Call) -> str | None:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
 
 
 def test_the_engine_names_no_vendor_library():

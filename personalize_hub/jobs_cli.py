@@ -15,6 +15,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from personalize_hub.config import load_config_or_exit
 from workers.runs import Report, RunState
 
 # Exit codes: 0 every recipient sent or unchanged; 1 the run failed; 3 done, but some recipients failed
@@ -35,7 +36,6 @@ def _redis_reachable() -> Iterator[None]:
 
 
 def _setup(config_path: str) -> Any:
-    from personalize_hub.config import load_config_or_exit
     from workers.app import configure
 
     config = load_config_or_exit(config_path)
