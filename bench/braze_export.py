@@ -1,8 +1,9 @@
 """Batch export to Braze: 1,000,000 users of batch output → decorate → diff → /users/track at Braze's rate limit.
 
 Prints users/s as a share of the rate-limit ceiling (Braze /users/track: 3,000 requests per 3 s of 75
-objects, docs/reference/braze.md#userstrack = 75,000 users/s; target ≥ 80 %), the export processes' peak memory
-(target ≤ 300 MB, flat in the number of users: the same run at 100,000 users is shown beside it), and
+objects, docs/reference/braze.md#userstrack = 75,000 users/s; target ≥ 60 % on two cores, issue 12), the export
+processes' peak memory (target ≤ 300 MB, flat in the number of users: the same run at 100,000 users is
+shown beside it), whether each target is met, and
 two anchors measured in the same run: a raw streaming read + JSON parse of the same file, and what the
 stand-in itself accepts on this machine when blasted with ready-made 75-user requests (no client can
 export faster than the receiver takes them). Exporters, stand-in and redis share the machine's cores, so
@@ -37,6 +38,8 @@ from bench._http_load import ServerProcess, process_cpu_secs, run_load  # noqa: 
 TRACK_OBJECTS_PER_REQUEST = 75  # docs/reference/braze.md#userstrack
 TRACK_REQUESTS_PER_WINDOW, TRACK_WINDOW_SECS = 3000, 3  # docs/reference/braze.md#userstrack
 CEILING_USERS_PER_SEC = TRACK_OBJECTS_PER_REQUEST * TRACK_REQUESTS_PER_WINDOW / TRACK_WINDOW_SECS
+TARGET_SHARE_OF_CEILING = 0.60
+TARGET_PEAK_RSS_MB = 300
 ITEMS, ITEMS_PER_USER = 5000, 10
 REPO = Path(__file__).resolve().parents[1]
 
@@ -210,8 +213,9 @@ def print_results(results: dict, big: int, small: int) -> None:
     for users, r in results.items():
         report, sent = r["report"], r["report"].destinations.get("braze")
         rate = users / r["elapsed"]
-        print(f"\n{users:>9,} users: {r['elapsed']:.1f} s, {rate:,.0f} users/s = {rate / CEILING_USERS_PER_SEC:.0%} of "
-              f"the rate-limit ceiling (target >= 80%)")
+        share = rate / CEILING_USERS_PER_SEC
+        print(f"\n{users:>9,} users: {r['elapsed']:.1f} s, {rate:,.0f} users/s = {share:.0%} of "
+              f"the rate-limit ceiling (target >= {TARGET_SHARE_OF_CEILING:.0%}: {_met(share >= TARGET_SHARE_OF_CEILING)})")
         print(f"           sent {sent.sent if sent else 0:,}, failed {sent.failed if sent else {}}, "
               f"lines with errors {sum(report.lines_with_errors.values())}, state {report.state.value}, "
               f"429 answers {r['throttled']:,}")
@@ -228,10 +232,15 @@ def print_results(results: dict, big: int, small: int) -> None:
               f"at most {bound:,.0f} users/s ({bound / CEILING_USERS_PER_SEC:.0%} of the ceiling; this run: "
               f"{rate / bound:.0%} of that, load average {r['load_before']:.1f} before it)")
         print(f"           peak RSS per export process {r['peak_mb']:.0f} MB (after imports {r['baseline_mb']:.0f} MB;"
-              f" target <= 300 MB)")
+              f" target <= {TARGET_PEAK_RSS_MB} MB: {_met(r['peak_mb'] <= TARGET_PEAK_RSS_MB)})")
     growth = results[big]["peak_mb"] - results[small]["peak_mb"]
     print(f"\npeak memory {small:,} → {big:,} users: {results[small]['peak_mb']:.0f} → {results[big]['peak_mb']:.0f} MB "
           f"({growth:+.0f} MB for {big / small:.0f}x the users)")
+
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 if __name__ == "__main__":

@@ -8,5 +8,5 @@ decorating them with item metadata (outputs.py, catalog.py), skipping what the l
 delivered and pushing the rest through the job's destinations (exporter.py) with a Redis delivery
 ledger (ledger.py) so a redelivered task or a rerun sends nothing twice. runs.py keeps each run's
 report; schedules.py turns cron into beat entries; driver.py runs the same steps in one process;
-commands.py is `hub jobs`. Redis key names live in keys.py.
+config.py holds the workers' config sections. Redis key names live in keys.py.
 """
