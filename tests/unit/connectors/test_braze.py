@@ -284,3 +284,41 @@ async def test_an_item_over_the_limits_is_rejected_after_its_id_was_fine_before(
         await destination.send([good, bad])
     assert failure.value.rejected[1].reason == "value_too_long"
     assert "recommended_items[0].name" in failure.value.rejected[1].message
+
+
+@pytest.mark.parametrize("config", [
+    {}, {"include_score": True}, {"item_fields": ["price", "name"]}, {"item_fields": ["score", "name"]},
+    {"item_ids_attribute": None}, {"mode": "campaign", "campaign_id": "c1"}])
+@pytest.mark.parametrize("scored", [True, False])
+async def test_records_the_workers_checked_once_encode_as_their_plain_dicts_do(config, scored):
+    # The workers' records carry their checked view and the catalog entries the items were copied from
+    # (connectors/formats/recommendations.py UserRecord): the request bytes are those of the plain dicts.
+    from workers.config import Recipe
+    from workers.outputs import Decorator
+
+    catalog = {"i1": {"name": "Trail Runner", "price": "89.90"}, "i2": {"name": "Sock", "url": "https://s/i2"},
+               "i3": {"name": "n" * 300}}
+    decorator = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", catalog, False)
+    lines = [({"userId": "u1"}, ["i1", "i2"]), ({"userId": "u2"}, ["i2", "i1"]), ({"userId": "u3"}, ["i1", "i3"]),
+             ({"userId": "u4"}, ["i2"])]
+    rows = []
+    for user, (source, item_ids) in enumerate(lines):
+        output = {"recommendedItems": item_ids, **({"scores": [0.5 / (r + 1) for r in range(len(item_ids))]}
+                                                    if scored else {})}
+        raw = orjson.dumps({"input": source, "output": output, "error": None})
+        key, line = decorator.read(raw)
+        contact = {"attributes": {"tier": "gold"}} if user == 3 else None
+        rows.append(export_event(key, record=decorator.decorate(key, line, raw, contact).record))
+    assert all(getattr(row.record, "recommendations", None) is not None for row in rows)
+    sent = {}
+    for kind, batch in (("checked", rows), ("plain", [export_event(r.user_id, record=dict(r.record)) for r in rows])):
+        bodies: list[bytes] = []
+        destination = BrazeUsers(
+            BrazeUsersConfig(type="braze", rest_url="https://rest.iad-01.braze.com", api_key="k", **config), Context(),
+            transport=httpx.MockTransport(lambda request: bodies.append(request.content) or httpx.Response(201)))
+        for _ in range(2):  # the second time from what the destination kept of the first
+            with pytest.raises(PartialFailure) as failure:
+                await destination.send(batch)
+            sent[kind] = (bodies, {i: e.reason for i, e in failure.value.rejected.items()})
+    assert sent["checked"] == sent["plain"]
+    assert sent["checked"][1] == {2: "value_too_long"} and len(sent["checked"][0]) == 2
