@@ -45,6 +45,16 @@ def _rare_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (a dependency off Windows): an export is a few thousand requests a
+    second, and the stock loop's per-callback and socket work was a tenth of its CPU (bench/braze_export.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 @functools.lru_cache(maxsize=2)
 def _catalog(uri: str, columns: tuple[str, ...], run_id: str) -> dict[str, dict[str, Any]]:
     # Per run: every slice of a run decorates from the same snapshot, a new run reads the file again.
@@ -72,8 +82,8 @@ def export_slice(run_id: str, shard: int, offset: int | None, enqueue: Callable[
         skip_first = offset is None and shard_start > 0
         read_from = start - 1 if skip_first else start
         deadline = time.monotonic() + workers.export_slice_secs
-        with _rare_gc():
-            stats = asyncio.run(_export(job, run_id, run, catalog, read_from, shard_end, skip_first, deadline))
+        with _rare_gc(), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            stats = runner.run(_export(job, run_id, run, catalog, read_from, shard_end, skip_first, deadline))
         if not stats.finished:
             enqueue(stats.next_offset)
         runs().record_slice(run_id, shard, start, {**stats.as_record(), "finished": stats.finished})

@@ -65,7 +65,8 @@ if #states > 0 then
   for state, count in pairs(counts) do
     if count ~= 0 then redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. state, count) end
   end
-  if #cleared > 0 then redis.call('HDEL', KEYS[4], unpack(cleared)) end
+  -- Destinations with an idempotency key never leave pending marks: no hash, nothing to clear.
+  if #cleared > 0 and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HDEL', KEYS[4], unpack(cleared)) end
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 if #synced > 0 then
