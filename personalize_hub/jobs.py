@@ -8,16 +8,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Discriminator, Field, Tag
 
 from personalize_hub import registry
-from workers.config import (  # noqa: F401 - the job types, as the application names them
-    JOB_NAME_PATTERN,
-    ActiveUsers,
-    BatchJobConfig,
-    GateConfig,
-    Recipe,
-    TrainJobConfig,
-    WorkersConfig,
-    parse_cron,
-)
+from workers.config import BatchJobConfig, GateConfig, Recipe, TrainJobConfig, WorkersConfig
+
+__all__ = ["JOB_KINDS", "AnyJob", "GateConfig", "JobConfig", "Jobs", "Recipe", "TrainJobConfig", "WorkersConfig",
+           "check_jobs"]
 
 
 class JobConfig(BatchJobConfig):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.destinations.webhook import WebhookConfig
 from connectors.formats.lifecycle import EVENTS
@@ -74,6 +74,15 @@ def parse_cron(expression: str) -> Any:
         raise ValueError(f"schedule {expression!r}: {err}") from None
 
 
+def _valid_cron(value: str | None) -> str | None:
+    if value is not None:
+        parse_cron(value)
+    return value
+
+
+Schedule = Annotated[str | None, AfterValidator(_valid_cron)]  # a job's cron expression, checked when read
+
+
 def _filter_value(value: str | list[str]) -> str:
     # A list is quoted for the user: Personalize wants "\"a\",\"b\""
     # (docs/reference/personalize-api.md#getrecommendations).
@@ -93,7 +102,7 @@ class BatchJobConfig(BaseModel):
 
     name: str = Field(..., pattern=JOB_NAME_PATTERN, description="Job name: letters, digits, - and _, ≤ 40.")
     description: str = Field("", description="What the job is for (shown by `hub jobs list`).")
-    schedule: str | None = Field(
+    schedule: Schedule = Field(
         None, description="Cron expression (minute hour day-of-month month day-of-week, UTC) for Celery beat; "
         "none: run only by `hub jobs run`.")
     recipe: Recipe = Field(..., description="user_recommendations, related_items or item_affinity (segments).")
@@ -121,13 +130,6 @@ class BatchJobConfig(BaseModel):
     export_shards: int = Field(1, ge=1, le=64, description="Export tasks run in parallel over the output.")
     destinations: list[BatchedConfig] = Field(
         ..., min_length=1, description="Where each user's (or audience's) recommendations are pushed.")
-
-    @field_validator("schedule")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cron(value)
-        return value
 
     @field_validator("filter_values")
     @classmethod
@@ -187,7 +189,7 @@ class TrainJobConfig(BaseModel):
 
     name: str = Field(..., pattern=JOB_NAME_PATTERN, description="Job name: letters, digits, - and _, ≤ 40.")
     description: str = Field("", description="What the job is for (shown by `hub jobs list`).")
-    schedule: str | None = Field(None, description="Cron expression (UTC) for Celery beat; none: `hub jobs run` only.")
+    schedule: Schedule = Field(None, description="Cron expression (UTC) for Celery beat; none: `hub jobs run` only.")
     recipe: Literal["train"] = Field(..., description="train: create a solution version.")
     solution_arn: str = Field(..., description="The solution to train a new version of.")
     training_mode: Literal["FULL", "UPDATE"] = Field(
@@ -195,13 +197,6 @@ class TrainJobConfig(BaseModel):
         "FULL version (aws-user-personalization only).")
     campaign_arn: str | None = Field(None, description="Campaign moved to the new version when the gate passes.")
     gate: GateConfig | None = Field(None, description="Metric check before the campaign is moved; none: always.")
-
-    @field_validator("schedule")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cron(value)
-        return value
 
     @model_validator(mode="after")
     def _gate_needs_campaign(self) -> TrainJobConfig:
