@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -121,7 +119,8 @@ class Decorator:
             items = list(map(dict.copy, found))  # type: ignore[arg-type]
             catalog_items = found
             if scores is not None:
-                deque(map(dict.__setitem__, items, repeat("score"), scores), maxlen=0)  # in C: no loop per item
+                for item, score in zip(items, scores):
+                    item["score"] = score
         else:
             catalog = self.catalog or {}
             items = []
