@@ -14,10 +14,10 @@ import orjson
 
 from connectors.aws import AwsClients
 from hub.connector import Context
-from workers.config import BatchJobConfig
 from workers import context, objects, slices
 from workers.app import app
 from workers.catalog import load_catalog
+from workers.config import BatchJobConfig
 from workers.exporter import Exporter, SliceStats
 from workers.keys import contacts_key
 from workers.ledger import Ledger

@@ -12,7 +12,6 @@ destination instead of once per destination.
 from __future__ import annotations
 
 import re
-from itertools import repeat
 from typing import Any
 
 from hub.errors import RejectedError
@@ -24,7 +23,6 @@ RELATED_ITEMS = "related_items"  # ExportRow.shape of an item's similar items
 INVALID = "invalid_export_record"
 # One address, no whitespace or line breaks: it ends up in a mail header.
 _ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
-_DICT, _STR = frozenset({dict}), frozenset({str})
 
 
 class UserRecommendations:
@@ -136,10 +134,6 @@ def _checked(record: Any, user_id: str | None, job: str | None, ids_known: bool 
 
 def _item_ids(items: list[Any]) -> list[str]:
     """Each item's non-empty string itemId; RejectedError naming the first item without one."""
-    if set(map(type, items)) <= _DICT:  # the common case, checked in C without a call per item
-        item_ids = list(map(dict.get, items, repeat("itemId")))
-        if set(map(type, item_ids)) <= _STR and "" not in item_ids:
-            return item_ids
     item_ids = []
     for rank, item in enumerate(items):
         item_id = item.get("itemId") if isinstance(item, dict) else None
