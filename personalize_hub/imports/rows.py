@@ -132,7 +132,7 @@ class TabularRows:
         self.schema = schema
         self.writer = RowWriter(schema, positions)
         self.width = max(positions.values()) + 1
-        self._positions = positions
+        self.positions = positions
         self._metadata = [(f.key, positions[f.name]) for f in schema.metadata if f.name in positions]
         self._validation = validation
         self._users: set[str] = set()
@@ -147,7 +147,7 @@ class TabularRows:
         """One row's cells → (user id, finished record); RejectedError naming the field when it is bad."""
         if len(cells) < self.width:
             raise RejectedError("wrong_column_count", f"expected {self.width} values, found {len(cells)}")
-        at = self._positions
+        at = self.positions
         properties = {key: cells[i] for key, i in self._metadata if cells[i] != ""}
         if self.schema.dataset_type != INTERACTIONS:
             id_field = "ITEM_ID" if self.schema.dataset_type == ITEMS else "USER_ID"
@@ -156,7 +156,7 @@ class TabularRows:
         user = cells[at["USER_ID"]] or None
         check_id(user, "USER_ID", "user_id")
         record: dict[str, Any] = {"itemId": cells[at["ITEM_ID"]] or None, "eventType": cells[at["EVENT_TYPE"]] or None,
-                                  "sentAt": _timestamp(cells[at["TIMESTAMP"]])}
+                                  "sentAt": timestamp_secs(cells[at["TIMESTAMP"]])}
         if (i := at.get("EVENT_VALUE")) is not None and cells[i] != "":
             record["eventValue"] = _number(cells[i])
         if (i := at.get("IMPRESSION")) is not None and cells[i] != "":
@@ -169,15 +169,20 @@ class TabularRows:
             record["properties"] = properties
         return user, self._validation.finish_interaction(record)
 
+    def settle(self, cells: list[str]) -> Row | RejectedError:
+        """One row's clean cells, or why not: the row path's verdict, which the columnar pass defers to."""
+        try:
+            return self.writer.row(*self.finish(cells))
+        except RejectedError as err:
+            # kept as a value: without its traceback, whose frames would hold the batch's arrays in a cycle
+            err.__traceback__ = err.__context__ = None
+            return err
+
     def read(self, rows: Iterable[tuple[int, list[str]]]) -> Iterator[Result]:
         if self._key is None:
-            finish, row = self.finish, self.writer.row
             for line, cells in rows:
-                try:
-                    user, record = finish(cells)
-                    yield line, row(user, record), None
-                except RejectedError as err:
-                    yield line, err, cells
+                row = self.settle(cells)
+                yield line, row, None if type(row) is list else cells
             return
         yield from self._read_interactions(rows)
 
@@ -185,7 +190,7 @@ class TabularRows:
         users, key_of, width = self._users, self._key, self.width
         young: dict[tuple[str, ...], Row] = {}
         old: dict[tuple[str, ...], Row] = {}
-        user_in, time_in = self._positions["USER_ID"], self._positions["TIMESTAMP"]
+        user_in, time_in = self.positions["USER_ID"], self.positions["TIMESTAMP"]
         user_out, time_out = self.writer.position["USER_ID"], self.writer.position["TIMESTAMP"]
         for line, cells in rows:
             try:
@@ -210,13 +215,14 @@ class TabularRows:
                     users.add(user)
                 row = template.copy()
                 row[user_out] = user
-                row[time_out] = str(int(_timestamp(cells[time_in])))
+                row[time_out] = str(int(timestamp_secs(cells[time_in])))
                 yield line, row, None
             except RejectedError as err:
                 yield line, err, cells
 
 
-def _timestamp(text: str) -> float:
+def timestamp_secs(text: str) -> float:
+    """A TIMESTAMP cell through the one normaliser (`hub.events.to_epoch_secs`), or RejectedError."""
     if text == "":
         raise RejectedError("missing_timestamp", "TIMESTAMP: required")
     try:
@@ -238,13 +244,14 @@ def csv_rows(lines: Any) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     header = next(reader, None)
     if header is None:
         raise SourceError("the input is empty: a CSV needs a header row naming its columns")
+    return header, numbered_rows(lines, reader)
 
-    def numbered() -> Iterator[tuple[int, list[str]]]:
-        for cells in reader:
-            if cells:
-                yield lines.line, cells
 
-    return header, numbered()
+def numbered_rows(lines: Any, reader: Iterator[list[str]] | None = None) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of CSV text lines (or of a reader over them), blank lines skipped."""
+    for cells in csv.reader(lines) if reader is None else reader:
+        if cells:
+            yield lines.line, cells
 
 
 def json_objects(lines: Any, on_bad: Callable[[int, RejectedError, str], None]) -> Iterator[tuple[int, Any]]:

@@ -10,11 +10,14 @@ import csv
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from itertools import chain
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from botocore.exceptions import ClientError
 
 from connectors.destinations.personalize.mapping import Mapper
@@ -23,7 +26,10 @@ from connectors.destinations.personalize.schema import INTERACTIONS, ITEMS, USER
 from connectors.destinations.personalize.validation import RecordRules
 from hub.errors import HubError, RejectedError
 from personalize_hub.imports import rows as input_rows
-from personalize_hub.imports.source import SourceError, Utf8Lines, format_of, location_of, raw_lines, size_or_fail
+from personalize_hub.imports.columnar import BATCH_ROWS as PARQUET_BATCH_ROWS
+from personalize_hub.imports.columnar import BLOCK_BYTES, Chunk, ColumnarRows, result_chunks
+from personalize_hub.imports.source import (SourceError, Utf8Lines, format_of, line_blocks, location_of, raw_chunks,
+                                            size_or_fail, split_lines)
 from personalize_hub.imports.tally import ImportReadiness, Tally
 from workers.notifications import notify
 from workers.objects import Location, join
@@ -106,8 +112,6 @@ class Importer:
         schema = self.dataset_schema()
         location = location_of(request.source)
         fmt = format_of(location, request.format)
-        if fmt == "parquet":
-            raise ImportFailed("parquet input is not supported yet: convert it to CSV or JSON lines")
         size = size_or_fail(location, self.s3)
         name = job_name(schema.dataset_type)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -159,6 +163,9 @@ class Importer:
         """The one pass: read, validate, write clean rows and rejects, tally. Raises ImportFailed on a header
         that does not fit (before anything is written)."""
         rejected = 0
+        # The system allocator returns freed blocks; mimalloc, pyarrow's default, keeps ~20 MB more for this pass.
+        pool = pa.default_memory_pool()
+        pa.set_memory_pool(pa.system_memory_pool())
         try:
             with open(rejects_path, "wb") as rejects:
 
@@ -170,13 +177,12 @@ class Importer:
                     rejects.write(orjson.dumps({"line": line, "reason": reason, "message": message, "raw": raw},
                                                default=str) + b"\n")
 
-                lines = Utf8Lines(raw_lines(location, self.s3), reject)
-                results = self._results(schema, fmt, lines, reject)
-                tally = Tally(self.folder / f"{clean_path.stem}.tally.sqlite3", schema.dataset_type,
-                              self.request.mode)
+                source = CountedChunks(raw_chunks(location, self.s3) if fmt != "parquet" else iter(()))
+                columns, chunks = self._chunks(schema, fmt, location, source, clean_path)
+                tally = Tally(self.folder / f"{clean_path.stem}.tally", schema.dataset_type, self.request.mode)
                 try:
-                    with open(clean_path, "w", newline="", encoding="utf-8") as out:
-                        self._write(results, out, tally, reject, lines, size)
+                    with open(clean_path, "wb") as out:
+                        self._write(columns, chunks, out, tally, reject, source, size)
                     readiness = tally.readiness(rejected)
                 finally:
                     tally.close()
@@ -184,60 +190,94 @@ class Importer:
             clean_path.unlink(missing_ok=True)  # half a file is nobody's data
             raise
         finally:
+            pa.set_memory_pool(pool)
             if not rejected:
                 rejects_path.unlink(missing_ok=True)
+            clean_path.with_suffix(".parquet").unlink(missing_ok=True)
         return readiness
 
-    def _results(self, schema: DatasetSchema, fmt: str, lines: Utf8Lines, reject: Any) -> tuple[Any, Iterator[Any]]:
+    def _chunks(self, schema: DatasetSchema, fmt: str, location: Location, source: Iterator[bytes],
+                clean_path: Path) -> tuple[tuple[str, ...], Iterator[Chunk]]:
+        """The clean CSV's columns, and the pass over the input in chunks (clean rows and rejects)."""
         imports = self.config.imports
         validation = RecordRules({schema.dataset_type: schema})
+
+        def tabular(header: list[str]) -> input_rows.TabularRows:
+            positions = input_rows.plan_columns(header, schema, imports.columns, imports.ignore_columns)
+            return input_rows.TabularRows(schema, validation, positions)
+
         try:
+            if fmt == "parquet":
+                parquet = self._parquet(location, clean_path.with_suffix(".parquet"))
+                reader = tabular(parquet.schema_arrow.names)
+                return reader.writer.columns, _parquet_errors(
+                    ColumnarRows(reader).parquet_chunks(parquet.iter_batches(PARQUET_BATCH_ROWS)))
+            blocks = line_blocks(source, BLOCK_BYTES)
+            pending: list[Any] = []
+            if fmt == "csv":
+                first = next(blocks, b"")
+                if not first:
+                    raise SourceError("the input is empty: a CSV needs a header row naming its columns")
+                header = _csv_header(first[:first.index(b"\n") + 1])
+                if header is not None:  # the usual case: the rows after it in columns
+                    reader = tabular(header)
+                    rest = first[first.index(b"\n") + 1:]
+                    return reader.writer.columns, ColumnarRows(reader).csv_chunks(
+                        chain([rest] if rest else [], blocks), len(header), 2)
+                blocks = chain([first], blocks)  # a header that is not one UTF-8 line: the row path from line 1
+            lines = Utf8Lines((line for block in blocks for line in split_lines(block)),
+                              lambda number, why: pending.append((number, why, None)))
             if fmt == "csv":
                 header, cells = input_rows.csv_rows(lines)
-                positions = input_rows.plan_columns(header, schema, imports.columns, imports.ignore_columns)
-                reader = input_rows.TabularRows(schema, validation, positions)
-                return reader.writer, reader.read(cells)
-            objects = input_rows.json_objects(lines, reject)
-            first = next(objects, None)
-            if first is None:
+                reader = tabular(header)
+                return reader.writer.columns, result_chunks(reader.read(cells), reader.writer.columns, pending, lines)
+            objects = input_rows.json_objects(lines, lambda number, err, raw: pending.append((number, err, raw)))
+            first_object = next(objects, None)
+            if first_object is None:
                 raise SourceError("the input has no JSON lines")
-            dialect = input_rows.export_dialect(first[1])
-            chained = _chain(first, objects)
+            dialect = input_rows.export_dialect(first_object[1])
+            chained = _chain(first_object, objects)
             if dialect is not None:
                 mapping = Mapper(self.config.mapping, {schema.dataset_type: schema})
                 exports = input_rows.ExportRows(dialect, schema, mapping, validation)
-                return exports.writer, exports.read(chained)
-            names = list(first[1]) if isinstance(first[1], dict) else []
-            positions = input_rows.plan_columns(names, schema, imports.columns, imports.ignore_columns)
-            reader = input_rows.TabularRows(schema, validation, positions)
+                return exports.writer.columns, result_chunks(exports.read(chained), exports.writer.columns, pending)
+            names = list(first_object[1]) if isinstance(first_object[1], dict) else []
+            reader = tabular(names)
             flat = ((line, input_rows.flat_cells(value, names)) for line, value in chained)
-            return reader.writer, reader.read(flat)
+            return reader.writer.columns, result_chunks(reader.read(flat), reader.writer.columns, pending)
         except input_rows.ColumnsMismatch as err:
             raise ImportFailed(str(err)) from None
 
-    def _write(self, results: Any, out: Any, tally: Tally, reject: Any, lines: Utf8Lines, size: int) -> None:
-        writer_spec, rows = results
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(writer_spec.columns)
-        at = writer_spec.position
-        user_at, item_at = at.get("USER_ID"), at.get("ITEM_ID")
-        type_at, time_at = at.get("EVENT_TYPE"), at.get("TIMESTAMP")
-        write, add, count = writer.writerow, tally.add, 0
+    def _parquet(self, location: Location, local: Path) -> Any:
+        """The Parquet file opened (an s3:// one downloaded to `local` first: Parquet is read from its end)."""
+        import pyarrow.parquet as pq
+
+        path = location.key
+        if location.scheme == "s3":
+            try:
+                self.s3.download_file(location.bucket, location.key, str(local))
+            except Exception as err:  # s3transfer wraps ClientError
+                raise ImportFailed(f"downloading {location} failed: {err}") from None
+            path = str(local)
         try:
-            for line, row, raw in rows:
-                if type(row) is not list:
-                    reject(line, row, raw)
-                    continue
-                write(row)
-                add(None if user_at is None else row[user_at], None if item_at is None else row[item_at],
-                    None if type_at is None else row[type_at], None if time_at is None else int(row[time_at]),
-                    hash(tuple(row)))
-                count += 1
-                if not count % 50_000:
-                    self.progress.reading(lines.bytes_read, size)
-        except csv.Error as err:
-            raise ImportFailed(f"line {lines.line}: the CSV cannot be parsed any further: {err}") from None
-        self.progress.reading(lines.bytes_read, size)
+            return pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as err:
+            raise ImportFailed(f"{location} is not a Parquet file: {err}") from None
+
+    def _write(self, columns: tuple[str, ...], chunks: Iterator[Chunk], out: Any, tally: Tally, reject: Any,
+               source: CountedChunks, size: int) -> None:
+        out.write((",".join(columns) + "\n").encode())  # schema field names: nothing to quote
+        writer = pa_csv.CSVWriter(out, pa.schema([(name, pa.string()) for name in columns]),
+                                  write_options=pa_csv.WriteOptions(include_header=False))
+        for chunk in chunks:
+            for line, err, raw in chunk.rejects:
+                reject(line, err, raw)
+            if chunk.clean.num_rows:
+                writer.write_table(chunk.clean)
+                tally.add(chunk.clean)
+            self.progress.reading(source.bytes_read, size)
+        writer.close()
+        self.progress.reading(size, size)
 
     def upload(self, path: Path, name: str) -> str:
         """The clean CSV under workers.work_uri (multipart to S3 above MULTIPART_BYTES); its URI."""
@@ -289,6 +329,38 @@ def job_name(dataset_type: str) -> str:
     """A Personalize job name (1..63 of [a-zA-Z0-9-_], docs/reference/personalize-api.md) unique per run."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return f"hub-import-{dataset_type.lower()}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class CountedChunks:
+    """The input's byte chunks, counting what was read (the progress bar's position)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.bytes_read += len(chunk)
+            yield chunk
+
+
+def _csv_header(line: bytes) -> list[str] | None:
+    """The header's names, or None when the first line is not UTF-8 or ends inside a quoted name (the row path
+    then reads the file from its first line, as it reports such lines)."""
+    if line.count(b'"') % 2:
+        return None
+    try:
+        text = line.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark, as spreadsheet exports write
+    except UnicodeDecodeError:
+        return None
+    return next(csv.reader([text]), [])
+
+
+def _parquet_errors(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    try:
+        yield from chunks
+    except pa.ArrowException as err:  # e.g. a string column that is not UTF-8: the file cannot be read on
+        raise ImportFailed(f"the Parquet file cannot be read any further: {err}") from None
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from hub.errors import HubError
@@ -36,7 +36,7 @@ def format_of(location: Location, given: str | None) -> str:
     for suffix, fmt in _SUFFIXES.items():
         if name.endswith(suffix):
             return fmt
-    raise SourceError(f"cannot tell the format of {location}: give --format csv or jsonl")
+    raise SourceError(f"cannot tell the format of {location}: give --format csv, jsonl or parquet")
 
 
 def size_or_fail(location: Location, s3: Any) -> int:
@@ -47,21 +47,47 @@ def size_or_fail(location: Location, s3: Any) -> int:
     return size
 
 
-def raw_lines(location: Location, s3: Any) -> Iterator[bytes]:
-    """Every line with its line break, empty ones included, so line numbers match the file's."""
+def raw_chunks(location: Location, s3: Any) -> Iterator[bytes]:
+    """The input's bytes in reads of CHUNK_BYTES, never the whole object."""
     if location.scheme == "file":
         with open(location.key, "rb") as handle:
-            yield from handle
+            while chunk := handle.read(CHUNK_BYTES):
+                yield chunk
         return
     body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
-    tail = b""
-    for chunk in body.iter_chunks(CHUNK_BYTES):
-        lines = (tail + chunk).split(b"\n")
-        tail = lines.pop()
-        for line in lines:
-            yield line + b"\n"
+    yield from body.iter_chunks(CHUNK_BYTES)
+
+
+def raw_lines(location: Location, s3: Any) -> Iterator[bytes]:
+    """Every line with its line break, empty ones included, so line numbers match the file's."""
+    for block in line_blocks(raw_chunks(location, s3), 0):
+        yield from split_lines(block)
+
+
+def line_blocks(chunks: Iterator[bytes], block_bytes: int) -> Iterator[bytes]:
+    """Runs of whole lines of at least `block_bytes` (the last one whatever is left), each ending with a line
+    break: a block can be parsed on its own, and its lines counted, without reading the rest."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size < block_bytes or b"\n" not in chunk:
+            continue
+        data = b"".join(pending)
+        cut = data.rindex(b"\n") + 1
+        yield data[:cut]
+        pending, size = [data[cut:]], len(data) - cut
+    tail = b"".join(pending)
     if tail:
-        yield tail
+        yield tail if tail.endswith(b"\n") else tail + b"\n"
+
+
+def split_lines(block: bytes) -> list[bytes]:
+    """A block's lines, each with its line break."""
+    lines = block.split(b"\n")
+    last = lines.pop()
+    return [line + b"\n" for line in lines] + ([last] if last else [])
 
 
 class Utf8Lines:
@@ -70,10 +96,10 @@ class Utf8Lines:
     `line` is the number of the last line read (1-based), which is where the current record ends.
     """
 
-    def __init__(self, lines: Iterator[bytes], on_bad: Callable[[int, str], None]):
+    def __init__(self, lines: Iterable[bytes], on_bad: Callable[[int, str], None], first_line: int = 1):
         self._lines = lines
         self._on_bad = on_bad
-        self.line = 0
+        self.line = first_line - 1
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[str]:

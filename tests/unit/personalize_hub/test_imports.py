@@ -11,6 +11,7 @@ from connectors.destinations.personalize.schema import parse_schema
 from connectors.destinations.personalize.validation import RecordRules
 from hub.delivery.retry import RetryPolicy
 from hub.errors import RejectedError
+from personalize_hub.imports.columnar import table_of
 from personalize_hub.imports.rows import ColumnsMismatch, TabularRows, export_dialect, plan_columns
 from personalize_hub.imports.source import Utf8Lines
 from personalize_hub.imports.tally import Tally
@@ -77,9 +78,10 @@ def test_export_dialects_are_recognised():
 
 
 def test_tally_counts_users_items_and_duplicates_on_disk(tmp_path):
-    tally = Tally(tmp_path / "t.sqlite3", "INTERACTIONS", "FULL")
-    for row in [("u1", "i1", "view", 10), ("u1", "i2", "view", 20), ("u2", "i1", "buy", 5), ("u1", "i1", "view", 10)]:
-        tally.add(row[0], row[1], row[2], row[3], hash(row))
+    tally = Tally(tmp_path / "t", "INTERACTIONS", "FULL")
+    rows = [("u1", "i1", "10", "view"), ("u1", "i2", "20", "view"), ("u2", "i1", "5", "buy"), ("u1", "i1", "10", "view")]
+    for part in (rows[:1], rows[1:]):  # counted across batches, as the pass hands them on
+        tally.add(table_of(part, ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]))
     readiness = tally.readiness(rejected=2)
     tally.close()
     assert (readiness.rows, readiness.users, readiness.users_with_two, readiness.items, readiness.duplicates) == (
@@ -87,7 +89,7 @@ def test_tally_counts_users_items_and_duplicates_on_disk(tmp_path):
     assert readiness.event_types == {"view": 3, "buy": 1} and (readiness.first_secs, readiness.last_secs) == (5, 20)
     assert readiness.problems() == ["4 valid interactions; an import needs at least 1000",
                                     "1 users with at least 2 interactions; training needs 25"]
-    assert not (tmp_path / "t.sqlite3").exists()
+    assert not (tmp_path / "t").exists()
 
 
 def _throttled() -> ClientError:
