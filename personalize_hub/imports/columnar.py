@@ -49,6 +49,9 @@ MEMO_ENTRIES = 50_000  # remembered verdicts per column (values of event type, v
 # 3 characters `_upper_bound_bytes` adds per impression id (≤ 25 ids).
 _EVENT_OVERHEAD_BYTES = 64 * 12
 _IMPRESSION_OVERHEAD_CHARS = 3 * 25
+# The validation checks that weigh several cells together, which the bounds above stand for: a probe failing
+# on one of them speaks of the reference row as much as of the value.
+_WHOLE_ROW_REASONS = frozenset({"properties_too_long", "event_too_large"})
 
 # The ids' shortcut below holds only while no placeholder id has a digit.
 assert not any(ch.isdigit() for placeholder in PLACEHOLDER_IDS for ch in placeholder)
@@ -110,6 +113,7 @@ class ColumnarRows:
         self._properties_limit = MAX_PROPERTIES_CHARS[schema.dataset_type]
         self._memo: dict[str, dict[str, tuple[bool, str, int]]] = {name: {} for name in self.columns}
         self._reference: list[str] | None = None
+        self._errors: dict[tuple[str, str], RejectedError | None] = {}
 
     # -- one batch ------------------------------------------------------------------------------------------
 
@@ -118,15 +122,19 @@ class ColumnarRows:
         """Rows given as columns (with their line numbers), plus `extra` rows the row path settles alone."""
         n = len(lines)
         ok = np.ones(n, dtype=bool)
+        failed: list[tuple[str, np.ndarray]] = []  # per column, the rows whose cell failed its rule
         out: dict[str, pa.Array] = {}
         for name in self.columns:
             column = columns[self._at[name]]
             if name in self._ids:
-                ok &= self._id_verdicts(column)
+                good = self._id_verdicts(column)
                 out[name] = column
             elif name == "TIMESTAMP":
                 good, out[name] = self._timestamps(column)
-                ok &= good
+            else:
+                continue
+            ok &= good
+            failed.append((name, ~good))
         probed = [name for name in self.columns if name not in out]
         reference = self._reference_row(columns, ok) if probed and ok.any() else None
         if probed and reference is None:  # no row the row path accepts to compare with: it settles the batch
@@ -136,19 +144,48 @@ class ColumnarRows:
         for name in probed:
             good, out[name], chars = self._probe(name, columns[self._at[name]], reference)  # type: ignore[arg-type]
             ok &= good
+            failed.append((name, ~good))
             if chars is not None:
                 properties += chars
+        within = np.ones(n, dtype=bool)
         if self._key_chars:
-            ok &= properties <= self._properties_limit
+            within &= properties <= self._properties_limit
         if self._interactions:
             cells = sum(pc.binary_length(out[name]).to_numpy(zero_copy_only=False).astype(np.int64)
                         for name in self.columns)  # bytes: at least the characters the bound counts
-            ok &= 6 * (cells + properties + _IMPRESSION_OVERHEAD_CHARS) + _EVENT_OVERHEAD_BYTES <= MAX_EVENT_BYTES
+            within &= 6 * (cells + properties + _IMPRESSION_OVERHEAD_CHARS) + _EVENT_OVERHEAD_BYTES <= MAX_EVENT_BYTES
+        ok &= within
         clean = pa.table([out[name] for name in self.columns], names=list(self.columns)).filter(pa.array(ok))
         doubtful = np.flatnonzero(~ok)
-        if doubtful.size:
-            extra = [*extra, *self._rows_at(columns, lines, doubtful)]
-        return self._with_row_path(clean, lines[ok], extra)
+        if not doubtful.size:
+            return self._with_row_path(clean, lines[ok], extra)
+        rows = self._rows_at(columns, lines, doubtful)
+        rejects: list[Reject] = []
+        if reference is not None:
+            # A row with one failed cell (the others each proved, the bounds kept) fails the row path on that
+            # cell alone: its reason is the one the row path gave that value in the accepted reference row.
+            failing = np.stack([bad[doubtful] for _, bad in failed])
+            alone = (failing.sum(axis=0) == 1) & within[doubtful]
+            for k in np.flatnonzero(alone):
+                name = failed[int(failing[:, k].argmax())][0]
+                line, cells = rows[k]
+                err = self._error(name, cells[self._at[name]], reference)
+                if err is not None and err.reason not in _WHOLE_ROW_REASONS:
+                    rejects.append((line, err, cells))
+                    rows[k] = (line, [])  # settled: the row path skips it
+        return self._with_row_path(clean, lines[ok], [*extra, *rows], rejects)
+
+    def _error(self, name: str, value: str, reference: list[str]) -> RejectedError | None:
+        """What the row path says of `value` in column `name` of the reference row (None if it accepts it)."""
+        key = (name, value)
+        if key not in self._errors:
+            probe = reference.copy()
+            probe[self._at[name]] = value
+            row = self.rows.settle(probe)
+            if len(self._errors) >= MEMO_ENTRIES:
+                self._errors.clear()
+            self._errors[key] = None if type(row) is list else row
+        return self._errors[key]
 
     @staticmethod
     def _rows_at(columns: Sequence[pa.Array], lines: np.ndarray, at: np.ndarray) -> list[tuple[int, list[str]]]:
@@ -156,8 +193,9 @@ class ColumnarRows:
         by_column = [column.take(pa.array(at)).to_pylist() for column in columns]
         return [(int(lines[i]), [c[k] for c in by_column]) for k, i in enumerate(at)]
 
-    def _with_row_path(self, clean: pa.Table, lines: np.ndarray, extra: Sequence[tuple[int, list[str]]]) -> Chunk:
-        rejects: list[Reject] = []
+    def _with_row_path(self, clean: pa.Table, lines: np.ndarray, extra: Sequence[tuple[int, list[str]]],
+                       rejects: list[Reject] | None = None) -> Chunk:
+        rejects = rejects or []
         rows: list[Row] = []
         row_lines: list[int] = []
         for line, cells in extra:
@@ -271,13 +309,13 @@ class ColumnarRows:
         """Blocks of whole CSV lines after the header (`width` values a row) → chunks.
 
         A block is parsed by pyarrow when each of its rows is one line (so line numbers follow from the count);
-        a block with blank lines, bytes that are not UTF-8 or a value spanning lines is read by the row path, and
+        a block with a blank line, bytes that are not UTF-8 or a value spanning lines is read by the row path, and
         when a quoted value runs past the block's end, the rest of the file is.
         """
         line = first_line
         for block in blocks:
             count = block.count(b"\n")
-            chunk = None if _has_blank_line(block) else self._csv_block(block, width, line, count)
+            chunk = self._csv_block(block, width, line, count)
             if chunk is None:
                 if block.count(b'"') % 2:
                     yield from self.row_path(chain([block], blocks), line)
@@ -299,20 +337,25 @@ class ColumnarRows:
             invalid.append((row.number, row.text))
             return "skip"
 
-        try:
-            table = pa_csv.read_csv(
+        def parse(threads: bool) -> pa.Table:
+            return pa_csv.read_csv(
                 pa.BufferReader(block),
-                read_options=pa_csv.ReadOptions(column_names=names, use_threads=False,
-                                                 block_size=1 << 20),
+                read_options=pa_csv.ReadOptions(column_names=names, use_threads=threads, block_size=1 << 18),
                 # without a quote no value can hold a line break, and pyarrow parses faster knowing it
                 parse_options=pa_csv.ParseOptions(newlines_in_values=b'"' in block, ignore_empty_lines=False,
                                                   invalid_row_handler=on_invalid),
                 convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                                       strings_can_be_null=False, quoted_strings_can_be_null=False))
+
+        try:
+            table = parse(threads=True)
+            if any(number is None for number, _ in invalid):  # threads do not number rows: again, in one
+                invalid.clear()
+                table = parse(threads=False)
         except pa.ArrowInvalid:
             return None  # a value pyarrow cannot parse: the row path reads the block
-        if table.num_rows + len(invalid) != count or any(number is None for number, _ in invalid):
-            return None
+        if table.num_rows + len(invalid) != count or (table.num_rows and _has_empty_row(table)):
+            return None  # a value spanning lines, or a blank line (or one of empty values): the row path reads it
         lines = np.arange(first_line, first_line + count, dtype=np.int64)
         extra = []
         if invalid:
@@ -379,5 +422,9 @@ def _remember(memo: dict[str, tuple[bool, str, int]], value: str, known: tuple[b
     memo[value] = known
 
 
-def _has_blank_line(block: bytes) -> bool:
-    return (block.startswith((b"\n", b"\r\n")) or b"\n\n" in block or b"\n\r\n" in block)
+def _has_empty_row(table: pa.Table) -> bool:
+    """Whether a row has every value empty: pyarrow reads a blank line so, where the row path skips it."""
+    empty = pc.equal(pc.binary_length(table.column(0)), 0)
+    for column in table.columns[1:]:
+        empty = pc.and_(empty, pc.equal(pc.binary_length(column), 0))
+    return bool(pc.any(empty).as_py())
