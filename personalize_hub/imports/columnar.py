@@ -54,7 +54,8 @@ _IMPRESSION_OVERHEAD_CHARS = 3 * 25
 _WHOLE_ROW_REASONS = frozenset({"properties_too_long", "event_too_large"})
 
 # The ids' shortcut below holds only while no placeholder id has a digit.
-assert not any(ch.isdigit() for placeholder in PLACEHOLDER_IDS for ch in placeholder)
+_DIGITS = "0123456789"
+assert not any(ch in _DIGITS for placeholder in PLACEHOLDER_IDS for ch in placeholder)
 
 Reject = tuple[int, "RejectedError | str", Any]  # (line, why: RejectedError or a not-UTF-8 message, raw input)
 
@@ -219,8 +220,15 @@ class ColumnarRows:
         """`check_id` for every value: at once for those of 1..MAX_ID_CHARS characters with a digit (no placeholder
         has one, and `is_placeholder_id`'s strip and lower keep digits), once per distinct value for the rest."""
         size = pc.binary_length(column)  # bytes: at least the characters check_id counts
-        proved = pc.and_(pc.and_(pc.greater_equal(size, 1), pc.less_equal(size, MAX_ID_CHARS)),
-                         pc.match_substring_regex(column, "[0-9]")).to_numpy(zero_copy_only=False)
+        sized = pc.and_(pc.greater_equal(size, 1), pc.less_equal(size, MAX_ID_CHARS))
+        # a digit at either end (user-42, 42-abc) shows without a regex; the others are searched for one
+        ends = pc.less(pc.binary_length(pc.utf8_trim(column, _DIGITS)), size)
+        proved = pc.and_(sized, ends).to_numpy(zero_copy_only=False)
+        if proved.all():
+            return proved
+        rest = np.flatnonzero(~proved)
+        found = pc.and_(pc.take(sized, rest), pc.match_substring_regex(column.take(pa.array(rest)), "[0-9]"))
+        proved[rest] = found.to_numpy(zero_copy_only=False)
         if proved.all():
             return proved
         rest = np.flatnonzero(~proved)
