@@ -228,7 +228,8 @@ main.add_command(jobs)  # batch jobs: `hub jobs list | run NAME | status RUN`
 @click.option("--dataset-arn", required=True, help="The Personalize dataset to fill (INTERACTIONS, ITEMS or USERS).")
 @click.option("--source", required=True, help="The input: a path, file:///path or s3://bucket/key.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
-              help="Input format (default: from the name's suffix). jsonl takes flat rows or Segment/mParticle exports.")
+              help="Input format (default: from the name's suffix). jsonl takes flat rows or Segment/mParticle exports; "
+                   "parquet is read from a local copy of an s3:// object.")
 @click.option("--mode", type=click.Choice(["FULL", "INCREMENTAL"]), default="FULL", show_default=True,
               help="FULL replaces the dataset's bulk data, INCREMENTAL adds to it.")
 @click.option("--dry-run", is_flag=True, help="Validate and report readiness; upload nothing (exit 3 on findings).")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connectors.destinations.personalize.records import is_recommender_arn
 from connectors.destinations.webhook import WebhookConfig
 from connectors.formats.lifecycle import EVENTS
 from hub.connector import BatchedConfig
@@ -150,6 +151,14 @@ class BatchJobConfig(BaseModel):
         given = [self.solution_version_arn, self.campaign_arn, self.solution_arn]
         if sum(value is not None for value in given) != 1:
             raise ValueError("give exactly one of solution_version_arn, campaign_arn and solution_arn")
+        for name, arn in (("solution_version_arn", self.solution_version_arn), ("campaign_arn", self.campaign_arn),
+                          ("solution_arn", self.solution_arn)):
+            if arn is not None and is_recommender_arn(arn):
+                raise ValueError(
+                    f"{name} {arn} is a recommender: batch inference and batch segment jobs run a solution version "
+                    "(CreateBatchInferenceJob and CreateBatchSegmentJob take solutionVersionArn only, "
+                    "docs/reference/personalize-api.md#batch-inference-jobs); serve a recommender live through "
+                    "recommendations.campaign_arn, or train a custom solution in the group for batch jobs")
         if (self.solution_arn is None) != (self.version is None):
             raise ValueError("solution_arn and version: latest_active go together")
         limit = MAX_SEGMENT_USERS if self.recipe.is_segment else MAX_INFERENCE_RESULTS
@@ -202,6 +211,10 @@ class TrainJobConfig(BaseModel):
     def _gate_needs_campaign(self) -> TrainJobConfig:
         if self.gate is not None and self.campaign_arn is None:
             raise ValueError("a gate compares with the version a campaign serves: set campaign_arn")
+        if self.campaign_arn is not None and is_recommender_arn(self.campaign_arn):
+            raise ValueError(f"campaign_arn {self.campaign_arn} is a recommender: a training job moves a campaign to "
+                             "the solution version it trained (UpdateCampaign); a recommender has no solution "
+                             "version of yours to move to (docs/reference/personalize-api.md#batch-inference-jobs)")
         return self
 
 

@@ -254,8 +254,10 @@ class Importer:
 
         path = location.key
         if location.scheme == "s3":
+            from boto3.s3.transfer import S3Transfer
+
             try:
-                self.s3.download_file(location.bucket, location.key, str(local))
+                S3Transfer(self.s3).download_file(location.bucket, location.key, str(local))
             except Exception as err:  # s3transfer wraps ClientError
                 raise ImportFailed(f"downloading {location} failed: {err}") from None
             path = str(local)

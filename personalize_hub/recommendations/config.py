@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from connectors.destinations.personalize.records import is_recommender_arn
 from connectors.destinations.recommendation_store.store import DEFAULT_PREFIX
 from hub.secret import Secret
 
-# GetRecommendations numResults: default 25, max 500 (docs/reference/personalize-api.md#getrecommendations).
+# GetRecommendations numResults: default 25, max 500; 50 with metadataColumns
+# (docs/reference/personalize-api.md#getrecommendations).
 MAX_NUM_RESULTS = 500
+MAX_NUM_RESULTS_WITH_METADATA = 50
+
+
+def runtime_target(arn: str) -> dict[str, str]:
+    """The GetRecommendations member naming what answers: `recommenderArn` or `campaignArn`."""
+    return {"recommenderArn": arn} if is_recommender_arn(arn) else {"campaignArn": arn}
 # Braze inserts Connected Content only when the answer comes within 2 s (docs/reference/braze.md#connected-content).
 BRAZE_DEADLINE_SECS = 2.0
 
@@ -19,6 +27,7 @@ class RecommendationsConfig(BaseModel):
     Answers from the store batch exports fill (a `recommendation_store` destination in a job), else
     live GetRecommendations on `campaign_arn` (cached in Redis for `cache_ttl_secs`), else popular
     items from `popular_campaign_arn`; an unknown user with no fallback gets 200 and an empty list.
+    Either may name a campaign or a recommender (a domain dataset group's use case).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -38,10 +47,16 @@ class RecommendationsConfig(BaseModel):
     )
     default_num_results: int = Field(10, ge=1, le=MAX_NUM_RESULTS, description="Items when num_results is absent.")
     max_num_results: int = Field(100, ge=1, le=MAX_NUM_RESULTS, description="Largest num_results accepted.")
-    campaign_arn: str | None = Field(None, description="Live fallback for users missing from the store.")
+    campaign_arn: str | None = Field(
+        None, description="Live fallback for users missing from the store: a campaign or a recommender ARN.")
     popular_campaign_arn: str | None = Field(
-        None, description="Popularity-Count (or Trending-Now) campaign for users nothing else knows."
+        None, description="Popularity-Count (or Trending-Now) campaign, or a most-popular recommender, for users "
+        "nothing else knows."
     )
+    metadata_columns: list[str] = Field(
+        default_factory=list, description="Items columns Personalize returns with each live item (GetRecommendations "
+        "metadataColumns; the campaign or recommender needs enableMetadataWithRecommendations). At most "
+        f"{MAX_NUM_RESULTS_WITH_METADATA} items a call then (docs/reference/personalize-api.md#getrecommendations).")
     filters: dict[str, str] = Field(
         default_factory=dict,
         description="`filter=` names → Personalize filter ARNs. The store is read under the same name (the "
@@ -61,4 +76,8 @@ class RecommendationsConfig(BaseModel):
             raise ValueError("recommendations.enabled needs redis_url")
         if self.default_num_results > self.max_num_results:
             raise ValueError("default_num_results exceeds max_num_results")
+        if self.metadata_columns and self.max_num_results > MAX_NUM_RESULTS_WITH_METADATA:
+            raise ValueError(f"with metadata_columns Personalize returns at most {MAX_NUM_RESULTS_WITH_METADATA} "
+                             f"items: max_num_results {self.max_num_results} is too many "
+                             "(docs/reference/personalize-api.md#getrecommendations)")
         return self

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from personalize_hub.recommendations.config import RecommendationsConfig
+from personalize_hub.recommendations.config import RecommendationsConfig, runtime_target
 from connectors.destinations.recommendation_store.store import RecommendationStore
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ class LiveUnavailable(Exception):
 
 
 class LiveRecommender:
-    """GetRecommendations on the configured campaigns, decorated from the store's item metadata.
+    """GetRecommendations on the configured campaigns or recommenders, decorated from the store's item metadata
+    and, with `metadata_columns`, the metadata Personalize returns.
 
     Answers are cached in Redis for `cache_ttl_secs`: Braze may call more than once per recipient
     (HTML and text parts, retries; docs/reference/braze.md#connected-content) and a campaign allows 500 TPS
@@ -63,11 +64,13 @@ class LiveRecommender:
 
     async def _get(self, campaign_arn: str, user_id: str | None, num_results: int,
                    filter_arn: str | None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"campaignArn": campaign_arn, "numResults": num_results}
+        params: dict[str, Any] = {**runtime_target(campaign_arn), "numResults": num_results}
         if user_id is not None:
             params["userId"] = user_id
         if filter_arn is not None:
             params["filterArn"] = filter_arn
+        if self.config.metadata_columns:
+            params["metadataColumns"] = {"ITEMS": self.config.metadata_columns}
         try:
             client = await self._runtime_client()
             answer = await asyncio.wait_for(client.get_recommendations(**params), self.config.live_timeout_secs)
@@ -77,4 +80,6 @@ class LiveRecommender:
         listed = answer.get("itemList") or []
         # SIMS and Popularity-Count return no score (docs/reference/personalize-api.md#getrecommendations): None, not
         # invented.
-        return await self.store.decorate([i["itemId"] for i in listed], [i.get("score") for i in listed])
+        items = await self.store.decorate([i["itemId"] for i in listed], [i.get("score") for i in listed])
+        # What exports recorded stays; Personalize's own metadata fills in what they did not.
+        return [{**(answer.get("metadata") or {}), **item} for answer, item in zip(listed, items, strict=True)]

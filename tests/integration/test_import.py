@@ -182,3 +182,32 @@ def test_a_segment_export_is_mapped_like_live_traffic(setup, tmp_path):
     data = setup["s3"].get_object(Bucket=setup["bucket"], Key=uploaded(setup)[0])["Body"].read().decode()
     rows = list(csv.reader(io.StringIO(data)))
     assert rows[1] == ["u0", "p0", "1704067200", "Product Viewed", "10.0"]
+
+
+def test_a_parquet_file_on_s3_is_read_in_columns_and_its_bad_rows_rejected_by_row_number(setup):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(f"u{u}", f"i{(u * 7 + n) % 90}", START + u * 100 + n, "view" if n % 3 else "purchase", n + 0.5)
+            for u in range(60) for n in range(25)]
+    bad = [("u1", None, START, "view", 1.0), (None, "i1", START, "view", 1.0), ("u2", "i1", 5, "view", 1.0),
+           ("u3", "i2", START, "null", None)]
+    users, items, times, types, values = zip(*(rows[:700] + bad + rows[700:]))
+    table = pa.table({"user_id": users, "item_id": items, "timestamp": pa.array(times, pa.int64()),
+                      "event_type": types, "event_value": pa.array(values, pa.float64())})
+    body = pa.BufferOutputStream()
+    pq.write_table(table, body, row_group_size=500)
+    setup["s3"].put_object(Bucket=setup["bucket"], Key="in/history.parquet", Body=body.getvalue().to_pybytes())
+
+    result = hub_import(setup, f"s3://{setup['bucket']}/in/history.parquet")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "imported 1500 rows" in result.stdout
+    rejects = [json.loads(line) for line in next(setup["folder"].glob("*.rejects.jsonl")).read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == [
+        (701, "missing_item_id"), (702, "missing_user_id"), (703, "invalid_timestamp"), (704, "missing_event_type")]
+    data = setup["s3"].get_object(Bucket=setup["bucket"], Key=uploaded(setup)[0])["Body"].read().decode()
+    clean = list(csv.reader(io.StringIO(data)))
+    assert clean[0] == ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"]
+    assert len(clean) == 1501 and clean[1] == ["u0", "i0", str(START), "purchase", "0.5"]
+    assert not list(setup["folder"].glob("*.parquet"))  # the local copy of the S3 object is gone

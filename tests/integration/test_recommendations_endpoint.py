@@ -145,3 +145,74 @@ async def test_unknown_users_get_live_popular_items_cached_in_redis(redis_url, u
     assert first["items"][0] == {"id": top, "name": "Best Seller", "price": 5}
     assert cached == first
     assert uncached.status_code == 503 and uncached.json()["error"] == "recommendations_unavailable"
+
+
+@pytest.fixture(scope="module")
+def recommender(tmp_path_factory, aws_endpoint_url, aws_region):
+    """A local_personalize ECOMMERCE dataset group with a "recommended for you" recommender that returns metadata."""
+    shop = generate_shop(num_users=120, num_items=60, num_interactions=4000, num_genres=4, purchase_share=0.3,
+                         seed=7)
+    bucket = f"recs-recommender-{int(time.time() * 1000)}"
+    s3 = boto3.client("s3", endpoint_url=aws_endpoint_url, region_name=aws_region)
+    s3.create_bucket(Bucket=bucket)
+    lines = ["USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE"] + [
+        f"u{u},i{i},{t},{'Purchase' if bought else 'View'}" for u, i, t, bought in
+        zip(shop.users.tolist(), shop.items.tolist(), shop.timestamps.tolist(), shop.purchased.tolist())]
+    s3.put_object(Bucket=bucket, Key="interactions.csv", Body="\n".join(lines).encode())
+    items = ["ITEM_ID,PRICE,CATEGORY_L1"] + [f"i{i},{5 + i}.5,genre{g}" for i, g in enumerate(shop.item_genre.tolist())]
+    s3.put_object(Bucket=bucket, Key="items.csv", Body="\n".join(items).encode())
+    schemas = {
+        "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
+                         "version": "1.0", "fields": [
+                             {"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+                             {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"}]},
+        "Items": {"type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema", "version": "1.0",
+                  "fields": [{"name": "ITEM_ID", "type": "string"}, {"name": "PRICE", "type": "float"},
+                             {"name": "CATEGORY_L1", "type": "string", "categorical": True}]}}
+    with LocalPersonalizeServer(tmp_path_factory.mktemp("recs-recommender") / "data", aws_endpoint_url) as server:
+        control, _, runtime = personalize_clients(server.url)
+        group = control.create_dataset_group(name="recs-shop", domain="ECOMMERCE")["datasetGroupArn"]
+        wait_active(lambda: control.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+        for kind, schema in schemas.items():
+            schema_arn = control.create_schema(name=f"recs-shop-{kind}", domain="ECOMMERCE",
+                                               schema=json.dumps(schema))["schemaArn"]
+            dataset = control.create_dataset(name=f"recs-shop-{kind}", schemaArn=schema_arn, datasetGroupArn=group,
+                                             datasetType=kind)["datasetArn"]
+            wait_active(lambda: control.describe_dataset(datasetArn=dataset), "dataset")
+            job = control.create_dataset_import_job(jobName=f"recs-shop-{kind}", datasetArn=dataset, roleArn=ROLE,
+                                                    dataSource={"dataLocation": f"s3://{bucket}/{kind.lower()}.csv"})
+            wait_active(lambda: control.describe_dataset_import_job(
+                datasetImportJobArn=job["datasetImportJobArn"]), "datasetImportJob")
+        arn = control.create_recommender(
+            name="recs-for-you", datasetGroupArn=group, recipeArn="arn:aws:personalize:::recipe/aws-ecomm-recommended-for-you",
+            recommenderConfig={"enableMetadataWithRecommendations": True})["recommenderArn"]
+        wait_active(lambda: control.describe_recommender(recommenderArn=arn), "recommender")
+        no_genre0 = control.create_filter(name="recs-no-genre0", datasetGroupArn=group, filterExpression=(
+            'EXCLUDE ItemID WHERE Items.CATEGORY_L1 IN ("genre0")'))["filterArn"]
+        wait_active(lambda: control.describe_filter(filterArn=no_genre0), "filter")
+        yield {"server": server, "recommender": arn, "filter": no_genre0, "runtime": runtime}
+
+
+async def test_a_recommender_arn_answers_live_with_filters_and_its_metadata(redis_url, unique_name, tmp_path,
+                                                                           recommender):
+    prefix, arn, runtime = unique_name("recs"), recommender["recommender"], recommender["runtime"]
+    direct = runtime.get_recommendations(recommenderArn=arn, userId="u3", numResults=5,
+                                         filterArn=recommender["filter"],
+                                         metadataColumns={"ITEMS": ["PRICE", "CATEGORY_L1"]})["itemList"]
+    config = hub_config(redis_url, prefix, tmp_path, campaign_arn=arn, metadata_columns=["PRICE", "CATEGORY_L1"],
+                        max_num_results=50, filters={"no-genre0": recommender["filter"]},
+                        aws={"personalize_endpoint_url": recommender["server"].url})
+    server = serve(config)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers={"X-Api-Key": API_KEY}) as http:
+            answer = (await http.get("/recommendations", params={"user_id": "u3", "num_results": 5,
+                                                                  "filter": "no-genre0", "format": "object"})).json()
+            unfiltered = (await http.get("/recommendations", params={"user_id": "u3", "num_results": 20})).json()
+    finally:
+        server.stop()
+    assert answer["source"] == "live" and len(direct) == 5
+    assert answer["items"] == [{"id": i["itemId"], **({"score": i["score"]} if "score" in i else {}),
+                                **i["metadata"]} for i in direct]
+    assert all(item["CATEGORY_L1"] != "genre0" and float(item["PRICE"]) > 5 for item in answer["items"])
+    assert any(item["CATEGORY_L1"] == "genre0" for item in unfiltered)  # the filter, not the data, left them out
+

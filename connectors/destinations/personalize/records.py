@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 # PutItems/PutUsers datasetArn: ≤256 characters matching arn:…:personalize:…
 # (docs/reference/personalize-api.md#putitems-and-putusers, #field-constraints).
 DATASET_ARN_PATTERN = re.compile(r"arn:([a-z\d-]+):personalize:.*:.*:.+")
+# A recommender (domain dataset group) is `…:recommender/<name>`, a campaign `…:campaign/<name>`
+# (docs/reference/personalize-api.md#arns).
+RECOMMENDER_RESOURCE = ":recommender/"
+
+
+def is_recommender_arn(arn: str) -> bool:
+    """Whether an ARN names a recommender rather than a campaign (GetRecommendations takes either)."""
+    return RECOMMENDER_RESOURCE in arn
 
 
 def dataset_arn_field(env: str, dataset: str) -> Any:

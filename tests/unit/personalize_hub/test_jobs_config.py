@@ -76,3 +76,17 @@ def test_timings_that_would_redeliver_a_running_task_are_refused():
 
 def test_no_jobs_no_requirements():
     assert parse_config({}).jobs == []
+
+
+def test_a_recommender_arn_is_refused_where_aws_takes_only_a_solution_version():
+    recommender_arn = "arn:aws:personalize:us-east-1:000000000000:recommender/for-you"
+    job = {"name": "weekly", "recipe": "user_recommendations", "campaign_arn": recommender_arn,
+           "input": "s3://bucket/users.jsonl", "destinations": [{"type": "file", "id": "out", "path": "out.jsonl"}]}
+    with pytest.raises(ConfigError, match="is a recommender: batch inference and batch segment jobs run a solution"):
+        parse_config({"jobs": [job]})
+    train = {"name": "retrain", "recipe": "train", "solution_arn": "arn:aws:personalize:us-east-1:0:solution/s",
+             "campaign_arn": recommender_arn}
+    with pytest.raises(ConfigError, match="is a recommender: a training job moves a campaign"):
+        parse_config({"jobs": [train]})
+    with pytest.raises(ConfigError, match="at most 50 items"):
+        parse_config({"recommendations": {"campaign_arn": recommender_arn, "metadata_columns": ["PRICE"]}})
