@@ -87,6 +87,17 @@ class _HubConfigBase(BaseModel):
         url = shared.get("url") if isinstance(shared, dict) else None
         return _with_redis_url(tree, url) if url else tree
 
+    @model_validator(mode="before")
+    @classmethod
+    def _journal_beside_runs(cls, tree: Any) -> Any:
+        """Lifecycle events are kept where the runs they belong to are, unless a Redis is named for them."""
+        workers = tree.get("workers") if isinstance(tree, dict) else None
+        url = workers.get("redis_url") if isinstance(workers, dict) else None
+        notifications = tree.get("notifications") or {}
+        if not url or not isinstance(notifications, dict) or notifications.get("redis_url"):
+            return tree
+        return {**tree, "notifications": {**notifications, "redis_url": url}}
+
     @model_validator(mode="after")
     def _check_references(self) -> _HubConfigBase:
         ids = [c.id for c in [*self.sources, *self.destinations]]  # type: ignore[attr-defined]
@@ -119,7 +130,7 @@ def _with_redis_url(tree: dict[str, Any], url: str) -> dict[str, Any]:
         return [fill(c) if isinstance(c, dict) and c.get("type") in uses_redis else c for c in configs]
 
     tree = dict(tree)
-    for section in ("workers", "readiness", "recommendations"):
+    for section in ("workers", "readiness", "recommendations", "notifications"):
         tree[section] = fill(tree.get(section, {}))
     identity = tree.get("identity")
     store = identity.get("store") if isinstance(identity, dict) else None

@@ -1,4 +1,5 @@
-"""The batch side's config sections: `workers:`, the batch and retraining jobs of `jobs:`, `notifications:`.
+"""The batch side's config sections: `workers:`, the batch and retraining jobs of `jobs:`, `notifications:` (its
+webhooks and the Redis journal the console lists lifecycle events from).
 
 The application (personalize_hub/config.py) composes them into the hub config; it narrows a batch job's
 `destinations` to the connectors it registers (personalize_hub/jobs.py).
@@ -268,6 +269,10 @@ class NotificationsConfig(BaseModel):
     webhooks: list[WebhookConfig] = Field(
         default_factory=list, description="Standard Webhooks receivers (the `webhook` destination's fields).")
     events: list[str] = Field(list(EVENTS), description=f"Which events to send: {', '.join(EVENTS)}.")
+    redis_url: str | None = Field(
+        None, description="Redis keeping the newest lifecycle events (all of them) for the console; default: "
+        "redis.url, else workers.redis_url (where runs are kept).")
+    journal_size: int = Field(500, ge=0, le=100_000, description="Lifecycle events kept; 0: none.")
 
     @field_validator("events")
     @classmethod

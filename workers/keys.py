@@ -48,3 +48,8 @@ def pending_key(job: str, destination: str) -> str:
 def contacts_key(run_id: str) -> str:
     """Hash: userId → {"email", "attributes"} from the run's users list."""
     return f"{PREFIX}:contacts:{run_id}"
+
+
+def lifecycle_key() -> str:
+    """The newest lifecycle events (JSON, newest first), for the console."""
+    return f"{PREFIX}:lifecycle"

@@ -95,7 +95,8 @@ def console_routes(backend: ConsoleBackend, ring: EventRing, auth: ConsoleAuth, 
         return page(request, "dead_letter_record.html.j2", access, record=record, active="dead-letter")
 
     async def jobs_page(request: Request, access: Access) -> Response:
-        return page(request, "jobs.html.j2", access, jobs=await asyncio.to_thread(backend.jobs), active="jobs")
+        jobs, lifecycle = await asyncio.gather(asyncio.to_thread(backend.jobs), asyncio.to_thread(backend.lifecycle))
+        return page(request, "jobs.html.j2", access, jobs=jobs, lifecycle=lifecycle, active="jobs")
 
     async def config_page(request: Request, access: Access) -> Response:
         return page(request, "config.html.j2", access, config=await asyncio.to_thread(backend.effective_config),
@@ -193,6 +194,9 @@ def console_routes(backend: ConsoleBackend, ring: EventRing, auth: ConsoleAuth, 
     async def api_jobs(request: Request, access: Access) -> Response:
         return JSONResponse(await asyncio.to_thread(backend.jobs))
 
+    async def api_lifecycle(request: Request, access: Access) -> Response:
+        return JSONResponse(await asyncio.to_thread(backend.lifecycle))
+
     async def api_run_job(request: Request, access: Access) -> Response:
         name = request.path_params["name"]
         try:
@@ -227,6 +231,7 @@ def console_routes(backend: ConsoleBackend, ring: EventRing, auth: ConsoleAuth, 
             Route("/api/dead-letter/{index:int}", guard(api_dead_letter_record)),
             Route("/api/jobs", guard(api_jobs)),
             Route("/api/jobs/{name}/run", guard(api_run_job, write=True), methods=["POST"]),
+            Route("/api/lifecycle", guard(api_lifecycle)),
             Route("/api/config", guard(api_config)),
             Mount("/static", app=StaticFiles(directory=STATIC), name="console-static"),
         ]),

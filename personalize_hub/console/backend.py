@@ -226,6 +226,19 @@ class ConsoleBackend:
             error = "workers.redis_url is not set: run history lives in Redis"
         return {"jobs": rows, "error": error}
 
+    def lifecycle(self, limit: int = 100) -> dict[str, Any]:
+        """The newest lifecycle events (import, version trained, gate, campaign, batch job, export), newest first."""
+        from workers.notifications import recent_events
+
+        notifications = self.config.notifications
+        if not notifications.redis_url:
+            return {"events": [], "error": "no Redis for the lifecycle journal: set redis.url or workers.redis_url"}
+        try:
+            events = recent_events(notifications, limit)
+        except Exception as err:  # noqa: BLE001 - Redis down: the rest of the page is still useful
+            return {"events": [], "error": f"lifecycle events unavailable: {type(err).__name__}"}
+        return {"events": [_lifecycle_row(self.redact(event)) for event in events], "error": None}
+
     def _runs(self) -> Any:
         if not self.config.workers.redis_url:
             return None
@@ -282,5 +295,12 @@ def _run_row(report: Any) -> dict[str, Any]:
     }
 
 
-def _iso(epoch: str | None) -> str | None:
+def _lifecycle_row(event: dict[str, Any]) -> dict[str, Any]:
+    kind = str(event.pop("event", ""))
+    return {"time": _iso(event.pop("time", None)), "event": kind, "source": event.pop("source", None),
+            "run_id": event.pop("run_id", None), "failed": kind.endswith(".failed"),
+            "details": {key: value for key, value in event.items() if value not in (None, "", [], {})}}
+
+
+def _iso(epoch: str | float | None) -> str | None:
     return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="seconds") if epoch else None

@@ -2,8 +2,8 @@
 
 Events posted to the Segment webhook appear in the live view with their records; a rejected one shows its
 reason; after the cause is fixed (the mapping learns where the item id is) it is replayed from the
-dead-letter page and delivered; the token is required; the jobs page shows a run. Screenshots of every
-page land in var/console/ for a person to look at.
+dead-letter page and delivered; the token is required; the jobs page shows a run and the lifecycle events.
+Screenshots of every page land in var/console/ for a person to look at.
 """
 
 from __future__ import annotations
@@ -196,6 +196,22 @@ def test_console_in_a_real_browser(tmp_path, redis_url):
         assert "next run" in job.text and run_id in job.text and "succeeded" in job.text
         assert "weekly_file: 2 / 1 / 0 / 0" in job.text
         shot(driver, "jobs")
+
+        # Lifecycle events the stages recorded are listed below the jobs, a failure marked as one.
+        from workers.config import NotificationsConfig
+        from workers.notifications import notify
+
+        journal = NotificationsConfig(redis_url=redis_url)
+        notify(journal, "gate.failed", "retrain", f"{run_id}-train", reason="ndcg@10 dropped 30 %")
+        notify(journal, "batch_job.finished", "weekly", run_id, state="succeeded")
+        driver.get(f"{hub.base}/console/jobs")
+        lifecycle = driver.find_element(By.ID, "lifecycle")
+        rows = [row.text for row in lifecycle.find_elements(By.CLASS_NAME, "lifecycle-event")]
+        assert "batch_job.finished" in rows[0] and run_id in rows[0]
+        assert "gate.failed" in rows[1] and "ndcg@10 dropped 30 %" in rows[1]
+        assert "bad" in lifecycle.find_element(By.XPATH, ".//td[text()='gate.failed']").get_attribute("class")
+        driver.execute_script("arguments[0].scrollIntoView()", lifecycle)
+        shot(driver, "lifecycle")
 
         driver.get(f"{hub.base}/console/config")
         assert TOKEN not in driver.page_source and WRITE_KEY not in driver.page_source
