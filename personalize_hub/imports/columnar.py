@@ -3,7 +3,8 @@
 The row path (`rows.TabularRows`) stays the one rule table and the one judge; this pass only proves rows
 clean in bulk, applying the row path's own rules once per distinct value of a column instead of per row:
 
-- ids (USER_ID, ITEM_ID): `schema.check_id`, once per distinct value of the batch;
+- ids (USER_ID, ITEM_ID): `schema.check_id`; at once for values of 1..MAX_ID_CHARS bytes holding a digit
+  (no placeholder id has one, which an assertion below keeps true), once per distinct value for the rest;
 - TIMESTAMP: plain epoch numbers (at most 15 digits, where `float()` is exact) get the unit rule of
   `hub.events.to_epoch_secs` (its own millisecond threshold) as one array operation, and the window is
   checked by `to_epoch_secs` itself on the batch's earliest and latest times (the window is an interval);
@@ -14,7 +15,8 @@ clean in bulk, applying the row path's own rules once per distinct value of a co
 - what depends on several cells (the `properties` length, the 10 KB event) is bounded from above per row.
 
 A row not proved clean (a cell failed, a bound was crossed, a CSV row with another number of values) is
-settled by `TabularRows.settle` itself, so its reason, message and line are the row path's. A vectorised
+settled by `TabularRows.settle` itself, so its reason, message and line are the row path's; a row with one
+failed cell and the bounds kept takes the reason `settle` gave that value in the reference row. A vectorised
 form that is too strict only sends good rows the slow way; tests/unit/personalize_hub/test_imports_columnar.py
 runs both paths on the same generated inputs for the other direction.
 """

@@ -11,8 +11,8 @@ import ctypes
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from itertools import chain
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
