@@ -1,4 +1,5 @@
-"""The input of an import: a path, file:// or s3:// object streamed as numbered UTF-8 lines, never read whole."""
+"""The input of an import: a path, file:// or s3:// object streamed in blocks of whole lines (or as numbered UTF-8
+lines), never read whole."""
 
 from __future__ import annotations
 
@@ -58,12 +59,6 @@ def raw_chunks(location: Location, s3: Any) -> Iterator[bytes]:
     yield from body.iter_chunks(CHUNK_BYTES)
 
 
-def raw_lines(location: Location, s3: Any) -> Iterator[bytes]:
-    """Every line with its line break, empty ones included, so line numbers match the file's."""
-    for block in line_blocks(raw_chunks(location, s3), 0):
-        yield from split_lines(block)
-
-
 def line_blocks(chunks: Iterator[bytes], block_bytes: int) -> Iterator[bytes]:
     """Runs of whole lines of at least `block_bytes` (the last one whatever is left), each ending with a line
     break: a block can be parsed on its own, and its lines counted, without reading the rest."""
@@ -100,13 +95,11 @@ class Utf8Lines:
         self._lines = lines
         self._on_bad = on_bad
         self.line = first_line - 1
-        self.bytes_read = 0
 
     def __iter__(self) -> Iterator[str]:
         on_bad = self._on_bad
         for raw in self._lines:
             self.line += 1
-            self.bytes_read += len(raw)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
