@@ -12,13 +12,13 @@ from hub.secret import Secret
 # (docs/reference/personalize-api.md#getrecommendations).
 MAX_NUM_RESULTS = 500
 MAX_NUM_RESULTS_WITH_METADATA = 50
+# Braze inserts Connected Content only when the answer comes within 2 s (docs/reference/braze.md#connected-content).
+BRAZE_DEADLINE_SECS = 2.0
 
 
 def runtime_target(arn: str) -> dict[str, str]:
     """The GetRecommendations member naming what answers: `recommenderArn` or `campaignArn`."""
     return {"recommenderArn": arn} if is_recommender_arn(arn) else {"campaignArn": arn}
-# Braze inserts Connected Content only when the answer comes within 2 s (docs/reference/braze.md#connected-content).
-BRAZE_DEADLINE_SECS = 2.0
 
 
 class RecommendationsConfig(BaseModel):

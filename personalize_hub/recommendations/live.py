@@ -82,4 +82,4 @@ class LiveRecommender:
         # invented.
         items = await self.store.decorate([i["itemId"] for i in listed], [i.get("score") for i in listed])
         # What exports recorded stays; Personalize's own metadata fills in what they did not.
-        return [{**(answer.get("metadata") or {}), **item} for answer, item in zip(listed, items, strict=True)]
+        return [{**(given.get("metadata") or {}), **item} for given, item in zip(listed, items, strict=True)]
