@@ -84,7 +84,7 @@ def event_id_for(message_id: str) -> str:
     return hashlib.sha256(message_id.encode()).hexdigest()
 
 
-_MILLIS_THRESHOLD = 1e11  # epoch seconds reach 1e11 only in the year 5138; larger numbers are milliseconds
+MILLIS_THRESHOLD = 1e11  # epoch seconds reach 1e11 only in the year 5138; larger numbers are milliseconds
 
 
 class TimestampWindow(msgspec.Struct, frozen=True):
@@ -151,7 +151,7 @@ def _parse_epoch_secs(value: Any) -> float:
         raise ValueError(f"not a timestamp: {value!r}")
     if not math.isfinite(secs) or secs < 0:
         raise ValueError(f"not a timestamp: {value!r}")
-    return secs / 1000.0 if secs >= _MILLIS_THRESHOLD else secs
+    return secs / 1000.0 if secs >= MILLIS_THRESHOLD else secs
 
 
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):

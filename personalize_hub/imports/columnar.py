@@ -38,7 +38,7 @@ import pyarrow.csv as pa_csv
 from connectors.destinations.personalize.schema import INTERACTIONS, MAX_ID_CHARS, MAX_PROPERTIES_CHARS, check_id
 from connectors.destinations.personalize.validation import MAX_EVENT_BYTES
 from hub.errors import RejectedError
-from hub.events import _MILLIS_THRESHOLD as MILLIS_THRESHOLD  # the unit rule's own threshold, not a copy
+from hub.events import MILLIS_THRESHOLD  # the unit rule's own threshold, not a copy
 from hub.ids import PLACEHOLDER_IDS
 from personalize_hub.imports.rows import Result, Row, TabularRows, numbered_rows, timestamp_secs
 from personalize_hub.imports.source import SourceError, Utf8Lines, split_lines
