@@ -271,7 +271,7 @@ class NotificationsConfig(BaseModel):
     events: list[str] = Field(list(EVENTS), description=f"Which events to send: {', '.join(EVENTS)}.")
     redis_url: str | None = Field(
         None, description="Redis keeping the newest lifecycle events (all of them) for the console; default: "
-        "redis.url, else workers.redis_url (where runs are kept).")
+        "workers.redis_url (where runs are kept), else redis.url.")
     journal_size: int = Field(500, ge=0, le=100_000, description="Lifecycle events kept; 0: none.")
 
     @field_validator("events")

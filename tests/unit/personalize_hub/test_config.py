@@ -126,6 +126,15 @@ def test_a_section_s_own_redis_url_wins_over_the_shared_block():
     assert config.readiness.redis_url == "redis://shared/0"
 
 
+def test_the_lifecycle_journal_is_kept_beside_the_runs_before_the_shared_redis():
+    # NotificationsConfig.redis_url's description: workers.redis_url (where runs are kept), else redis.url.
+    both = parse_config({"redis": {"url": "redis://shared/0"}, "workers": {"redis_url": "redis://jobs/1"}}, {})
+    shared_only = parse_config({"redis": {"url": "redis://shared/0"}}, {})
+    own = parse_config({"workers": {"redis_url": "redis://jobs/1"}, "notifications": {"redis_url": "redis://n/2"}}, {})
+    assert (both.notifications.redis_url, shared_only.notifications.redis_url, own.notifications.redis_url) == (
+        "redis://jobs/1", "redis://shared/0", "redis://n/2")
+
+
 def test_an_export_destination_is_refused_among_streaming_ones():
     braze = {"type": "braze", "id": "b", "api_key": "k", "rest_url": "https://rest.iad-01.braze.com"}
     with pytest.raises(ConfigError) as err:
