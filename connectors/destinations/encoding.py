@@ -32,7 +32,6 @@ class EventEncoding:
         settings = context.resources.get(PersonalizeEncoding)
         if encoding is None:  # what the hub wrote before the option existed
             encoding = "personalize" if settings is not None and settings.mapping.enabled else "event"
-        self.name: Encoding = encoding
         self._encoder = PersonalizeEncoder(settings) if encoding == "personalize" else None
 
     def encode(self, events: Sequence[Event]) -> list[EncodeResult]:
