@@ -22,6 +22,7 @@ ENCODING_DESCRIPTION = (
 
 
 def encoding_field() -> Any:
+    """The `encoding:` field of a destination's config: unset, so that `EventEncoding` picks by `mapping.enabled`."""
     return Field(None, description=ENCODING_DESCRIPTION)
 
 
