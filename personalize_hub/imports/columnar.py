@@ -35,7 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from connectors.destinations.personalize.schema import INTERACTIONS, MAX_ID_CHARS, MAX_PROPERTIES_CHARS, check_id
+from connectors.destinations.personalize.schema import (INTERACTIONS, MAX_ID_CHARS, MAX_IMPRESSION_IDS,
+                                                        MAX_PROPERTIES_CHARS, check_id)
 from connectors.destinations.personalize.validation import MAX_EVENT_BYTES
 from hub.errors import RejectedError
 from hub.events import MILLIS_THRESHOLD  # the unit rule's own threshold, not a copy
@@ -48,9 +49,9 @@ BATCH_ROWS = 131_072  # Parquet rows read at once
 ROWS_PER_CHUNK = 20_000  # the row path's clean rows handed on at once
 MEMO_ENTRIES = 50_000  # remembered verdicts per column (values of event type, value, metadata recur)
 # An event's members besides the cells: at most 8 members (itemId … properties) at 64 bytes each, plus the
-# 3 characters `_upper_bound_bytes` adds per impression id (≤ 25 ids).
+# 3 characters `_upper_bound_bytes` adds per impression id (at most MAX_IMPRESSION_IDS, schema.py cites the limit).
 _EVENT_OVERHEAD_BYTES = 64 * 12
-_IMPRESSION_OVERHEAD_CHARS = 3 * 25
+_IMPRESSION_OVERHEAD_CHARS = 3 * MAX_IMPRESSION_IDS
 # The validation checks that weigh several cells together, which the bounds above stand for: a probe failing
 # on one of them speaks of the reference row as much as of the value.
 _WHOLE_ROW_REASONS = frozenset({"properties_too_long", "event_too_large"})
