@@ -55,7 +55,17 @@ def recent_events(config: NotificationsConfig, limit: int) -> list[dict[str, Any
     if not config.redis_url:
         return []
     with sync_client(config.redis_url) as client:
-        return [orjson.loads(entry) for entry in client.lrange(lifecycle_key(), 0, limit - 1)]
+        entries = client.lrange(lifecycle_key(), 0, limit - 1)
+    return [event for event in map(_journal_entry, entries) if event is not None]
+
+
+def _journal_entry(raw: bytes) -> dict[str, Any] | None:
+    # The list lives in a shared Redis: an entry some other writer left there is skipped, not a failed console page.
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 async def _send_all(config: NotificationsConfig, row: ExportRow) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+from hub.redis_connection import sync_client
 from personalize_hub.config import parse_config
 from personalize_hub.ingest import build_app
 from personalize_hub.runtime import Hub
 from tests.integration.workers_support import isolated_redis_url
+from workers.keys import lifecycle_key
 from workers.notifications import notify
 
 pytestmark = pytest.mark.integration
@@ -34,6 +36,8 @@ def test_each_stage_end_or_failure_is_listed_newest_first_on_the_jobs_page(redis
     ]
     for event, source, run_id, data in stages:
         notify(config.notifications, event, source, run_id, **data)
+    with sync_client(config.notifications.redis_url) as client:  # entries no stage wrote: skipped, not a 500
+        client.lpush(lifecycle_key(), b"not json", b'"a string"')
 
     with TestClient(build_app(Hub(config))) as client:
         listed = client.get("/console/api/lifecycle", headers=AUTH).json()
@@ -41,7 +45,7 @@ def test_each_stage_end_or_failure_is_listed_newest_first_on_the_jobs_page(redis
         anonymous = client.get("/console/api/lifecycle")
 
     assert listed["error"] is None
-    # Newest first, the oldest two beyond journal_size dropped.
+    # Newest first, the oldest two beyond journal_size dropped, the two foreign entries skipped.
     assert [(e["event"], e["run_id"]) for e in listed["events"]] == [
         ("export.finished", "w1"), ("batch_job.finished", "w1"), ("campaign.updated", "r2"),
         ("solution_version.trained", "r2"), ("gate.failed", "r1")]
