@@ -8,8 +8,8 @@ PLACEHOLDER_IDS = frozenset({"", "null", "undefined", "none", "nil", "nan"})
 
 
 # What a placeholder can start with, padded or not: the first letter of one (null, nil, nan, none,
-# undefined) in either case, or white space.
-_MAY_START = frozenset("nNuU \t\n\r\x0b\x0c")
+# undefined) in either case, or any character `str.strip` removes (Unicode white space, U+3000 the last).
+_MAY_START = frozenset("nNuU") | frozenset(c for c in map(chr, range(0x3001)) if c.isspace())
 
 
 def is_placeholder_id(value: str) -> bool:

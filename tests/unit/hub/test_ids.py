@@ -9,7 +9,8 @@ from connectors.formats.segment import decode_message
 from hub.ids import is_placeholder_id, real_id
 
 
-@pytest.mark.parametrize("value", ["", "  ", "null", "NULL", " undefined ", "None", "nil", "NaN"])
+@pytest.mark.parametrize("value", ["", "  ", "null", "NULL", " undefined ", "None", "nil", "NaN",
+                                   "\xa0null", "\u3000none", "\x1cnil"])  # padded with what str.strip removes
 def test_placeholders_are_missing_ids(value):
     assert is_placeholder_id(value)
     assert real_id(value) is None
