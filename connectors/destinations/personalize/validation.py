@@ -48,6 +48,8 @@ MAX_EVENT_BYTES = 10 * 1024
 # Without properties, impression or attribution, an event's members are ids and numbers within their own
 # limits: ≤ 6 x (256 + 256 + 256 + 40) characters + 64 per member, far below MAX_EVENT_BYTES.
 _SMALL_MEMBERS = 7
+# Session ids, user ids and event types that passed, remembered so each is checked once; cleared when full.
+_MAX_CHECKED = 100_000
 
 _DATASET_OF = {EventKind.INTERACTION: INTERACTIONS, EventKind.ITEM: ITEMS, EventKind.USER: USERS}
 
@@ -87,7 +89,7 @@ class RecordRules:
         return [unit]
 
     def _remember(self, checked: str) -> None:
-        if len(self._checked) >= 100_000:
+        if len(self._checked) >= _MAX_CHECKED:
             self._checked.clear()
         self._checked.add(checked)
 
