@@ -6,8 +6,8 @@ below the 10,000 events/s a tracker's quota allows (docs/reference/personalize-a
 are fixed and tiny (rest-json, `POST /events|/items|/users`, every member in the JSON body,
 docs/reference/personalize-api.md#wire-protocols, #field-constraints), so this module writes the body itself in
 botocore's wire form and keeps what must stay botocore's: the credential chain (refreshable credentials from the
-session) and the signer (`SigV4Auth`). tests/unit/connectors/personalize/test_wire.py proves the requests are
-byte-for-byte botocore's.
+session) and botocore's SigV4 signature (connectors/sigv4.py: the same bytes, the signing key kept for a day).
+tests/unit/connectors/personalize/test_personalize_wire.py proves the requests are byte-for-byte botocore's.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from http import HTTPStatus
 from typing import Any
 
 import botocore
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 
 from connectors.destinations.personalize import errors
+from connectors.sigv4 import JsonPostSigner
 from hub.errors import HubError, RejectedError
 
 # personalize-events is rest-json: the operation is the URL path
@@ -118,7 +117,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> tuple[s
 
 
 class LeanIngestApi:
-    """Sends one personalize-events operation per `call`, signed with botocore, over a pooled aiohttp client."""
+    """Sends one personalize-events operation per `call`, signed as botocore signs, over a pooled aiohttp client."""
 
     def __init__(self, aws: Any, *, endpoint_url: str, region: str, signing_name: str = "personalize"):
         self._aws = aws  # connectors.aws.AwsClients: credentials and the shared HTTP pool
@@ -126,6 +125,7 @@ class LeanIngestApi:
         self._base_url = endpoint_url.rstrip("/")
         self._region = region
         self._signing_name = signing_name
+        self._signer = JsonPostSigner(self._base_url, region=region, service=signing_name)
         self._proxy = aws.proxy_for(self._base_url)  # once: the environment does not change under us
 
     async def signed_request(self, operation: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
@@ -137,9 +137,7 @@ class LeanIngestApi:
             # botocore would refuse the same input client-side (ParamValidationError): never sendable.
             raise RejectedError("invalid_input", f"{operation} request cannot be encoded: {err}") from None
         credentials = await self._aws.frozen_credentials()
-        request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": CONTENT_TYPE})
-        SigV4Auth(credentials, self._signing_name, self._region).add_auth(request)
-        headers = dict(request.headers.items())
+        headers = self._signer.headers(url, body, credentials)  # botocore's SigV4, its key derived once a day
         headers.update(UNSIGNED_HEADERS)
         return url, headers, body
 
