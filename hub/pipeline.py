@@ -130,17 +130,20 @@ class Pipeline:
                         mark(root, Outcome.REJECTED)
             encoded.append((runner, units))
 
-        # Everything is submitted before anything is awaited: destinations work in parallel. One call per
-        # runner and micro-batch, and the futures awaited one by one (a settled one returns at once):
-        # per-event submit coroutines and gather's callbacks cost more than the batching itself.
-        submitted = [(runner, units, await runner.submit_all([unit for _, _, unit in units]))
+        # Everything is submitted before anything is awaited: destinations work in parallel. One ticket per
+        # runner and micro-batch, awaited once: no future, coroutine or callback per unit.
+        submitted = [(runner, units, await runner.submit_batch([unit for _, _, unit in units]))
                      for runner, units in encoded if units]
         observed: list[tuple[Destination, list[tuple[int, Any]]]] = []
-        for runner, units, futures in submitted:
+        for runner, units, ticket in submitted:
+            settlements = await ticket
             observe = self.observer is not None and self.observer.wants(runner.destination)
+            if ticket.delivered:  # the common case: nothing to mark, only what to observe
+                if observe:
+                    observed.append((runner.destination, [(root, unit) for root, _, unit in units]))
+                continue
             delivered: list[tuple[int, Any]] = []
-            for (root, event, unit), future in zip(units, futures, strict=True):
-                settlement = await future
+            for (root, event, unit), settlement in zip(units, settlements, strict=True):
                 if settlement.outcome is Outcome.DELIVERED:
                     if observe:
                         delivered.append((root, unit))

@@ -31,11 +31,58 @@ class Settlement:
 
 DELIVERED = Settlement(Outcome.DELIVERED)
 
-_Item = tuple[Event, "asyncio.Future[Settlement]"]
+
+class Ticket:
+    """One submitted micro-batch: a settlement per member, and one future done when all of them are.
+
+    The pipeline awaits one ticket per runner and micro-batch instead of a future per event: futures,
+    their callbacks and the awaits of each cost more than the batching itself.
+    """
+
+    __slots__ = ("settlements", "delivered", "_unsettled", "_done")
+
+    def __init__(self, size: int):
+        self.settlements: list[Settlement | None] = [None] * size
+        self.delivered = True  # every member settled DELIVERED so far
+        self._unsettled = size
+        self._done: asyncio.Future[list[Settlement]] = asyncio.get_running_loop().create_future()
+        if not size:
+            self._done.set_result([])
+
+    def settle(self, index: int, settlement: Settlement) -> None:
+        """Settle member `index`; a member settles once (a later settlement of it is ignored)."""
+        if self.settlements[index] is not None:
+            return
+        self.settlements[index] = settlement
+        if settlement.outcome is not Outcome.DELIVERED:
+            self.delivered = False
+        self._unsettled -= 1
+        if not self._unsettled and not self._done.done():  # done: the emit waiting for it was cancelled
+            self._done.set_result(self.settlements)  # type: ignore[arg-type]
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self._done.__await__()
+
+
+class _One:
+    """The ticket of a single `submit`: settles a future of its own."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Settlement] = asyncio.get_running_loop().create_future()
+
+    def settle(self, index: int, settlement: Settlement) -> None:
+        if not self.future.done():
+            self.future.set_result(settlement)
+
+
+# A queued member: the event, the ticket it belongs to and its index there.
+_Item = tuple[Event, "Ticket | _One", int]
 
 
 class DestinationRunner:
-    """The one retry owner for a destination: everything between `submit` and a settled future."""
+    """The one retry owner for a destination: everything between `submit` and a settled ticket."""
 
     def __init__(
         self,
@@ -76,24 +123,22 @@ class DestinationRunner:
 
     async def submit(self, event: Event) -> asyncio.Future[Settlement]:
         """Queue an event (waiting under backpressure); the returned future settles when it does."""
-        future: asyncio.Future[Settlement] = asyncio.get_running_loop().create_future()
-        await self._batcher.put(self.destination.partition_key(event), (event, future))
-        return future
+        one = _One()
+        await self._batcher.put(self.destination.partition_key(event), (event, one, 0))
+        return one.future
 
-    async def submit_all(self, events: Sequence[Event]) -> list[asyncio.Future[Settlement]]:
-        """`submit` each event, in order, in one call: one future per event (a pipeline micro-batch)."""
-        loop = asyncio.get_running_loop()
+    async def submit_batch(self, events: Sequence[Event]) -> Ticket:
+        """Queue a micro-batch, in order (waiting for room under backpressure); await the ticket for its
+        settlements, one per event in order."""
+        ticket = Ticket(len(events))
         partition_key = self.destination.partition_key
         batcher = self._batcher
-        futures: list[asyncio.Future[Settlement]] = []
-        for event in events:
-            future: asyncio.Future[Settlement] = loop.create_future()
+        for index, event in enumerate(events):
             if batcher.pending < batcher.max_pending:  # room: no coroutine per event
-                batcher.put_nowait(partition_key(event), (event, future))
+                batcher.put_nowait(partition_key(event), (event, ticket, index))
             else:
-                await batcher.put(partition_key(event), (event, future))
-            futures.append(future)
-        return futures
+                await batcher.put(partition_key(event), (event, ticket, index))
+        return ticket
 
     async def close(self) -> None:
         """Deliver what is queued, then stop and close the destination."""
@@ -115,7 +160,7 @@ class DestinationRunner:
     async def _deliver(self, key: object, batch: list[_Item]) -> None:
         try:
             await self._send(batch, started=time.monotonic(), attempts=0)
-        except Exception as err:  # a bug must not strand futures: leave them unsettled for redelivery
+        except Exception as err:  # a bug must not strand tickets: leave them unsettled for redelivery
             log.exception("destination %s: unexpected failure", self.name)
             self._settle(batch, Settlement(Outcome.RETRY, "internal_error", repr(err)))
         finally:
@@ -130,7 +175,7 @@ class DestinationRunner:
                 await self._limiter.acquire()
             self._batch_fill.observe(len(pending) / self.policy.max_events)
             try:
-                await self.destination.send([event for event, _ in pending])
+                await self.destination.send([item[0] for item in pending])
             except RejectedError as err:
                 if len(pending) == 1:
                     self._settle(pending, Settlement(Outcome.REJECTED, err.reason, err.message, attempts))
@@ -184,12 +229,11 @@ class DestinationRunner:
         return True
 
     def _settle(self, items: Sequence[_Item], settlement: Settlement) -> None:
-        now = time.time()
-        for event, future in items:
-            if future.done():
-                continue
-            future.set_result(settlement)
-            if settlement.outcome is Outcome.DELIVERED:
-                self._lag.observe(max(0.0, now - event.timestamp))
+        for _, ticket, index in items:
+            ticket.settle(index, settlement)
         if settlement.outcome is Outcome.DELIVERED and items:
+            now = time.time()
+            observe = self._lag.observe
+            for event, _, _ in items:
+                observe(max(0.0, now - event.timestamp))
             self._events_out.inc(len(items))

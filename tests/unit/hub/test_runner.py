@@ -90,12 +90,13 @@ async def test_a_crashing_destination_leaves_events_unsettled_for_redelivery():
     assert settlement.outcome is Outcome.RETRY
 
 
-async def test_submit_all_queues_in_order_and_waits_for_room_under_backpressure():
+async def test_submit_batch_queues_in_order_and_waits_for_room_under_backpressure():
     destination = RecordingDestination()
     runner = DestinationRunner(destination, destination.config.batch_policy(), FAST, max_pending=3)
     await runner.start()
-    futures = await asyncio.wait_for(runner.submit_all([event(f"m{i}") for i in range(25)]), 5)
-    settlements = await asyncio.wait_for(asyncio.gather(*futures), 5)
+    ticket = await asyncio.wait_for(runner.submit_batch([event(f"m{i}") for i in range(25)]), 5)
+    settlements = await asyncio.wait_for(ticket, 5)
+    assert ticket.settlements == settlements and ticket.delivered
     await runner.close()
     assert [s.outcome for s in settlements] == [Outcome.DELIVERED] * 25
     assert destination.delivered == [f"m{i}" for i in range(25)]
