@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hub.delivery.retry import RetryPolicy
 from hub.events import Event, EventKind, Rejection, SourceRef
 from hub.rows import ExportRow
 
@@ -184,6 +185,9 @@ class Context:
 
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("hub"))
     resources: dict[type, Any] = field(default_factory=dict)
+    # The one retry budget (config `retry:`): the runners' sends, and a pulling source's redeliveries of
+    # what ended RETRY, after which it dead-letters the record (the runtime sets it from the config).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def resource(self, kind: type[R]) -> R:
         """The shared `kind` the application provided; LookupError naming it when there is none."""

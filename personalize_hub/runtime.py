@@ -46,7 +46,7 @@ class Hub:
         self.context = context or Context()
         self._owns_aws = AwsClients not in self.context.resources
         provide(self.context, config)
-        retry = config.retry.policy()
+        retry = self.context.retry = config.retry.policy()  # one budget: runners and pulling sources
         self.destinations: list[Destination] = [
             registry.build_destination(c, self.context) for c in config.destinations
         ]

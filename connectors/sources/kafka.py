@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -22,6 +22,7 @@ from connectors.sources.schema_registry import SchemaRegistry
 from hub import telemetry
 from hub.connector import Context, Emit, Source, SourceConfig
 from hub.errors import RejectedError
+from hub.events import Event, SourceRef
 from hub.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,11 @@ class KafkaSource(Source):
             local_schema=local, confluent_framing=framing == "confluent",
             mparticle_user_id_identity=config.mparticle_user_id_identity,
         )
+
+    def decode(self, payload: Any, source: SourceRef) -> list[Event]:
+        """A dead-lettered record's payload decoded again (`hub replay`): a record that could not be decoded,
+        or one dead-lettered after the retry budget (`retries_exhausted`)."""
+        return self._decoder.replay(payload, source)
 
     async def run(self, emit: Emit) -> None:
         self._emit = emit
@@ -274,7 +280,7 @@ class KafkaSource(Source):
         for tp in partitions:
             if tp not in self.flows:
                 flow = PartitionFlow(f"{self.config.id}:{_label(tp)}", self._emit, self._decoder,
-                                     functools.partial(self._on_progress, tp),
+                                     functools.partial(self._on_progress, tp), self.context.retry,
                                      max_batch_records=self.config.max_batch_records)
                 self.flows[tp] = flow
                 flow.start()

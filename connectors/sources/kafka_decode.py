@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import msgspec
 from fastavro.types import Schema
@@ -70,11 +70,37 @@ class RecordDecoder:
                 ids.add(int.from_bytes(value[1:avro.HEADER_BYTES], "big"))
         self._unknown_schemas = await self.registry.prefetch(ids)
 
-    def decode(self, record: KafkaRecord) -> tuple[list[Event], list[Rejection]]:
-        origin = SourceRef(
+    def origin(self, record: KafkaRecord) -> SourceRef:
+        """Where a record came from: its message id is `topic/partition/offset` (what `replay` reads back)."""
+        return SourceRef(
             source_id=self.source_id, message_id=f"{record.topic}/{record.partition}/{record.offset}",
             partition=record.partition, offset=record.offset,
         )
+
+    def replay(self, payload: Any, origin: SourceRef) -> list[Event]:
+        """The events of a dead-lettered record's payload (its value as `readable` kept it), decoded again.
+
+        Members rejected at the first decode were dead-lettered on their own then: a record whose payload
+        decodes to some events gives those; one that gives none raises the first member's RejectedError.
+        Avro payloads are binary: their dead-letter copy cannot be told from text, so they are not replayed.
+        """
+        if self.format == "avro":
+            raise RejectedError("not_replayable", "Avro records cannot be replayed from the dead letter yet")
+        if isinstance(payload, str):
+            value = payload.encode("utf-8")
+        elif isinstance(payload, bytes):
+            value = payload
+        else:  # a JSON payload the dead letter stored parsed
+            value = msgspec.json.encode(payload)
+        topic, _, _ = origin.message_id.rpartition("/")[0].rpartition("/")
+        record = _Replayed(topic, origin.partition or 0, origin.offset or 0, 0, value)
+        events, rejections = self.decode(record)
+        if not events and rejections:
+            raise RejectedError(rejections[0].reason, rejections[0].message)
+        return events
+
+    def decode(self, record: KafkaRecord) -> tuple[list[Event], list[Rejection]]:
+        origin = self.origin(record)
         if record.value is None:  # a tombstone (compacted topics): nothing happened, nothing to send
             return [], []
         received_at = record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else None
@@ -90,10 +116,10 @@ class RecordDecoder:
                 raise RejectedError("invalid_json", f"value is not valid JSON: {err}") from None
             return self._dialect(self.format, payload, origin, received_at)
         except RejectedError as err:
-            return [], [Rejection(source=origin, reason=err.reason, message=err.message, raw=_readable(record.value))]
+            return [], [Rejection(source=origin, reason=err.reason, message=err.message, raw=readable(record.value))]
         except Exception as err:  # a decoder bug must not stop the partition: dead-letter, keep going
             log.exception("source %s: cannot decode %s", self.source_id, origin.message_id)
-            return [], [Rejection(source=origin, reason="decode_failed", message=repr(err), raw=_readable(record.value))]
+            return [], [Rejection(source=origin, reason="decode_failed", message=repr(err), raw=readable(record.value))]
 
     def _avro(self, value: bytes) -> Any:
         if not self.confluent_framing:
@@ -165,7 +191,17 @@ def _located(items: list[Any], origin: SourceRef) -> list[Any]:
     return located
 
 
-def _readable(value: bytes) -> Any:
+class _Replayed(NamedTuple):
+    """A dead-lettered record rebuilt for `RecordDecoder.replay` (no broker timestamp: 0)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes | None
+
+
+def readable(value: bytes) -> Any:
     """The dead letter keeps a bad payload as text when it is text (readable, replayable), else bytes."""
     try:
         return value.decode("utf-8")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from connectors.sources.kafka_decode import KafkaRecord, RecordDecoder
+from connectors.sources.kafka_decode import KafkaRecord, RecordDecoder, readable
 from hub.connector import Emit, Outcome
 from hub.delivery.retry import RetryPolicy
 from hub.errors import RetryableError
@@ -17,11 +18,16 @@ from hub.events import Event, Rejection
 log = logging.getLogger(__name__)
 
 
+# The reason code of a record dead-lettered because it still ended RETRY when the retry budget was spent.
+RETRIES_EXHAUSTED = "retries_exhausted"
+
+
 @dataclass(slots=True)
 class _Message:
     """A fetched record and what of it is not settled yet; settled = committable."""
 
     offset: int
+    record: KafkaRecord | None  # kept while unsettled: dead-lettered whole when its retry budget is spent
     events: list[Event] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     decoded: bool = False
@@ -31,10 +37,6 @@ class _Message:
         return self.decoded and not self.events and not self.rejections
 
 
-# Between redeliveries of an unsettled micro-batch: the runner's full-jitter backoff, from 0.2 s up to 10 s.
-# No attempt or time budget: a record leaves the partition only delivered or dead-lettered (at least once).
-REDELIVERY_BACKOFF = RetryPolicy(base_delay_secs=0.2, max_delay_secs=10.0)
-
 
 class PartitionFlow:
     """Emits one partition's micro-batches one after another (order within a partition is kept).
@@ -42,7 +44,10 @@ class PartitionFlow:
     Fetches queued behind the batch being emitted go out together as the next one (up to
     `max_batch_records`). Records are held from fetch until committed; `commit_position` is the offset
     after the settled prefix, so a commit never passes an unsettled record. An emit that comes back
-    with RETRY is sent again (only its unsettled events) after a backoff, while later batches wait.
+    with RETRY is sent again (only its unsettled events) after the runners' backoff, while later batches
+    wait, within the hub's one retry budget (`retry`: emits and time since the first); past it, each
+    record still unsettled is dead-lettered whole (reason `retries_exhausted`, replayable by `hub replay`)
+    and the partition moves on. Only a dead letter that cannot be written holds a record longer.
     """
 
     def __init__(
@@ -51,14 +56,14 @@ class PartitionFlow:
         emit: Emit,
         decoder: RecordDecoder,
         on_progress: Callable[[PartitionFlow], None],
-        backoff: RetryPolicy = REDELIVERY_BACKOFF,
+        retry: RetryPolicy | None = None,
         max_batch_records: int | None = None,
     ):
         self.name = name
         self._emit = emit
         self._decoder = decoder
         self._on_progress = on_progress
-        self._backoff = backoff
+        self._retry = retry or RetryPolicy()
         self._max_batch_records = max_batch_records
         self._window: deque[_Message] = deque()  # fetched, not yet passed by the commit position
         self._queue: deque[tuple[Sequence[KafkaRecord], list[_Message]]] = deque()
@@ -82,7 +87,7 @@ class PartitionFlow:
             return
         if self.first_offset is None:
             self.first_offset = records[0].offset
-        messages = [_Message(record.offset) for record in records]
+        messages = [_Message(record.offset, record) for record in records]
         self._window.extend(messages)
         self._queue.append((records, messages))
         self._wakeup.set()
@@ -148,7 +153,7 @@ class PartitionFlow:
                 break
             except RetryableError as err:  # the schema registry is down: wait, never dead-letter for it
                 attempt += 1
-                delay = self._backoff.backoff_secs(attempt)
+                delay = self._retry.backoff_secs(attempt)  # no budget: never dead-letter for the registry
                 log.warning("kafka %s: %s; retry %d in %.2fs", self.name, err, attempt, delay)
                 if await self._sleep_or_close(delay):
                     return False
@@ -158,9 +163,10 @@ class PartitionFlow:
         return True
 
     async def _settle(self, messages: list[_Message]) -> None:
-        """Emit until every message settled; RETRY outcomes are emitted again after a backoff."""
+        """Emit until every message settled; RETRY outcomes are emitted again after a backoff, and
+        dead-lettered once the retry budget is spent."""
         pending = [m for m in messages if not m.settled]
-        attempt = 0
+        attempt, started = 0, time.monotonic()
         while pending:
             events = [event for message in pending for event in message.events]
             rejections = [rejection for message in pending for rejection in message.rejections]
@@ -174,13 +180,40 @@ class PartitionFlow:
                     message.rejections = []  # recorded in the dead letter: settled
             pending = [m for m in pending if not m.settled]
             if pending:
-                self._on_progress(self)  # what did settle may be committed meanwhile
                 attempt += 1
-                delay = self._backoff.backoff_secs(attempt)
+                delay = self._retry.backoff_secs(attempt)
+                if not self._retry.may_retry(attempt, time.monotonic() - started, delay):
+                    pending = await self._dead_letter(pending, attempt, time.monotonic() - started)
+                    if not pending:
+                        break
+                self._on_progress(self)  # what did settle may be committed meanwhile
                 log.info("kafka %s: %d records unsettled; redeliver in %.2fs", self.name, len(pending), delay)
                 if await self._sleep_or_close(delay):
                     return  # revoked or stopping: the records stay uncommitted for the next owner
+        for message in messages:
+            message.record = None
         self._on_progress(self)
+
+    async def _dead_letter(self, pending: list[_Message], attempts: int, elapsed_secs: float) -> list[_Message]:
+        """Dead-letter each record whose events still end RETRY, whole (its payload as received, so that
+        `hub replay` decodes it again); returns the messages still unsettled (the dead letter failed)."""
+        exhausted = [m for m in pending if m.events and m.record is not None]
+        why = (f"still not delivered after {attempts} emits over {elapsed_secs:.1f}s, the retry budget "
+               f"(config `retry`); replay it once the cause is fixed")
+        rejections = [Rejection(source=self._decoder.origin(m.record), reason=RETRIES_EXHAUSTED,  # type: ignore[arg-type]
+                                message=why, raw=readable(m.record.value))  # type: ignore[union-attr]
+                      for m in exhausted]
+        if not rejections:
+            return pending
+        report = await self._emit([], rejections)
+        if report.dead_letter_failed:
+            log.warning("kafka %s: %d records spent their retry budget, but the dead letter failed; they are "
+                        "held and emitted again", self.name, len(rejections))
+            return pending
+        log.warning("kafka %s: %d records dead-lettered (%s): %s", self.name, len(rejections), RETRIES_EXHAUSTED, why)
+        for message in exhausted:
+            message.events = []
+        return [m for m in pending if not m.settled]
 
     async def _sleep_or_close(self, delay_secs: float) -> bool:
         """Sleep, cut short by `stop`; True when the flow is closing."""

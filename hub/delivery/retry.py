@@ -9,14 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class RetryConfig(BaseModel):
-    """How long a destination keeps retrying before the source is told to redeliver later."""
+    """The one retry budget: how long a destination retries a batch before it settles RETRY, and how long a
+    pulling source (Kafka) redelivers a record that keeps ending RETRY before it dead-letters it."""
 
     model_config = ConfigDict(extra="forbid")
 
     base_delay_secs: float = Field(0.1, gt=0, description="First backoff ceiling.")
     max_delay_secs: float = Field(10.0, gt=0, description="Largest single backoff.")
-    max_attempts: int = Field(8, ge=1, description="Sends per batch, first one included.")
-    max_elapsed_secs: float = Field(60.0, gt=0, description="Give up (outcome RETRY) after this long.")
+    max_attempts: int = Field(
+        8, ge=1, description="Sends per batch, first one included; and emits of a Kafka record that ends RETRY.")
+    max_elapsed_secs: float = Field(
+        60.0, gt=0, description="Give up a batch's sends (outcome RETRY) after this long; a Kafka record still "
+                                "unsettled this long after its first emit is dead-lettered (retries_exhausted).")
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(**self.model_dump())

@@ -125,10 +125,12 @@ class ScriptedEmit:
     def __init__(self, decide=lambda event, call: Outcome.DELIVERED, dead_letter_fails=lambda call: False):
         self.decide, self.dead_letter_fails = decide, dead_letter_fails
         self.calls: list[tuple[list[str], list[str]]] = []
+        self.rejected: list[Rejection] = []  # every rejection emitted, in order
         self.gate: asyncio.Event | None = None
 
     async def __call__(self, events: Sequence[Event], rejections: Sequence[Rejection]) -> EmitReport:
         self.calls.append(([e.message_id for e in events], [r.source.message_id for r in rejections]))
+        self.rejected += rejections
         if self.gate is not None:
             await self.gate.wait()
         call = len(self.calls)
@@ -218,6 +220,63 @@ async def test_stop_drops_unsettled_work_without_passing_it():
     await asyncio.wait_for(flow.stop(5), 1)  # a retry backoff does not hold up a rebalance
     assert flow.commit_position() == 41
     assert all("queued" not in ids for ids, _ in emit.calls)
+
+
+# ---- the retry budget --------------------------------------------------------------------------
+
+BUDGET = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.005, max_attempts=3, max_elapsed_secs=30)
+
+
+async def test_a_record_still_retried_when_the_budget_is_spent_is_dead_lettered_whole_and_the_partition_goes_on():
+    emit = ScriptedEmit(lambda e, call: Outcome.RETRY if e.message_id == "stuck" else Outcome.DELIVERED)
+    positions: list[int | None] = []
+    flow = PartitionFlow("t-0", emit, RecordDecoder("k", "segment"),
+                         lambda f: positions.append(f.commit_position()), BUDGET)
+    flow.start()
+    stuck = encoded({"batch": [track("stuck"), track("sibling")]})
+    flow.add([Record(7, encoded(track("fine"))), Record(8, stuck), Record(9, encoded(track("after")))])
+    flow.add([Record(10, encoded(track("next")))])
+    await until(lambda: flow.commit_position() == 11)
+    await flow.stop(1)
+    # Three emits (the budget's attempts), then the record alone is dead-lettered; the next batch follows it.
+    assert emit.calls == [(["fine", "stuck", "sibling", "after"], []), (["stuck"], []), (["stuck"], []),
+                          ([], ["clicks/3/8"]), (["next"], [])]
+    (rejection,) = emit.rejected
+    assert rejection.reason == "retries_exhausted" and "3 emits" in rejection.message
+    assert (rejection.source.source_id, rejection.source.partition, rejection.source.offset) == ("k", 3, 8)
+    assert rejection.raw == stuck.decode()  # the record as received: `hub replay` decodes it again
+    assert positions == [8, 8, 10, 11]  # never past offset 8 before it was dead-lettered
+
+
+async def test_a_budget_spent_while_the_dead_letter_fails_holds_the_record_until_it_is_written():
+    emit = ScriptedEmit(lambda e, call: Outcome.RETRY, dead_letter_fails=lambda call: call <= 5)
+    flow = PartitionFlow("t-0", emit, RecordDecoder("k", "segment"), lambda f: None, BUDGET)
+    flow.start()
+    flow.add([Record(0, encoded(track("a")))])
+    await until(lambda: flow.commit_position() == 1)
+    await flow.stop(1)
+    dead_letter_calls = [n for n, (ids, rejected) in enumerate(emit.calls, 1) if rejected]
+    assert dead_letter_calls and dead_letter_calls[-1] > 5  # written only once the dead letter worked
+    assert emit.calls[-1] == ([], ["clicks/3/0"])
+
+
+def test_replay_decodes_a_dead_lettered_record_to_the_events_it_first_gave():
+    from connectors.sources.kafka import KafkaSource
+    from hub.connector import Context
+    from hub.errors import RejectedError
+
+    source = KafkaSource(kafka_config(id="k"), Context())
+    record = Record(8, encoded({"batch": [track("stuck"), {"type": "track"}, track("sibling")]}))
+    first, _ = source._decoder.decode(record)
+    origin = source._decoder.origin(record)
+    from connectors.sources.kafka_decode import readable
+
+    again = source.decode(readable(record.value), origin)
+    assert [(e.message_id, e.source.offset, e.name) for e in again] == [
+        (e.message_id, e.source.offset, e.name) for e in first]
+    with pytest.raises(RejectedError) as rejected:
+        source.decode("not json", origin)
+    assert rejected.value.reason == "invalid_json"
 
 
 # ---- configuration -----------------------------------------------------------------------------

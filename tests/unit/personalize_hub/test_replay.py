@@ -63,3 +63,24 @@ def test_torn_last_line_is_skipped(tmp_path):
     path = tmp_path / "dlq.jsonl"
     path.write_text(json.dumps(dead_record("a", GOOD)) + "\n" + '{"time": "2026')
     assert [r["source"]["message_id"] for r in read_dead_letter(path)] == ["a"]
+
+
+async def test_a_kafka_record_dead_lettered_after_its_retry_budget_replays_whole(tmp_path):
+    config = parse_config({
+        "sources": [{"type": "kafka", "id": "clicks", "bootstrap_servers": "127.0.0.1:9", "topics": ["t"],
+                     "group_id": "g"}],
+        "destinations": [{"type": "file", "id": "out", "path": str(tmp_path / "out.jsonl")}],
+        "dead_letter": {"type": "file", "path": str(tmp_path / "dlq.jsonl")},
+        "identity": {"enabled": False}, "mapping": {"enabled": False},
+    }, {})
+    value = json.dumps({"batch": [GOOD, {**GOOD, "messageId": "g2"}]})  # the record as the source dead-lettered it
+    record = dead_record("t/3/8", value, reason="retries_exhausted", source="clicks")
+    record["source"].update(partition=3, offset=8)
+    (tmp_path / "dlq.jsonl").write_text(json.dumps(record) + "\n")
+    hub = Hub(config)
+    await hub.start_delivery()
+    summary = await replay(hub, read_dead_letter(tmp_path / "dlq.jsonl"), ReplayFilter())
+    await hub.stop()
+    assert summary.outcomes == {"delivered": 1}
+    delivered = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(e["source"]["message_id"], e["source"]["offset"]) for e in delivered] == [("g1", 8), ("g2", 8)]
