@@ -132,11 +132,15 @@ def _sampler(pid: int, output: Path) -> subprocess.Popen:
 
 
 def run_hub(config: Path, directory: Path, servers: Servers, *, expected: int, records: int, topic: str, group: str,
-            profile: Path | None = None, py_spy: Path | None = None) -> HubRun:
-    """Start `hub run`, sample until `expected` events are delivered, wait for the commits, stop it."""
+            profile: Path | None = None, py_spy: Path | None = None, lift_quota: bool = False) -> HubRun:
+    """Start `hub run`, sample until `expected` events are delivered, wait for the commits, stop it.
+
+    `lift_quota`: without the PutEvents quota limiter (bench/_unlimited_hub.py), so the hub's CPU sets the pace.
+    """
     port = yaml.safe_load(config.read_text())["http"]["port"]
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "personalize_hub.cli", "run", "--config", str(config), "--log-level", "warning"]
+    hub = [str(ROOT / "bench" / "_unlimited_hub.py")] if lift_quota else ["-m", "personalize_hub.cli"]
+    command = [sys.executable, *hub, "run", "--config", str(config), "--log-level", "warning"]
     if profile is not None:
         command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     log_offset = servers.personalize_log.stat().st_size

@@ -55,6 +55,10 @@ from bench._shop_stream import ShopStream, shop_stream  # noqa: E402
 # 1000 PutEvents calls/s x 10 events, a dataset group's quota (docs/reference/personalize-api.md#quotas)
 TARGET_EVENTS_PER_SEC = 10_000
 TARGET_VS_NAIVE = 10
+# Issue 12: hub CPU per event, PutEvents calls against the stream's floor, and events/s without the quota limiter.
+TARGET_CPU_US_PER_EVENT = 40
+TARGET_CALLS_VS_FLOOR = 1.05
+TARGET_LIFTED_VS_QUOTA = 4
 
 
 # --- the topic and the raw-consumer anchor ----------------------------------------------------------------------
@@ -190,6 +194,9 @@ def main() -> None:
                         help="10-event calls sent to local_personalize alone")
     parser.add_argument("--source-option", nargs=2, action="append", default=[], metavar=("FIELD", "VALUE"),
                         help="a kafka source setting for the hub, e.g. --source-option max_batch_records 1000")
+    parser.add_argument("--lift-quota", action="store_true",
+                        help="after the run under the quota limiter, run the hub again without it (its CPU sets the "
+                             "pace) and compare the two: target >= 4x the events/s")
     parser.add_argument("--profile", type=Path, help="run the hub under cProfile, stats to this file")
     parser.add_argument("--py-spy", type=Path, help="sample the hub with py-spy, collapsed stacks to this file")
     parser.add_argument("--keep-dir", type=Path, help="keep logs, config and data in this directory")
@@ -210,7 +217,7 @@ def main() -> None:
         kafka = stack.enter_context(services.tansu(directory))
         redis = stack.enter_context(services.redis_server(directory))
         personalize = stack.enter_context(services.local_personalize(directory))
-        topic, group = f"clickstream-{uuid.uuid4().hex[:8]}", f"hub-{uuid.uuid4().hex[:8]}"
+        topic = f"clickstream-{uuid.uuid4().hex[:8]}"
         per_partition = asyncio.run(fill_topic(kafka.address, topic, args.partitions, stream))
         raw = asyncio.run(raw_consume_rate(kafka.address, topic, len(stream.messages)))
 
@@ -219,17 +226,38 @@ def main() -> None:
         ceiling = asyncio.run(local_personalize_ceiling(personalize.address, personalize.process.pid,
                                                         anchor_tracking_id, args.ceiling_calls))
 
-        dataset_arn, tracking_id = services.event_tracker(personalize.address)
         servers = Servers(kafka.address, redis.address, personalize.address, personalize.log,
                           {"local_personalize": personalize.process.pid, "tansu": kafka.process.pid,
                            "redis": redis.process.pid})
         source_options = {field: yaml.safe_load(value) for field, value in args.source_option}
-        config = hub_config(directory, servers, topic=topic, group=group, tracking_id=tracking_id,
-                            source_options=source_options)
-        run = run_hub(config, directory, servers, expected=stream.interactions, records=len(stream.messages),
-                      topic=topic, group=group, profile=args.profile, py_spy=args.py_spy)
-        stored = _stored_interactions(directory / "local_personalize", dataset_arn)
+
+        def measure(lift_quota: bool, profile: Path | None, py_spy: Path | None) -> tuple[HubRun, int]:
+            """One `hub run` over the whole topic: a group, tracker and identity store of its own."""
+            group = f"hub-{uuid.uuid4().hex[:8]}"
+            asyncio.run(_flush_redis(redis.address))  # identity and readiness start empty, as in the first run
+            dataset_arn, tracking_id = services.event_tracker(personalize.address)
+            config = hub_config(directory, servers, topic=topic, group=group, tracking_id=tracking_id,
+                                source_options=source_options)
+            run = run_hub(config, directory, servers, expected=stream.interactions, records=len(stream.messages),
+                          topic=topic, group=group, profile=profile, py_spy=py_spy, lift_quota=lift_quota)
+            return run, _stored_interactions(directory / "local_personalize", dataset_arn)
+
+        # Profiles follow the last run: the lifted one when there is one (the hub's own ceiling).
+        run, stored = measure(False, *((None, None) if args.lift_quota else (args.profile, args.py_spy)))
+        lifted = measure(True, args.profile, args.py_spy) if args.lift_quota else None
     report(args, stream, per_partition, raw, naive, ceiling, run, stored)
+    if lifted is not None:
+        report_lifted(run, *lifted, stream)
+
+
+async def _flush_redis(url: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.from_url(url)
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
 
 
 def _stored_interactions(data_dir: Path, dataset_arn: str) -> int:
@@ -282,6 +310,35 @@ def report(args: argparse.Namespace, stream: ShopStream, per_partition: dict[int
     print(f"  hub vs the naive loop:                           {run.events_per_sec / naive:5.1f}x  "
           f"(target >= {TARGET_VS_NAIVE}x)")
     print(f"  hub records/s in vs raw consume:                 {received_per_sec / raw:5.2f}x")
+    print()
+    us_per_event = 1e6 / per_cpu_sec
+    calls_per_1000, floor_per_1000 = 1000 * run.server_calls_total / stored, 1000 * stream.fewest_calls / stream.interactions
+    print("  issue 12 targets:")
+    _target("hub CPU per event", us_per_event / TARGET_CPU_US_PER_EVENT, f"{us_per_event:.1f} µs vs <= {TARGET_CPU_US_PER_EVENT} µs", True)
+    _target("PutEvents calls per 1000 vs the stream's floor", calls_per_1000 / floor_per_1000,
+            f"{calls_per_1000:.0f} vs floor {floor_per_1000:.0f}, <= {TARGET_CALLS_VS_FLOOR}x", True,
+            limit=TARGET_CALLS_VS_FLOOR)
+
+
+def _target(name: str, ratio: float, detail: str, at_most: bool, limit: float = 1.0) -> None:
+    met = ratio <= limit if at_most else ratio >= limit
+    print(f"    {name:48} {ratio:5.2f}x  ({detail}): {'met' if met else 'NOT met'}")
+
+
+def report_lifted(quota_run: HubRun, run: HubRun, stored: int, stream: ShopStream) -> None:
+    """The second run, without the quota limiter, against the first (same code, same topic, same machine)."""
+    us_per_event = 1e6 * run.cpu_secs["hub"] / run.delivered
+    print()
+    print(f"  hub, quota limiter lifted                        {run.events_per_sec:>9,.0f} events/s  "
+          f"({run.delivered:,} in {run.elapsed_secs:.1f} s; {run.calls / run.elapsed_secs:,.0f} calls/s; "
+          f"hub CPU {us_per_event:.1f} µs per event)")
+    print("  CPU busy over the window: " + ", ".join(
+        f"{name} {100 * secs / run.elapsed_secs:.0f}%" for name, secs in run.cpu_secs.items()))
+    print(f"  local_personalize holds {stored:,} of {stream.interactions:,} interactions; "
+          f"{run.dead_lettered} dead-lettered")
+    _target("events/s lifted vs under the quota limiter", run.events_per_sec / quota_run.events_per_sec,
+            f"{run.events_per_sec:,.0f} vs {quota_run.events_per_sec:,.0f}, >= {TARGET_LIFTED_VS_QUOTA}x", False,
+            limit=TARGET_LIFTED_VS_QUOTA)
 
 
 if __name__ == "__main__":
