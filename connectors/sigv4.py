@@ -30,10 +30,10 @@ class JsonPostSigner:
     whatever freezes botocore's signing time freezes this one's too.
     """
 
-    __slots__ = ("_host", "_region", "_service", "_paths", "_key")
+    __slots__ = ("host", "_region", "_service", "_paths", "_key")
 
     def __init__(self, endpoint_url: str, *, region: str, service: str):
-        self._host = botocore.auth._host_from_url(endpoint_url)  # lower-case, default port dropped, as botocore
+        self.host = botocore.auth._host_from_url(endpoint_url)  # lower-case, default port dropped, as botocore
         self._region = region
         self._service = service
         self._paths: dict[str, str] = {}  # request path → its canonical (normalised, quoted) form
@@ -67,11 +67,11 @@ class JsonPostSigner:
         if token:
             headers["X-Amz-Security-Token"] = token
             signed = "content-type;host;x-amz-date;x-amz-security-token"
-            canonical_headers = (f"content-type:{CONTENT_TYPE}\nhost:{self._host}\nx-amz-date:{stamp}\n"
+            canonical_headers = (f"content-type:{CONTENT_TYPE}\nhost:{self.host}\nx-amz-date:{stamp}\n"
                                  f"x-amz-security-token:{' '.join(token.split())}\n")
         else:
             signed = "content-type;host;x-amz-date"
-            canonical_headers = f"content-type:{CONTENT_TYPE}\nhost:{self._host}\nx-amz-date:{stamp}\n"
+            canonical_headers = f"content-type:{CONTENT_TYPE}\nhost:{self.host}\nx-amz-date:{stamp}\n"
         # Always the body's hash: botocore signs the payload over http, and over https unless an
         # operation turns payload signing off, which none of personalize-events' does.
         canonical_request = (f"POST\n{self._canonical_path(url)}\n\n{canonical_headers}\n{signed}\n"

@@ -17,8 +17,10 @@ import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 import botocore
+from multidict import CIMultiDict
 
 from connectors.destinations.personalize import errors
 from connectors.sigv4 import JsonPostSigner
@@ -117,7 +119,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> tuple[s
 
 
 class LeanIngestApi:
-    """Sends one personalize-events operation per `call`, signed as botocore signs, over a pooled aiohttp client."""
+    """Sends one personalize-events operation per `call`, signed as botocore signs, over pooled keep-alive connections."""
 
     def __init__(self, aws: Any, *, endpoint_url: str, region: str, signing_name: str = "personalize"):
         self._aws = aws  # connectors.aws.AwsClients: credentials and the shared HTTP pool
@@ -127,6 +129,10 @@ class LeanIngestApi:
         self._signing_name = signing_name
         self._signer = JsonPostSigner(self._base_url, region=region, service=signing_name)
         self._proxy = aws.proxy_for(self._base_url)  # once: the environment does not change under us
+        # Without a proxy, the lean HTTP/1.1 pool; through one, aiohttp (which speaks to proxies).
+        parts = urlsplit(self._base_url)
+        self._pool = aws.http1_pool(f"{parts.scheme}://{parts.netloc}") if self._proxy.url is None else None
+        self._host = {"Host": self._signer.host}  # as botocore sends it: first, the default port left out
 
     async def signed_request(self, operation: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(url, headers, body) of the request for `operation`, signed now with current credentials."""
@@ -145,12 +151,16 @@ class LeanIngestApi:
         """Send; return when the service accepted it, else raise the classified error (errors.py)."""
         try:
             url, headers, body = await self.signed_request(operation, params)
-            http = self._aws.http_session()
-            async with http.post(url, data=body, headers=headers, proxy=self._proxy.url,
-                                 proxy_headers=self._proxy.headers) as response:
-                status = response.status
-                payload = await response.read()  # read to the end so the connection goes back to the pool
-                answer_headers = response.headers
+            if self._pool is not None:
+                answer = await self._pool.post(urlsplit(url).path, {**self._host, **headers}, body)
+                status, payload, answer_headers = answer.status, answer.body, answer.headers
+            else:
+                http = self._aws.http_session()
+                async with http.post(url, data=body, headers=headers, proxy=self._proxy.url,
+                                     proxy_headers=self._proxy.headers) as response:
+                    status = response.status
+                    payload = await response.read()  # read to the end so the connection goes back to the pool
+                    answer_headers = response.headers
         except HubError:
             raise
         except Exception as err:  # noqa: BLE001 - classify_exception re-raises what is not a send error
@@ -158,5 +168,6 @@ class LeanIngestApi:
         # events operations answer 200 with an empty body (docs/reference/personalize-api.md#putevents)
         if status < 300:
             return
+        answer_headers = CIMultiDict(answer_headers)  # header names are case-insensitive (RFC 9110)
         code, message = parse_error(status, answer_headers, payload)
         raise errors.classify(status, code, message, answer_headers)
