@@ -22,6 +22,8 @@ CATALOG_UPSERT_EVENTS = ("Product Updated", "Product Created")
 CATALOG_REMOVAL_EVENTS = ("Product Deleted",)
 
 Id = str | int  # SDKs send numeric user ids too; they are kept as their decimal string
+_KINDS = {"identify": EventKind.IDENTIFY, "alias": EventKind.ALIAS}  # every other call is an interaction
+_ID_FIELDS = ("userId", "anonymousId", "previousId")
 
 
 class SegmentMessage(msgspec.Struct, kw_only=True):
@@ -50,17 +52,19 @@ def decode_message(
     call: str | None = None,
     batch_context: dict[str, Any] | None = None,
     received_at: float | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
 ) -> Event | None:
     """One Segment message → Event; None for calls Personalize has no use for (group).
 
-    `call` forces the type (the single-call endpoints `/v1/track` etc. imply it). Raises RejectedError
-    with a reason code and a message naming the field.
+    `call` forces the type (the single-call endpoints `/v1/track` etc. imply it); `partition` and `offset`
+    locate a message read from Kafka. Raises RejectedError with a reason code and a message naming the field.
     """
     if not isinstance(message, dict):
         raise RejectedError("invalid_type", f"a message must be a JSON object, got {type(message).__name__}")
-    for field in ("userId", "anonymousId", "previousId"):
+    for field in _ID_FIELDS:
         # JSON parsers read integers past 64 bits as floats: such an id has already lost digits.
-        if isinstance(message.get(field), float):
+        if type(message.get(field)) is float:
             raise RejectedError("invalid_type", f"{field}: ids must be strings or integers, got a float")
     try:
         msg = msgspec.convert(message, SegmentMessage, strict=False)
@@ -84,16 +88,13 @@ def decode_message(
     context = {**batch_context, **msg.context} if batch_context and msg.context else (msg.context or batch_context or {})
     properties = msg.properties or {}
     name = msg.event if kind_of == "track" else (msg.name or properties.get("name"))
-    kind = {
-        "identify": EventKind.IDENTIFY,
-        "alias": EventKind.ALIAS,
-    }.get(kind_of, EventKind.INTERACTION)
+    kind = _KINDS.get(kind_of, EventKind.INTERACTION)
     session_id = context.get("sessionId")
     return Event(
         kind=kind,
         source=SourceRef(
             source_id=source_id, message_id=msg.messageId or _content_id(message), request_id=request_id,
-            call=call,
+            call=call, partition=partition, offset=offset,
         ),
         timestamp=_timestamp(msg, received_at),
         name=name,

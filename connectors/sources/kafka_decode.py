@@ -165,7 +165,8 @@ class RecordDecoder:
         for index, message in enumerate(messages):
             try:
                 event = segment.decode_message(
-                    message, source_id=self.source_id, batch_context=context, received_at=received_at
+                    message, source_id=self.source_id, batch_context=context, received_at=received_at,
+                    partition=origin.partition, offset=origin.offset,
                 )
             except RejectedError as err:
                 given = message.get("messageId") if isinstance(message, dict) else None
@@ -175,7 +176,7 @@ class RecordDecoder:
                 continue
             if event is not None:
                 events.append(event)
-        return _located(events, origin), rejections
+        return events, rejections
 
 
 def _located(items: list[Any], origin: SourceRef) -> list[Any]:

@@ -7,7 +7,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from connectors.sources.kafka_decode import KafkaRecord, RecordDecoder, readable
 from hub.connector import Emit, Outcome
@@ -22,20 +21,22 @@ log = logging.getLogger(__name__)
 RETRIES_EXHAUSTED = "retries_exhausted"
 
 
-@dataclass(slots=True)
 class _Message:
     """A fetched record and what of it is not settled yet; settled = committable."""
 
-    offset: int
-    record: KafkaRecord | None  # kept while unsettled: dead-lettered whole when its retry budget is spent
-    events: list[Event] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    decoded: bool = False
+    __slots__ = ("offset", "record", "events", "rejections", "decoded")
+
+    def __init__(self, offset: int, record: KafkaRecord | None):
+        self.offset = offset
+        self.record = record  # kept while unsettled: dead-lettered whole when its retry budget is spent
+        # Replaced, never changed in place: the shared empty tuple costs no allocation per record.
+        self.events: Sequence[Event] = ()
+        self.rejections: Sequence[Rejection] = ()
+        self.decoded = False
 
     @property
     def settled(self) -> bool:
         return self.decoded and not self.events and not self.rejections
-
 
 
 class PartitionFlow:
@@ -171,13 +172,17 @@ class PartitionFlow:
             events = [event for message in pending for event in message.events]
             rejections = [rejection for message in pending for rejection in message.rejections]
             report = await self._emit(events, rejections)
+            any_retry = Outcome.RETRY in report.outcomes
             position = 0
             for message in pending:
-                outcomes = report.outcomes[position:position + len(message.events)]
-                position += len(message.events)
-                message.events = [e for e, o in zip(message.events, outcomes, strict=True) if o is Outcome.RETRY]
+                if any_retry:
+                    outcomes = report.outcomes[position:position + len(message.events)]
+                    position += len(message.events)
+                    message.events = [e for e, o in zip(message.events, outcomes, strict=True) if o is Outcome.RETRY]
+                else:  # the common case: every event settled
+                    message.events = ()
                 if not report.dead_letter_failed:
-                    message.rejections = []  # recorded in the dead letter: settled
+                    message.rejections = ()  # recorded in the dead letter: settled
             pending = [m for m in pending if not m.settled]
             if pending:
                 attempt += 1
@@ -212,7 +217,7 @@ class PartitionFlow:
             return pending
         log.warning("kafka %s: %d records dead-lettered (%s): %s", self.name, len(rejections), RETRIES_EXHAUSTED, why)
         for message in exhausted:
-            message.events = []
+            message.events = ()
         return [m for m in pending if not m.settled]
 
     async def _sleep_or_close(self, delay_secs: float) -> bool:
