@@ -75,6 +75,19 @@ async def test_oversized_event_inside_a_batch_is_rejected_alone(client):
     assert response.json()["errors"][0]["reason"] == "event_too_large"
 
 
+async def test_the_event_limit_counts_compact_json_whatever_the_whitespace_sent(client):
+    import json
+
+    padded = {**TRACK, "messageId": "padded", "properties": {"blob": "x" * 30_000}}  # fits compact, not as sent
+    big = {**TRACK, "messageId": "big", "properties": {"blob": "x" * 33_000}}
+    body = json.dumps({"batch": [TRACK, padded, big]}, indent=4000).encode()
+    assert len(json.dumps(padded, indent=4000)) > 32 * 1024
+    response = await client.post("/v1/batch", content=body,
+                                 headers={**basic("new-key"), "Content-Type": "application/json"})
+    assert response.json()["accepted"] == 2
+    assert [(e["index"], e["reason"]) for e in response.json()["errors"]] == [(2, "event_too_large")]
+
+
 async def test_health_and_metrics(client):
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.get("/readyz")).json() == {"ready": True}
