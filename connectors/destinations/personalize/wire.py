@@ -133,6 +133,8 @@ class LeanIngestApi:
         parts = urlsplit(self._base_url)
         self._pool = aws.http1_pool(f"{parts.scheme}://{parts.netloc}") if self._proxy.url is None else None
         self._host = {"Host": self._signer.host}  # as botocore sends it: first, the default port left out
+        self._targets = {operation: urlsplit(self._base_url + path).path  # the request line's path, per operation
+                         for operation, path in OPERATION_PATHS.items()}
 
     async def signed_request(self, operation: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(url, headers, body) of the request for `operation`, signed now with current credentials."""
@@ -152,7 +154,7 @@ class LeanIngestApi:
         try:
             url, headers, body = await self.signed_request(operation, params)
             if self._pool is not None:
-                answer = await self._pool.post(urlsplit(url).path, {**self._host, **headers}, body)
+                answer = await self._pool.post(self._targets[operation], {**self._host, **headers}, body)
                 status, payload, answer_headers = answer.status, answer.body, answer.headers
             else:
                 http = self._aws.http_session()
