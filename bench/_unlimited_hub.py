@@ -1,4 +1,4 @@
-"""`hub` with the PutEvents quota limiter lifted (bench/streaming_throughput.py --lift-quota): what the hub's CPU allows.
+"""`hub` without the PutEvents quota limiter (bench/streaming_throughput.py --lift-quota): what its CPU allows.
 
 The 1000 calls/s limit is the service's (docs/reference/personalize-api.md#quotas) and config overrides may
 only lower it, so a bench that wants the hub's own ceiling against local_personalize lifts it here, in

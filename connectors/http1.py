@@ -1,4 +1,4 @@
-"""A minimal keep-alive HTTP/1.1 client for one origin: small signed POSTs with their answer read whole (lean PutEvents).
+"""A minimal keep-alive HTTP/1.1 client for one origin: small POSTs, each answer read whole (lean PutEvents path).
 
 aiohttp costs ~150 µs of CPU per PutEvents call here (request and response objects, a writer task, header
 multidicts, cookie and redirect handling), more than the call's own work. A PutEvents exchange is one small
@@ -112,7 +112,8 @@ class _Connection(asyncio.Protocol):
         elif self._body_end is not None and len(buffer) >= self._body_end:
             if len(buffer) > self._body_end:
                 self.reusable = False
-            self._answer.set_result(HttpAnswer(*self._head, bytes(buffer[:self._body_end])))  # type: ignore[union-attr, misc]
+            body = bytes(buffer[:self._body_end])
+            self._answer.set_result(HttpAnswer(*self._head, body))  # type: ignore[union-attr, misc]
 
     def _parse_chunked(self) -> None:
         body = bytearray()

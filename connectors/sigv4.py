@@ -1,4 +1,4 @@
-"""SigV4 for the hand-built JSON POSTs of the lean request path: botocore's signature, its signing key derived once a day.
+"""SigV4 for the lean path's hand-built JSON POSTs: botocore's signature, its signing key derived once a day.
 
 botocore's `SigV4Auth.add_auth` rebuilds everything per request: an `HTTPHeaders` map (twice), `urlsplit`
 of the URL, the four-HMAC signing-key chain, the scope strings. For one fixed endpoint and a fixed header

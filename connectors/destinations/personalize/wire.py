@@ -119,7 +119,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> tuple[s
 
 
 class LeanIngestApi:
-    """Sends one personalize-events operation per `call`, signed as botocore signs, over pooled keep-alive connections."""
+    """Sends one personalize-events operation per `call`, signed as botocore signs, over keep-alive connections."""
 
     def __init__(self, aws: Any, *, endpoint_url: str, region: str, signing_name: str = "personalize"):
         self._aws = aws  # connectors.aws.AwsClients: credentials and the shared HTTP pool
