@@ -1,4 +1,5 @@
-"""At-least-once from Kafka to Personalize: through a SIGKILL of `hub run`, and through 20 s of 429s.
+"""At-least-once from Kafka to Personalize: through a SIGKILL of `hub run`, through 20 s of 429s, and past the retry
+budget (dead-lettered as `retries_exhausted`, committed, then delivered by `hub replay`).
 
 Kafka (Segment JSON) → identity → mapping → PutEvents to local_personalize over HTTP. local_personalize is
 where "none lost" is counted (by eventId). In the crash test the same events also go to a JSON Lines
@@ -236,3 +237,62 @@ async def test_twenty_seconds_of_throttling_lose_nothing_and_hold_a_bounded_wind
     assert paused_seen
     assert max_held <= 2 * (HELD_LIMIT + BATCH_RECORDS) < THROTTLED_TOTAL
     assert read_jsonl(tmp_path / "dead-letter.jsonl") == []
+
+
+BUDGET_TOTAL = 40
+
+
+async def test_records_throttled_past_the_retry_budget_are_dead_lettered_committed_and_replayed(
+    kafka_bootstrap, unique_name, tmp_path, local_personalize_server, throttling_proxy, monkeypatch
+):
+    from personalize_hub.replay import ReplayFilter, read_dead_letter, replay
+
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # dummy credentials, never the metadata endpoint
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, os.environ.get(name) or "local")
+    topic, group = unique_name("budget"), unique_name("group")
+    await create_topic(kafka_bootstrap, topic, partitions=2)
+    dataset_arn, tracking_id = tracker(local_personalize_server.url)
+    placement = await produce_clickstream(kafka_bootstrap, topic, BUDGET_TOTAL)
+    throttling_proxy["until"] = time.monotonic() + 3600  # every PutEvents call throttled
+    dead_letter = tmp_path / "dead-letter.jsonl"
+    config = {
+        "aws": {"region": "us-east-1", "personalize_endpoint_url": throttling_proxy["url"]},
+        "sources": [{"type": "kafka", "id": "clickstream", "bootstrap_servers": kafka_bootstrap, "topics": [topic],
+                     "group_id": group, **GROUP_TIMEOUTS}],
+        "identity": {"store": {"type": "memory"}},
+        "destinations": [{"type": "personalize_events", "id": "personalize", "tracking_id": tracking_id}],
+        "dead_letter": {"type": "file", "id": "dead_letter", "path": str(dead_letter)},
+        # Two sends per batch, two emits per record: then the record is dead-lettered.
+        "retry": {"base_delay_secs": 0.01, "max_delay_secs": 0.05, "max_attempts": 2, "max_elapsed_secs": 30},
+    }
+    hub = Hub(parse_config(config, {}))
+    await hub.start()
+    try:
+        deadline = time.monotonic() + 120
+        while sum(o or 0 for o in (await committed_offsets(kafka_bootstrap, group, topic, 2)).values()) < BUDGET_TOTAL:
+            assert time.monotonic() < deadline, f"committed {await committed_offsets(kafka_bootstrap, group, topic, 2)}"
+            await asyncio.sleep(0.2)
+    finally:
+        await hub.stop()
+    records = read_jsonl(dead_letter)
+    # One record per Kafka record, with its location and payload as received; nothing reached Personalize.
+    assert sorted((r["source"]["partition"], r["source"]["offset"]) for r in records) == sorted(placement.values())
+    assert {r["reason"] for r in records} == {"retries_exhausted"}
+    assert all(json.loads(r["payload"])["messageId"] in placement for r in records)
+    store = Store(Settings(data_dir=local_personalize_server.data_dir).db_path)
+    try:
+        assert stored_event_ids(store, dataset_arn) == set()
+
+        throttling_proxy["until"] = 1e-9  # the cause is gone: in the past, so never throttled again
+        again = Hub(parse_config(config, {}))
+        await again.start_delivery()
+        try:
+            summary = await replay(again, read_dead_letter(dead_letter),
+                                   ReplayFilter(reasons=frozenset({"retries_exhausted"})))
+        finally:
+            await again.stop()
+        assert summary.outcomes == {"delivered": BUDGET_TOTAL}
+        assert stored_event_ids(store, dataset_arn) == set(placement)
+    finally:
+        store.close()
