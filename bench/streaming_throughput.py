@@ -30,12 +30,15 @@ per 1000, 132 µs. Where the hub's CPU goes (py-spy): Kafka fetch and decode ~20
 validation ~22%, SigV4 signing ~12%, aiohttp ~10%, runner and pipeline bookkeeping ~10%, the rest the event
 loop, sockets and garbage collection.
 
-Issue 12 round (machine shared with other work, load average 5–7 on 2 cores; main and this change measured back to
-back): hub CPU 90.8 µs per event on main, 73.4 µs after (13,600 events per CPU-second); calls per 1000 unchanged at
-134 (floor 123, 1.09x). py-spy shares after: Kafka fetch + decode ~23% (JSON parse 7%, Segment decode 8%), identity
-10% (Redis 3%), mapping + validation 11%, pipeline and runner bookkeeping ~8%, the PutEvents call 18% (the socket
-send 11%, body encoding 3.5%, SigV4 2.3%, HTTP framing ~1.5%), the event loop's select 9%. The lifted run was bound
-by the CPU the hub could get on the shared machine (25–35% of a core), not by the hub's design.
+Issue 12 round (machine shared with other work; main and this change measured back to back, without py-spy, whose
+sampling halved the hub's throughput here): hub CPU 85.3 µs per event on main, 71–72 µs after (about 14,000 events
+per CPU-second); calls per 1000 unchanged at 134 (floor 123, 1.09x). With the limiter lifted, 7,940 events/s against
+7,221 under it (1.10x) while neither the hub (52% of a core) nor local_personalize (56%) was saturated: each
+partition emits its next micro-batch only once the last one settled, and a micro-batch's last PutEvents batches wait
+max_wait_secs (0.25 s) for a session's next clicks, so the cycle, not the CPU, sets the pace. py-spy shares after:
+Kafka fetch + decode ~23% (JSON parse 7%, Segment decode 8%), identity 10% (Redis 3%), mapping + validation 11%,
+pipeline and runner bookkeeping ~8%, the PutEvents call 18% (the socket send 11%, body encoding 3.5%, SigV4 2.3%,
+HTTP framing ~1.5%), the event loop's select 9%.
 """
 
 from __future__ import annotations
