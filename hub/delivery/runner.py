@@ -77,8 +77,20 @@ class _One:
             self.future.set_result(settlement)
 
 
+class _Many:
+    """The ticket of a `submit_all`: member `index` settles its own future."""
+
+    __slots__ = ("ones",)
+
+    def __init__(self, ones: list[_One]):
+        self.ones = ones
+
+    def settle(self, index: int, settlement: Settlement) -> None:
+        self.ones[index].settle(0, settlement)
+
+
 # A queued member: the event, the ticket it belongs to and its index there.
-_Item = tuple[Event, "Ticket | _One", int]
+_Item = tuple[Event, "Ticket | _One | _Many", int]
 
 
 class DestinationRunner:
@@ -126,6 +138,20 @@ class DestinationRunner:
         one = _One()
         await self._batcher.put(self.destination.partition_key(event), (event, one, 0))
         return one.future
+
+    async def submit_all(self, events: Sequence[Event]) -> list[asyncio.Future[Settlement]]:
+        """`submit` each event, in order, in one call: a future per event (for callers that settle members
+        one by one, as the exporter does; the pipeline takes a `submit_batch` ticket)."""
+        ones = [_One() for _ in events]
+        ticket = _Many(ones)
+        partition_key = self.destination.partition_key
+        batcher = self._batcher
+        for index, event in enumerate(events):
+            if batcher.pending < batcher.max_pending:  # room: no coroutine per event
+                batcher.put_nowait(partition_key(event), (event, ticket, index))
+            else:
+                await batcher.put(partition_key(event), (event, ticket, index))
+        return [one.future for one in ones]
 
     async def submit_batch(self, events: Sequence[Event]) -> Ticket:
         """Queue a micro-batch, in order (waiting for room under backpressure); await the ticket for its

@@ -101,3 +101,15 @@ async def test_submit_batch_queues_in_order_and_waits_for_room_under_backpressur
     assert [s.outcome for s in settlements] == [Outcome.DELIVERED] * 25
     assert destination.delivered == [f"m{i}" for i in range(25)]
     assert max(len(b) for b in destination.batches) <= 3  # never more than max_pending were queued
+
+
+async def test_submit_all_queues_in_order_and_waits_for_room_under_backpressure():
+    destination = RecordingDestination()
+    runner = DestinationRunner(destination, destination.config.batch_policy(), FAST, max_pending=3)
+    await runner.start()
+    futures = await asyncio.wait_for(runner.submit_all([event(f"m{i}") for i in range(25)]), 5)
+    settlements = await asyncio.wait_for(asyncio.gather(*futures), 5)
+    await runner.close()
+    assert [s.outcome for s in settlements] == [Outcome.DELIVERED] * 25
+    assert destination.delivered == [f"m{i}" for i in range(25)]
+    assert max(len(b) for b in destination.batches) <= 3  # never more than max_pending were queued
