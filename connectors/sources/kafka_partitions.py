@@ -46,7 +46,7 @@ class PartitionFlow:
     `max_batch_records`). Records are held from fetch until committed; `commit_position` is the offset
     after the settled prefix, so a commit never passes an unsettled record. An emit that comes back
     with RETRY is sent again (only its unsettled events) after the runners' backoff, while later batches
-    wait, within the hub's one retry budget (`retry`: emits and time since the first); past it, each
+    wait, within the hub's one retry budget (`retry.max_elapsed_secs` since the first emit); past it, each
     record still unsettled is dead-lettered whole (reason `retries_exhausted`, replayable by `hub replay`)
     and the partition moves on. Only a dead letter that cannot be written holds a record longer.
     """
@@ -187,7 +187,9 @@ class PartitionFlow:
             if pending:
                 attempt += 1
                 delay = self._retry.backoff_secs(attempt)
-                if not self._retry.may_retry(attempt, time.monotonic() - started, delay):
+                if self._closing.is_set():
+                    return  # revoked or stopping: the records stay uncommitted for the next owner
+                if not self._retry.in_time(time.monotonic() - started, delay):
                     pending = await self._dead_letter(pending, attempt, time.monotonic() - started)
                     if not pending:
                         break
@@ -203,8 +205,8 @@ class PartitionFlow:
         """Dead-letter each record whose events still end RETRY, whole (its payload as received, so that
         `hub replay` decodes it again); returns the messages still unsettled (the dead letter failed)."""
         exhausted = [m for m in pending if m.events and m.record is not None]
-        why = (f"still not delivered after {attempts} emits over {elapsed_secs:.1f}s, the retry budget "
-               f"(config `retry`); replay it once the cause is fixed")
+        why = (f"still not delivered after {attempts} emits over {elapsed_secs:.1f}s, past the retry budget "
+               f"(config `retry.max_elapsed_secs`); replay it once the cause is fixed")
         rejections = [Rejection(source=self._decoder.origin(m.record), reason=RETRIES_EXHAUSTED,  # type: ignore[arg-type]
                                 message=why, raw=readable(m.record.value))  # type: ignore[union-attr]
                       for m in exhausted]

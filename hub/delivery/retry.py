@@ -16,8 +16,7 @@ class RetryConfig(BaseModel):
 
     base_delay_secs: float = Field(0.1, gt=0, description="First backoff ceiling.")
     max_delay_secs: float = Field(10.0, gt=0, description="Largest single backoff.")
-    max_attempts: int = Field(
-        8, ge=1, description="Sends per batch, first one included; and emits of a Kafka record that ends RETRY.")
+    max_attempts: int = Field(8, ge=1, description="Sends per batch, first one included.")
     max_elapsed_secs: float = Field(
         60.0, gt=0, description="Give up a batch's sends (outcome RETRY) after this long; a Kafka record still "
                                 "unsettled this long after its first emit is dead-lettered (retries_exhausted).")
@@ -44,6 +43,10 @@ class RetryPolicy:
         ceiling = min(self.max_delay_secs, self.base_delay_secs * 2 ** (attempt - 1))
         return (rng or random).uniform(0, ceiling)
 
+    def in_time(self, elapsed_secs: float, next_delay_secs: float = 0.0) -> bool:
+        """Whether another try fits in the time budget (what a source's redeliveries of a record share)."""
+        return elapsed_secs + next_delay_secs <= self.max_elapsed_secs
+
     def may_retry(self, attempts: int, elapsed_secs: float, next_delay_secs: float = 0.0) -> bool:
         """Whether another send fits in both the attempt budget and the time budget."""
-        return attempts < self.max_attempts and elapsed_secs + next_delay_secs <= self.max_elapsed_secs
+        return attempts < self.max_attempts and self.in_time(elapsed_secs, next_delay_secs)

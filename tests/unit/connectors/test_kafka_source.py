@@ -224,7 +224,7 @@ async def test_stop_drops_unsettled_work_without_passing_it():
 
 # ---- the retry budget --------------------------------------------------------------------------
 
-BUDGET = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.005, max_attempts=3, max_elapsed_secs=30)
+BUDGET = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.005, max_elapsed_secs=0.2)
 
 
 async def test_a_record_still_retried_when_the_budget_is_spent_is_dead_lettered_whole_and_the_partition_goes_on():
@@ -238,14 +238,16 @@ async def test_a_record_still_retried_when_the_budget_is_spent_is_dead_lettered_
     flow.add([Record(10, encoded(track("next")))])
     await until(lambda: flow.commit_position() == 11)
     await flow.stop(1)
-    # Three emits (the budget's attempts), then the record alone is dead-lettered; the next batch follows it.
-    assert emit.calls == [(["fine", "stuck", "sibling", "after"], []), (["stuck"], []), (["stuck"], []),
-                          ([], ["clicks/3/8"]), (["next"], [])]
+    # Emitted again until the budget's time was spent, then the record alone is dead-lettered; the next batch
+    # follows it.
+    assert emit.calls[0] == (["fine", "stuck", "sibling", "after"], [])
+    assert len(emit.calls) > 4 and set(map(str, emit.calls[1:-2])) == {str((["stuck"], []))}
+    assert emit.calls[-2:] == [([], ["clicks/3/8"]), (["next"], [])]
     (rejection,) = emit.rejected
-    assert rejection.reason == "retries_exhausted" and "3 emits" in rejection.message
+    assert rejection.reason == "retries_exhausted" and f"{len(emit.calls) - 2} emits" in rejection.message
     assert (rejection.source.source_id, rejection.source.partition, rejection.source.offset) == ("k", 3, 8)
     assert rejection.raw == stuck.decode()  # the record as received: `hub replay` decodes it again
-    assert positions == [8, 8, 10, 11]  # never past offset 8 before it was dead-lettered
+    assert set(positions[:-2]) == {8} and positions[-2:] == [10, 11]  # never past 8 before it was dead-lettered
 
 
 async def test_a_budget_spent_while_the_dead_letter_fails_holds_the_record_until_it_is_written():
