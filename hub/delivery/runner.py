@@ -143,20 +143,17 @@ class DestinationRunner:
         """`submit` each event, in order, in one call: a future per event (for callers that settle members
         one by one, as the exporter does; the pipeline takes a `submit_batch` ticket)."""
         ones = [_One() for _ in events]
-        ticket = _Many(ones)
-        partition_key = self.destination.partition_key
-        batcher = self._batcher
-        for index, event in enumerate(events):
-            if batcher.pending < batcher.max_pending:  # room: no coroutine per event
-                batcher.put_nowait(partition_key(event), (event, ticket, index))
-            else:
-                await batcher.put(partition_key(event), (event, ticket, index))
+        await self._queue(events, _Many(ones))
         return [one.future for one in ones]
 
     async def submit_batch(self, events: Sequence[Event]) -> Ticket:
         """Queue a micro-batch, in order (waiting for room under backpressure); await the ticket for its
         settlements, one per event in order."""
         ticket = Ticket(len(events))
+        await self._queue(events, ticket)
+        return ticket
+
+    async def _queue(self, events: Sequence[Event], ticket: Ticket | _Many) -> None:
         partition_key = self.destination.partition_key
         batcher = self._batcher
         for index, event in enumerate(events):
@@ -164,7 +161,6 @@ class DestinationRunner:
                 batcher.put_nowait(partition_key(event), (event, ticket, index))
             else:
                 await batcher.put(partition_key(event), (event, ticket, index))
-        return ticket
 
     async def close(self) -> None:
         """Deliver what is queued, then stop and close the destination."""
