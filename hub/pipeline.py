@@ -118,7 +118,7 @@ class Pipeline:
             if not members:
                 continue
             units: list[tuple[int, Event, Any]] = []
-            results = runner.destination.encode([event for _, event in members])
+            results = _encode_guarded(runner, [event for _, event in members])
             for (root, event), result in zip(members, results, strict=True):
                 for unit in [result] if isinstance(result, Rejection) else result:
                     if not isinstance(unit, Rejection):
@@ -186,3 +186,27 @@ class Pipeline:
                     children[root].append(unit)
             self.tap(events, rejections, report.outcomes, reasons, children)
         return report
+
+
+def _encode_guarded(runner: DestinationRunner, events: list[Event]) -> Sequence[Any]:
+    """The destination's encoding of a micro-batch; an encoder that raises on some input costs that event only.
+
+    Encoders reject bad input with a Rejection; an exception is a bug meeting input nobody foresaw. The batch is
+    then encoded one event at a time, so the events beside the one that raises still go out, and that one is
+    dead-lettered with the exception's type (never its text: it may quote the payload) for a person to look at.
+    """
+    try:
+        return runner.destination.encode(events)
+    except Exception:
+        log.exception("destination %s: encoding a micro-batch raised; encoding its %d events one by one",
+                      runner.name, len(events))
+    results: list[Any] = []
+    for event in events:
+        try:
+            results.extend(runner.destination.encode([event]))
+        except Exception as err:
+            results.append(Rejection(source=event.source, reason="encoder_error", raw=event.raw,
+                                     message=f"destination {runner.name} could not encode this event "
+                                             f"({type(err).__name__}); see the hub's log"))
+    return results
+

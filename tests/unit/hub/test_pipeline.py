@@ -111,3 +111,21 @@ async def test_an_observer_sees_a_delivery_once_when_its_message_ends_retry_and_
     assert (first.outcome, second.outcome) == (Outcome.RETRY, Outcome.DELIVERED)
     assert counted.delivered == ["m1", "m1"]  # sent twice (idempotent destinations make that harmless) ...
     assert observer.seen == ["m1"]  # ... and observed once, when the message settled
+
+
+async def test_an_encoder_that_raises_costs_only_the_event_it_raised_on():
+    class Fragile(RecordingDestination):
+        def encode(self, events):
+            if any(e.message_id == "boom" for e in events):
+                raise KeyError("the payload's secret text")
+            return super().encode(events)
+
+    destination = Fragile()
+    pipeline, sink, runner = await make(destination)
+    report = await pipeline.emit([event("a"), event("boom"), event("b")])
+    await runner.close()
+    assert report.outcomes == [Outcome.DELIVERED, Outcome.REJECTED, Outcome.DELIVERED]
+    assert destination.delivered == ["a", "b"]
+    [record] = sink.records
+    assert record["reason"] == "encoder_error" and "KeyError" in record["message"]
+    assert "secret" not in record["message"]
