@@ -48,8 +48,9 @@ BLOCK_BYTES = 1 << 20  # CSV bytes parsed at once: ~20k rows of interactions, a 
 BATCH_ROWS = 131_072  # Parquet rows read at once
 ROWS_PER_CHUNK = 20_000  # the row path's clean rows handed on at once
 MEMO_ENTRIES = 50_000  # remembered verdicts per column (values of event type, value, metadata recur)
-# An event's members besides the cells: at most 8 members (itemId … properties) at 64 bytes each, plus the
-# 3 characters `_upper_bound_bytes` adds per impression id (at most MAX_IMPRESSION_IDS, schema.py cites the limit).
+# An event's members besides the cells: at most 8 members (itemId … properties) at 64 bytes each, taken as 12 for
+# headroom (an overestimate only sends a row to the row path), plus the 3 characters `_upper_bound_bytes` adds
+# per impression id (at most MAX_IMPRESSION_IDS, schema.py cites the limit).
 _EVENT_OVERHEAD_BYTES = 64 * 12
 _IMPRESSION_OVERHEAD_CHARS = 3 * MAX_IMPRESSION_IDS
 # The validation checks that weigh several cells together, which the bounds above stand for: a probe failing
