@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 from botocore.config import Config
 
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, generate_shop
+from synthetic_shop import INTERACTIONS_SCHEMA, generate
 from local_personalize.store import Store
 
 P99_TARGET_MS = 10.0
@@ -82,7 +82,7 @@ def build_campaign(url: str, data_dir: Path, users: int, items: int, interaction
     control = client("personalize")
     timings = {}
     started = time.perf_counter()
-    shop = generate_shop(users, items, interactions, num_genres=50, seed=3)
+    shop = generate(users, items, interactions, num_genres=50, seed=3)
     timings["generate_secs"] = time.perf_counter() - started
     group = control.create_dataset_group(name="bench", domain="ECOMMERCE")["datasetGroupArn"]
     schema = control.create_schema(name="bench", schema=json.dumps(INTERACTIONS_SCHEMA), domain="ECOMMERCE")["schemaArn"]

@@ -2,7 +2,7 @@
 
 Run: `python bench/streaming_throughput.py` (about 45 s on 2 cores; `--help` for sizes). It starts its
 own tansu, redis-server and local_personalize (bench/_services.py), produces a shop's backlog of Segment
-track messages (bench/_shop_stream.py) into a topic of several partitions, and runs `hub run` on a generated
+track messages (synthetic_shop.segment_stream) into a topic of several partitions, and runs `hub run` on a generated
 config (kafka source → identity in Redis → default mapping → validation → personalize_events, lean request
 path; bench/_hub_run.py) until it has delivered every interaction. Measured from the hub's first delivery to
 its last: events/s, PutEvents calls per 1000 events and per second, and the hub's CPU per event. Beside
@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from bench import _services as services  # noqa: E402
 from bench._http_load import process_cpu_secs  # noqa: E402
 from bench._hub_run import HubRun, Servers, hub_config, run_hub  # noqa: E402
-from bench._shop_stream import ShopStream, shop_stream  # noqa: E402
+from synthetic_shop import ShopStream, segment_stream  # noqa: E402
 
 # 1000 PutEvents calls/s x 10 events, a dataset group's quota (docs/reference/personalize-api.md#quotas)
 TARGET_EVENTS_PER_SEC = 10_000
@@ -215,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(services.DUMMY_CREDENTIALS)
 
-    stream = shop_stream(args.events, concurrent_sessions=args.sessions, session_events=tuple(args.session_events))
+    stream = segment_stream(args.events, concurrent_sessions=args.sessions, session_events=tuple(args.session_events))
     print(f"{len(stream.messages):,} Segment track messages ({stream.mean_bytes:,.0f} bytes each) from "
           f"{stream.sessions:,} visits, {args.sessions} at a time, keyed by anonymousId into {args.partitions} "
           f"partitions: {stream.interactions:,} interactions, which no client can send in fewer than "

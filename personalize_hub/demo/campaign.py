@@ -19,7 +19,7 @@ import yaml
 from rich.console import Console
 from rich.panel import Panel
 
-from personalize_hub.demo.shop import Shop
+from synthetic_shop import Storefront
 
 CAMPAIGN_USERS = 200
 
@@ -50,7 +50,7 @@ def private_redis(data_dir: Path, port: int) -> Iterator[str | None]:
         process.wait(10)
 
 
-def write_inputs(shop: Shop, data_dir: Path) -> tuple[Path, Path]:
+def write_inputs(shop: Storefront, data_dir: Path) -> tuple[Path, Path]:
     """The campaign's audience (JSON lines) and the catalog CSV the exports are decorated from."""
     users = data_dir / "campaign-users.jsonl"
     users.write_text("".join(json.dumps({"userId": s.user_id, "email": s.email, "first_name": s.user_id.title()})
@@ -99,7 +99,7 @@ def run_job(config: Path) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def show_campaign(shop: Shop, data_dir: Path, personalize_url: str, solution_version: str, redis_port: int,
+def show_campaign(shop: Storefront, data_dir: Path, personalize_url: str, solution_version: str, redis_port: int,
                   console: Console) -> None:
     with private_redis(data_dir / "redis", redis_port) as redis_url:
         if redis_url is None:

@@ -28,7 +28,7 @@ from personalize_hub.bootstrap import ensure_stack, wait_active
 from personalize_hub.config import parse_config
 from personalize_hub.demo import datasets
 from personalize_hub.demo.campaign import show_campaign
-from personalize_hub.demo.shop import Shop, batches
+from synthetic_shop import Storefront, batches
 from personalize_hub.ingest import build_app
 from personalize_hub.runtime import Hub
 
@@ -176,7 +176,7 @@ async def run_demo(data_dir: Path, users: int, console: Console, keep_running: b
     # local_personalize accepts any signature; botocore still wants some credentials to sign with.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    shop = Shop(users=users)
+    shop = Storefront(users=users)
     names = {p.product_id: f"{p.name} ({p.category})" for p in shop.products}
 
     with local_personalize(data_dir / "local_personalize", data_dir / "local_personalize.log") as personalize_url:
@@ -231,7 +231,7 @@ async def run_demo(data_dir: Path, users: int, console: Console, keep_running: b
                 await asyncio.Event().wait()
 
 
-async def show_live_updates(shop: Shop, control: ControlPlane, campaign: str, client: httpx.AsyncClient,
+async def show_live_updates(shop: Storefront, control: ControlPlane, campaign: str, client: httpx.AsyncClient,
                             names: dict[str, str], console: Console, shoppers: int = 3) -> None:
     """Recommendations before and after a shopper's newest session, with no retraining in between."""
     console.print("[bold]5.[/] a few shoppers come back and browse a category they never looked at:")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from local_personalize.sample_shop import generate_shop
+from synthetic_shop import generate
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def wait_status(describe, key: str, wanted: str = "ACTIVE") -> dict:
 
 @pytest.fixture(scope="module")
 def shop():
-    return generate_shop(num_users=300, num_items=150, num_interactions=6000, num_genres=5, purchase_share=0.3,
+    return generate(num_users=300, num_items=150, num_interactions=6000, num_genres=5, purchase_share=0.3,
                          seed=5)
 
 
@@ -327,7 +327,7 @@ def test_domain_schemas_are_checked_against_the_group(video_on_demand, clients):
 def test_too_few_required_events_fail_the_recommender_with_the_reason(clients, bucket_name, aws_endpoint_url,
                                                                       aws_region):
     personalize, _runtime = clients
-    views_only = generate_shop(num_users=100, num_items=50, num_interactions=1500, purchase_share=0.0, seed=3)
+    views_only = generate(num_users=100, num_items=50, num_interactions=1500, purchase_share=0.0, seed=3)
     upload(aws_endpoint_url, aws_region, bucket_name, "views-only.csv", interactions_csv(views_only, "View", "-"))
     group = personalize.create_dataset_group(name="views-only", domain="ECOMMERCE")["datasetGroupArn"]
     wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")

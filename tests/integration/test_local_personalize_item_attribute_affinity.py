@@ -15,7 +15,7 @@ import boto3
 import numpy as np
 import pytest
 
-from local_personalize.sample_shop import generate_shop
+from synthetic_shop import generate
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 from tests.integration.workers_support import ROLE, train_shop, train_version, wait_active
 
@@ -33,7 +33,7 @@ def test_item_attribute_segments(tmp_path, aws_endpoint_url, aws_region):
         assert recipe["recipeType"] == "USER_SEGMENTATION" and recipe["name"] == "aws-item-attribute-affinity"
         trained = train_shop(server.url, s3, bucket, name="attributes", num_users=300, num_items=120)
         # The same synthetic shop train_shop imported, to know each user's genres.
-        shop = generate_shop(num_users=300, num_items=120, num_interactions=300 * 15, num_genres=5, seed=5)
+        shop = generate(num_users=300, num_items=120, num_interactions=300 * 15, num_genres=5, seed=5)
         version = train_version(server.url, trained.dataset_group_arn, "attributes-affinity",
                                 "aws-item-attribute-affinity")
 

@@ -19,7 +19,7 @@ import boto3
 import numpy as np
 import pytest
 
-from local_personalize.sample_shop import generate_shop
+from synthetic_shop import generate
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def wait_active(describe, key: str) -> dict:
 
 @pytest.fixture(scope="module")
 def shop():
-    return generate_shop(num_users=300, num_items=150, num_interactions=6000, num_genres=5, seed=9)
+    return generate(num_users=300, num_items=150, num_interactions=6000, num_genres=5, seed=9)
 
 
 def csv_files(shop) -> tuple[bytes, bytes]:

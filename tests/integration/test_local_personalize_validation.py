@@ -13,7 +13,7 @@ import uuid
 import botocore.exceptions
 import pytest
 
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA
+from synthetic_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA
 from tests.fixtures.local_personalize import aio_personalize_client, personalize_client
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import boto3
 import numpy as np
 import pytest
 
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA, generate_shop
+from synthetic_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA, generate
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def wait_active(describe, key: str) -> dict:
 
 @pytest.fixture(scope="module")
 def shop():
-    return generate_shop(num_users=300, num_items=200, num_interactions=5000, num_genres=5, seed=11)
+    return generate(num_users=300, num_items=200, num_interactions=5000, num_genres=5, seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from personalize_hub.config import parse_config
 from hub.connector import Context, Outcome
 from personalize_hub.ingest import build_app
 from personalize_hub.runtime import Hub
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, generate_shop
+from synthetic_shop import INTERACTIONS_SCHEMA, generate
 from tests.fixtures.exports import CATALOG, deliver, export_event
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 from tests.fixtures.threaded_http import ThreadedServer
@@ -39,7 +39,7 @@ def wait_active(describe, key: str) -> None:
 @pytest.fixture(scope="module")
 def popular_campaign(tmp_path_factory, aws_endpoint_url, aws_region):
     """A local_personalize with a Popularity-Count campaign trained on a small synthetic shop."""
-    shop = generate_shop(num_users=60, num_items=40, num_interactions=1500, num_genres=4, seed=5)
+    shop = generate(num_users=60, num_items=40, num_interactions=1500, num_genres=4, seed=5)
     bucket = f"recs-endpoint-{int(time.time() * 1000)}"
     s3 = boto3.client("s3", endpoint_url=aws_endpoint_url, region_name=aws_region)
     s3.create_bucket(Bucket=bucket)

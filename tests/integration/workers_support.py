@@ -24,7 +24,7 @@ import pytest
 import redis
 import yaml
 
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, generate_shop
+from synthetic_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, generate
 from tests.fixtures.local_personalize import personalize_clients
 
 ROLE = "arn:aws:iam::000000000000:role/local"
@@ -60,7 +60,7 @@ class TrainedShop:
 
 def train_shop(url: str, s3: Any, bucket: str, *, name: str, num_users: int = 300, num_items: int = 120) -> TrainedShop:
     """Dataset group, two CSV imports from S3, one trained aws-user-personalization version."""
-    shop = generate_shop(num_users=num_users, num_items=num_items, num_interactions=num_users * 15,
+    shop = generate(num_users=num_users, num_items=num_items, num_interactions=num_users * 15,
                          num_genres=5, seed=5)
     control, _, _ = personalize_clients(url)
     group = control.create_dataset_group(name=name)["datasetGroupArn"]

@@ -10,7 +10,7 @@ from local_personalize.errors import (
     InvalidInput, InvalidNextToken, ResourceAlreadyExists, ResourceInUse, ResourceNotFound)
 from local_personalize.settings import Settings
 from local_personalize.store import Store
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA
+from synthetic_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA
 
 
 @pytest.fixture

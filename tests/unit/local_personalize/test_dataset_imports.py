@@ -9,7 +9,7 @@ from local_personalize.control import OPERATIONS, ControlContext
 from local_personalize.imports import run_import_job
 from local_personalize.settings import Settings
 from local_personalize.store import Store
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, generate_shop
+from synthetic_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, generate
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def setup(tmp_path):
 
 def test_full_then_incremental_interactions(setup):
     store, datasets, load = setup
-    shop = generate_shop(50, 40, 1500)
+    shop = generate(50, 40, 1500)
     job = load("Interactions", shop.interactions_csv())
     assert job.status == "ACTIVE", job.doc.get("failureReason")
     assert store.count_interactions(datasets["Interactions"]) == len(shop.users)
@@ -54,7 +54,7 @@ def test_full_then_incremental_interactions(setup):
 
 def test_items_are_typed_records(setup):
     store, datasets, load = setup
-    shop = generate_shop(50, 40, 1500)
+    shop = generate(50, 40, 1500)
     assert load("Items", shop.items_csv()).status == "ACTIVE"
     record = store.record(datasets["Items"], "i3")
     assert record == {"ITEM_ID": "i3", "GENRE": shop.genre_name(int(shop.item_genre[3])),

@@ -7,7 +7,7 @@ import pytest
 
 from local_personalize.errors import InvalidInput
 from local_personalize.schemas import check_for_dataset, parse_schema
-from local_personalize.sample_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA
+from synthetic_shop import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA
 
 
 def schema_text(name, fields):

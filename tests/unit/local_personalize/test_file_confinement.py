@@ -12,7 +12,7 @@ from local_personalize.control import OPERATIONS, ControlContext
 from local_personalize.errors import InvalidInput
 from local_personalize.imports import run_import_job
 from local_personalize.objects import ObjectStore
-from local_personalize.sample_shop import ITEMS_SCHEMA
+from synthetic_shop import ITEMS_SCHEMA
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
