@@ -77,18 +77,23 @@ def put_events(store: Store, body: dict[str, Any]) -> Ingested:
     rows, folded, attributed = [], [], []
     for position, event in enumerate(body["eventList"], start=1):
         where = f"eventList.{position}.member"
-        if not event.get("itemId"):
+        properties = _properties(schema, event.get("properties"), f"{where}.properties")
+        # The item may come as the ITEM_ID field in `properties` ('{"itemId": "270"}'), as AWS's getting-started
+        # notebooks send it (https://github.com/aws-samples/amazon-personalize-samples, getting_started/notebooks/
+        # 2.View_Campaign_And_Interactions.ipynb); the top-level itemId wins.
+        in_properties = properties.pop("ITEM_ID", None)
+        item_id = event.get("itemId") or in_properties
+        if not item_id:
             # The Interactions schema requires ITEM_ID (docs/reference/personalize-api.md#dataset-schemas): an event
             # without one is not invented into one.
             raise InvalidInput(f"itemId is required at '{where}' for an Interactions dataset")
-        properties = _properties(schema, event.get("properties"), f"{where}.properties")
         impression = "|".join(event["impression"]) if event.get("impression") else None
-        rows.append((user_id, event["itemId"], session_id, float(event["sentAt"]), event["eventType"],
+        rows.append((user_id, item_id, session_id, float(event["sentAt"]), event["eventType"],
                      event.get("eventValue"), event.get("eventId"), impression, event.get("recommendationId"),
                      orjson.dumps(properties).decode() if properties else None, "event"))
-        folded.append((user_id or session_id, event["itemId"], float(event["sentAt"]), event["eventType"],
+        folded.append((user_id or session_id, item_id, float(event["sentAt"]), event["eventType"],
                        event.get("eventValue")))
-        attributed.append((event["eventType"], event["itemId"], float(event["sentAt"]), event.get("eventValue"),
+        attributed.append((event["eventType"], item_id, float(event["sentAt"]), event.get("eventValue"),
                            properties, (event.get("metricAttribution") or {}).get("eventAttributionSource")))
     store.insert_interactions(dataset.arn, rows)
     attribution.record_put_events(store, dataset.parent_arn, attributed,

@@ -127,7 +127,6 @@ class SyntheticShop:
         favourite = self.item_genre[self.items] == self.user_genre[self.users]
         stars = np.where(favourite, rng.integers(3, 6, n), rng.integers(1, 5, n))
         return {"price": np.round(rng.uniform(8, 320, self.num_items), 2),
-                "brand": rng.integers(0, len(BRANDS), self.num_items),
                 "year": rng.integers(1950, 2021, self.num_items),
                 "also_genre": np.where(rng.random(self.num_items) < 0.3,
                                        rng.integers(0, self.num_genres, self.num_items), -1),
@@ -155,11 +154,13 @@ class SyntheticShop:
     def product(self, item: int) -> Product:
         genre = int(self.item_genre[item])
         category = self.genre_name(genre)
-        brand = BRANDS[int(self._extras["brand"][item])]
         names = OUTDOOR_CATEGORIES.get(category)
         kind = names[item % len(names)] if names else f"{category.title()} item"
-        return Product(self.item_id(item), f"{brand} {kind} {MODELS[item % len(MODELS)]}", category,
-                       float(self._extras["price"][item]), brand)
+        # (kind, model, brand) from the index's digits: no two of the first 320 items share a name.
+        model = MODELS[item // 5 % len(MODELS)]
+        brand = BRANDS[item // (5 * len(MODELS)) % len(BRANDS)]
+        return Product(self.item_id(item), f"{brand} {kind} {model}", category, float(self._extras["price"][item]),
+                       brand)
 
     @cached_property
     def _genre_members(self) -> list[tuple[np.ndarray, np.ndarray]]:

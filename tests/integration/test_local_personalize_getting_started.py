@@ -274,7 +274,9 @@ def test_batch_recommendations_notebook(server, shop, bucket, aws_endpoint_url, 
     wait_until_done(lambda: personalize.describe_solution_version(solutionVersionArn=solution_version_arn),
                     "solutionVersion")
 
-    batch_users = [1, 2, 3]  # users_df.sample(3).index.tolist()
+    # users_df.sample(3).index.tolist(): here the three lightest users, whose favourite genre is not used up
+    # (a heavy user has rated most of its 25 movies, and nobody is recommended what they rated).
+    batch_users = (np.argsort(np.bincount(shop.users, minlength=shop.num_users), kind="stable")[:3] + 1).tolist()
     json_input_filename = "json_input.json"
     json_input = "".join('{"userId": "' + str(user_id) + '"}\n' for user_id in batch_users)
     s3.put_object(Bucket=bucket_name, Key=json_input_filename, Body=json_input.encode())

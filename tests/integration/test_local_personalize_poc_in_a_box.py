@@ -231,7 +231,7 @@ def poc(server, shop, aws_endpoint_url, aws_region):
             "versions": versions, "metrics": metrics, "campaigns": campaigns, "meta_filter_arns": meta_filter_arns,
             "genres_to_filter": genres_to_filter, "interaction_filter_arns": interaction_filter_arns,
             "decade_filter_arns": decade_filter_arns, "policies": [
-                p["Arn"] for p in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]],
+                p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]],
             "interactions": interactions_df, "items": {str(movie_id): (genres.split("|"), int(year))
                                                         for movie_id, genres, year in itemmetadata_df}}
 

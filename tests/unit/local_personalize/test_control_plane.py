@@ -143,3 +143,18 @@ def test_tags_are_set_listed_and_removed(call):
     assert call("ListTagsForResource", resourceArn=group)["tags"] == [{"tagKey": "team", "tagValue": "growth"}]
     with pytest.raises(ResourceNotFound):
         call("ListTagsForResource", resourceArn=group + "-missing")
+
+
+def test_put_events_takes_the_item_from_properties_as_the_getting_started_notebook_sends_it(call):
+    from local_personalize.ingest import put_events
+
+    group, _, dataset = make_group(call)
+    tracking_id = call("CreateEventTracker", name="t", datasetGroupArn=group)["trackingId"]
+    body = {"trackingId": tracking_id, "userId": "u1", "sessionId": "s1",
+            "eventList": [{"eventType": "EVENT_TYPE", "sentAt": 1_700_000_000, "properties": '{"itemId": "270"}'},
+                          {"eventType": "click", "itemId": "i9", "sentAt": 1_700_000_001,
+                           "properties": '{"itemId": "ignored"}'}]}
+    ingested = put_events(call.store, body)
+    assert [(event[1], event[3]) for event in ingested.interactions] == [("270", "EVENT_TYPE"), ("i9", "click")]
+    with pytest.raises(InvalidInput, match="itemId is required at 'eventList.1.member'"):
+        put_events(call.store, {**body, "eventList": [{"eventType": "click", "sentAt": 1_700_000_002}]})
