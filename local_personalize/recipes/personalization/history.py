@@ -104,6 +104,11 @@ class UserHistories:
         matrix.eliminate_zeros()
         return matrix
 
+    def snapshot_row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """One trained user's snapshot row as (item indices, weights): views, no sparse matrix built per request."""
+        start, end = self.trained_matrix.indptr[user], self.trained_matrix.indptr[user + 1]
+        return self.trained_matrix.indices[start:end], self.trained_matrix.data[start:end]
+
     def snapshot_rows(self, users: np.ndarray) -> sp.csr_matrix:
         """Weighted input rows of trained users as of training (batch jobs use that data, docs/reference/personalize-api.md#data-freshness)."""
         return self.trained_matrix[users]

@@ -122,8 +122,8 @@ class PersonalizationModel(Model):
         if len(items) == 0:
             return self._popular_scores.copy(), items
         if not extra and user_id is not None and self.histories.is_pristine(user_id):
-            user = np.array([self.histories.user_position[user_id]])
-            scores = self.scorer.score_snapshot(user, self.histories.snapshot_rows(user), self._scale)[0]
+            user = self.histories.user_position[user_id]
+            scores = self.scorer.score_user(user, *self.histories.snapshot_row(user), self._scale)
         else:
             recent, weights = items[-MAX_HISTORY:], weights[-MAX_HISTORY:]
             weights = weights * self.histories.recency_weights(len(recent))
