@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from local_personalize.control.common import (
-    CREATE_PENDING, UNFINISHED, ControlContext, describe, list_page, operation, require_active, status_of)
+    ACTIVE, CREATE_PENDING, UNFINISHED, ControlContext, describe, list_page, operation, require_active, status_of)
 from local_personalize.errors import InvalidInput, LimitExceeded, ResourceInUse
 from local_personalize.objects import ObjectStore
-from local_personalize.schemas import DATASET_TYPES, check_for_dataset, parse_schema
+from local_personalize.schemas import DATASET_TYPES, DatasetSchema, check_for_dataset, parse_schema
+from local_personalize.store import Resource
 
 DATASET_KEYS = ("name", "datasetArn", "datasetType", "status", "creationDateTime", "lastUpdatedDateTime")
 IMPORT_JOB_KEYS = ("datasetImportJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime",
@@ -27,11 +29,7 @@ def create_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
     group = ctx.get(body["datasetGroupArn"], "dataset-group", "dataset group")
     require_active(group, "Dataset group")
     schema_resource = ctx.get(body["schemaArn"], "schema", "schema")
-    if schema_resource.doc.get("domain") != group.doc.get("domain"):
-        # A domain group takes schemas created for its domain, a custom group only custom schemas.
-        raise InvalidInput(f"Schema {schema_resource.arn} is for domain {schema_resource.doc.get('domain') or 'none'}"
-                           f", the dataset group for {group.doc.get('domain') or 'none'}")
-    check_for_dataset(parse_schema(schema_resource.doc["schema"]), dataset_type, group.doc.get("domain"))
+    _schema_for(schema_resource, group, dataset_type)
     arn = ctx.arn(f"dataset/{group.doc['name']}/{dataset_type}")
     doc = {"name": body["name"], "datasetArn": arn, "datasetGroupArn": group.arn, "datasetType": dataset_type,
            "schemaArn": schema_resource.arn, "_tags": body.get("tags") or []}
@@ -41,6 +39,38 @@ def create_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
         doc["trackingId"] = str(uuid.uuid4())
     ctx.create(arn, "dataset", "Dataset", group.arn, doc)
     return {"datasetArn": arn}
+
+
+@operation("UpdateDataset")
+def update_dataset(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    """Replace the dataset's schema to add fields (https://docs.aws.amazon.com/personalize/latest/dg/updating-dataset-schema.html).
+
+    The new schema keeps every field of the current one with its types, so the data already imported stays valid.
+    """
+    dataset = ctx.get(body["datasetArn"], "dataset", "dataset")
+    require_active(dataset, "Dataset")
+    group = ctx.get(dataset.parent_arn, "dataset-group", "dataset group")
+    schema_resource = ctx.get(body["schemaArn"], "schema", "schema")
+    new = _schema_for(schema_resource, group, dataset.doc["datasetType"])
+    current = parse_schema(ctx.get(dataset.doc["schemaArn"], "schema", "schema").doc["schema"])
+    kept = {field.name: field for field in new.fields}
+    for field in current.fields:
+        if field.name not in kept or kept[field.name].types != field.types:
+            raise InvalidInput(f"The new schema must keep field {field.name} of the current schema with its type")
+    now = time.time()
+    ctx.store.update_resource(dataset.arn, schemaArn=schema_resource.arn, latestDatasetUpdate={
+        "schemaArn": schema_resource.arn, "status": ACTIVE, "creationDateTime": now, "lastUpdatedDateTime": now})
+    return {"datasetArn": dataset.arn}
+
+
+def _schema_for(schema_resource: Resource, group: Resource, dataset_type: str) -> DatasetSchema:
+    if schema_resource.doc.get("domain") != group.doc.get("domain"):
+        # A domain group takes schemas created for its domain, a custom group only custom schemas.
+        raise InvalidInput(f"Schema {schema_resource.arn} is for domain {schema_resource.doc.get('domain') or 'none'}"
+                           f", the dataset group for {group.doc.get('domain') or 'none'}")
+    parsed = parse_schema(schema_resource.doc["schema"])
+    check_for_dataset(parsed, dataset_type, group.doc.get("domain"))
+    return parsed
 
 
 @operation("DescribeDataset")

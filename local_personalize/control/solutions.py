@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -25,6 +26,7 @@ MAX_UNFINISHED_VERSIONS = 20
 # allows it).
 UPDATABLE_RECIPES = frozenset({"aws-user-personalization"})
 STOPPING, STOPPED = "CREATE STOPPING", "CREATE STOPPED"
+FEATURE_TRANSFORMATION_ARN = "arn:aws:personalize:::feature-transformation/JSON-percentile-filtering"
 
 
 def _recipe_summary(recipe: type, full: bool) -> dict[str, Any]:
@@ -34,7 +36,7 @@ def _recipe_summary(recipe: type, full: bool) -> dict[str, Any]:
         summary["domain"] = recipe.domain
     if full:
         summary |= {"algorithmArn": f"arn:aws:personalize:::algorithm/{recipe.name}",
-                    "featureTransformationArn": "arn:aws:personalize:::feature-transformation/JSON-percentile-filtering",
+                    "featureTransformationArn": FEATURE_TRANSFORMATION_ARN,
                     "description": recipe.description, "recipeType": str(recipe.recipe_type)}
     return summary
 
@@ -52,6 +54,30 @@ def describe_recipe(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]
     if recipe is None:
         raise ResourceNotFound(f"Could not find recipe with ARN {body['recipeArn']}")
     return {"recipe": _recipe_summary(recipe, True)}
+
+
+@operation("DescribeAlgorithm")
+def describe_algorithm(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    """The algorithm behind each recipe (DescribeRecipe's algorithmArn): no container image, no tunable ranges."""
+    prefix = "arn:aws:personalize:::algorithm/"
+    name = body["algorithmArn"].removeprefix(prefix)
+    recipe = RECIPES.get(name) if body["algorithmArn"].startswith(prefix) else None
+    if recipe is None:
+        raise ResourceNotFound(f"Could not find algorithm with ARN {body['algorithmArn']}")
+    return {"algorithm": {"name": name, "algorithmArn": body["algorithmArn"],
+                          "algorithmImage": {"name": f"local_personalize/{name}"}, "defaultHyperParameters": {},
+                          "defaultHyperParameterRanges": {}, "trainingInputMode": "File",
+                          "creationDateTime": 0.0, "lastUpdatedDateTime": 0.0}}
+
+
+@operation("DescribeFeatureTransformation")
+def describe_feature_transformation(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    """The one feature transformation DescribeRecipe names; it has no parameters to set."""
+    if body["featureTransformationArn"] != FEATURE_TRANSFORMATION_ARN:
+        raise ResourceNotFound(f"Could not find feature transformation with ARN {body['featureTransformationArn']}")
+    return {"featureTransformation": {"name": FEATURE_TRANSFORMATION_ARN.rsplit("/", 1)[1],
+                                      "featureTransformationArn": FEATURE_TRANSFORMATION_ARN, "defaultParameters": {},
+                                      "status": ACTIVE, "creationDateTime": 0.0, "lastUpdatedDateTime": 0.0}}
 
 
 @operation("CreateSolution")
@@ -94,6 +120,31 @@ def describe_solution(ctx: ControlContext, body: dict[str, Any]) -> dict[str, An
     if versions:
         document["latestSolutionVersion"] = summarise(versions[-1], VERSION_KEYS)
     return {"solution": document}
+
+
+@operation("UpdateSolution")
+def update_solution(ctx: ControlContext, body: dict[str, Any]) -> dict[str, Any]:
+    """Auto training on or off, its schedule and eventsConfig, for the solution versions created from now on."""
+    solution = ctx.get(body["solutionArn"], "solution", "solution")
+    require_active(solution, "Solution")
+    update = dict(body.get("solutionUpdateConfig") or {})
+    config = {**solution.doc["solutionConfig"], **update}
+    try:
+        TrainingConfig.from_solution(solution.doc.get("eventType"), config)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"Invalid solutionUpdateConfig: {error}") from None
+    auto_training = body.get("performAutoTraining", solution.doc["performAutoTraining"])
+    if auto_training:
+        config.setdefault("autoTrainingConfig", DEFAULT_AUTO_TRAINING)
+        update.setdefault("autoTrainingConfig", config["autoTrainingConfig"])
+    incremental = body.get("performIncrementalUpdate", solution.doc["performIncrementalUpdate"])
+    now = time.time()
+    ctx.store.update_resource(solution.arn, solutionConfig=config, performAutoTraining=auto_training,
+                              performIncrementalUpdate=incremental, latestSolutionUpdate={
+                                  "solutionUpdateConfig": update, "performAutoTraining": auto_training,
+                                  "performIncrementalUpdate": incremental, "status": ACTIVE,
+                                  "creationDateTime": now, "lastUpdatedDateTime": now})
+    return {"solutionArn": solution.arn}
 
 
 @operation("ListSolutions")

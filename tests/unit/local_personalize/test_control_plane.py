@@ -158,3 +158,55 @@ def test_put_events_takes_the_item_from_properties_as_the_getting_started_notebo
     assert [(event[1], event[3]) for event in ingested.interactions] == [("270", "EVENT_TYPE"), ("i9", "click")]
     with pytest.raises(InvalidInput, match="itemId is required at 'eventList.1.member'"):
         put_events(call.store, {**body, "eventList": [{"eventType": "click", "sentAt": 1_700_000_002}]})
+
+
+def test_update_dataset_replaces_the_schema_only_with_one_that_keeps_every_field(call):
+    from local_personalize.ingest import dataset_schema
+
+    group, schema, dataset = make_group(call)
+    wider = {**INTERACTIONS_SCHEMA, "fields": [*INTERACTIONS_SCHEMA["fields"],
+                                                {"name": "DEVICE", "type": ["null", "string"], "categorical": True}]}
+    wider_arn = call("CreateSchema", name="wider", schema=orjson.dumps(wider).decode())["schemaArn"]
+    assert call("UpdateDataset", datasetArn=dataset, schemaArn=wider_arn) == {"datasetArn": dataset}
+    described = call("DescribeDataset", datasetArn=dataset)["dataset"]
+    assert described["schemaArn"] == wider_arn
+    assert described["latestDatasetUpdate"]["schemaArn"] == wider_arn
+    assert "DEVICE" in dataset_schema(call.store, call.store.get_resource(dataset)).names
+    narrower = {**INTERACTIONS_SCHEMA, "fields": INTERACTIONS_SCHEMA["fields"][:3]}  # without EVENT_TYPE
+    narrower_arn = call("CreateSchema", name="narrower", schema=orjson.dumps(narrower).decode())["schemaArn"]
+    with pytest.raises(InvalidInput, match="must keep field EVENT_TYPE"):
+        call("UpdateDataset", datasetArn=dataset, schemaArn=narrower_arn)
+    items = call("CreateSchema", name="items", schema=orjson.dumps(ITEMS_SCHEMA).decode())["schemaArn"]
+    with pytest.raises(InvalidInput):
+        call("UpdateDataset", datasetArn=dataset, schemaArn=items)
+    assert call("DescribeDataset", datasetArn=dataset)["dataset"]["schemaArn"] == wider_arn
+
+
+def test_update_solution_sets_auto_training_and_events_for_later_versions(call):
+    group, _, _ = make_group(call)
+    solution = call("CreateSolution", name="s", datasetGroupArn=group,
+                    recipeArn="arn:aws:personalize:::recipe/aws-user-personalization")["solutionArn"]
+    events = {"eventParametersList": [{"eventType": "purchase", "weight": 1.0}]}
+    call("UpdateSolution", solutionArn=solution, performAutoTraining=True, solutionUpdateConfig={
+        "autoTrainingConfig": {"schedulingExpression": "rate(3 days)"}, "eventsConfig": events})
+    described = call("DescribeSolution", solutionArn=solution)["solution"]
+    assert described["solutionConfig"]["autoTrainingConfig"] == {"schedulingExpression": "rate(3 days)"}
+    assert described["solutionConfig"]["eventsConfig"] == events
+    assert described["latestSolutionUpdate"]["status"] == "ACTIVE"
+    call("UpdateSolution", solutionArn=solution, performAutoTraining=False)
+    assert call("DescribeSolution", solutionArn=solution)["solution"]["performAutoTraining"] is False
+    with pytest.raises(ResourceNotFound):
+        call("UpdateSolution", solutionArn=solution + "-gone", performAutoTraining=True)
+
+
+def test_describe_algorithm_and_feature_transformation_answer_what_describe_recipe_names(call):
+    recipe = call("DescribeRecipe", recipeArn="arn:aws:personalize:::recipe/aws-sims")["recipe"]
+    algorithm = call("DescribeAlgorithm", algorithmArn=recipe["algorithmArn"])["algorithm"]
+    assert algorithm["algorithmArn"] == recipe["algorithmArn"] and algorithm["name"] == "aws-sims"
+    transformation = call("DescribeFeatureTransformation",
+                          featureTransformationArn=recipe["featureTransformationArn"])["featureTransformation"]
+    assert transformation["status"] == "ACTIVE"
+    with pytest.raises(ResourceNotFound):
+        call("DescribeAlgorithm", algorithmArn="arn:aws:personalize:::algorithm/aws-nothing")
+    with pytest.raises(ResourceNotFound):
+        call("DescribeFeatureTransformation", featureTransformationArn="arn:aws:personalize:::feature-transformation/x")

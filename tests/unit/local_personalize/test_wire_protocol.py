@@ -48,7 +48,7 @@ async def test_rest_json_errors_carry_their_modeled_status(client):
 @pytest.mark.parametrize("method, path, headers, body", [
     ("POST", "/nowhere", {}, b"{}"),
     ("GET", "/events", {}, b""),
-    ("POST", "/", control("DescribeAlgorithm"), b"{}"),
+    ("POST", "/", control("DescribeNothing"), b"{}"),
     ("POST", "/", {"X-Amz-Target": "SomethingElse.CreateDatasetGroup"}, b"{}"),
 ])
 async def test_unknown_operations(client, method, path, headers, body):
