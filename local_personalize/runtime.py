@@ -199,6 +199,10 @@ async def get_personalized_ranking(service: Service, body: dict[str, Any]) -> di
                                         None)
     columns = await _metadata_columns(service, campaign, body)
     ranked = live.model.rank(live.user(body["userId"]), body["inputList"], candidates=candidates)
+    if body.get("context") and live.context_lifts:
+        # The whole input list is re-ordered by its context lifts, as GetRecommendations' widened list is.
+        ranked = rerank(ranked, body["context"], live.context_lifts, live.model_positions(), len(ranked),
+                        live.model.with_scores)
     return {"personalizedRanking": _item_list(ranked, live, columns), "recommendationId": recommendation_id()}
 
 

@@ -393,3 +393,22 @@ def test_context_learned_from_interactions_changes_the_ranking(clients, shop, bu
     # Genre 0 is a fifth of the catalogue and ~70 % of phone views, ~3 % of desktop views.
     assert on_phone >= 0.6 and on_desktop <= 0.1 and on_desktop < plain < on_phone
     assert genre0_share(context={"DEVICE": "television"}) == plain  # context never seen in training
+
+    # GetPersonalizedRanking takes the same context: a custom solution in the same group.
+    solution = personalize.create_solution(name="rank-with-device", datasetGroupArn=group,
+                                           recipeArn="arn:aws:personalize:::recipe/aws-personalized-ranking")
+    version = personalize.create_solution_version(solutionArn=solution["solutionArn"])["solutionVersionArn"]
+    wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion")
+    campaign = personalize.create_campaign(name="rank-with-device", solutionVersionArn=version)["campaignArn"]
+    wait_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")
+    genre0 = [f"i{i}" for i in shop.items_of_genre(0)[:10]]
+    others = [f"i{i}" for i in np.flatnonzero(shop.item_genre != 0)[:10]]
+
+    def ranked_genre0_share(**context) -> float:
+        ranked = [item["itemId"] for item in runtime.get_personalized_ranking(
+            campaignArn=campaign, userId="u1", inputList=genre0 + others, **context)["personalizedRanking"]]
+        assert sorted(ranked) == sorted(genre0 + others)
+        return float(np.mean([item in genre0 for item in ranked[:10]]))
+
+    assert ranked_genre0_share(context={"DEVICE": "phone"}) > ranked_genre0_share(context={"DEVICE": "desktop"})
+    assert ranked_genre0_share(context={"DEVICE": "television"}) == ranked_genre0_share()
