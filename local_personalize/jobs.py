@@ -19,7 +19,8 @@ import orjson
 
 from local_personalize.settings import Settings
 
-WORK_KINDS = ("import", "train", "batch-inference-job", "batch-segment-job", "data-deletion-job")
+WORK_KINDS = ("import", "train", "batch-inference-job", "batch-segment-job", "data-deletion-job",
+              "dataset-export-job")
 
 
 def job_function(work: str) -> Callable[[Settings, str], None]:
@@ -33,6 +34,9 @@ def job_function(work: str) -> Callable[[Settings, str], None]:
     if work == "data-deletion-job":
         from local_personalize.deletion import run_data_deletion_job
         return run_data_deletion_job
+    if work == "dataset-export-job":
+        from local_personalize.exports import run_dataset_export_job
+        return run_dataset_export_job
     from local_personalize.batch import run_batch_job
     segment = work == "batch-segment-job"
     return lambda settings, arn: run_batch_job(settings, arn, segment=segment)

@@ -29,7 +29,7 @@ T = TypeVar("T")
 # Background work by kind → the job-process function that does it (see ControlContext.defer).
 RESUMABLE_KINDS = {"dataset-import-job": "import", "solution-version": "train", "recommender": "train",
                    "batch-inference-job": "batch-inference-job", "batch-segment-job": "batch-segment-job",
-                   "data-deletion-job": "data-deletion-job"}
+                   "data-deletion-job": "data-deletion-job", "dataset-export-job": "dataset-export-job"}
 # Data deletion jobs have their own status words (deletion.py); every other job uses the CREATE … forms.
 UNFINISHED_STATUSES = (*UNFINISHED, deletion.PENDING, deletion.IN_PROGRESS)
 FAILED_STATUS = {"data-deletion-job": deletion.FAILED}

@@ -310,6 +310,11 @@ class Store:
         return {record_id: orjson.loads(properties) for record_id, properties in self.db.execute(
             "SELECT record_id, properties FROM records WHERE dataset_arn = ?", (dataset_arn,))}
 
+    def records_with_source(self, dataset_arn: str) -> list[tuple[dict[str, Any], str]]:
+        """Every record with its source ("event" for Put* calls, else the import job's ARN), by id."""
+        return [(orjson.loads(properties), source) for properties, source in self.db.execute(
+            "SELECT properties, source FROM records WHERE dataset_arn = ? ORDER BY record_id", (dataset_arn,))]
+
     def record(self, dataset_arn: str, record_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT properties FROM records WHERE dataset_arn = ? AND record_id = ?",
                               (dataset_arn, record_id)).fetchone()

@@ -203,6 +203,36 @@ def test_batch_segment_job_finds_the_items_fans(world, shop):
     assert np.mean(shares) >= base + 0.05
 
 
+def test_dataset_export_jobs_write_bulk_put_or_all_data(world, shop):
+    control, s3, bucket = world["control"], world["s3"], world["bucket"]
+    events = world["events"]
+    events.put_events(trackingId=world["tracking_id"], userId="exported-user", sessionId="s-export", eventList=[
+        {"eventType": "click", "itemId": "i3", "sentAt": 1_708_000_100}])
+
+    def export(name: str, dataset: str, **mode) -> list[list[str]]:
+        job = control.create_dataset_export_job(
+            jobName=name, datasetArn=world["datasets"][dataset], roleArn=ROLE, **mode,
+            jobOutput={"s3DataDestination": {"path": f"s3://{bucket}/export/"}})["datasetExportJobArn"]
+        described = wait_active(lambda: control.describe_dataset_export_job(datasetExportJobArn=job), "datasetExportJob")
+        assert described["ingestionMode"] == mode.get("ingestionMode", "PUT")  # PUT is the default
+        assert job in {j["datasetExportJobArn"] for j in control.list_dataset_export_jobs(
+            datasetArn=world["datasets"][dataset])["datasetExportJobs"]}
+        body = s3.get_object(Bucket=bucket, Key=f"export/{name}/{dataset.upper()}.csv")["Body"].read().decode()
+        return [line.split(",") for line in body.splitlines()]
+
+    put = export("interactions-put", "Interactions")
+    assert put[0] == ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]
+    assert ["exported-user", "i3", "1708000100", "click"] in put[1:]
+    assert {row[0] for row in put[1:]} <= {"new-user", "exported-user"} | {shop.user_id(u) for u in range(300)}
+    bulk = export("interactions-bulk", "Interactions", ingestionMode="BULK")
+    assert len(bulk) - 1 == len(shop.users) and ["exported-user", "i3", "1708000100", "click"] not in bulk
+    everything = export("interactions-all", "Interactions", ingestionMode="ALL")
+    assert len(everything) == len(bulk) + len(put) - 1
+    items = export("items-all", "Items", ingestionMode="ALL")
+    assert items[0] == ["ITEM_ID", "GENRE", "CREATION_TIMESTAMP"]
+    assert ["new-item", "genre0", "1707000000"] in items and len(items) - 1 == shop.num_items + 1
+
+
 def test_solution_metrics(world):
     metrics = world["control"].get_solution_metrics(solutionVersionArn=world["version"])["metrics"]
     assert METRIC_NAMES <= set(metrics)
