@@ -21,6 +21,7 @@ from local_personalize.item_attributes import MAX_QUERIES as MAX_ATTRIBUTE_QUERI
 from local_personalize.item_attributes import matching_items
 from local_personalize.recipes import Exploration, Model, Recommendation, RecipeType, load_model
 from local_personalize.recipes.item_attribute_affinity import ItemAttributeAffinity
+from local_personalize.jobs import failure_reason
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
@@ -229,8 +230,7 @@ def run_batch_job(settings: Settings, job_arn: str, segment: bool) -> None:
         try:
             run_job(store, settings, job_arn, segment)
         except Exception as error:  # any failure (S3, model file, filter) becomes the failureReason
-            message = getattr(error, "message", None) or str(error) or type(error).__name__
-            store.update_resource(job_arn, status=CREATE_FAILED, failureReason=message[:1000])
+            store.update_resource(job_arn, status=CREATE_FAILED, failureReason=failure_reason(error))
             return
         store.update_resource(job_arn, status=ACTIVE)
     finally:

@@ -14,6 +14,7 @@ import io
 from local_personalize.control.deletions import FAILED, IN_PROGRESS
 from local_personalize.ingest import group_dataset
 from local_personalize.objects import ObjectStore
+from local_personalize.jobs import failure_reason
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
@@ -76,8 +77,7 @@ def run_data_deletion_job(settings: Settings, job_arn: str) -> None:
         try:
             deleted = delete_users(store, ObjectStore.for_settings(settings), job_arn)
         except Exception as error:  # any failure (bad file, S3 error) becomes the job's failureReason
-            message = getattr(error, "message", None) or str(error) or type(error).__name__
-            store.update_resource(job_arn, status=FAILED, failureReason=message[:1000])
+            store.update_resource(job_arn, status=FAILED, failureReason=failure_reason(error))
             return
         store.update_resource(job_arn, numDeleted=deleted)
     finally:

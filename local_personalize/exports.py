@@ -17,6 +17,7 @@ import orjson
 from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
 from local_personalize.ingest import dataset_schema
 from local_personalize.objects import ObjectStore, join
+from local_personalize.jobs import failure_reason
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
@@ -76,8 +77,7 @@ def run_dataset_export_job(settings: Settings, job_arn: str) -> None:
             folder = join(job["jobOutput"]["s3DataDestination"]["path"], job["jobName"])
             ObjectStore.for_settings(settings).write(join(folder, f"{dataset_type}.csv"), out.getvalue().encode())
         except Exception as error:  # any failure (S3 error, dataset gone) becomes the job's failureReason
-            message = getattr(error, "message", None) or str(error) or type(error).__name__
-            store.update_resource(job_arn, status=CREATE_FAILED, failureReason=message[:1000])
+            store.update_resource(job_arn, status=CREATE_FAILED, failureReason=failure_reason(error))
             return
         store.update_resource(job_arn, status=ACTIVE)
     finally:

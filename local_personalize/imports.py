@@ -14,6 +14,7 @@ from local_personalize.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PR
 from local_personalize.ingest import dataset_schema, group_dataset
 from local_personalize.objects import ObjectStore
 from local_personalize.schemas import DatasetSchema
+from local_personalize.jobs import failure_reason
 from local_personalize.settings import Settings
 from local_personalize.store import Store
 
@@ -163,13 +164,8 @@ def run_import_job(settings: Settings, job_arn: str) -> None:
         try:
             import_dataset(store, ObjectStore.for_settings(settings), job_arn)
         except Exception as error:  # any failure (bad data, S3 error) becomes the job's failureReason
-            store.update_resource(job_arn, status=CREATE_FAILED, failureReason=_reason(error))
+            store.update_resource(job_arn, status=CREATE_FAILED, failureReason=failure_reason(error))
             return
         store.update_resource(job_arn, status=ACTIVE)
     finally:
         store.close()
-
-
-def _reason(error: Exception) -> str:
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return message[:1000]

@@ -42,6 +42,12 @@ def job_function(work: str) -> Callable[[Settings, str], None]:
     return lambda settings, arn: run_batch_job(settings, arn, segment=segment)
 
 
+def failure_reason(error: Exception) -> str:
+    """A job's failureReason from the exception that ended it (at most 1000 characters)."""
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return message[:1000]
+
+
 def command(work: str, arn: str, settings: Settings) -> list[str]:
     """The argv that runs `work` on `arn` in a new Python process."""
     fields = {name: str(value) if isinstance(value, Path) else value for name, value in vars(settings).items()}

@@ -59,6 +59,15 @@ USERS_SCHEMA = {
 }
 
 
+def csv_bytes(header: list[str], rows) -> bytes:
+    """A CSV file (header, then rows) as dataset imports read it."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
 @dataclass
 class SyntheticShop:
     """Parallel arrays of interactions plus the catalogue and user attributes."""
@@ -102,13 +111,9 @@ class SyntheticShop:
         return out.getvalue().encode()
 
     def items_csv(self) -> bytes:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["ITEM_ID", "GENRE", "CREATION_TIMESTAMP"])
-        for item in range(self.num_items):
-            writer.writerow([self.item_id(item), self.genre_name(int(self.item_genre[item])),
-                             int(self.item_created[item])])
-        return out.getvalue().encode()
+        return csv_bytes(["ITEM_ID", "GENRE", "CREATION_TIMESTAMP"],
+                         ([self.item_id(item), self.genre_name(int(self.item_genre[item])), int(self.item_created[item])]
+                          for item in range(self.num_items)))
 
     def users_csv(self) -> bytes:
         out = io.StringIO()

@@ -12,8 +12,6 @@ MovieLens-like set generated here (synthetic_shop's ratings view) instead of ml-
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 import uuid
@@ -23,7 +21,7 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from synthetic_shop import MOVIE_GENRES, generate
+from synthetic_shop import MOVIE_GENRES, csv_bytes, generate
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 
 pytestmark = pytest.mark.integration
@@ -62,23 +60,15 @@ def bucket(aws_endpoint_url, aws_region):
     return name
 
 
-def to_csv(header: list[str], rows) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode()
-
-
 @pytest.fixture(scope="module")
 def first_campaign(server, shop, bucket, aws_endpoint_url, aws_region):
     """1.Building_Your_First_Campaign.ipynb, cell for cell."""
     personalize, _events, personalize_runtime = personalize_clients(server.url)
     filename = "movie-lens-100k.csv"
-    # data = data[data['RATING'] > 3]; data = data[['USER_ID', 'ITEM_ID', 'TIMESTAMP']]; data.to_csv(...)
+    # data = data[data['RATING'] > 3]; data = data[['USER_ID', 'ITEM_ID', 'TIMESTAMP']]; data.csv_bytes(...)
     data = [(user, item, ts) for user, item, rating, ts in shop.ratings() if rating > 3]
     boto3.client("s3", endpoint_url=aws_endpoint_url, region_name=aws_region).put_object(
-        Bucket=bucket, Key=filename, Body=to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP"], data))
+        Bucket=bucket, Key=filename, Body=csv_bytes(["USER_ID", "ITEM_ID", "TIMESTAMP"], data))
     schema = {
         "type": "record",
         "name": "Interactions",
@@ -230,7 +220,7 @@ def test_batch_recommendations_notebook(server, shop, bucket, aws_endpoint_url, 
     # The notebook's Last.fm user_artists.dat becomes USER_ID, ITEM_ID, TIMESTAMP rows.
     s3.put_object(
         Bucket=bucket_name, Key=interactions_filename,
-        Body=to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP"], [(u, i, ts) for u, i, _, ts in shop.ratings()]))
+        Body=csv_bytes(["USER_ID", "ITEM_ID", "TIMESTAMP"], [(u, i, ts) for u, i, _, ts in shop.ratings()]))
     create_dataset_group_response = personalize.create_dataset_group(name="personalize-batch-recommendations-dg")
     dataset_group_arn = create_dataset_group_response['datasetGroupArn']
     wait_until_done(lambda: personalize.describe_dataset_group(datasetGroupArn=dataset_group_arn), "datasetGroup")

@@ -22,6 +22,7 @@ from collections import defaultdict
 import boto3
 import pytest
 
+from synthetic_shop import csv_bytes
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 from tests.integration.workers_support import ROLE, wait_active
 
@@ -39,14 +40,6 @@ items_schema = {"type": "record", "name": "Items", "namespace": "com.amazonaws.p
                 "fields": [{"name": "ITEM_ID", "type": "string"}, {"name": "PRICE", "type": "float"},
                            {"name": "CATEGORY_L1", "type": ["string"], "categorical": True},
                            {"name": "MARGIN", "type": "double"}], "version": "1.0"}
-
-
-def csv_bytes(header: list[str], rows: list[list]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode()
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,6 @@ MovieLens-like set generated here (synthetic_shop's ratings and movies views) in
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 import re
@@ -24,7 +22,7 @@ import boto3
 import numpy as np
 import pytest
 
-from synthetic_shop import MOVIE_GENRES, generate
+from synthetic_shop import MOVIE_GENRES, csv_bytes, generate
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
 
 pytestmark = pytest.mark.integration
@@ -43,14 +41,6 @@ def wait_all(describe, arns: list[str], key: str) -> None:
                 in_progress.remove(arn)
         time.sleep(0.2)
     assert not in_progress, f"{key} still in progress after {WAIT_SECS}s: {in_progress}"
-
-
-def to_csv(header: list[str], rows) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode()
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +95,7 @@ def poc(server, shop, aws_endpoint_url, aws_region):
     bucket_name = account_id + "-" + aws_region + "-" + "personalizepocvod" + str(int(time.time() * 1000))
     s3.create_bucket(Bucket=bucket_name)
     s3.put_object(Bucket=bucket_name, Key=interactions_filename,
-                  Body=to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"], interactions_df))
+                  Body=csv_bytes(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"], interactions_df))
     policy = {
         "Version": "2012-10-17",
         "Id": "PersonalizeS3BucketAccessPolicy",
@@ -169,7 +159,7 @@ def poc(server, shop, aws_endpoint_url, aws_region):
         schemaArn=itemmetadataschema_arn)
     items_dataset_arn = create_dataset_response['datasetArn']
     s3.put_object(Bucket=bucket_name, Key=itemmetadata_filename,
-                  Body=to_csv(["ITEM_ID", "GENRE", "YEAR"], itemmetadata_df))
+                  Body=csv_bytes(["ITEM_ID", "GENRE", "YEAR"], itemmetadata_df))
     create_dataset_import_job_response = personalize.create_dataset_import_job(
         jobName="personalize-poc-item-import1",
         datasetArn=items_dataset_arn,
