@@ -116,3 +116,11 @@ def test_no_module_import_cycles():
         if node not in index:
             visit(node)
     assert not cycles
+
+
+def test_the_synthetic_shop_imports_no_project_package():
+    """synthetic_shop serves tests, benches, local_personalize and the demo alike, so it may import none of them."""
+    path = ROOT / "synthetic_shop" / "__init__.py"
+    named = sorted(target for target in _imports("synthetic_shop", path)
+                   if target.split(".")[0] in (*LAYERS, "local_personalize", "bench", "tests"))
+    assert not named
