@@ -235,7 +235,7 @@ def test_unknown_operation_is_a_typed_client_error(local_personalize_url):
     import httpx
 
     answer = httpx.post(local_personalize_url + "/", content=b"{}", headers={
-        "X-Amz-Target": "AmazonPersonalize.DescribeAlgorithm", "Content-Type": "application/x-amz-json-1.1"})
+        "X-Amz-Target": "AmazonPersonalize.DescribeNothing", "Content-Type": "application/x-amz-json-1.1"})
     assert answer.status_code == 400
     assert answer.headers["x-amzn-ErrorType"] == "UnknownOperationException"
     assert answer.json()["__type"] == "UnknownOperationException"
