@@ -157,7 +157,9 @@ async def get_recommendations(service: Service, body: dict[str, Any]) -> dict[st
             recommendations = rerank(recommendations, context, live.context_lifts, live.model_positions(),
                                      num_results, model.with_scores)
         items = _item_list(recommendations, live, columns)
-    return {"itemList": items, "recommendationId": recommendation_id()}
+    answer_id = recommendation_id()
+    service.remember_recommendation(answer_id, campaign.arn)
+    return {"itemList": items, "recommendationId": answer_id}
 
 
 async def _with_promotion(service: Service, campaign: LiveCampaign, promotion: dict, user_id: str | None,
@@ -203,7 +205,9 @@ async def get_personalized_ranking(service: Service, body: dict[str, Any]) -> di
         # The whole input list is re-ordered by its context lifts, as GetRecommendations' widened list is.
         ranked = rerank(ranked, body["context"], live.context_lifts, live.model_positions(), len(ranked),
                         live.model.with_scores)
-    return {"personalizedRanking": _item_list(ranked, live, columns), "recommendationId": recommendation_id()}
+    answer_id = recommendation_id()
+    service.remember_recommendation(answer_id, campaign.arn)
+    return {"personalizedRanking": _item_list(ranked, live, columns), "recommendationId": answer_id}
 
 
 async def get_action_recommendations(service: Service, body: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ open the same database file, see jobs.py); each records its own outcome, and the
 
 from __future__ import annotations
 
+from collections import OrderedDict
 import asyncio
 import logging
 from collections.abc import Callable
@@ -33,6 +34,7 @@ RESUMABLE_KINDS = {"dataset-import-job": "import", "solution-version": "train", 
 # Data deletion jobs have their own status words (deletion.py); every other job uses the CREATE … forms.
 UNFINISHED_STATUSES = (*UNFINISHED, deletion.PENDING, deletion.IN_PROGRESS)
 FAILED_STATUS = {"data-deletion-job": deletion.FAILED}
+MAX_REMEMBERED_RECOMMENDATIONS = 200_000  # about 30 MB of ids
 
 
 class Service:
@@ -44,6 +46,11 @@ class Service:
         self.store = Store(settings.db_path)
         self._job_slots = asyncio.Semaphore(settings.job_workers)
         self.models = LiveModels(self)
+        # recommendationId → the campaign or recommender ARN that answered it: PutEvents carrying the id and no
+        # eventAttributionSource are attributed to it ("Amazon Personalize automatically determines the source
+        # campaign or recommender", https://docs.aws.amazon.com/personalize/latest/dg/event-metrics.html). The
+        # newest MAX_REMEMBERED_RECOMMENDATIONS, in memory.
+        self.recommendation_sources: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
 
     async def db(self, function: Callable[..., T], *args: Any) -> T:
@@ -57,7 +64,22 @@ class Service:
             self.start(work, arn)
         return answer
 
+    def remember_recommendation(self, recommendation_id: str, source_arn: str) -> None:
+        self.recommendation_sources[recommendation_id] = source_arn
+        if len(self.recommendation_sources) > MAX_REMEMBERED_RECOMMENDATIONS:
+            self.recommendation_sources.popitem(last=False)
+
+    def _attribute_to_recommendations(self, body: dict[str, Any]) -> None:
+        """An event without eventAttributionSource but with a known recommendationId gets its source (both given:
+        eventAttributionSource wins, event-metrics.html)."""
+        for event in body["eventList"]:
+            source = self.recommendation_sources.get(event.get("recommendationId") or "")
+            if source is not None and not event.get("metricAttribution"):
+                event["metricAttribution"] = {"eventAttributionSource": source}
+
     async def ingest(self, operation: str, body: dict[str, Any]) -> None:
+        if operation == "PutEvents":
+            self._attribute_to_recommendations(body)
         ingested = await self.db(INGEST_HANDLERS[operation], self.store, body)
         if ingested.dataset_type == "INTERACTIONS":
             self.models.observe(ingested)

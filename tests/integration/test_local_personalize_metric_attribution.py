@@ -46,14 +46,14 @@ items_schema = {"type": "record", "name": "Items", "namespace": "com.amazonaws.p
 def clients(tmp_path_factory, aws_endpoint_url, aws_region):
     data = tmp_path_factory.mktemp("lp-attribution") / "data"
     with LocalPersonalizeServer(data, aws_endpoint_url, extra_args=("--attribution-report-secs", "0.5")) as server:
-        personalize, personalize_events, _runtime = personalize_clients(server.url)
+        personalize, personalize_events, runtime = personalize_clients(server.url)
         s3 = boto3.client("s3", endpoint_url=aws_endpoint_url, region_name=aws_region)
         cloud_watch = boto3.client("cloudwatch", endpoint_url=aws_endpoint_url, region_name=aws_region)
-        yield personalize, personalize_events, s3, cloud_watch
+        yield personalize, personalize_events, s3, cloud_watch, runtime
 
 
 def test_measure_impact_of_recommendations_flow(clients):
-    personalize, personalize_events, s3, cloud_watch = clients
+    personalize, personalize_events, s3, cloud_watch, runtime = clients
     rng = random.Random(3)
     bucket_name = f"lp-attribution-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket_name)
@@ -158,6 +158,27 @@ def test_measure_impact_of_recommendations_flow(clients):
               for m in page["Metrics"]}
     assert ("COUNTVIEWS", (("DatasetGroupArn", dataset_group_arn),
                            ("EventAttributionSource", "RECOMMENDED_FOR_YOU"))) in listed
+
+    # --- events that carry the recommendationId of what a campaign showed: attributed to that campaign ---
+    solution_arn = personalize.create_solution(name="impact-popular", datasetGroupArn=dataset_group_arn,
+                                               recipeArn="arn:aws:personalize:::recipe/aws-popularity-count")
+    version = personalize.create_solution_version(solutionArn=solution_arn["solutionArn"])["solutionVersionArn"]
+    wait_active(lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion")
+    campaign_arn = personalize.create_campaign(name="impact-popular", solutionVersionArn=version)["campaignArn"]
+    wait_active(lambda: personalize.describe_campaign(campaignArn=campaign_arn), "campaign")
+    shown = runtime.get_recommendations(campaignArn=campaign_arn, userId="555", numResults=3)
+    for n, item in enumerate(shown["itemList"]):
+        event = {"eventType": "View", "itemId": item["itemId"], "recommendationId": shown["recommendationId"],
+                 "sentAt": NOW - 60 - n}
+        if n == 2:  # both given: eventAttributionSource wins
+            event["metricAttribution"] = {"eventAttributionSource": "newsletter"}
+        personalize_events.put_events(trackingId=event_tracking_id, userId="555", sessionId="s-shown",
+                                      eventList=[event])
+    wanted = {("COUNTVIEWS", campaign_arn.upper()): 2.0, ("COUNTVIEWS", "NEWSLETTER"): 1.0}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(cloudwatch_sum(*key) != v for key, v in wanted.items()):
+        time.sleep(0.5)
+    assert {key: cloudwatch_sum(*key) for key in wanted} == wanted
 
     # --- update, list the metrics, delete ---
     personalize.update_metric_attribution(
