@@ -23,21 +23,9 @@ from botocore.exceptions import ClientError
 
 from synthetic_shop import MOVIE_GENRES, csv_bytes, generate
 from tests.fixtures.local_personalize import LocalPersonalizeServer, personalize_clients
+from tests.integration.workers_support import wait_active
 
 pytestmark = pytest.mark.integration
-WAIT_SECS = 180.0
-
-
-def wait_until_done(describe, key: str) -> dict:
-    """The notebooks' polling loops ("ACTIVE" or "CREATE FAILED"), with seconds instead of minutes."""
-    deadline = time.monotonic() + WAIT_SECS
-    while time.monotonic() < deadline:
-        resource = describe()[key]
-        if resource["status"] in ("ACTIVE", "CREATE FAILED"):
-            assert resource["status"] == "ACTIVE", resource.get("failureReason")
-            return resource
-        time.sleep(0.2)
-    raise AssertionError(f"{key} still {resource['status']} after {WAIT_SECS}s")
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +72,13 @@ def first_campaign(server, shop, bucket, aws_endpoint_url, aws_region):
     schema_arn = create_schema_response['schemaArn']
     create_dataset_group_response = personalize.create_dataset_group(name="personalize-launch-demo")
     dataset_group_arn = create_dataset_group_response['datasetGroupArn']
-    wait_until_done(lambda: personalize.describe_dataset_group(datasetGroupArn=dataset_group_arn), "datasetGroup")
+    wait_active(lambda: personalize.describe_dataset_group(datasetGroupArn=dataset_group_arn), "datasetGroup")
     dataset_type = "INTERACTIONS"
     create_dataset_response = personalize.create_dataset(
         name="personalize-launch-interactions", datasetType=dataset_type, datasetGroupArn=dataset_group_arn,
         schemaArn=schema_arn)
     dataset_arn = create_dataset_response['datasetArn']
-    wait_until_done(lambda: personalize.describe_dataset(datasetArn=dataset_arn), "dataset")
+    wait_active(lambda: personalize.describe_dataset(datasetArn=dataset_arn), "dataset")
     personalizeiamrolearn = "arn:aws:iam::000000000000:role/PersonalizeRole"  # the notebook: SSM parameter
     create_dataset_import_job_response = personalize.create_dataset_import_job(
         jobName="personalize-demo-import1",
@@ -99,7 +87,7 @@ def first_campaign(server, shop, bucket, aws_endpoint_url, aws_region):
         roleArn=personalizeiamrolearn,
     )
     dataset_import_job_arn = create_dataset_import_job_response['datasetImportJobArn']
-    wait_until_done(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=dataset_import_job_arn),
+    wait_active(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=dataset_import_job_arn),
                     "datasetImportJob")
     list_recipes_response = personalize.list_recipes()
     recipe_arn = "arn:aws:personalize:::recipe/aws-user-personalization"
@@ -108,7 +96,7 @@ def first_campaign(server, shop, bucket, aws_endpoint_url, aws_region):
     solution_arn = create_solution_response['solutionArn']
     create_solution_version_response = personalize.create_solution_version(solutionArn=solution_arn)
     solution_version_arn = create_solution_version_response['solutionVersionArn']
-    wait_until_done(lambda: personalize.describe_solution_version(solutionVersionArn=solution_version_arn),
+    wait_active(lambda: personalize.describe_solution_version(solutionVersionArn=solution_version_arn),
                     "solutionVersion")
     get_solution_metrics_response = personalize.get_solution_metrics(solutionVersionArn=solution_version_arn)
     create_campaign_response = personalize.create_campaign(
@@ -118,7 +106,7 @@ def first_campaign(server, shop, bucket, aws_endpoint_url, aws_region):
         campaignConfig={"itemExplorationConfig": {"explorationWeight": "0.5"}},
     )
     campaign_arn = create_campaign_response['campaignArn']
-    wait_until_done(lambda: personalize.describe_campaign(campaignArn=campaign_arn), "campaign")
+    wait_active(lambda: personalize.describe_campaign(campaignArn=campaign_arn), "campaign")
     return {"personalize": personalize, "runtime": personalize_runtime, "recipes": list_recipes_response,
             "metrics": get_solution_metrics_response, "dataset_group_arn": dataset_group_arn,
             "dataset_arn": dataset_arn, "schema_arn": schema_arn, "solution_arn": solution_arn,
@@ -223,7 +211,7 @@ def test_batch_recommendations_notebook(server, shop, bucket, aws_endpoint_url, 
         Body=csv_bytes(["USER_ID", "ITEM_ID", "TIMESTAMP"], [(u, i, ts) for u, i, _, ts in shop.ratings()]))
     create_dataset_group_response = personalize.create_dataset_group(name="personalize-batch-recommendations-dg")
     dataset_group_arn = create_dataset_group_response['datasetGroupArn']
-    wait_until_done(lambda: personalize.describe_dataset_group(datasetGroupArn=dataset_group_arn), "datasetGroup")
+    wait_active(lambda: personalize.describe_dataset_group(datasetGroupArn=dataset_group_arn), "datasetGroup")
     interactions_schema = {
         "type": "record",
         "name": "Interactions",
@@ -251,7 +239,7 @@ def test_batch_recommendations_notebook(server, shop, bucket, aws_endpoint_url, 
         roleArn=role_arn,
     )
     dataset_import_job_arn = create_dataset_import_job_response['datasetImportJobArn']
-    wait_until_done(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=dataset_import_job_arn),
+    wait_active(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=dataset_import_job_arn),
                     "datasetImportJob")
     personalize.list_recipes()
     recipe_arn = "arn:aws:personalize:::recipe/aws-user-personalization"
@@ -261,7 +249,7 @@ def test_batch_recommendations_notebook(server, shop, bucket, aws_endpoint_url, 
     solution_arn = create_solution_response['solutionArn']
     create_solution_version_response = personalize.create_solution_version(solutionArn=solution_arn)
     solution_version_arn = create_solution_version_response['solutionVersionArn']
-    wait_until_done(lambda: personalize.describe_solution_version(solutionVersionArn=solution_version_arn),
+    wait_active(lambda: personalize.describe_solution_version(solutionVersionArn=solution_version_arn),
                     "solutionVersion")
 
     # users_df.sample(3).index.tolist(): here the three lightest users, whose favourite genre is not used up
@@ -280,7 +268,7 @@ def test_batch_recommendations_notebook(server, shop, bucket, aws_endpoint_url, 
         jobOutput={"s3DataDestination": {"path": s3_output_path}},
     )
     batchInferenceJobArn = batchInferenceJobArn['batchInferenceJobArn']
-    wait_until_done(lambda: personalize.describe_batch_inference_job(batchInferenceJobArn=batchInferenceJobArn),
+    wait_active(lambda: personalize.describe_batch_inference_job(batchInferenceJobArn=batchInferenceJobArn),
                     "batchInferenceJob")
     export_name = json_input_filename + ".out"
     lines = s3.get_object(Bucket=bucket_name, Key=export_name)["Body"].read().decode().splitlines()
