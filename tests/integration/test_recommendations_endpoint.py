@@ -150,7 +150,7 @@ async def test_unknown_users_get_live_popular_items_cached_in_redis(redis_url, u
 @pytest.fixture(scope="module")
 def recommender(tmp_path_factory, aws_endpoint_url, aws_region):
     """A local_personalize ECOMMERCE dataset group with a "recommended for you" recommender that returns metadata."""
-    shop = generate_shop(num_users=120, num_items=60, num_interactions=4000, num_genres=4, purchase_share=0.3,
+    shop = generate(num_users=120, num_items=60, num_interactions=4000, num_genres=4, purchase_share=0.3,
                          seed=7)
     bucket = f"recs-recommender-{int(time.time() * 1000)}"
     s3 = boto3.client("s3", endpoint_url=aws_endpoint_url, region_name=aws_region)
