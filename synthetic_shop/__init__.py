@@ -160,10 +160,11 @@ class SyntheticShop:
         genre = int(self.item_genre[item])
         category = self.genre_name(genre)
         names = OUTDOOR_CATEGORIES.get(category)
-        kind = names[item % len(names)] if names else f"{category.title()} item"
-        # (kind, model, brand) from the index's digits: no two of the first 320 items share a name.
-        model = MODELS[item // 5 % len(MODELS)]
-        brand = BRANDS[item // (5 * len(MODELS)) % len(BRANDS)]
+        # (brand, kind, model) from the index's mixed-radix digits (8 × 5 × 8): no two of the first 320 items share
+        # a name, and the brand turns fastest so the popular low indices show every brand, not one.
+        brand = BRANDS[item % len(BRANDS)]
+        kind = names[item // len(BRANDS) % len(names)] if names else f"{category.title()} item"
+        model = MODELS[item // (len(BRANDS) * 5) % len(MODELS)]
         return Product(self.item_id(item), f"{brand} {kind} {model}", category, float(self._extras["price"][item]),
                        brand)
 
