@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import mailbox
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 import redis
 
 from tests.integration.workers_support import (
-    REPO, CeleryWorker, hub_config, isolated_redis_url, job_config, s3_client, train_shop, wait_for,
+    REPO, CeleryWorker, hub_config, isolated_redis_url, job_config, s3_client, start_beat, train_shop, wait_for,
     write_campaign_inputs, write_config)
 from workers.keys import index_key, run_key
 
@@ -57,11 +56,7 @@ def test_beat_schedules_a_job_that_runs_end_to_end_on_a_worker(shop, jobs_redis,
         redis_url=jobs_redis, aws_endpoint_url=aws_endpoint_url, personalize_url=shop.url, bucket=shop.bucket,
         jobs=[job_config(name, shop, users_uri, catalog_uri, destinations, schedule="* * * * *")]))
     worker = CeleryWorker(config, tmp_path / "worker.log").start()
-    env = {**os.environ, "HUB_CONFIG": str(config), "PYTHONPATH": str(REPO)}
-    with open(tmp_path / "beat.log", "ab") as log:
-        beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO",
-                                 "--schedule", str(tmp_path / "beat-schedule")], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    beat = start_beat(config, tmp_path)
     client = redis.Redis.from_url(jobs_redis)
     try:
         # Beat fires at the next minute boundary; the run id names that slot.

@@ -21,8 +21,8 @@ from tests.fixtures.local_personalize import personalize_clients
 from tests.fixtures.threaded_http import ThreadedServer
 from tests.fixtures.webhook_receiver import Receiver
 from tests.integration.workers_support import (
-    REPO, CeleryWorker, hub_config, isolated_redis_url, job_config, s3_client, train_shop, wait_active, wait_for,
-    write_campaign_inputs, write_config)
+    REPO, CeleryWorker, hub_config, isolated_redis_url, job_config, s3_client, start_beat, train_shop, wait_active,
+    wait_for, write_campaign_inputs, write_config)
 from workers.keys import index_key, run_key
 
 pytestmark = pytest.mark.integration
@@ -87,11 +87,7 @@ def test_beat_retrains_full_then_an_update_run_moves_the_campaign_again(deployed
             {"name": update, "recipe": "train", "solution_arn": solution, "training_mode": "UPDATE",
              "campaign_arn": campaign, "gate": gate}]))
     worker = CeleryWorker(config, tmp_path / "worker.log").start()
-    env = {**os.environ, "HUB_CONFIG": str(config), "PYTHONPATH": str(REPO)}
-    with open(tmp_path / "beat.log", "ab") as log:
-        beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO",
-                                 "--schedule", str(tmp_path / "beat-schedule")], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    beat = start_beat(config, tmp_path)
     client = redis.Redis.from_url(jobs_redis)
     try:
         run_id = wait_for(lambda: next(iter(client.zrange(index_key(full), 0, 0)), b"").decode(), 75,

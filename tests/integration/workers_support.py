@@ -139,6 +139,15 @@ def isolated_redis_url(redis_url: str, worker_db: int) -> str:
     return url
 
 
+def start_beat(config_path: Path, workdir: Path) -> subprocess.Popen:
+    """`celery -A workers.app beat` on the config, logging to workdir/beat.log, its schedule file in workdir."""
+    env = {**os.environ, "HUB_CONFIG": str(config_path), "PYTHONPATH": str(REPO)}
+    with open(workdir / "beat.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO",
+                                 "--schedule", str(workdir / "beat-schedule")], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
 class CeleryWorker:
     """`celery -A workers.app worker` in its own process group, stopped (or killed) by that group id."""
 
