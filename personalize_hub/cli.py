@@ -18,6 +18,19 @@ def _load(path: str):
     return load_config_or_exit(path)
 
 
+@contextlib.contextmanager
+def _config_problems_exit():
+    """A config problem found while assembling the hub (a mapping that does not fit the schemas) is reported
+    like one found loading the file: every problem on stderr, exit status 2, no traceback."""
+    from hub.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as err:
+        click.echo(err, err=True)
+        sys.exit(2)
+
+
 @click.group()
 @click.version_option(package_name="personalize-hub")
 def main() -> None:
@@ -41,7 +54,9 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     setup_logging(log_level)
     config = _load(config_path)
     bound_host = host or config.http.host
-    app = build_app(Hub(config), bound_host=bound_host, config_path=config_path)
+    with _config_problems_exit():
+        hub = Hub(config)
+    app = build_app(hub, bound_host=bound_host, config_path=config_path)
     server = uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
                                           port=port if port is not None else config.http.port,
                                           log_level=(log_level or "info").lower()))
@@ -64,7 +79,9 @@ def console(config_path: str, host: str | None, port: int | None) -> None:
     setup_logging()
     config = _load(config_path)
     bound_host = host or config.http.host
-    app = build_app(Hub(config), bound_host=bound_host, config_path=config_path, take_input=False)
+    with _config_problems_exit():
+        hub = Hub(config)
+    app = build_app(hub, bound_host=bound_host, config_path=config_path, take_input=False)
     click.echo(f"console: http://{bound_host}:{port if port is not None else config.http.port}/console/", err=True)
     asyncio.run(uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
                                              port=port if port is not None else config.http.port,
@@ -75,7 +92,11 @@ def console(config_path: str, host: str | None, port: int | None) -> None:
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Hub YAML file.")
 def check(config_path: str) -> None:
     """Validate a config file and report every problem at once (exit 2 if any)."""
+    from personalize_hub.runtime import personalize_encoding
+
     config = _load(config_path)
+    with _config_problems_exit():
+        personalize_encoding(config)
     click.echo(
         f"ok: {len(config.sources)} source(s), {len(config.destinations)} destination(s), "
         f"dead letter: {config.dead_letter.type}"
@@ -176,7 +197,8 @@ def replay(config_path: str, from_path: str | None, reasons: tuple[str, ...], si
         finally:
             await hub.stop()
 
-    summary = asyncio.run(go())
+    with _config_problems_exit():
+        summary = asyncio.run(go())
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())) or "nothing"
     click.echo(f"read {summary.read}, replayed {summary.selected} ({counts})")
     for reason, count in summary.reasons.most_common():

@@ -27,14 +27,20 @@ def build_stages(config: Any) -> list[Stage]:
     return [config.identity.build()] if config.identity.enabled else []
 
 
+def personalize_encoding(config: Any) -> PersonalizeEncoding:
+    """The mapping and dataset schemas the Personalize encoders share. ConfigError when the mapping does not
+    fit the schemas: a problem only assembling the parts finds, so `hub check` asks for it too."""
+    encoding = PersonalizeEncoding(config.mapping, config.schemas.load())
+    if config.mapping.enabled:
+        Mapper(encoding.mapping, encoding.schemas)
+    return encoding
+
+
 def provide(context: Context, config: Any) -> None:
     """Lend the connectors what they share: AWS clients (unless the caller lent its own) and the
     Personalize encoding settings."""
     context.resources.setdefault(AwsClients, AwsClients(config.aws))  # opens nothing until a connector asks
-    encoding = PersonalizeEncoding(config.mapping, config.schemas.load())
-    if config.mapping.enabled:
-        Mapper(encoding.mapping, encoding.schemas)  # a mapping that does not fit the schemas: ConfigError at start
-    context.resources[PersonalizeEncoding] = encoding
+    context.resources[PersonalizeEncoding] = personalize_encoding(config)
 
 
 class Hub:
