@@ -1,14 +1,15 @@
-"""The console lists the lifecycle events the stages record, read from a real Redis over the hub's own HTTP app."""
+"""The console lists the lifecycle events the stages record, read from a real Redis, served by the hub over HTTP."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from hub.redis_connection import sync_client
 from personalize_hub.config import parse_config
 from personalize_hub.ingest import build_app
 from personalize_hub.runtime import Hub
+from tests.fixtures.threaded_http import ThreadedServer
 from tests.integration.workers_support import isolated_redis_url
 from workers.keys import lifecycle_key
 from workers.notifications import notify
@@ -39,10 +40,14 @@ def test_each_stage_end_or_failure_is_listed_newest_first_on_the_jobs_page(redis
     with sync_client(config.notifications.redis_url) as client:  # entries no stage wrote: skipped, not a 500
         client.lpush(lifecycle_key(), b"not json", b'"a string"')
 
-    with TestClient(build_app(Hub(config))) as client:
-        listed = client.get("/console/api/lifecycle", headers=AUTH).json()
-        page = client.get("/console/jobs", headers=AUTH)
-        anonymous = client.get("/console/api/lifecycle")
+    server = ThreadedServer(build_app(Hub(config)), "hub", lifespan="on").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            listed = client.get("/console/api/lifecycle", headers=AUTH).json()
+            page = client.get("/console/jobs", headers=AUTH)
+            anonymous = client.get("/console/api/lifecycle")
+    finally:
+        server.stop()
 
     assert listed["error"] is None
     # Newest first, the oldest two beyond journal_size dropped, the two foreign entries skipped.
