@@ -60,7 +60,7 @@ def run(config_path: str, host: str | None, port: int | None, log_level: str | N
     server = uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
                                           port=port if port is not None else config.http.port,
                                           log_level=(log_level or "info").lower()))
-    asyncio.run(server.serve())
+    server.run()  # on the loop uvicorn picks (uvloop where installed), as local_personalize and the bench anchor
 
 
 @main.command()
@@ -83,9 +83,8 @@ def console(config_path: str, host: str | None, port: int | None) -> None:
         hub = Hub(config)
     app = build_app(hub, bound_host=bound_host, config_path=config_path, take_input=False)
     click.echo(f"console: http://{bound_host}:{port if port is not None else config.http.port}/console/", err=True)
-    asyncio.run(uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
-                                             port=port if port is not None else config.http.port,
-                                             log_level="warning")).serve())
+    uvicorn.Server(server_config(app, config.http.limits, host=bound_host,
+                                 port=port if port is not None else config.http.port, log_level="warning")).run()
 
 
 @main.command()
