@@ -60,7 +60,7 @@ class FileDestination(Destination):
 
     async def write_records(self, records: Sequence[dict[str, Any]]) -> None:
         await self.start()
-        data = b"".join(self._encoder.encode(record) + b"\n" for record in records)
+        data = self._encoder.encode_lines(records)  # one call for the batch: JSON Lines, each line ending in \n
         async with self._lock:  # one writer at a time keeps lines whole and in order
             await asyncio.to_thread(self._write, data)
 
