@@ -85,46 +85,46 @@ def synthetic_shop(count: int, seed: int = 7) -> list[bytes]:
 
 def decode_all(payloads: list[bytes], batch: int) -> tuple[list[Event], float, float]:
     """The events of `payloads` decoded as a source decodes them, a micro-batch at a time, and the seconds spent
-    parsing the JSON and decoding the parsed messages (timed per micro-batch, not per event)."""
+    parsing the JSON and decoding the parsed messages (CPU time, per micro-batch, not per event)."""
     events: list[Event] = []
     parse_secs = decode_secs = 0.0
     for start in range(0, len(payloads), batch):
-        began = time.perf_counter()
+        began = time.process_time()
         messages = [decode_json(payload) for payload in payloads[start:start + batch]]
-        parsed = time.perf_counter()
+        parsed = time.process_time()
         decoded = [decode_message(message, source_id="bench", received_at=1_704_067_200.0) for message in messages]
-        parse_secs, decode_secs = parse_secs + parsed - began, decode_secs + time.perf_counter() - parsed
+        parse_secs, decode_secs = parse_secs + parsed - began, decode_secs + time.process_time() - parsed
         events += [event for event in decoded if event is not None]
     return events, parse_secs, decode_secs
 
 
 async def run_stages(steps, events: list[Event], batch: int) -> tuple[float, float, int, list[float]]:
-    """Wall and CPU seconds to push every event through identity and the encoder, records out, and wall
-    seconds per step (the identity stage, then the encoder)."""
+    """Wall and CPU seconds to push every event through identity and the encoder, records out, and CPU
+    seconds per step (the identity stage, then the encoder; the process's, so a store's thread counts)."""
     identity, encoder = steps
     produced = 0
     per_step = [0.0, 0.0]
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(events), batch):
-        began = time.perf_counter()
+        began = time.process_time()
         current = []
         for result in await identity.apply(events[start:start + batch]):
             if not isinstance(result, Rejection):
                 current.extend(e for e in result if not isinstance(e, Rejection))
-        encoding = time.perf_counter()
+        encoding = time.process_time()
         for result in encoder.encode(current):
             if not isinstance(result, Rejection):
                 produced += sum(1 for unit in result if not isinstance(unit, Rejection))
         per_step[0] += encoding - began
-        per_step[1] += time.perf_counter() - encoding
+        per_step[1] += time.process_time() - encoding
     return time.perf_counter() - wall, time.process_time() - cpu, produced, per_step
 
 
 def anchor(payloads: list[bytes]) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     for payload in payloads:
         orjson.loads(payload)
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def build(store, schemas):
@@ -165,24 +165,35 @@ async def main() -> None:
     print(line("JSON parse (json_document.decode_json)", parse_secs))
     print(line("Segment decode (segment.decode_message)", decode_secs))
     with tempfile.TemporaryDirectory() as directory:
-        runs = [("memory", MemoryIdentityStore()),
-                ("sqlite", SqliteIdentityStore(Path(directory) / "identity.sqlite3", ttl_secs=86400))]
+        # Each store three times from empty (the memory store's runs are cheap), the best of each step kept.
+        runs = [("memory", MemoryIdentityStore) for _ in range(3)]
+        runs += [("sqlite", lambda n=n: SqliteIdentityStore(Path(directory) / f"identity{n}.sqlite3", ttl_secs=86400))
+                 for n in range(3)]
         if args.redis:
-            namespace = f"bench-{uuid.uuid4().hex[:8]}"  # keys expire after the TTL, nothing else is touched
-            runs.append(("redis", RedisIdentityStore(args.redis, ttl_secs=3600, namespace=namespace)))
-        for name, store in runs:
+            # keys expire after the TTL, nothing else is touched
+            runs += [("redis", lambda: RedisIdentityStore(args.redis, ttl_secs=3600,
+                                                          namespace=f"bench-{uuid.uuid4().hex[:8]}"))
+                     for _ in range(3)]
+        best: dict[str, tuple[float, float, float, float, int, float]] = {}
+        for name, make in runs:
+            store = make()
             stages = build(store, schemas)
-            wall, cpu, produced, per_stage = await run_stages(stages, events, args.batch)
-            round_trips = store.round_trips
+            wall, cpu, produced, (identity_secs, encoder_secs) = await run_stages(stages, events, args.batch)
+            trips = store.round_trips / -(-len(events) // args.batch)
             await store.close()
-            print(line(f"identity ({name}, wall)", per_stage[0], len(events)) +
-                  f"  {round_trips / -(-len(events) // args.batch):.2f} store round trips per batch")
-            print(line(f"encoder (mapping + validation) after {name}", per_stage[1], len(events)) +
+            previous = best.get(name)
+            best[name] = (min(wall, previous[0]) if previous else wall, min(cpu, previous[1]) if previous else cpu,
+                          min(identity_secs, previous[2]) if previous else identity_secs,
+                          min(encoder_secs, previous[3]) if previous else encoder_secs, produced, trips)
+        for name, (wall, cpu, identity_secs, encoder_secs, produced, trips) in best.items():
+            print(line(f"identity ({name})", identity_secs, len(events)) + f"  {trips:.2f} store round trips per batch")
+            print(line(f"encoder (mapping + validation) after {name}", encoder_secs, len(events)) +
                   f"  {produced:,} records")
-            print(f"  {'identity + encoder':44} {cpu / len(events) * 1e6:6.2f} µs CPU/event "
-                  f"{wall / len(events) / (loads_secs / count):5.2f}x the anchor (wall)  {len(events) / wall:,.0f} events/s")
-        print(f"  {'per event, parse + decode + identity(memory) + encoder':44} "
-              f"(sum of the lines above for the memory store)")
+            print(f"  {'  identity + encoder':44} {cpu / len(events) * 1e6:6.2f} µs CPU/event  "
+                  f"{len(events) / wall:,.0f} events/s")
+        total = parse_secs + decode_secs + best["memory"][2] + best["memory"][3]
+        print(line("all four stages (memory identity)", total))
+
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -62,7 +62,10 @@ class IdentityRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     def device_at(self, at: float) -> str | None:
         """The anonymousId key of the user's latest login strictly before event time `at` (userId keys)."""
-        return next((key for logged_in_at, key in self.devices if logged_in_at < at), None)
+        for logged_in_at, key in self.devices:
+            if logged_in_at < at:
+                return key
+        return None
 
     def with_device(self, at: float, key: str) -> IdentityRecord:
         """The record with a login on device `key` at `at` appended, if it changes device going forward.
@@ -81,8 +84,11 @@ class IdentityRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
     def user_at_time(self, at: float) -> str | None:
         """Who the key was linked to at event time `at`: a login does not reach back to earlier events,
         and an unlink takes effect just after its instant (the logout event itself is still the user's)."""
-        return next((user for changed_at, user in self.links
-                     if changed_at < at or (changed_at == at and user is not None)), None)
+        # A loop, not next() over a generator: this runs once or twice per event (the generator doubled it).
+        for changed_at, user in self.links:
+            if changed_at < at or (changed_at == at and user is not None):
+                return user
+        return None
 
 
 EMPTY = IdentityRecord()
@@ -130,15 +136,16 @@ class SessionRules:
     def _own_session(
         self, key: str, record: IdentityRecord, event: Event, explicit_user: str | None
     ) -> tuple[IdentityRecord, Session]:
-        at, message_id = event.timestamp, event.message_id
-        current = record.current
+        at, message_id = event.timestamp, event.source.message_id
+        sessions = record.sessions
         linked = record.user_at_time(at)
-        if current is not None:
+        if sessions:
+            current = sessions[0]
             if current.opened_by == message_id:
                 return record, current  # redelivery of an opening event
-            known = next((s for s in record.sessions[1:] if s.opened_by == message_id), None)
-            if known is not None:
-                return record, known
+            for known in sessions:  # the current one again too: cheaper than slicing it off
+                if known.opened_by == message_id:
+                    return record, known
             if at < current.start:
                 return record, _session_at(record, at)  # late or redelivered: state never moves back
             if current.ended and at <= current.last:
@@ -154,7 +161,7 @@ class SessionRules:
     def _source_session(
         self, record: IdentityRecord, event: Event, explicit_user: str | None, session_id: str
     ) -> tuple[IdentityRecord, Session]:
-        at, current = event.timestamp, record.current
+        at, current = event.timestamp, (record.sessions[0] if record.sessions else None)
         if current is not None and current.id == session_id:
             if current.ended and at <= current.last:
                 return record, current
