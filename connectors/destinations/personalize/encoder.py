@@ -48,15 +48,13 @@ class PersonalizeEncoder:
             return [Rejection(source=event.source, reason="not_mapped", raw=event.raw,
                               message="mapping.enabled is false: there is no Personalize record to send")
                     for event in events]
-        map_event, check = self.mapper.map, self.rules.check
+        map_event, rejection_of = self.mapper.map, self.rules.rejection
         results: list[EncodeResult] = []
         for event in events:
             mapped = map_event(event)
             if type(mapped) is list:
                 for index, unit in enumerate(mapped):
-                    if type(unit) is PersonalizeRecord:
-                        checked = check(unit)
-                        if type(checked) is not list:
-                            mapped[index] = checked
+                    if type(unit) is PersonalizeRecord and (rejection := rejection_of(unit)) is not None:
+                        mapped[index] = rejection
             results.append(mapped)
         return results

@@ -52,6 +52,7 @@ _SMALL_MEMBERS = 7
 _MAX_CHECKED = 100_000
 
 _DATASET_OF = {EventKind.INTERACTION: INTERACTIONS, EventKind.ITEM: ITEMS, EventKind.USER: USERS}
+_INTERACTION = EventKind.INTERACTION  # bound once: `EventKind.X` is a metaclass attribute lookup (~70 ns on 3.11)
 
 
 class RecordRules:
@@ -67,8 +68,13 @@ class RecordRules:
 
     def check(self, unit: PersonalizeRecord) -> list[PersonalizeRecord] | Rejection:
         """One mapped record: `[unit]` with its record finished for the wire, or a Rejection naming the field."""
+        rejection = self.rejection(unit)
+        return [unit] if rejection is None else rejection
+
+    def rejection(self, unit: PersonalizeRecord) -> Rejection | None:
+        """`check` for the encoder's loop: None when the record passed and is finished, no list per record."""
         try:
-            if unit.kind is EventKind.INTERACTION:
+            if unit.kind is _INTERACTION:
                 event, record, checked = unit.event, unit.record, self._checked
                 if event.session_id not in checked:
                     self._remember(check_id(event.session_id, "sessionId", "session_id"))
@@ -86,7 +92,7 @@ class RecordRules:
                 self.finish_record(_DATASET_OF[unit.kind], unit.record)
         except RejectedError as err:
             return Rejection(source=unit.source, reason=err.reason, message=err.message, raw=unit.event.raw)
-        return [unit]
+        return None
 
     def _remember(self, checked: str) -> None:
         if len(self._checked) >= _MAX_CHECKED:

@@ -56,6 +56,8 @@ class Plan(NamedTuple):
 
 
 _SKIP = Plan(None, "skip")
+# Members bound once: `EventKind.X` costs a metaclass attribute lookup (~70 ns on CPython 3.11) per use.
+_INTERACTION, _ITEM, _USER, _IDENTIFY = EventKind.INTERACTION, EventKind.ITEM, EventKind.USER, EventKind.IDENTIFY
 _MAX_PLANS = 10_000  # distinct (call, name) pairs remembered; a stream of ever new names is planned each time
 _NO_PRODUCT: dict[str, Any] = {}
 
@@ -101,12 +103,13 @@ class Mapper:
     def kind_of(self, event: Event) -> EventKind | None:
         """The kind of record `event` becomes (what routes it to PutEvents, PutItems or PutUsers); None: none."""
         kind = event.kind
-        if kind is EventKind.INTERACTION:
-            return self.plan(event.call, event.name).kind
-        if kind is EventKind.ITEM:
+        if kind is _INTERACTION:
+            plan = self._plans.get((event.call, event.name)) or self.plan(event.call, event.name)
+            return plan.kind
+        if kind is _ITEM:
             return kind
-        if kind is EventKind.USER or kind is EventKind.IDENTIFY:
-            return EventKind.USER
+        if kind is _USER or kind is _IDENTIFY:
+            return _USER
         return None
 
     def plan(self, call: str | None, name: str | None) -> Plan:
@@ -138,14 +141,14 @@ class Mapper:
         """One event → its records ([] when skipped), or a Rejection naming the missing field."""
         try:
             kind = event.kind
-            if kind is EventKind.INTERACTION:
+            if kind is _INTERACTION:
                 plan = self._plans.get((event.call, event.name)) or self.plan(event.call, event.name)
                 return self._interaction_event(event, plan)
-            if kind is EventKind.ITEM:
+            if kind is _ITEM:
                 return self._item(event, removal=event.name in self._removals)
-            if kind is EventKind.USER:
+            if kind is _USER:
                 return self._user(event, event.traits or event.properties, explicit=True)
-            if kind is EventKind.IDENTIFY:
+            if kind is _IDENTIFY:
                 return self._user(event, event.traits, explicit=False)
             self._skipped["alias"].inc()  # the identity stage consumes aliases; without it they mean nothing
             return []
@@ -170,7 +173,7 @@ class Mapper:
             record = self._interaction(event, scopes, event_type, event.source.message_id)  # type: ignore[arg-type]
             if self._lists:  # a product list is remembered for some session
                 self._attach_list(event.session_id, [record])
-            return [PersonalizeRecord(event, event.source, EventKind.INTERACTION, record)]
+            return [PersonalizeRecord(event, event.source, _INTERACTION, record)]
         products = event.properties.get("products")
         if not isinstance(products, list) or not products:
             raise RejectedError("missing_item_id", f"properties.products: {event.name} needs at least one product")
@@ -188,7 +191,7 @@ class Mapper:
                 children.append(Rejection(source=source, reason=err.reason, message=message, raw=event.raw))
                 continue
             records.append(record)
-            children.append(PersonalizeRecord(event, source, EventKind.INTERACTION, record))
+            children.append(PersonalizeRecord(event, source, _INTERACTION, record))
         self._attach_list(event.session_id, records)
         return children
 
@@ -228,7 +231,7 @@ class Mapper:
             properties[self._removal_key] = self._removal_value
         elif self._removal_key is not None and self._available_value is not None:
             properties.setdefault(self._removal_key, self._available_value)
-        return [PersonalizeRecord(event, event.source, EventKind.ITEM, {"itemId": item_id, "properties": properties})]
+        return [PersonalizeRecord(event, event.source, _ITEM, {"itemId": item_id, "properties": properties})]
 
     def _user(self, event: Event, traits: dict[str, Any], *, explicit: bool) -> Mapped:
         scopes = {"traits": traits, "properties": event.properties, "context": event.context, "product": _NO_PRODUCT}
@@ -239,7 +242,7 @@ class Mapper:
         user_id = id_text(event.user_id, "userId", "user_id")
         if user_id is None:
             raise RejectedError("missing_user_id", "userId: a profile needs a user id (anonymous traits are not sent)")
-        return [PersonalizeRecord(event, event.source, EventKind.USER, {"userId": user_id, "properties": properties})]
+        return [PersonalizeRecord(event, event.source, _USER, {"userId": user_id, "properties": properties})]
 
     def _remember_list(self, event: Event) -> None:
         if not event.session_id or not self._send_impression:
@@ -271,37 +274,35 @@ class Mapper:
                     record.setdefault("recommendationId", recommendation_id)
                 used = True
         if used:
-            self._lists.pop(session_id)  # one interaction per list view: a later one is not from that list
+            self._lists.pop(session_id, None)  # one interaction per list view: a later one is not from that list
 
 
-class _ListMemory:
-    """session id → the last product list shown in it (impression ids, recommendationId); bounded LRU."""
+class _ListMemory(OrderedDict[str, tuple[list[str], str | None]]):
+    """session id → the last product list shown in it (impression ids, recommendationId); bounded LRU.
+
+    The mapping itself (an OrderedDict): its truth test, `get` and `pop(session_id, None)` run per
+    interaction, and as the dict's own they cost no Python call."""
 
     def __init__(self, max_sessions: int):
+        super().__init__()
         self.max_sessions = max_sessions
-        self._lists: OrderedDict[str, tuple[list[str], str | None]] = OrderedDict()
-
-    def __bool__(self) -> bool:
-        return bool(self._lists)
 
     def put(self, session_id: str, shown: tuple[list[str], str | None]) -> None:
         if self.max_sessions <= 0:
             return
-        self._lists[session_id] = shown
-        self._lists.move_to_end(session_id)
-        if len(self._lists) > self.max_sessions:
-            self._lists.popitem(last=False)
-
-    def get(self, session_id: str) -> tuple[list[str], str | None] | None:
-        return self._lists.get(session_id)
-
-    def pop(self, session_id: str) -> None:
-        self._lists.pop(session_id, None)
+        self[session_id] = shown
+        self.move_to_end(session_id)
+        if len(self) > self.max_sessions:
+            self.popitem(last=False)
 
 
 def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, name: str | None, why: str) -> str:
     for path in paths:
-        value = resolve(path, scopes)
+        if (key := path.single) is not None:  # resolve's common case inline: a call less per path and event
+            node = scopes.get(path.scope)
+            value = node.get(key) if type(node) is dict else None
+        else:
+            value = resolve(path, scopes)
         if value is not None and (text := id_text(value, path.text, code)) is not None:
             return text
     raise RejectedError(f"missing_{code}", f"{describe(paths)}: missing; {name}: {why}")
@@ -309,7 +310,11 @@ def _required_id(paths: tuple[FieldPath, ...], scopes: Scopes, code: str, name: 
 
 def _optional_id(paths: tuple[FieldPath, ...], scopes: Scopes) -> str | None:
     for path in paths:
-        value = resolve(path, scopes)
+        if (key := path.single) is not None:  # resolve's common case inline: a call less per path and event
+            node = scopes.get(path.scope)
+            value = node.get(key) if type(node) is dict else None
+        else:
+            value = resolve(path, scopes)
         if value is not None and not isinstance(value, (dict, list, bool)):
             text = value if isinstance(value, str) else str(value)
             if not is_placeholder_id(text):
