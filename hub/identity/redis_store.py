@@ -1,10 +1,14 @@
-"""Redis identity store (production): one pipelined round trip per call, compare-and-set by a Lua script.
+"""Redis identity store (production): one round trip per call, compare-and-set by a Lua script.
 
 Each record is one string `hub:identity:<key>` = `<version>|<json>` with a TTL refreshed on every write.
 Concurrency: Kafka partitions keyed by person keep one person's events in one hub process, but during a
-rebalance two processes can briefly both hold a key. The save script reads the stored version and writes
+rebalance two processes can briefly both hold a key. The save script reads each stored version and writes
 only if it matches, atomically (Redis runs a script without interleaving other commands), so neither
 process can overwrite state it did not see; no WATCH/MULTI round trips, no locks held across the network.
+
+A batch is one command each way, whatever its size: MGET for the loads, one script call for all the saves.
+redis-py spends ~20 µs of Python per command (packing, a reply timeout each, parsing), which at one GET or
+EVALSHA per key had made Redis the most expensive part of identity (bench/stages.py --redis).
 
 The activity index is one sorted set `hub:identity:[<namespace>:]active` (userId → latest event time),
 updated by `ZADD … GT` (Redis ≥ 6.2) in the save's own pipeline, its TTL refreshed there too, and
@@ -32,15 +36,23 @@ from hub.identity.store import (
 )
 from hub.redis_connection import async_client
 
-# KEYS[1] record; ARGV[1] expected version (0 = absent); ARGV[2] "<version>|<json>"; ARGV[3] TTL secs.
-# Returns 1 when written, else the stored value ('' when absent) so the caller can recompute at once.
+# KEYS the records; ARGV[1] TTL secs, then per key: expected version (0 = absent), "<version>|<json>".
+# Returns the refused keys only, as (index from 1, stored value or '' when absent) pairs in one flat list,
+# so the caller can recompute at once; the common answer, all written, is an empty list: nothing to parse.
 _COMPARE_AND_SET = """
-local current = redis.call('GET', KEYS[1])
-local version = 0
-if current then version = tonumber(string.match(current, '^(%d+)|')) or 0 end
-if version ~= tonumber(ARGV[1]) then return current or '' end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
+local refused = {}
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  local version = 0
+  if current then version = tonumber(string.match(current, '^(%d+)|')) or 0 end
+  if version ~= tonumber(ARGV[2 * i]) then
+    refused[#refused + 1] = i
+    refused[#refused + 1] = current or ''
+  else
+    redis.call('SET', key, ARGV[2 * i + 1], 'EX', ARGV[1])
+  end
+end
+return refused
 """
 # Trimming walks only the members it removes, but there is no need to do it on every save.
 _TRIM_EVERY_SECS = 60.0
@@ -60,10 +72,9 @@ class RedisIdentityStore:
         self.round_trips = 0
 
     async def load(self, keys: Sequence[str]) -> dict[str, Versioned]:
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.get(storage_key(key, self.namespace))
-        values = await self._execute(pipe)
+        if not keys:
+            return {}
+        values = await self._read(self._client.mget([storage_key(key, self.namespace) for key in keys]))
         return {key: _parse(value, key) for key, value in zip(keys, values, strict=True)}
 
     async def save(self, writes: Sequence[Write], active: Mapping[str, float] | None = None) -> dict[str, Versioned]:
@@ -71,31 +82,31 @@ class RedisIdentityStore:
             return {}
         sha = self._script_sha or await self._load_script()
         results = await self._run_script(sha, writes, active)
-        for result in results[len(writes):]:  # the activity commands
+        outcome: Any = results.pop(0) if writes else []
+        for result in results:  # the activity commands
             if isinstance(result, Exception):
                 raise RetryableError(f"identity store: Redis refused the activity update: {result}")
-        del results[len(writes):]
-        if any(isinstance(r, NoScriptError) for r in results):
-            # Redis restarted or SCRIPT FLUSH since we loaded it: load again and redo only those writes.
-            sha = await self._load_script()
-            again = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-            for i, result in zip(again, await self._run_script(sha, [writes[i] for i in again]), strict=True):
-                results[i] = result
+        if isinstance(outcome, NoScriptError):
+            # Redis restarted or SCRIPT FLUSH since we loaded it: the script ran nowhere; load it and redo it.
+            outcome, = await self._run_script(await self._load_script(), writes)
+        if isinstance(outcome, Exception):
+            raise RetryableError(f"identity store: Redis refused a write: {outcome}")
         conflicts: dict[str, Versioned] = {}
-        for write, result in zip(writes, results, strict=True):
-            if isinstance(result, Exception):
-                raise RetryableError(f"identity store: Redis refused a write: {result}")
-            if result != 1:
-                conflicts[write.key] = _parse(result or None, write.key)
+        for index, value in zip(outcome[::2], outcome[1::2], strict=True):
+            key = writes[index - 1].key
+            conflicts[key] = _parse(value or None, key)
         return conflicts
 
     async def _run_script(self, sha: str, writes: Sequence[Write], active: Mapping[str, float] | None = None
                           ) -> list[Any]:
-        """One pipeline: the writes' scripts, then (if any) the activity commands after them."""
+        """One pipeline: one script call for all the writes (if any), then (if any) the activity commands."""
         pipe = self._client.pipeline(transaction=False)
-        for key, expected, record in writes:
-            value = b"%d|" % (expected + 1) + encode_record(record)
-            pipe.evalsha(sha, 1, storage_key(key, self.namespace), expected, value, self.ttl_secs)
+        if writes:
+            keys, arguments = [], [self.ttl_secs]
+            for key, expected, record in writes:
+                keys.append(storage_key(key, self.namespace))
+                arguments += (expected, b"%d|" % (expected + 1) + encode_record(record))
+            pipe.evalsha(sha, len(keys), *keys, *arguments)
         if active:
             pipe.zadd(self._active_key, dict(active), gt=True)  # GT: a late event never moves a user back
             pipe.expire(self._active_key, self.ttl_secs)  # a hub that stops writing leaves nothing behind
