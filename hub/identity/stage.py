@@ -139,13 +139,7 @@ class IdentityStage:
     async def _load(self, keys: list[str]) -> dict[str, Versioned]:
         """Records of `keys` from the cache, the rest from the store in one call (then cached)."""
         loaded: dict[str, Versioned] = {}
-        missing = []
-        for key in keys:
-            cached = self.cache.get(key)
-            if cached is None:
-                missing.append(key)
-            else:
-                loaded[key] = cached
+        missing = self.cache.get_many(keys, loaded)
         if missing:
             for key, entry in (await self.store.load(missing)).items():
                 loaded[key] = entry

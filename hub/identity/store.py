@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -175,6 +175,18 @@ class RecordCache:
         if entry is not None:
             self._entries.move_to_end(key)
         return entry
+
+    def get_many(self, keys: Iterable[str], found: dict[str, Versioned]) -> list[str]:
+        """`get` for a batch's keys: each cached one into `found`; returns those not cached, in order."""
+        entries, missing = self._entries, []
+        for key in keys:
+            entry = entries.get(key)
+            if entry is None:
+                missing.append(key)
+            else:
+                entries.move_to_end(key)
+                found[key] = entry
+        return missing
 
     def put(self, key: str, entry: Versioned, *, from_store: bool = False) -> None:
         """Remember `entry`: what the store just returned (`from_store`) always, a record this process
