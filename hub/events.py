@@ -129,9 +129,12 @@ def to_epoch_secs(value: Any) -> float:
 
 
 def _parse_epoch_secs(value: Any) -> float:
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is float or kind is int:  # the common case first (decoders hand over JSON numbers as they are)
+        secs = float(value)
+    elif isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
-    if isinstance(value, (int, float)):
+    elif isinstance(value, (int, float)):
         secs = float(value)
     elif isinstance(value, datetime):
         dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
