@@ -130,8 +130,20 @@ def to_epoch_secs(value: Any) -> float:
 
 def _parse_epoch_secs(value: Any) -> float:
     kind = type(value)
-    if kind is float or kind is int:  # the common case first (decoders hand over JSON numbers as they are)
+    if kind is float or kind is int:  # the common cases first (decoders hand over JSON numbers as they are)
         secs = float(value)
+    elif kind is str:
+        text = value.strip()
+        if "-" in text[1:] or "T" in text:  # ISO-8601, the common case: skip the failing float() attempt
+            try:
+                dt = datetime.fromisoformat(text)
+                return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+            except ValueError:
+                raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
+        try:
+            secs = float(text)
+        except ValueError:
+            raise ValueError(f"not a timestamp: {value!r}") from None
     elif isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
     elif isinstance(value, (int, float)):
@@ -140,16 +152,7 @@ def _parse_epoch_secs(value: Any) -> float:
         dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         return dt.timestamp()
     elif isinstance(value, str):
-        text = value.strip()
-        if "-" in text[1:] or "T" in text:  # ISO-8601, the common case: skip the failing float() attempt
-            try:
-                return _parse_epoch_secs(datetime.fromisoformat(text))
-            except ValueError:
-                raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
-        try:
-            secs = float(text)
-        except ValueError:
-            raise ValueError(f"not a timestamp: {value!r}") from None
+        return _parse_epoch_secs(str(value))  # a str subclass: as the text it holds
     else:
         raise ValueError(f"not a timestamp: {value!r}")
     if not math.isfinite(secs) or secs < 0:

@@ -45,6 +45,16 @@ class SegmentMessage(msgspec.Struct, kw_only=True):
     sentAt: str | float | None = None
 
 
+class _LeanMessage(SegmentMessage, kw_only=True):
+    """`SegmentMessage` with its objects taken as they are: converting them to `dict[str, Any]` re-checked
+    every key and cost more than the rest of the message (JSON and Avro maps only have string keys). Their
+    type is checked by `decode_message`, which falls back to `SegmentMessage` to name a field in error."""
+
+    properties: Any = None
+    traits: Any = None
+    context: Any = None
+
+
 def decode_message(
     message: Any,
     *,
@@ -68,9 +78,17 @@ def decode_message(
         if type(message.get(field)) is float:
             raise RejectedError("invalid_type", f"{field}: ids must be strings or integers, got a float")
     try:
-        msg = msgspec.convert(message, SegmentMessage, strict=False)
+        msg = msgspec.convert(message, _LeanMessage, strict=False)
+        properties, traits, context = msg.properties, msg.traits, msg.context
+        if (type(properties) is not dict and properties is not None or type(traits) is not dict and traits is not None
+                or type(context) is not dict and context is not None):
+            msgspec.convert(message, SegmentMessage, strict=False)  # raises, naming the field
     except msgspec.ValidationError as err:
         raise RejectedError("invalid_type", _field_error(err)) from None
+    # Copies one level deep, as converting the objects to `dict[str, Any]` did: an Event's maps are its own.
+    msg.properties = None if properties is None else dict(properties)
+    msg.traits = None if traits is None else dict(traits)
+    msg.context = None if context is None else dict(context)
     kind_of = call or msg.type
     if kind_of not in CALLS:
         raise RejectedError("unsupported_type", f"type: expected one of {', '.join(CALLS)}, got {kind_of!r}")
