@@ -73,10 +73,11 @@ def decode_message(
     """
     if not isinstance(message, dict):
         raise RejectedError("invalid_type", f"a message must be a JSON object, got {type(message).__name__}")
-    for field in _ID_FIELDS:
+    get = message.get
+    if type(get("userId")) is float or type(get("anonymousId")) is float or type(get("previousId")) is float:
         # JSON parsers read integers past 64 bits as floats: such an id has already lost digits.
-        if type(message.get(field)) is float:
-            raise RejectedError("invalid_type", f"{field}: ids must be strings or integers, got a float")
+        field = next(field for field in _ID_FIELDS if type(get(field)) is float)
+        raise RejectedError("invalid_type", f"{field}: ids must be strings or integers, got a float")
     try:
         msg = msgspec.convert(message, _LeanMessage, strict=False)
         properties, traits, context = msg.properties, msg.traits, msg.context

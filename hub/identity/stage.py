@@ -59,11 +59,19 @@ class IdentityStage:
         keys: dict[int, str] = {}
         plans: dict[int, tuple[str | None, str | None]] = {}  # index → (explicit user, source session)
         logins: dict[int, str] = {}  # index → the anonymousId key of an event that also carries a userId
+        user_only: list[int] = []  # userId-only events that may continue the session of the user's login
         for index, event in enumerate(events):
             kind = event.kind
             if kind is not _INTERACTION and kind is not _IDENTIFY and kind is not _ALIAS:
                 continue
-            user, anonymous, session = _clean(event.user_id), _clean(event.anonymous_id), _clean(event.session_id)
+            user, anonymous, session = event.user_id, event.anonymous_id, event.session_id
+            # Mostly None (a session id nearly always, a user id often): cleaned only when present.
+            if user is not None:
+                user = _clean(user)
+            if anonymous is not None:
+                anonymous = _clean(anonymous)
+            if session is not None:
+                session = _clean(session)
             if kind is _ALIAS:
                 previous = _clean(event.previous_id)
                 if previous is None or user is None:
@@ -76,6 +84,8 @@ class IdentityStage:
                     logins[index] = key
             elif user is not None:
                 key = identity_key("u", user)
+                if session is None:  # not events naming their own session (mParticle's session_uuid): it wins
+                    user_only.append(index)
             elif session is not None:
                 results[index] = [msgspec.structs.replace(event, user_id=None, session_id=session)]
                 continue
@@ -89,7 +99,7 @@ class IdentityStage:
         # One load for the batch's keys and the userId keys logins and userId-only events need.
         user_keys = {identity_key("u", plans[i][0]) for i in logins}  # type: ignore[arg-type]
         loaded = await self._load(sorted({*keys.values(), *user_keys}))
-        devices, borrowed = self._follow_logins(events, keys, plans, logins, loaded)
+        devices, borrowed = self._follow_logins(events, keys, plans, logins, user_only, loaded)
         by_key: dict[str, list[int]] = {key: [] for key in devices}  # device changes are saved even alone
         for index, key in keys.items():
             by_key.setdefault(key, []).append(index)
@@ -108,15 +118,12 @@ class IdentityStage:
     @staticmethod
     def _follow_logins(
         events: list[Event], keys: dict[int, str], plans: dict[int, tuple[str | None, str | None]],
-        logins: dict[int, str], loaded: dict[str, Versioned],
+        logins: dict[int, str], user_only: list[int], loaded: dict[str, Versioned],
     ) -> tuple[dict[str, IdentityRecord], set[int]]:
-        """Re-key userId-only events to the device of the user's latest login before them (in place).
+        """Re-key the `user_only` events to the device of the user's latest login before them (in place).
 
         Returns the userId keys' records with this batch's logins added, and the indexes re-keyed.
         """
-        # Not events naming their own session (mParticle's session_uuid): the source's session wins.
-        user_only = [i for i, key in keys.items()
-                     if key.startswith("u:") and events[i].kind is not _ALIAS and plans[i][1] is None]
         if not user_only and not logins:
             return {}, set()
         records = {key: entry.record or EMPTY for key, entry in loaded.items() if key.startswith("u:")}
