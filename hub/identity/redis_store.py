@@ -7,7 +7,7 @@ only if it matches, atomically (Redis runs a script without interleaving other c
 process can overwrite state it did not see; no WATCH/MULTI round trips, no locks held across the network.
 
 A batch is one command each way, whatever its size: MGET for the loads, one script call for all the saves.
-redis-py spends ~20 µs of Python per command (packing, a reply timeout each, parsing), which at one GET or
+redis-py spends ~10 µs of Python per command (packing, a reply timeout each, parsing), which at one GET or
 EVALSHA per key had made Redis the most expensive part of identity (bench/stages.py --redis).
 
 The activity index is one sorted set `hub:identity:[<namespace>:]active` (userId → latest event time),
