@@ -48,11 +48,28 @@ class SegmentMessage(msgspec.Struct, kw_only=True):
 class _LeanMessage(SegmentMessage, kw_only=True):
     """`SegmentMessage` with its objects taken as they are: converting them to `dict[str, Any]` re-checked
     every key and cost more than the rest of the message (JSON and Avro maps only have string keys). Their
-    type is checked by `decode_message`, which falls back to `SegmentMessage` to name a field in error."""
+    type is checked by `_read_lean`; anything else falls back to `SegmentMessage`, which names the field in error."""
 
     properties: Any = None
     traits: Any = None
     context: Any = None
+
+
+def _read_lean(message: dict[str, Any]) -> SegmentMessage | None:
+    """The message as `SegmentMessage` when its objects are plain dicts (copied one level deep, as converting
+    them did: an Event's maps are its own) and nothing else fails; None otherwise."""
+    try:
+        msg = msgspec.convert(message, _LeanMessage, strict=False)
+    except msgspec.ValidationError:
+        return None
+    properties, traits, context = msg.properties, msg.traits, msg.context
+    if (type(properties) is not dict and properties is not None or type(traits) is not dict and traits is not None
+            or type(context) is not dict and context is not None):
+        return None
+    msg.properties = None if properties is None else dict(properties)
+    msg.traits = None if traits is None else dict(traits)
+    msg.context = None if context is None else dict(context)
+    return msg
 
 
 def decode_message(
@@ -78,18 +95,12 @@ def decode_message(
         # JSON parsers read integers past 64 bits as floats: such an id has already lost digits.
         field = next(field for field in _ID_FIELDS if type(get(field)) is float)
         raise RejectedError("invalid_type", f"{field}: ids must be strings or integers, got a float")
-    try:
-        msg = msgspec.convert(message, _LeanMessage, strict=False)
-        properties, traits, context = msg.properties, msg.traits, msg.context
-        if (type(properties) is not dict and properties is not None or type(traits) is not dict and traits is not None
-                or type(context) is not dict and context is not None):
-            msgspec.convert(message, SegmentMessage, strict=False)  # raises, naming the field
-    except msgspec.ValidationError as err:
-        raise RejectedError("invalid_type", _field_error(err)) from None
-    # Copies one level deep, as converting the objects to `dict[str, Any]` did: an Event's maps are its own.
-    msg.properties = None if properties is None else dict(properties)
-    msg.traits = None if traits is None else dict(traits)
-    msg.context = None if context is None else dict(context)
+    msg = _read_lean(message)
+    if msg is None:  # something to coerce or to refuse: the full conversion, whose error names the field
+        try:
+            msg = msgspec.convert(message, SegmentMessage, strict=False)
+        except msgspec.ValidationError as err:
+            raise RejectedError("invalid_type", _field_error(err)) from None
     kind_of = call or msg.type
     if kind_of not in CALLS:
         raise RejectedError("unsupported_type", f"type: expected one of {', '.join(CALLS)}, got {kind_of!r}")
