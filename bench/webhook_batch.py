@@ -22,10 +22,10 @@ destination 1-3; the rest in the runner, pipeline and HTTP stack (h11 + Starlett
 
     python bench/webhook_batch.py [--rounds 2] [--duration-secs 12] [--concurrency 8] [--py-spy FILE]
 
-Issue 12, per-event stages (machine loaded by four other sessions; main and the change back to back, three runs):
-hub CPU 40.4 → 59.9, 45.7 → 41.2 and 46.5 → 50.0 µs per event, i.e. no difference this noise can show. This path
-keeps the embedded SQLite identity store, whose commit alone costs ~10 µs per event (bench/stages.py), and the
-JSON parse, Segment decode, identity and encoder changes add up to ~2–3 µs here. py-spy shares before: Segment
+Issue 12, the per-event stages' round (decode, identity, mapping, validation; main and that change back to back,
+three runs, four other sessions on the machine): hub CPU 40.4 → 59.9, 45.7 → 41.2 and 46.5 → 50.0 µs per event, no
+difference this noise can show: on this path the changes add up to ~2–3 µs (bench/stages.py), and identity here is
+the embedded SQLite store, whose commit costs ~10 µs of CPU per event in its worker thread (page writes to the WAL). py-spy shares before: Segment
 decode 11%, JSON 10%, identity 15%, mapping + validation 9%, the rest the HTTP server, runner and file writes.
 """
 
