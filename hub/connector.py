@@ -303,6 +303,9 @@ class ExportDestination(Destination):
 
     Config: ClassVar[type[ExportDestinationConfig]]  # type: ignore[assignment]
     streams_events: ClassVar[bool] = False
+    # True: reads a per-user row only through `user_recommendations(row)`, never `row.record` itself; when
+    # every destination of a job does, the workers leave the items out of the record (workers/outputs.py).
+    reads_views: ClassVar[bool] = False
 
     def accepts(self, event: Event) -> bool:
         return False  # never routed events: it is not a streaming destination

@@ -14,7 +14,7 @@ import msgspec
 from connectors.formats.recommendations import RELATED_ITEMS, SEGMENT_AUDIENCE, USER_RECOMMENDATIONS
 from hub.connector import Destination, ExportDestination, Outcome
 from hub.delivery.retry import RetryPolicy
-from hub.delivery.runner import DestinationRunner, Settlement
+from hub.delivery.runner import DestinationRunner, Settlement, Ticket
 from hub.events import SourceRef
 from hub.rows import ExportRow
 from workers.config import Recipe
@@ -223,7 +223,7 @@ class Exporter:
         destination = runner.destination
         now_states: list[tuple[str, str]] = []
         resync: list[tuple[str, str]] = []
-        sends: list[tuple[str, str, asyncio.Future[Settlement]]] = []
+        sends: list[tuple[list[tuple[str, str]], Ticket]] = []  # (recipient, digest) of each member, in order
         in_doubt: list[tuple[Decorated, ExportRow, ExportRow]] = []  # (item, this run's row, the row asked about)
         in_flight = self.digests[runner.name]
         submitted: list[tuple[Decorated, ExportRow]] = []  # submitted together below: no coroutine per row
@@ -253,7 +253,9 @@ class Exporter:
                 continue
             in_flight[key] = item.digest
             submitted.append((item, row))
-        sends += _sent_as(submitted, await runner.submit_all([row for _, row in submitted]))  # type: ignore[arg-type]
+        if submitted:
+            sends.append(([(item.key, item.digest) for item, _ in submitted],
+                          await runner.submit_batch([row for _, row in submitted])))  # type: ignore[arg-type]
         for (item, row, _), arrived in zip(in_doubt, await _ask(destination, [r for _, _, r in in_doubt]),
                                              strict=True):
             if arrived is None:
@@ -263,7 +265,7 @@ class Exporter:
                 resync.append((item.key, item.digest))
             else:  # the destination says it never arrived: send it now
                 in_flight[item.key] = item.digest
-                sends += _sent_as([(item, row)], await runner.submit_all([row]))  # type: ignore[arg-type]
+                sends.append(([(item.key, item.digest)], await runner.submit_batch([row])))  # type: ignore[list-item]
         return runner, now_states, resync, sends
 
     async def _settle(self, pending: list[tuple]) -> None:
@@ -272,24 +274,25 @@ class Exporter:
             # A destination without an idempotency key had `sent` (and its digest) recorded around the
             # send itself (LedgeredDestination); only its failures are left to record here.
             ledgered = not runner.destination.idempotent
-            for key, digest, future in sends:
-                settlement = await future
-                if settlement.outcome is Outcome.DELIVERED:
+            for members, ticket in sends:
+                settlements = await ticket
+                if ticket.delivered:
                     if not ledgered:
-                        states.append((key, SENT))
-                        synced.append((key, digest))
-                else:
-                    states.append((key, _state_of(settlement, runner.destination.idempotent)))
+                        states += [(key, SENT) for key, _ in members]
+                        synced += members
+                    continue
+                for (key, digest), settlement in zip(members, settlements, strict=True):
+                    if settlement.outcome is Outcome.DELIVERED:
+                        if not ledgered:
+                            states.append((key, SENT))
+                            synced.append((key, digest))
+                    else:
+                        states.append((key, _state_of(settlement, runner.destination.idempotent)))
             await self.ledger.settle(runner.name, states, synced)
             in_flight = self.digests[runner.name]
-            for key, _, _ in sends:  # only now: a later chunk's lookup must find them in the ledger
-                in_flight.pop(key, None)
-
-
-def _sent_as(submitted: list[tuple[Decorated, ExportRow]], futures: list[asyncio.Future[Settlement]]
-             ) -> list[tuple[str, str, asyncio.Future[Settlement]]]:
-    """(recipient, digest, settlement) of each submitted row."""
-    return [(item.key, item.digest, future) for (item, _), future in zip(submitted, futures, strict=True)]
+            for members, _ in sends:  # only now: a later chunk's lookup must find them in the ledger
+                for key, _ in members:
+                    in_flight.pop(key, None)
 
 
 def _as_sent_by(row: ExportRow, run_id: str, key: str) -> ExportRow:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import msgspec
 import orjson
 
-from connectors.formats.recommendations import UserRecord
+from connectors.formats.recommendations import UserRecord, catalog_view, copied_items
 from workers.config import Recipe
 
 SAMPLE_CHARS = 300  # a malformed line is quoted in the report up to this length
-# Catalog items kept ready-merged with their item id: copying one is a third of the cost of merging per
-# user (bench/braze_export.py); bounded so a catalog of millions costs at most ~20 MB more.
+# Catalog items kept ready-merged with their item id, and their digest encodings: copying one is a third
+# of the cost of merging per user, encoding it once saves the digest's per-user walk (bench/braze_export.py);
+# bounded so a catalog of millions costs at most ~40 MB more.
 MAX_MERGED_ITEMS = 50_000
+# What follows a user's items in the digest's encoding when there is no users list: email None, attributes {}.
+_NO_CONTACT_TAIL = b",null,{}]"
 
 
 class _Output(msgspec.Struct):
@@ -53,21 +57,48 @@ class Decorated:
 
 def digest_of(*parts: Any) -> str:
     """A short, stable hash of what a recipient would receive (run ids excluded: they change every run)."""
-    return hashlib.blake2b(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+    return _digest(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS))
+
+
+def _digest(encoded: bytes) -> str:
+    return hashlib.blake2b(encoded, digest_size=12).hexdigest()
+
+
+def _digest_parts(entry: dict[str, Any], scored: bool) -> tuple[bytes, bytes] | None:
+    """A merged catalog entry's encoding in `digest_of` (keys sorted), split where a user's score goes
+    (scored: (before the score's value, after it up to the item's closing brace); else (all of it, b"")),
+    or None when splicing would not give `digest_of`'s very bytes (checked on a probe score)."""
+    sort = orjson.OPT_SORT_KEYS
+    if not scored:
+        return orjson.dumps(entry, option=sort), b""
+    pairs = [(k, orjson.dumps(k) + b":" + orjson.dumps(v, option=sort)) for k, v in entry.items() if k != "score"]
+    pairs.sort()
+    head = b"{" + b"".join(p + b"," for k, p in pairs if k < "score") + b'"score":'
+    tail = b"".join(b"," + p for k, p in pairs if k > "score") + b"}"
+    probe = 0.123456789
+    if head + orjson.dumps(probe) + tail != orjson.dumps({**entry, "score": probe}, option=sort):
+        return None
+    return head, tail
 
 
 class Decorator:
     """Turns raw output lines of one job into records, per the recipe (`Recipe`)."""
 
     def __init__(self, recipe: Recipe, job: str, run_id: str, catalog: dict[str, dict[str, Any]] | None,
-                 keep_items_without_metadata: bool):
+                 keep_items_without_metadata: bool, *, views_only: bool = False):
         self.recipe = recipe
         self.job = job
         self.run_id = run_id
         self.catalog = catalog
         self.keep_unknown = keep_items_without_metadata or catalog is None
+        # Every destination reads per-user records only through their view (ExportDestination.reads_views):
+        # a user's items are then not copied into the record, the view copies them if a destination asks.
+        self.views_only = views_only
         # {"itemId", "score": None, **metadata} (scored lines) and {"itemId", **metadata}, by item id.
         self._merged: dict[bool, dict[str, dict[str, Any]]] = {True: {}, False: {}}
+        # Their `_digest_parts`, by item id: before the score (with "," after unscored items), after it + ",".
+        self._heads: dict[bool, dict[str, bytes]] = {True: {}, False: {}}
+        self._tails: dict[str, bytes] = {}
 
     def read(self, raw: bytes) -> tuple[str, _Line] | LineError:
         """The recipient key and the decoded line, or why the line yields nothing."""
@@ -112,41 +143,79 @@ class Decorator:
         found = list(map(merged.get, item_ids))
         if None in found:
             found = [merged.get(item_id) or self._merge(item_id, scored) for item_id in item_ids]
-        missing, catalog_items = 0, None
         # SIMS, Similar-Items and Popularity-Count return no scores
         # (docs/reference/personalize-api.md#batch-inference-jobs): no score key then.
-        if None not in found:  # the common case, as copies (this runs per user, 1M times a run)
-            items = list(map(dict.copy, found))  # type: ignore[arg-type]
-            catalog_items = found
+        if None not in found and item_ids:  # the common case: this runs per user, 1M times a run
+            return self._from_catalog(key, item_ids, scores, found, contact)  # type: ignore[arg-type]
+        catalog, items, missing = self.catalog or {}, [], 0
+        for rank, item_id in enumerate(item_ids):
+            metadata = catalog.get(item_id)
+            if metadata is None and not self.keep_unknown:
+                missing += 1
+                continue
+            item: dict[str, Any] = {"itemId": item_id}
             if scores is not None:
-                for item, score in zip(items, scores):
-                    item["score"] = score
-        else:
-            catalog = self.catalog or {}
-            items = []
-            for rank, item_id in enumerate(item_ids):
-                metadata = catalog.get(item_id)
-                if metadata is None and not self.keep_unknown:
-                    missing += 1
-                    continue
-                item: dict[str, Any] = {"itemId": item_id}
-                if scores is not None:
-                    item["score"] = scores[rank]
-                items.append({**item, **(metadata or {})})
+                item["score"] = scores[rank]
+            items.append({**item, **(metadata or {})})
         if not items:
             reason = "no_items" if not item_ids else "no_items_with_metadata"
             return LineError(reason, f"nothing to send for {key}: {_sample(raw)}")
         if self.recipe is not Recipe.USER_RECOMMENDATIONS:
             record = {"itemId": key, "items": items, "job": self.job, "runId": self.run_id}
             return Decorated(key, record, digest_of(items), missing)
+        email, attributes = _contact(contact)
+        return Decorated(key, self._record(key, items, email, attributes), digest_of(items, email, attributes),
+                         missing)
+
+    def _from_catalog(self, key: str, item_ids: list[str], scores: list[float] | None,
+                      entries: list[dict[str, Any]], contact: dict[str, Any] | None) -> Decorated:
+        """A recipient whose items are all merged catalog entries: digested from their prepared encodings,
+        and copied only when a destination reads the record itself (`views_only` off)."""
+        items_encoded = self._items_encoding(item_ids, scores)
+        if self.recipe is not Recipe.USER_RECOMMENDATIONS:
+            items = copied_items(entries, scores)
+            record = {"itemId": key, "items": items, "job": self.job, "runId": self.run_id}
+            digest = _digest(b"[" + items_encoded + b"]") if items_encoded else digest_of(items)
+            return Decorated(key, record, digest, 0)
+        email, attributes = _contact(contact)
+        if items_encoded is None:
+            digest = digest_of(copied_items(entries, scores), email, attributes)
+        elif email is None and type(attributes) is dict and not attributes:
+            digest = _digest(b"[" + items_encoded + _NO_CONTACT_TAIL)
+        else:  # digest_of's encoding of (items, email, attributes), the items spliced in
+            digest = _digest(b"".join((b"[", items_encoded, b",", orjson.dumps(email), b",",
+                                       orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS), b"]")))
+        if self.views_only:
+            view = catalog_view(key, email or None, self.job, self.run_id, item_ids, entries, scores, attributes)
+            if view is not None:
+                record = UserRecord(userId=key, job=self.job, runId=self.run_id)
+                record.recommendations = view
+                return Decorated(key, record, digest, 0)
+        return Decorated(key, self._record(key, copied_items(entries, scores), email, attributes, entries, scores),
+                         digest, 0)
+
+    def _record(self, key: str, items: list[dict[str, Any]], email: Any, attributes: Any,
+                entries: list[dict[str, Any]] | None = None, scores: list[float] | None = None) -> UserRecord:
+        """The checked per-user record; `entries`: the catalog entries `items` were copied from, if they were."""
         record = UserRecord(userId=key, job=self.job, runId=self.run_id, items=items)
-        email, attributes = None, {}
-        if contact:
-            email, attributes = contact.get("email"), contact.get("attributes") or {}
-            if email:
-                record["email"] = email
+        if email:
+            record["email"] = email
         record["attributes"] = attributes
-        return Decorated(key, record.check(catalog_items), digest_of(items, email, attributes), missing)
+        return record.check(entries, scores)
+
+    def _items_encoding(self, item_ids: list[str], scores: list[float] | None) -> bytes | None:
+        """`digest_of`'s encoding of the items as a JSON array, spliced from their prepared parts; None
+        when an item has none (not kept, or one `_digest_parts` refused)."""
+        try:
+            if scores is None:
+                return b"[" + b"".join(map(self._heads[False].__getitem__, item_ids))[:-1] + b"]"
+            # A float's JSON has no comma: the list's encoding splits into each score's, as orjson writes it.
+            encoded = chain.from_iterable(zip(map(self._heads[True].__getitem__, item_ids),
+                                              orjson.dumps(scores)[1:-1].split(b","),
+                                              map(self._tails.__getitem__, item_ids)))
+            return b"[" + b"".join(encoded)[:-1] + b"]"
+        except KeyError:
+            return None
 
     def _merge(self, item_id: str, scored: bool) -> dict[str, Any] | None:
         """The catalog item merged with its id (score None, set per user), or None: unknown, an empty id
@@ -158,7 +227,21 @@ class Decorator:
         merged = {"itemId": item_id, "score": None, **metadata} if scored else {"itemId": item_id, **metadata}
         if len(self._merged[scored]) < MAX_MERGED_ITEMS:
             self._merged[scored][item_id] = merged
+            parts = _digest_parts(merged, scored)
+            if parts is not None:
+                head, tail = parts
+                if scored:
+                    self._heads[True][item_id], self._tails[item_id] = head, tail + b","
+                else:
+                    self._heads[False][item_id] = head + b","
         return merged
+
+
+def _contact(contact: dict[str, Any] | None) -> tuple[Any, Any]:
+    """(email, attributes) from a users list entry, as the digest reads them."""
+    if not contact:
+        return None, {}
+    return contact.get("email"), contact.get("attributes") or {}
 
 
 def _sample(raw: bytes) -> str:

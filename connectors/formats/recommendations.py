@@ -6,7 +6,9 @@ The contract with `workers/`: a per-user export is an ExportRow of shape "recomm
 call `user_recommendations` / `segment_audience` and never read the dict themselves, so a malformed
 record is rejected with one reason code wherever it goes. The workers hand a per-user record as a
 `UserRecord` (still that dict) carrying its checked `UserRecommendations`, built once per user for every
-destination instead of once per destination.
+destination instead of once per destination. When every destination of a job reads that view only
+(`ExportDestination.reads_views`), the workers leave the items out of the dict and the view makes them
+from the shared catalog entries on first read: most users' items are never copied (bench/braze_export.py).
 """
 
 from __future__ import annotations
@@ -28,22 +30,30 @@ _ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
 class UserRecommendations:
     """One user's recommendations as destinations read them; `items` are in rank order."""
 
-    __slots__ = ("user_id", "email", "job", "run_id", "items", "attributes", "item_ids", "catalog_items")
+    __slots__ = ("user_id", "email", "job", "run_id", "_items", "attributes", "item_ids", "catalog_items", "scores")
 
     def __init__(self, user_id: str, email: str | None, job: str, run_id: str,
-                 items: list[dict[str, Any]], attributes: dict[str, Any], item_ids: list[str] | None = None,
-                 catalog_items: list[dict[str, Any]] | None = None):
+                 items: list[dict[str, Any]] | None, attributes: dict[str, Any], item_ids: list[str] | None = None,
+                 catalog_items: list[dict[str, Any]] | None = None, scores: list[float] | None = None):
         self.user_id = user_id
         self.email = email
         self.job = job
         self.run_id = run_id
-        self.items = items
+        self._items = items  # None: made from `catalog_items` and `scores` when first read
         self.attributes = attributes
-        self.item_ids: list[str] = item_ids if item_ids is not None else [item["itemId"] for item in items]
+        self.item_ids: list[str] = item_ids if item_ids is not None else [item["itemId"] for item in self.items]
         # Per rank, the catalog entry `items[rank]` was copied from: the same object for every user the
         # item is recommended to, equal to the item but for a "score" of None. Lets a destination shape and
         # encode an item once per export rather than once per user (connectors/destinations/braze/attributes.py).
         self.catalog_items = catalog_items
+        self.scores = scores  # per rank, each item's score when the items came with scores (catalog_items set)
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """`{"itemId", "score"?, <metadata>…}` per rank: copies of their catalog entries with this user's scores."""
+        if self._items is None:
+            self._items = copied_items(self.catalog_items or [], self.scores)
+        return self._items
 
     def template_items(self, fields: list[str] | None = None, *, with_score: bool = False) -> list[dict[str, Any]]:
         """Items in the shape Braze templates and Connected Content expect: `id` plus metadata.
@@ -65,27 +75,51 @@ class UserRecommendations:
         return shaped
 
 
+def copied_items(entries: list[dict[str, Any]], scores: list[float] | None) -> list[dict[str, Any]]:
+    """A user's own items from shared catalog entries (`{"itemId", "score": None, …}` when scored), with their scores."""
+    items = list(map(dict.copy, entries))
+    if scores is not None:
+        for item, score in zip(items, scores):
+            item["score"] = score
+    return items
+
+
 class UserRecord(dict):  # type: ignore[type-arg]
     """A per-user record: the dict above (what destinations that write records as they are write) and,
     once `check`ed, its `UserRecommendations`."""
 
     __slots__ = ("recommendations",)
 
-    def check(self, catalog_items: list[dict[str, Any]] | None = None) -> UserRecord:
+    def check(self, catalog_items: list[dict[str, Any]] | None = None, scores: list[float] | None = None
+              ) -> UserRecord:
         """Check the record once for every destination. One that fails keeps no view, so each destination
         rejects it as `user_recommendations` always did, naming the field.
 
-        `catalog_items`: per rank, the catalog entry (keyed by a non-empty item id) the item was copied from.
+        `catalog_items`: per rank, the catalog entry (keyed by a non-empty item id) the item was copied from,
+        and `scores` the scores the copies were given.
         """
         recommendations = None
         if self.get("job"):  # else the row's job fills it in (user_recommendations)
             try:
                 recommendations = _checked(self, None, None, catalog_items is not None)
                 recommendations.catalog_items = catalog_items
+                recommendations.scores = scores
             except RejectedError:
                 pass
         self.recommendations = recommendations
         return self
+
+
+def catalog_view(user_id: str, email: Any, job: str, run_id: str, item_ids: list[str],
+                 entries: list[dict[str, Any]], scores: list[float] | None,
+                 attributes: Any) -> UserRecommendations | None:
+    """The checked view of a record whose items would be copies of catalog `entries` (each keyed by a non-empty
+    id, `item_ids` in rank order), made without copying them; None when the record needs `check`, which
+    names what is wrong. `email` is the record's (None when it has none)."""
+    if (not job or not user_id or not isinstance(attributes, dict)
+            or (email is not None and (not isinstance(email, str) or not _ADDRESS.fullmatch(email)))):
+        return None
+    return UserRecommendations(user_id, email, job, run_id, None, attributes, item_ids, entries, scores)
 
 
 def is_user_recommendations(row: ExportRow) -> bool:

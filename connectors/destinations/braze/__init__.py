@@ -144,6 +144,7 @@ class BrazeUsers(ExportDestination):
         self._ids_head = b"," + orjson.dumps(config.item_ids_attribute) + b":" if config.item_ids_attribute else None
 
     export_rows = frozenset({USER_RECOMMENDATIONS})
+    reads_views = True
 
     def partition_key(self, row: ExportRow) -> str:
         return lane_of(row.user_id or row.message_id, self._lanes)
@@ -186,7 +187,7 @@ class BrazeUsers(ExportDestination):
         items_key = self.config.items_attribute
         encoded_items = None
         if recs.catalog_items is not None:
-            encoded_items = self._items.encode_catalog(recs.catalog_items, recs.items)
+            encoded_items = self._items.encode_catalog(recs.catalog_items, recs.scores)
             if encoded_items is not None and not recs.attributes and self.config.mode == "track":
                 return self._track_object(recs, encoded_items)
         if encoded_items is None:

@@ -97,8 +97,9 @@ class EncodedItems:
             return None
         return b"".join((b"[", b",".join(parts), b"]"))
 
-    def encode_catalog(self, catalog_items: list[dict[str, Any]], items: list[dict[str, Any]]) -> bytes | None:
-        """As `encode`, for `items` copied from shared catalog entries (`UserRecommendations.catalog_items`).
+    def encode_catalog(self, catalog_items: list[dict[str, Any]], scores: list[Any] | None) -> bytes | None:
+        """As `encode`, for items copied from shared catalog entries (`UserRecommendations.catalog_items`)
+        with `scores` (`UserRecommendations.scores`).
 
         Each entry is shaped, checked and encoded once per export, then found by identity: no per-value
         comparison, as the entries are the workers' own and never change.
@@ -116,9 +117,9 @@ class EncodedItems:
                     if len(self._held) < MAX_ENCODED_ITEMS:
                         self._held.append(entry)
                         self._by_entry[id(entry)] = parts[rank]
-        if self.with_score:
-            for rank, item in enumerate(items):
-                if (score := item.get("score")) is not None:
+        if self.with_score and scores is not None:
+            for rank, score in enumerate(scores):
+                if score is not None:
                     if type(score) is not float and type(score) is not int:
                         return None
                     parts[rank] = b"".join((parts[rank][:-1], b',"score":', orjson.dumps(score), b"}"))
