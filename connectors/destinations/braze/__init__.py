@@ -142,6 +142,11 @@ class BrazeUsers(ExportDestination):
         # '{"<items attribute>":' and ',"<item ids attribute>":' of a track object's values, encoded once.
         self._items_head = b"{" + orjson.dumps(config.items_attribute) + b":"
         self._ids_head = b"," + orjson.dumps(config.item_ids_attribute) + b":" if config.item_ids_attribute else None
+        # A track object spliced whole: what follows the user's id up to their first item, and what follows the
+        # last item up to the item ids (or the object's end); the item ids' encoding goes between those.
+        self._track_head = self._track_flag + self._items_head[1:] + b"["
+        self._track_ids = b"]" + self._ids_head if self._ids_head is not None else None
+        self._splice_track = config.mode == "track" and not config.include_score
 
     export_rows = frozenset({USER_RECOMMENDATIONS})
     reads_views = True
@@ -187,9 +192,13 @@ class BrazeUsers(ExportDestination):
         items_key = self.config.items_attribute
         encoded_items = None
         if recs.catalog_items is not None:
+            if self._splice_track and not recs.attributes:  # the common case: every item encoded already
+                joined = self._items.joined(recs.catalog_items)
+                if joined is not None:
+                    return self._track_object(recs, joined)
             encoded_items = self._items.encode_catalog(recs.catalog_items, recs.scores)
             if encoded_items is not None and not recs.attributes and self.config.mode == "track":
-                return self._track_object(recs, encoded_items)
+                return self._track_object(recs, encoded_items[1:-1])
         if encoded_items is None:
             encoded_items = self._items.encode(recs.items)
         checked: str | Literal[False] = items_key
@@ -215,20 +224,25 @@ class BrazeUsers(ExportDestination):
             recipient["attributes"] = values
         return orjson.dumps(recipient)
 
-    def _track_object(self, recs: UserRecommendations, encoded_items: bytes) -> bytes:
-        """The common case spliced from bytes: a user without own attributes, every item from the catalog.
+    def _track_object(self, recs: UserRecommendations, items: bytes) -> bytes:
+        """The common case spliced from bytes: a user without own attributes, every item from the catalog
+        (`items`: their encodings joined by commas).
 
         Item ids and metadata were checked against Braze's limits when their entries were first encoded
         and the attribute names by the config, so only the total size is left to check.
         """
-        parts = [self._items_head, encoded_items]
-        if self._ids_head is not None:
-            parts += (self._ids_head, orjson.dumps(recs.item_ids))
-        parts.append(b"}")
-        values = b"".join(parts)
-        if len(values) > PROPERTIES_MAX_BYTES:
-            check_values({}, len(values))  # raises, naming the limit
-        return b"".join((b'{"external_id":', orjson.dumps(recs.user_id), self._track_flag, values[1:]))
+        user_id = orjson.dumps(recs.user_id)
+        if self._track_ids is not None:
+            parts: tuple[bytes, ...] = (b'{"external_id":', user_id, self._track_head, items, self._track_ids,
+                                        orjson.dumps(recs.item_ids), b"}")
+        else:
+            parts = (b'{"external_id":', user_id, self._track_head, items, b"]}")
+        encoded = b"".join(parts)
+        # The values object alone, as check_values measures it: the object less its envelope.
+        size = len(encoded) - len(b'{"external_id":') - len(user_id) - len(self._track_flag) + 1
+        if size > PROPERTIES_MAX_BYTES:
+            check_values({}, size)  # raises, naming the limit
+        return encoded
 
     def _template_items(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
         """`UserRecommendations.template_items` checked as they are built: (items, within Braze's limits)."""
