@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -94,11 +95,11 @@ class Decorator:
         # Every destination reads per-user records only through their view (ExportDestination.reads_views):
         # a user's items are then not copied into the record, the view copies them if a destination asks.
         self.views_only = views_only
-        # {"itemId", "score": None, **metadata} (scored lines) and {"itemId", **metadata}, by item id.
-        self._merged: dict[bool, dict[str, dict[str, Any]]] = {True: {}, False: {}}
-        # Their `_digest_parts`, by item id: before the score (with "," after unscored items), after it + ",".
-        self._heads: dict[bool, dict[str, bytes]] = {True: {}, False: {}}
-        self._tails: dict[str, bytes] = {}
+        # By item id, for scored and unscored lines: the catalog entry merged with its id ({"itemId", "score":
+        # None, **metadata} or {"itemId", **metadata}) and its `_digest_parts` (the first with a "," after an
+        # unscored item, the second with one after a scored item; None when refused). One tuple per item:
+        # a user's ten items cost ten lookups, each touching one small object.
+        self._prepared: dict[bool, dict[str, _Prepared]] = {True: {}, False: {}}
 
     def read(self, raw: bytes) -> tuple[str, _Line] | LineError:
         """The recipient key and the decoded line, or why the line yields nothing."""
@@ -139,10 +140,10 @@ class Decorator:
         if scores is not None and len(scores) != len(item_ids):
             return LineError("invalid_line", f"{len(scores)} scores for {len(item_ids)} items: {_sample(raw)}")
         scored = scores is not None
-        merged = self._merged[scored]
-        found = list(map(merged.get, item_ids))
+        prepared = self._prepared[scored]
+        found = list(map(prepared.get, item_ids))
         if None in found:
-            found = [merged.get(item_id) or self._merge(item_id, scored) for item_id in item_ids]
+            found = [prepared.get(item_id) or self._prepare(item_id, scored) for item_id in item_ids]
         # SIMS, Similar-Items and Popularity-Count return no scores
         # (docs/reference/personalize-api.md#batch-inference-jobs): no score key then.
         if None not in found and item_ids:  # the common case: this runs per user, 1M times a run
@@ -168,10 +169,11 @@ class Decorator:
                          missing)
 
     def _from_catalog(self, key: str, item_ids: list[str], scores: list[float] | None,
-                      entries: list[dict[str, Any]], contact: dict[str, Any] | None) -> Decorated:
+                      found: list[_Prepared], contact: dict[str, Any] | None) -> Decorated:
         """A recipient whose items are all merged catalog entries: digested from their prepared encodings,
         and copied only when a destination reads the record itself (`views_only` off)."""
-        items_encoded = self._items_encoding(item_ids, scores)
+        entries = list(map(_ENTRY, found))
+        items_encoded = _items_encoding(found, scores)
         if self.recipe is not Recipe.USER_RECOMMENDATIONS:
             items = copied_items(entries, scores)
             record = {"itemId": key, "items": items, "job": self.job, "runId": self.run_id}
@@ -203,38 +205,42 @@ class Decorator:
         record["attributes"] = attributes
         return record.check(entries, scores)
 
-    def _items_encoding(self, item_ids: list[str], scores: list[float] | None) -> bytes | None:
-        """`digest_of`'s encoding of the items as a JSON array, spliced from their prepared parts; None
-        when an item has none (not kept, or one `_digest_parts` refused)."""
-        try:
-            if scores is None:
-                return b"[" + b"".join(map(self._heads[False].__getitem__, item_ids))[:-1] + b"]"
-            # A float's JSON has no comma: the list's encoding splits into each score's, as orjson writes it.
-            encoded = chain.from_iterable(zip(map(self._heads[True].__getitem__, item_ids),
-                                              orjson.dumps(scores)[1:-1].split(b","),
-                                              map(self._tails.__getitem__, item_ids)))
-            return b"[" + b"".join(encoded)[:-1] + b"]"
-        except KeyError:
-            return None
-
-    def _merge(self, item_id: str, scored: bool) -> dict[str, Any] | None:
-        """The catalog item merged with its id (score None, set per user), or None: unknown, an empty id
-        (which destinations reject), or a "score"/"itemId" column that must win over the line's (the
-        general path keeps that order)."""
+    def _prepare(self, item_id: str, scored: bool) -> _Prepared | None:
+        """The catalog item merged with its id (score None, set per user) and its digest parts, or None:
+        unknown, an empty id (which destinations reject), or a "score"/"itemId" column that must win over
+        the line's (the general path keeps that order)."""
         metadata = (self.catalog or {}).get(item_id)
         if metadata is None or not item_id or "score" in metadata or "itemId" in metadata:
             return None
         merged = {"itemId": item_id, "score": None, **metadata} if scored else {"itemId": item_id, **metadata}
-        if len(self._merged[scored]) < MAX_MERGED_ITEMS:
-            self._merged[scored][item_id] = merged
-            parts = _digest_parts(merged, scored)
-            if parts is not None:
-                head, tail = parts
-                if scored:
-                    self._heads[True][item_id], self._tails[item_id] = head, tail + b","
-                else:
-                    self._heads[False][item_id] = head + b","
-        return merged
+        prepared = self._prepared[scored]
+        if len(prepared) >= MAX_MERGED_ITEMS:
+            return merged, None, None  # not kept: its digest is encoded per user rather than prepared here
+        parts = _digest_parts(merged, scored)
+        if parts is None:
+            prepared[item_id] = merged, None, None
+        elif scored:
+            prepared[item_id] = merged, parts[0], parts[1] + b","
+        else:
+            prepared[item_id] = merged, parts[0] + b",", b""
+        return prepared[item_id]
+
+
+_Prepared = tuple[dict[str, Any], bytes | None, bytes | None]
+_ENTRY, _HEAD, _TAIL = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def _items_encoding(found: list[_Prepared], scores: list[float] | None) -> bytes | None:
+    """`digest_of`'s encoding of the items as a JSON array, spliced from their prepared parts; None when
+    an item has none (not kept, or `_digest_parts` refused)."""
+    heads = list(map(_HEAD, found))
+    if None in heads:
+        return None
+    if scores is None:
+        return b"[" + b"".join(heads)[:-1] + b"]"
+    # A float's JSON has no comma: the list's encoding splits into each score's, as orjson writes it.
+    encoded = chain.from_iterable(zip(heads, orjson.dumps(scores)[1:-1].split(b","), map(_TAIL, found)))
+    return b"[" + b"".join(encoded)[:-1] + b"]"
 
 
 def _contact(contact: dict[str, Any] | None) -> tuple[Any, Any]:
