@@ -175,18 +175,21 @@ class Exporter:
             raise self._failure
         stats.lines += len(chunk)
         read, errors = [], []
+        read_line, decorate = self.decorator.read, self.decorator.decorate
         for raw in chunk:
-            result = self.decorator.read(raw)
-            (errors if isinstance(result, LineError) else read).append((result, raw))
+            result = read_line(raw)
+            (errors if type(result) is LineError else read).append((result, raw))
         contacts = await self.contacts([key for (key, _), _ in read]) if self.contacts and read else None
         decorated: list[Decorated] = []
+        missing = 0
         for i, ((key, line), raw) in enumerate(read):
-            result = self.decorator.decorate(key, line, raw, contacts[i] if contacts else None)
-            if isinstance(result, LineError):
+            result = decorate(key, line, raw, contacts[i] if contacts else None)
+            if type(result) is LineError:
                 errors.append((result, raw))
             else:
-                stats.items_without_metadata += result.missing_items
-                decorated.append(result)
+                missing += result.missing_items  # type: ignore[union-attr]
+                decorated.append(result)  # type: ignore[arg-type]
+        stats.items_without_metadata += missing
         for error, _ in errors:
             stats.errors[error.reason] = stats.errors.get(error.reason, 0) + 1
             if len(stats.samples) < MAX_ERROR_SAMPLES:
@@ -195,10 +198,10 @@ class Exporter:
             return
         keys = [d.key for d in decorated]
         known = await self.ledger.lookup([r.name for r in self.runners], keys)
-        now = time.time()
-        rows = [ExportRow(shape=self._shape, source=SourceRef(source_id=self.job, message_id=f"{self.run_id}:{d.key}"),
-                          timestamp=now, record=d.record,
-                          user_id=d.key if self.recipe is Recipe.USER_RECOMMENDATIONS else None)
+        now, shape, job, prefix = time.time(), self._shape, self.job, self.run_id + ":"
+        per_user = self.recipe is Recipe.USER_RECOMMENDATIONS
+        rows = [ExportRow(shape=shape, source=SourceRef(source_id=job, message_id=prefix + d.key), timestamp=now,
+                          record=d.record, user_id=d.key if per_user else None)
                 for d in decorated]
         await self._room.acquire()
         pending = []
@@ -227,6 +230,7 @@ class Exporter:
         in_doubt: list[tuple[Decorated, ExportRow, ExportRow]] = []  # (item, this run's row, the row asked about)
         in_flight = self.digests[runner.name]
         submitted: list[tuple[Decorated, ExportRow]] = []  # submitted together below: no coroutine per row
+        accepts_row = destination.accepts_row
         for item, row, state, last, mark in zip(decorated, rows, states, synced, pending, strict=True):
             key = item.key
             if key in in_flight:
@@ -243,12 +247,12 @@ class Exporter:
             if last == item.digest:
                 now_states.append((key, UNCHANGED))
                 continue
-            earlier = parse_pending(mark)
+            earlier = parse_pending(mark) if mark else None
             if earlier and earlier[0] == item.digest and not destination.idempotent and state is None:
                 # An earlier run began sending this very content and never learnt the outcome.
                 in_doubt.append((item, row, _as_sent_by(row, earlier[1], key)))
                 continue
-            if not destination.accepts_row(row):
+            if not accepts_row(row):
                 now_states.append((key, failed("not_accepted")))
                 continue
             in_flight[key] = item.digest
