@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -65,21 +64,22 @@ def _digest(encoded: bytes) -> str:
     return hashlib.blake2b(encoded, digest_size=12).hexdigest()
 
 
-def _digest_parts(entry: dict[str, Any], scored: bool) -> tuple[bytes, bytes] | None:
-    """A merged catalog entry's encoding in `digest_of` (keys sorted), split where a user's score goes
-    (scored: (before the score's value, after it up to the item's closing brace); else (all of it, b"")),
-    or None when splicing would not give `digest_of`'s very bytes (checked on a probe score)."""
+def _digest_part(entry: dict[str, Any], scored: bool) -> bytes | None:
+    """A merged catalog entry's encoding in `digest_of` (keys sorted) followed by ",": for a scored item a
+    template taking the user's score as its one `%b` (the entry's own "%" doubled), or None when that
+    would not give `digest_of`'s very bytes (checked on a probe score)."""
     sort = orjson.OPT_SORT_KEYS
     if not scored:
-        return orjson.dumps(entry, option=sort), b""
+        return orjson.dumps(entry, option=sort) + b","
     pairs = [(k, orjson.dumps(k) + b":" + orjson.dumps(v, option=sort)) for k, v in entry.items() if k != "score"]
     pairs.sort()
     head = b"{" + b"".join(p + b"," for k, p in pairs if k < "score") + b'"score":'
     tail = b"".join(b"," + p for k, p in pairs if k > "score") + b"}"
+    template = head.replace(b"%", b"%%") + b"%b" + tail.replace(b"%", b"%%") + b","
     probe = 0.123456789
-    if head + orjson.dumps(probe) + tail != orjson.dumps({**entry, "score": probe}, option=sort):
+    if template % (orjson.dumps(probe),) != orjson.dumps({**entry, "score": probe}, option=sort) + b",":
         return None
-    return head, tail
+    return template
 
 
 class Decorator:
@@ -96,9 +96,9 @@ class Decorator:
         # a user's items are then not copied into the record, the view copies them if a destination asks.
         self.views_only = views_only
         # By item id, for scored and unscored lines: the catalog entry merged with its id ({"itemId", "score":
-        # None, **metadata} or {"itemId", **metadata}) and its `_digest_parts` (the first with a "," after an
-        # unscored item, the second with one after a scored item; None when refused). One tuple per item:
-        # a user's ten items cost ten lookups, each touching one small object.
+        # None, **metadata} or {"itemId", **metadata}) and its `_digest_part` (None when refused). One tuple
+        # and one encoding per item: a user's ten items are ten random reads of a catalog that outgrows the
+        # CPU caches, each of which costs more than the work done on it (bench/braze_export.py).
         self._prepared: dict[bool, dict[str, _Prepared]] = {True: {}, False: {}}
 
     def read(self, raw: bytes) -> tuple[str, _Line] | LineError:
@@ -215,32 +215,26 @@ class Decorator:
         merged = {"itemId": item_id, "score": None, **metadata} if scored else {"itemId": item_id, **metadata}
         prepared = self._prepared[scored]
         if len(prepared) >= MAX_MERGED_ITEMS:
-            return merged, None, None  # not kept: its digest is encoded per user rather than prepared here
-        parts = _digest_parts(merged, scored)
-        if parts is None:
-            prepared[item_id] = merged, None, None
-        elif scored:
-            prepared[item_id] = merged, parts[0], parts[1] + b","
-        else:
-            prepared[item_id] = merged, parts[0] + b",", b""
+            return merged, None  # not kept: its digest is encoded per user rather than prepared here
+        prepared[item_id] = merged, _digest_part(merged, scored)
         return prepared[item_id]
 
 
-_Prepared = tuple[dict[str, Any], bytes | None, bytes | None]
-_ENTRY, _HEAD, _TAIL = itemgetter(0), itemgetter(1), itemgetter(2)
+_Prepared = tuple[dict[str, Any], bytes | None]
+_ENTRY, _PART = itemgetter(0), itemgetter(1)
 
 
 def _items_encoding(found: list[_Prepared], scores: list[float] | None) -> bytes | None:
-    """`digest_of`'s encoding of the items as a JSON array, spliced from their prepared parts; None when
-    an item has none (not kept, or `_digest_parts` refused)."""
-    heads = list(map(_HEAD, found))
-    if None in heads:
+    """`digest_of`'s encoding of the items as a JSON array, from their prepared parts and the scores; None
+    when an item has none (not kept, or `_digest_part` refused)."""
+    parts = list(map(_PART, found))
+    if None in parts:
         return None
-    if scores is None:
-        return b"[" + b"".join(heads)[:-1] + b"]"
-    # A float's JSON has no comma: the list's encoding splits into each score's, as orjson writes it.
-    encoded = chain.from_iterable(zip(heads, orjson.dumps(scores)[1:-1].split(b","), map(_TAIL, found)))
-    return b"[" + b"".join(encoded)[:-1] + b"]"
+    joined = b"".join(parts)  # type: ignore[arg-type]
+    if scores is not None:
+        # A float's JSON has no comma: the list's encoding splits into each score's, as orjson writes it.
+        joined %= tuple(orjson.dumps(scores)[1:-1].split(b","))
+    return b"[" + joined[:-1] + b"]"
 
 
 def _contact(contact: dict[str, Any] | None) -> tuple[Any, Any]:
