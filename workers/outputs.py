@@ -88,6 +88,7 @@ class Decorator:
     def __init__(self, recipe: Recipe, job: str, run_id: str, catalog: dict[str, dict[str, Any]] | None,
                  keep_items_without_metadata: bool, *, views_only: bool = False):
         self.recipe = recipe
+        self._input_key, self._segment = recipe.input_key, recipe.is_segment  # read per line: looked up once
         self.job = job
         self.run_id = run_id
         self.catalog = catalog
@@ -111,7 +112,7 @@ class Decorator:
             return LineError("invalid_json", _sample(raw))
         if line.error is not None:
             return LineError("personalize_error", f"{line.error}: {_sample(raw)}")
-        key = line.input.get(self.recipe.input_key) if isinstance(line.input, dict) else None
+        key = line.input.get(self._input_key) if type(line.input) is dict else None
         if not isinstance(key, str) or not key:
             return LineError("missing_input_id", f"input has no {self.recipe.input_key}: {_sample(raw)}")
         if line.output is None:
@@ -122,7 +123,7 @@ class Decorator:
                  ) -> Decorated | LineError:
         """The record for one read line; `contact` adds the email and attributes from the users list."""
         assert line.output is not None
-        if self.recipe.is_segment:
+        if self._segment:
             return self._audience(key, line.output, raw)
         return self._items(key, line.output, raw, contact)
 
