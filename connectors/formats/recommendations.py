@@ -76,7 +76,7 @@ class UserRecommendations:
 
 
 def copied_items(entries: list[dict[str, Any]], scores: list[float] | None) -> list[dict[str, Any]]:
-    """A user's own items from shared catalog entries (`{"itemId", "score": None, …}` when scored), with their scores."""
+    """A user's own items from shared catalog entries (`{"itemId", "score": None, …}` when scored) and scores."""
     items = list(map(dict.copy, entries))
     if scores is not None:
         for item, score in zip(items, scores):

@@ -322,3 +322,41 @@ async def test_records_the_workers_checked_once_encode_as_their_plain_dicts_do(c
             sent[kind] = (bodies, {i: e.reason for i, e in failure.value.rejected.items()})
     assert sent["checked"] == sent["plain"]
     assert sent["checked"][1] == {2: "value_too_long"} and len(sent["checked"][0]) == 2
+
+
+@pytest.mark.parametrize("config", [
+    {}, {"include_score": True}, {"item_fields": ["price", "name"]}, {"item_fields": ["score", "name"]},
+    {"item_ids_attribute": None}, {"mode": "campaign", "campaign_id": "c1"}])
+@pytest.mark.parametrize("scored", [True, False])
+async def test_views_whose_records_leave_the_items_out_encode_as_full_records_do(config, scored):
+    # BrazeUsers reads rows only through their view (reads_views): the workers then leave the items out of
+    # the record and the view copies them only if asked (workers/outputs.py). The requests are the same bytes.
+    from workers.config import Recipe
+    from workers.outputs import Decorator
+
+    assert BrazeUsers.reads_views
+    catalog = {"i1": {"name": "Trail Runner", "price": "89.90"}, "i2": {"name": "Sock", "url": "https://s/i2"},
+               "i3": {"name": "n" * 300}}
+    lines = [({"userId": "u1"}, ["i1", "i2"]), ({"userId": "u2"}, ["i2", "i1"]), ({"userId": "u3"}, ["i1", "i3"]),
+             ({"userId": "u4"}, ["i2"]), ({"userId": "u5"}, ["i1", "i9"])]
+    sent = {}
+    for views_only in (True, False):
+        decorator = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", catalog, False, views_only=views_only)
+        rows = []
+        for user, (source, item_ids) in enumerate(lines):
+            output = {"recommendedItems": item_ids, **({"scores": [0.5 / (r + 1) for r in range(len(item_ids))]}
+                                                        if scored else {})}
+            raw = orjson.dumps({"input": source, "output": output, "error": None})
+            key, line = decorator.read(raw)
+            contact = {"email": "a@b.example", "attributes": {"tier": "gold"}} if user == 3 else None
+            rows.append(export_event(key, record=decorator.decorate(key, line, raw, contact).record))
+        if views_only:
+            assert "items" not in rows[0].record and "items" in rows[4].record  # u5: an item the catalog lacks
+        bodies: list[bytes] = []
+        destination = BrazeUsers(
+            BrazeUsersConfig(type="braze", rest_url="https://rest.iad-01.braze.com", api_key="k", **config), Context(),
+            transport=httpx.MockTransport(lambda request: bodies.append(request.content) or httpx.Response(201)))
+        with pytest.raises(PartialFailure) as failure:
+            await destination.send(rows)
+        sent[views_only] = (bodies, {i: e.reason for i, e in failure.value.rejected.items()})
+    assert sent[True] == sent[False] and sent[True][1] == {2: "value_too_long"}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from personalize_hub.jobs import Recipe
-from workers.outputs import Decorated, Decorator, LineError
+from workers.outputs import Decorated, Decorator, LineError, digest_of
 
 CATALOG = {"i1": {"name": "Boots", "price": "89.90"}, "i2": {"name": "Socks", "price": "4.50"}}
 
@@ -97,3 +97,41 @@ def test_segment_line_is_an_audience():
 def test_bad_lines_are_named(raw, reason):
     result = decorate(raw)
     assert isinstance(result, LineError) and result.reason == reason and result.message
+
+
+@pytest.mark.parametrize("scored", [True, False])
+@pytest.mark.parametrize("contact", [None, {"email": "a@b.example", "attributes": {"z": 1, "a": [2, {"y": 1, "b": 0}]}},
+                                     {"email": ""}, {"attributes": {}}])
+def test_digests_spliced_from_prepared_items_are_digest_of_the_items(scored, contact):
+    # Catalog items are encoded once and each user's scores spliced in: the very bytes digest_of hashes,
+    # or a weekly rerun would send everyone again. Keys around "score", nesting, escapes and "%" included.
+    catalog = {"i1": {"name": "50% off", "zeta": {"b": 1, "a": [None, {"y": 2, "x": "%b"}]}, "Zed": True},
+               "i2": {"name": 'S\u00f6"cks', "scora": 1, "scorf": "%%s", "url": "https://s/%20"}, "i3": {}}
+    decorator = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", catalog, False, views_only=True)
+    for item_ids, scores in ((["i1", "i2", "i3"], [0.5, 1e-9, 3.0]), (["i3", "i1"], [123456.789, 0.0])):
+        raw = line(items=item_ids, scores=scores) if scored else json.dumps(
+            {"input": {"userId": "u1"}, "output": {"recommendedItems": item_ids}}).encode()
+        result = decorator.decorate(*decorator.read(raw), raw, contact)
+        items = [{"itemId": i, **({"score": s} if scored else {}), **catalog[i]} for i, s in zip(item_ids, scores)]
+        email, attributes = (contact.get("email"), contact.get("attributes") or {}) if contact else (None, {})
+        assert result.digest == digest_of(items, email, attributes)
+    assert all(part is not None for _, part in decorator._prepared[scored].values())  # spliced, not re-encoded
+
+
+def test_views_only_records_leave_the_items_to_the_view_which_copies_them_once_asked():
+    full = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", CATALOG, False)
+    lean = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", CATALOG, False, views_only=True)
+    contact = {"email": "a@b.example", "attributes": {"firstName": "Ada"}}
+    raw = line()
+    want, got = full.decorate(*full.read(raw), raw, contact), lean.decorate(*lean.read(raw), raw, contact)
+    assert got.digest == want.digest and got.record == {"userId": "u1", "job": "weekly", "runId": "weekly-1"}
+    view, full_view = got.record.recommendations, want.record.recommendations
+    assert (view.user_id, view.email, view.job, view.run_id, view.attributes, view.item_ids) == (
+        full_view.user_id, full_view.email, full_view.job, full_view.run_id, full_view.attributes, full_view.item_ids)
+    assert view.items == want.record["items"] and view.items is view.items  # copied once, on first read
+    view.items[0]["name"] = "changed by a destination"
+    other = lean.decorate(*lean.read(raw), raw, contact).record.recommendations
+    assert other.items[0]["name"] == "Boots"
+    # A record the check refuses keeps its items, so each destination names what is wrong as before.
+    bad = lean.decorate(*lean.read(raw), raw, {"email": "not an address"})
+    assert bad.record.recommendations is None and bad.record["items"] == want.record["items"]
