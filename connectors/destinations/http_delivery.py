@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+import yarl
 
-from connectors.destinations.http_transport import AiohttpTransport
+from connectors.destinations.http_transport import AiohttpTransport, timeout_of
 from hub.errors import PartialFailure, RejectedError, RetryableError
 
 # The runner's backoff is capped by its own budget; a Retry-After beyond an hour is a misconfigured
@@ -155,11 +156,20 @@ class Poster:
         self._given = transport
         self._transport: httpx.AsyncBaseTransport | None = None
         self._timeouts = {"connect": timeout_secs, "read": timeout_secs, "write": timeout_secs, "pool": timeout_secs}
+        # The parts of every POST on the aiohttp wire, prepared once: what an httpx Request would add to the
+        # headers (its Host and Content-Length are aiohttp's to write) and the parsed URL and timeouts.
+        self._wire_url = yarl.URL(str(self.url), encoded=True)
+        self._wire_headers = [(k, v) for k, v in httpx.Request("POST", self.url, headers=self.headers, content=b"-")
+                              .headers.multi_items() if k != "content-length"]  # appended per body, where httpx puts it
+        self._wire_timeout = timeout_of(self._timeouts)
 
     async def post(self, body: bytes) -> httpx.Response:
         """The answer to one POST; httpx.TransportError when none came (see `transport_failure`)."""
         if self._transport is None:
             self._transport = self._given or AiohttpTransport(self.max_connections)
+        if type(self._transport) is AiohttpTransport:  # the hot path: no httpx Request per POST
+            headers = [*self._wire_headers, ("content-length", str(len(body)))]
+            return await self._transport.send("POST", self._wire_url, headers, body, self._wire_timeout)
         request = httpx.Request("POST", self.url, headers=self.headers, content=body,
                                 extensions={"timeout": self._timeouts})
         response = await self._transport.handle_async_request(request)

@@ -53,27 +53,35 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._proxies[origin]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._session or self._open()
         body = await request.aread()
         url = URL(str(request.url), encoded=True)
+        return await self.send(request.method, url, request.headers.multi_items(), body, _timeout_of(request),
+                               request)
+
+    async def send(self, method: str, url: URL, headers: list[tuple[str, str]], body: bytes,
+                   timeout: aiohttp.ClientTimeout, request: httpx.Request | None = None) -> httpx.Response:
+        """One request from parts prepared once by the caller (`http_delivery.Poster`), without an httpx
+        Request unless it fails (the exception carries one); `request` when the caller has it already."""
+        session = self._session or self._open()
         proxy, proxy_auth = await self._proxy_for(url)
         try:
-            async with session.request(request.method, url, data=body, headers=request.headers.multi_items(),
-                                       proxy=proxy, proxy_auth=proxy_auth, allow_redirects=False,
-                                       timeout=_timeout_of(request)) as answer:
+            async with session.request(method, url, data=body, headers=headers, proxy=proxy, proxy_auth=proxy_auth,
+                                       allow_redirects=False, timeout=timeout) as answer:
                 content = await answer.read()
-                status, headers = answer.status, answer.raw_headers
+                status, raw_headers = answer.status, answer.raw_headers
         except aiohttp.ClientConnectorError as err:  # refused, DNS, TLS handshake: nothing was sent
-            raise httpx.ConnectError(str(err), request=request) from err
+            raise httpx.ConnectError(str(err), request=request or _request(method, url, headers)) from err
         except aiohttp.ConnectionTimeoutError as err:  # no connection (pool or connect) in time
-            raise httpx.ConnectTimeout(str(err) or "connect timeout", request=request) from err
+            raise httpx.ConnectTimeout(str(err) or "connect timeout",
+                                       request=request or _request(method, url, headers)) from err
         except (aiohttp.SocketTimeoutError, asyncio.TimeoutError) as err:
-            raise httpx.ReadTimeout(str(err) or "read timeout", request=request) from err
+            raise httpx.ReadTimeout(str(err) or "read timeout", request=request or _request(method, url, headers)) from err
         except aiohttp.InvalidURL as err:
-            raise httpx.UnsupportedProtocol(str(err), request=request) from err
+            raise httpx.UnsupportedProtocol(str(err), request=request or _request(method, url, headers)) from err
         except aiohttp.ClientError as err:  # disconnected or reset after the request went out
-            raise httpx.ReadError(f"{type(err).__name__}: {err}", request=request) from err
-        return httpx.Response(status, headers=headers, content=content, request=request)
+            raise httpx.ReadError(f"{type(err).__name__}: {err}",
+                                  request=request or _request(method, url, headers)) from err
+        return httpx.Response(status, headers=raw_headers, content=content, request=request)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -81,9 +89,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
+def _request(method: str, url: URL, headers: list[tuple[str, str]]) -> httpx.Request:
+    return httpx.Request(method, str(url), headers=headers)
+
+
 def _timeout_of(request: httpx.Request) -> aiohttp.ClientTimeout:
     """httpx's per-request timeouts (set by the client) as aiohttp's."""
-    timeouts = request.extensions.get("timeout") or {}
+    return timeout_of(request.extensions.get("timeout") or {})
+
+
+def timeout_of(timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
+    """httpx's timeouts ({"connect", "read", "write", "pool"}) as aiohttp's."""
     pool, connect = timeouts.get("pool"), timeouts.get("connect")
     return aiohttp.ClientTimeout(total=None, connect=None if pool is None or connect is None else pool + connect,
                                  sock_connect=connect, sock_read=timeouts.get("read"))
