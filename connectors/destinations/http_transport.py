@@ -75,7 +75,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(str(err) or "connect timeout",
                                        request=request or _request(method, url, headers)) from err
         except (aiohttp.SocketTimeoutError, asyncio.TimeoutError) as err:
-            raise httpx.ReadTimeout(str(err) or "read timeout", request=request or _request(method, url, headers)) from err
+            raise httpx.ReadTimeout(str(err) or "read timeout",
+                                    request=request or _request(method, url, headers)) from err
         except aiohttp.InvalidURL as err:
             raise httpx.UnsupportedProtocol(str(err), request=request or _request(method, url, headers)) from err
         except aiohttp.ClientError as err:  # disconnected or reset after the request went out
