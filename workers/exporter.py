@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -35,6 +37,7 @@ CHUNK_LINES = 1000  # lines decided per Redis round trip; also bounds one ledger
 MAX_UNSETTLED_CHUNKS = 8
 # Ambiguous outcomes: the destination could not tell whether the send happened (http_delivery.py).
 _UNKNOWN_REASONS = frozenset({"delivery_unknown"})
+_LINE = itemgetter(1)  # of a (offset, line) pair
 ROW_SHAPES = {Recipe.USER_RECOMMENDATIONS: USER_RECOMMENDATIONS, Recipe.ITEM_AFFINITY: SEGMENT_AUDIENCE,
               Recipe.RELATED_ITEMS: RELATED_ITEMS}
 
@@ -140,22 +143,26 @@ class Exporter:
             await runner.start()
         try:
             line_start, chunk, stop = start, [], None
-            async for batch in batches:
-                for line_end, raw in batch:
-                    if skip_first:  # a shard that begins mid-line: that line is the previous shard's
-                        skip_first, line_start = False, line_end
-                        continue
-                    if end is not None and line_start >= end:
-                        stop = "end of shard"
-                        break
-                    chunk.append(raw)
-                    line_start = line_end
+            async for batch in batches:  # [(offset just past the line, line), …], never empty
+                if skip_first:  # a shard that begins mid-line: that line is the previous shard's
+                    skip_first, line_start, batch = False, batch[0][0], batch[1:]
+                taken = len(batch)
+                if end is not None:  # a line starts where the one before it ends: the first at `end` or past it
+                    # is the next shard's (bisect: the first line ending at or past `end`, the one after it)
+                    taken = 0 if line_start >= end else min(bisect_left(batch, (end,)) + 1, taken)
+                done = 0
+                while done < taken:  # whole slices of the batch into chunks, not a loop step per line
+                    part = batch[done:min(taken, done + CHUNK_LINES - len(chunk))]
+                    chunk += map(_LINE, part)
+                    line_start, done = part[-1][0], done + len(part)
                     if len(chunk) >= CHUNK_LINES:
                         await self._export_chunk(chunk, stats)
                         chunk, stats.next_offset = [], line_start
                         if time.monotonic() >= deadline:
                             stop = "deadline"
                             break
+                if stop is None and taken < len(batch):
+                    stop = "end of shard"
                 if stop:
                     break
             if chunk:

@@ -7,6 +7,8 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import add
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
@@ -124,13 +126,13 @@ async def line_batches(chunks: AsyncIterator[bytes], start: int) -> AsyncIterato
     base, tail = start, b""  # base: the offset of data[0]
     async for chunk in chunks:
         data = tail + chunk if tail else chunk
-        batch, begin = [], 0
-        while (end := data.find(b"\n", begin)) >= 0:
-            batch.append((base + end + 1, data[begin:end]))
-            begin = end + 1
-        base += begin
-        tail = data[begin:]
-        if batch:
-            yield batch
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if lines:
+            # Each line's end offset, +1 for its newline, summed in C: no Python step per line.
+            ends = accumulate(map(add, map(len, lines), repeat(1)), initial=base)
+            next(ends)
+            yield list(zip(ends, lines))
+            base += len(data) - len(tail)
     if tail:
         yield [(base + len(tail), tail)]
