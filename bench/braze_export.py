@@ -22,7 +22,9 @@ RSS 181 MB → now 11,256 users/s = 15 %, export 39.7 us (25,214 per CPU-second)
 51.0 us in all = a bound of 52 %, peak RSS 151 MB (flat: 147 MB at 100,000 users). Anchors in the same runs:
 the stand-in took 84,435-92,715 users/s from the load generator; the raw read + parse ran at ~0.5-0.8 M lines/s.
 The rate itself is the machine's share, not the export's: at load ~5 the processes got about a third of the
-cores (this run: 29 % of the bound, main likewise).
+cores (this run: 29 % of the bound, main likewise). A second pair, main first (load 2.7, then 4.9 for this
+change): main 15,484 users/s = 21 %, 53.6 us export, 66.2 us in all (bound 40 %), 186 MB → 16,962 users/s =
+23 % under the heavier load, 37.2 us export, 48.0 us in all (bound 56 %), 148 MB.
 
 Where the CPU went (py-spy): before, a user's ten catalog items were copied into dicts, the record checked and
 re-encoded with sorted keys for the digest (29 % of the export's CPU), the Braze object built from the copies
