@@ -68,6 +68,34 @@ Emit = Callable[[Sequence[Event], Sequence[Rejection]], Awaitable[EmitReport]]
 """
 
 
+class Submission(Protocol):
+    """A micro-batch queued at every destination but not settled yet (what `PipelinedEmit.submit` returns)."""
+
+    @property
+    def retry_seen(self) -> bool:
+        """Some input already ended RETRY: an order-keeping source submits nothing more until it settled."""
+
+    async def settled(self) -> EmitReport:
+        """Wait until every input settled, as `emit` does; the acknowledgement."""
+
+
+@runtime_checkable
+class PipelinedEmit(Protocol):
+    """An Emit that can also be taken in two halves: `submit` returns once the micro-batch is queued, in
+    order, at every destination; a source may submit its next micro-batch before awaiting the settlement of
+    the last one (the hub's Pipeline is one; a plain Emit callable makes the source wait for each)."""
+
+    async def __call__(self, events: Sequence[Event], rejections: Sequence[Rejection] = ()) -> EmitReport: ...
+
+    async def submit(self, events: Sequence[Event], rejections: Sequence[Rejection] = (), *,
+                     chain: object = None) -> Submission:
+        """Queue a micro-batch; with a `chain`, none of its units overtakes a unit of its chain that ended RETRY
+        (they end RETRY too, held back) until `resume(chain)`."""
+
+    def resume(self, chain: object) -> None:
+        """`chain` redelivered what was held back (in order): its units go out again."""
+
+
 StageResult = list[Event | Rejection] | Rejection
 """Per input event: the events it becomes (none = deliberately skipped), or why it cannot go on.
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from hub import telemetry
 from hub.connector import Destination, EmitReport, Outcome, Stage
 from hub.delivery.dead_letter import DeadLetter, DeadLetterRecord
-from hub.delivery.runner import DestinationRunner
+from hub.delivery.runner import DestinationRunner, Ticket
 from hub.errors import RetryableError
 from hub.events import Event, Rejection
 
@@ -58,53 +58,103 @@ class Pipeline:
         self.tap = tap
 
     async def emit(self, events: Sequence[Event], rejections: Sequence[Rejection] = ()) -> EmitReport:
-        outcomes = [Outcome.DELIVERED] * len(events)
-        dead: list[DeadLetterRecord] = [DeadLetterRecord.of(r) for r in rejections]
-        dead_roots: list[int | None] = [None] * len(dead)
-        all_rejections = list(rejections)
-        reasons: dict[int, str] = {}  # input index → why it was first rejected (for the tap)
+        emission = Emission(self, events, rejections, chain=None)
+        await emission.submit()
+        return await emission.settled()
 
-        def mark(root: int, outcome: Outcome) -> None:
-            if _SEVERITY[outcome] > _SEVERITY[outcomes[root]]:
-                outcomes[root] = outcome
+    async def submit(self, events: Sequence[Event], rejections: Sequence[Rejection] = (), *,
+                     chain: object = None) -> Emission:
+        """The first half of `emit`: stages, routing, encoding and queueing at every destination, in order.
 
-        def reject(root: int, rejection: Rejection, record: DeadLetterRecord) -> None:
-            mark(root, Outcome.REJECTED)
-            reasons.setdefault(root, rejection.reason)
-            all_rejections.append(rejection)
-            dead.append(record)
-            dead_roots.append(root)
+        Returns once the micro-batch is queued (its order at each destination fixed), before anything is
+        delivered: `await emission.settled()` is the acknowledgement. A source may submit its next
+        micro-batch meanwhile (pipelining); the destinations keep each partition key's units in submission order,
+        and with a `chain` (the source's ordered stream) none overtakes one of its chain given up (RETRY) before
+        it: they settle RETRY too until `resume(chain)` (hub.delivery.runner.Ticket).
+        """
+        emission = Emission(self, events, rejections, chain=chain)
+        await emission.submit()
+        return emission
 
+    def resume(self, chain: object) -> None:
+        """`chain` has redelivered what its destinations held back: send its units again."""
+        for runner in self.runners:
+            runner.resume(chain)
+
+    __call__ = emit  # a Pipeline is an Emit that also offers `submit` (hub.connector.PipelinedEmit)
+
+
+class Emission:
+    """One micro-batch between `Pipeline.submit` and its settlement: what is known of its outcomes so far."""
+
+    __slots__ = ("pipeline", "events", "rejections", "outcomes", "dead", "dead_roots", "all_rejections", "reasons",
+                 "encoded", "submitted", "stage_retry", "chain")
+
+    def __init__(self, pipeline: Pipeline, events: Sequence[Event], rejections: Sequence[Rejection], *,
+                 chain: object):
+        self.pipeline = pipeline
+        self.chain = chain
+        self.events = events
+        self.rejections = rejections
+        self.outcomes = [Outcome.DELIVERED] * len(events)
+        self.dead: list[DeadLetterRecord] = [DeadLetterRecord.of(r) for r in rejections]
+        self.dead_roots: list[int | None] = [None] * len(self.dead)
+        self.all_rejections = list(rejections)
+        self.reasons: dict[int, str] = {}  # input index → why it was first rejected (for the tap)
+        self.encoded: list[tuple[DestinationRunner, list[tuple[int, Event, Any]]]] = []
+        self.submitted: list[tuple[DestinationRunner, list[tuple[int, Event, Any]], Ticket]] = []
+        self.stage_retry = False
+
+    @property
+    def retry_seen(self) -> bool:
+        """Whether some input already ended RETRY (a stage failed, or a destination gave a unit up): a source
+        that keeps order submits nothing more behind it until it settled."""
+        return self.stage_retry or any(ticket.retry for _, _, ticket in self.submitted)
+
+    def _mark(self, root: int, outcome: Outcome) -> None:
+        if _SEVERITY[outcome] > _SEVERITY[self.outcomes[root]]:
+            self.outcomes[root] = outcome
+
+    def _reject(self, root: int, rejection: Rejection, record: DeadLetterRecord) -> None:
+        self._mark(root, Outcome.REJECTED)
+        self.reasons.setdefault(root, rejection.reason)
+        self.all_rejections.append(rejection)
+        self.dead.append(record)
+        self.dead_roots.append(root)
+
+    async def submit(self) -> None:
+        pipeline, events, rejections = self.pipeline, self.events, self.rejections
         received = Counter(e.source.source_id for e in events)
         received.update(r.source.source_id for r in rejections)
         for source_id, count in received.items():
             telemetry.EVENTS_IN.labels(source_id).inc(count)
 
         current: list[tuple[int, Event]] = list(enumerate(events))
-        for stage in self.stages:
+        for stage in pipeline.stages:
             try:
                 results = await stage.apply([event for _, event in current])
             except RetryableError as err:  # e.g. the identity store is unreachable: nothing here settled
                 log.warning("stage %s: %s; the source will redeliver", type(stage).__name__, err)
                 for root, _ in current:
-                    mark(root, Outcome.RETRY)
+                    self._mark(root, Outcome.RETRY)
+                self.stage_retry = bool(current)
                 current = []
                 break
             following: list[tuple[int, Event]] = []
             for (root, event), result in zip(current, results, strict=True):
                 if isinstance(result, Rejection):
-                    reject(root, result, DeadLetterRecord.of(result, event=event))
+                    self._reject(root, result, DeadLetterRecord.of(result, event=event))
                     continue
                 for child in result:
                     if isinstance(child, Rejection):
-                        reject(root, child, DeadLetterRecord.of(child, event=event))
+                        self._reject(root, child, DeadLetterRecord.of(child, event=event))
                     else:
                         following.append((root, child))
             current = following
 
-        routed: dict[DestinationRunner, list[tuple[int, Event]]] = {runner: [] for runner in self.runners}
+        routed: dict[DestinationRunner, list[tuple[int, Event]]] = {runner: [] for runner in pipeline.runners}
         for root, event in current:
-            targets = [runner for runner in self.runners if runner.destination.accepts(event)]
+            targets = [runner for runner in pipeline.runners if runner.destination.accepts(event)]
             if not targets:
                 telemetry.EVENTS_SKIPPED.labels("no_destination").inc()
             for runner in targets:
@@ -112,7 +162,6 @@ class Pipeline:
 
         # Each destination encodes its micro-batch in one call; what it cannot encode is rejected here,
         # before anything is sent. An input two destinations refuse alike is dead-lettered once.
-        encoded: list[tuple[DestinationRunner, list[tuple[int, Event, Any]]]] = []
         refused: set[tuple[str, str]] = set()
         for runner, members in routed.items():
             if not members:
@@ -125,19 +174,26 @@ class Pipeline:
                         units.append((root, event, unit))
                     elif (unit.source.message_id, unit.reason) not in refused:
                         refused.add((unit.source.message_id, unit.reason))
-                        reject(root, unit, DeadLetterRecord.of(unit, event=event, destination=runner.name))
+                        self._reject(root, unit, DeadLetterRecord.of(unit, event=event, destination=runner.name))
                     else:
-                        mark(root, Outcome.REJECTED)
-            encoded.append((runner, units))
+                        self._mark(root, Outcome.REJECTED)
+            self.encoded.append((runner, units))
 
         # Everything is submitted before anything is awaited: destinations work in parallel. One ticket per
         # runner and micro-batch, awaited once: no future, coroutine or callback per unit.
-        submitted = [(runner, units, await runner.submit_batch([unit for _, _, unit in units]))
-                     for runner, units in encoded if units]
+        for runner, units in self.encoded:
+            if units:
+                ticket = await runner.submit_batch([unit for _, _, unit in units], chain=self.chain)
+                self.submitted.append((runner, units, ticket))
+
+    async def settled(self) -> EmitReport:
+        """Wait until every input settled: delivered, rejected with its dead-letter record written, or RETRY."""
+        pipeline, outcomes = self.pipeline, self.outcomes
+        observer = pipeline.observer
         observed: list[tuple[Destination, list[tuple[int, Any]]]] = []
-        for runner, units, ticket in submitted:
+        for runner, units, ticket in self.submitted:
             settlements = await ticket
-            observe = self.observer is not None and self.observer.wants(runner.destination)
+            observe = observer is not None and observer.wants(runner.destination)
             if ticket.delivered:  # the common case: nothing to mark, only what to observe
                 if observe:
                     observed.append((runner.destination, [(root, unit) for root, _, unit in units]))
@@ -148,7 +204,7 @@ class Pipeline:
                     if observe:
                         delivered.append((root, unit))
                 elif settlement.outcome is Outcome.RETRY:
-                    mark(root, Outcome.RETRY)
+                    self._mark(root, Outcome.RETRY)
                 elif settlement.outcome is Outcome.REJECTED:
                     rejection = Rejection(
                         source=unit.source,
@@ -159,32 +215,32 @@ class Pipeline:
                     record = DeadLetterRecord.of(
                         rejection, event=event, attempts=settlement.attempts, destination=runner.name
                     )
-                    reject(root, rejection, record)
+                    self._reject(root, rejection, record)
             if delivered:
                 observed.append((runner.destination, delivered))
 
-        report = EmitReport(outcomes, all_rejections)
+        report = EmitReport(outcomes, self.all_rejections)
         try:
-            await self.dead_letter.write(dead)
+            await pipeline.dead_letter.write(self.dead)
         except RetryableError:
             # Nothing rejected is settled without its record: the source must redeliver all of it.
-            for root in dead_roots:
+            for root in self.dead_roots:
                 if root is not None:
-                    mark(root, Outcome.RETRY)
-            report.dead_letter_failed = bool(dead)
+                    self._mark(root, Outcome.RETRY)
+            report.dead_letter_failed = bool(self.dead)
 
         # Observed once the source message settled: one that ends RETRY is delivered again (idempotently,
         # e.g. the same eventIds for Personalize) and observed then, so observing it now would count it twice.
         for destination, delivered in observed:
             settled = [unit for root, unit in delivered if outcomes[root] is not Outcome.RETRY]
             if settled:
-                self.observer.observe(destination, settled)  # type: ignore[union-attr]
-        if self.tap is not None:
+                observer.observe(destination, settled)  # type: ignore[union-attr]
+        if pipeline.tap is not None:
             children: dict[int, list[Any]] = defaultdict(list)
-            for _, units in encoded:
+            for _, units in self.encoded:
                 for root, _, unit in units:
                     children[root].append(unit)
-            self.tap(events, rejections, report.outcomes, reasons, children)
+            pipeline.tap(self.events, self.rejections, report.outcomes, self.reasons, children)
         return report
 
 

@@ -79,7 +79,7 @@ class Hub:
     async def start(self) -> None:
         await self.start_delivery()
         for source in self.sources:
-            task = asyncio.create_task(source.run(self.pipeline.emit), name=f"source:{source.config.id}")
+            task = asyncio.create_task(source.run(self.pipeline), name=f"source:{source.config.id}")
             task.add_done_callback(self._source_stopped)
             self._source_tasks.append(task)
         self.started = True

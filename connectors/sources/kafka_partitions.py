@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from connectors.sources.kafka_decode import KafkaRecord, RecordDecoder, readable
-from hub.connector import Emit, Outcome
+from hub.connector import Emit, EmitReport, Outcome, PipelinedEmit, Submission
 from hub.delivery.retry import RetryPolicy
 from hub.errors import RetryableError
 from hub.events import Event, Rejection
@@ -39,8 +39,17 @@ class _Message:
         return self.decoded and not self.events and not self.rejections
 
 
+class _InFlight:
+    """A submitted micro-batch: its messages not settled at submission, when it was first emitted, its size."""
+
+    __slots__ = ("messages", "submission", "started", "records")
+
+    def __init__(self, messages: list[_Message], submission: Submission | None, started: float, records: int):
+        self.messages, self.submission, self.started, self.records = messages, submission, started, records
+
+
 class PartitionFlow:
-    """Emits one partition's micro-batches one after another (order within a partition is kept).
+    """Emits one partition's micro-batches in order (order within a partition is kept).
 
     Fetches queued behind the batch being emitted go out together as the next one (up to
     `max_batch_records`). Records are held from fetch until committed; `commit_position` is the offset
@@ -49,6 +58,15 @@ class PartitionFlow:
     wait, within the hub's one retry budget (`retry.max_elapsed_secs` since the first emit); past it, each
     record still unsettled is dead-lettered whole (reason `retries_exhausted`, replayable by `hub replay`)
     and the partition moves on. Only a dead letter that cannot be written holds a record longer.
+
+    With a pipelining emit (hub.connector.PipelinedEmit), micro-batches are submitted, in order, before
+    the ones ahead of them settled, up to `max_batch_records` records in flight; their settlements are
+    taken in order. Why: a PutEvents batch waits max_wait_secs for its session's next clicks, and with the
+    next micro-batch submitted behind it they join it (fuller calls), instead of the partition waiting that
+    long for each micro-batch to settle before it emits the next. Submitting stops as soon as one in flight
+    has an event ending RETRY: the destinations hold back that partition's later events of the same key
+    (they end RETRY too), the batches in flight settle, and their unsettled events are emitted again batch by
+    batch, in offset order, as above; then the flow resumes submitting.
     """
 
     def __init__(
@@ -71,6 +89,12 @@ class PartitionFlow:
         self._wakeup = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pipelined = emit if isinstance(emit, PipelinedEmit) else None
+        self._in_flight: deque[_InFlight] = deque()
+        self._in_flight_records = 0
+        self._settled = asyncio.Event()  # an in-flight batch settled, or one was submitted
+        self._recovering = False  # emitting again what an in-flight batch left unsettled: submit nothing new
+        self._submitting_done = False
         self.position: int | None = None  # next offset to commit (after the settled prefix)
         self.committed: int | None = None  # last offset committed to the group
         self.first_offset: int | None = None
@@ -115,8 +139,13 @@ class PartitionFlow:
         finally:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            if self._pipelined is not None:
+                self._pipelined.resume(self)  # nothing of this flow is held back any more
 
     async def _run(self) -> None:
+        if self._pipelined is not None:
+            await self._run_pipelined(self._pipelined)
+            return
         while not self._closing.is_set():
             if not self._queue:
                 self._wakeup.clear()
@@ -126,7 +155,101 @@ class PartitionFlow:
             if await self._decode(records, messages):
                 await self._settle(messages)
 
-    def _next_batch(self) -> tuple[Sequence[KafkaRecord], list[_Message]]:
+    def _blocked(self) -> bool:
+        """Whether an in-flight batch has events ending RETRY (or they are being emitted again)."""
+        return self._recovering or any(b.submission is not None and b.submission.retry_seen for b in self._in_flight)
+
+    def _room(self) -> int:
+        """Records the next micro-batch may hold next to those in flight (with none in flight, one fetch at least)."""
+        return (self._max_batch_records or 0) - self._in_flight_records
+
+    def _submittable(self) -> bool:
+        return (bool(self._queue) and not self._blocked()
+                and (not self._in_flight or len(self._queue[0][0]) <= self._room()))
+
+    async def _wait(self, ready: Callable[[], bool]) -> bool:
+        """Wait until `ready()`; False when the flow is closing."""
+        while not ready() and not self._closing.is_set():
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return not self._closing.is_set()
+
+    async def _run_pipelined(self, pipelined: PipelinedEmit) -> None:
+        settler = asyncio.create_task(self._settle_in_order(), name=f"kafka-settle:{self.name}")
+        try:
+            while await self._wait(self._submittable):
+                records, messages = self._next_batch(self._room())
+                self._in_flight_records += len(records)  # its room is taken while it decodes
+                # Decoding may wait (Avro schemas): an in-flight batch may have had RETRY events meanwhile.
+                if not await self._decode(records, messages) or not await self._wait(lambda: not self._blocked()):
+                    break
+                pending = [m for m in messages if not m.settled]
+                started = time.monotonic()
+                submission = None
+                if pending:
+                    events = [event for message in pending for event in message.events]
+                    rejections = [rejection for message in pending for rejection in message.rejections]
+                    submission = await pipelined.submit(events, rejections, chain=self)
+                self._in_flight.append(_InFlight(pending, submission, started, len(records)))
+                self._settled.set()
+                for message in messages:
+                    if message.settled:
+                        message.record = None
+        finally:
+            self._submitting_done = True
+            self._settled.set()
+            try:
+                await settler  # the batches in flight settle (the stop's grace bounds it)
+            finally:
+                settler.cancel()
+
+    async def _settle_in_order(self) -> None:
+        """Take the in-flight batches' settlements oldest first; emit again what one left unsettled."""
+        while True:
+            if not self._in_flight:
+                if self._submitting_done:
+                    return
+                self._settled.clear()
+                await self._settled.wait()
+                continue
+            batch = self._in_flight[0]
+            if batch.submission is not None:
+                unsettled = self._apply(await batch.submission.settled(), batch.messages)
+            else:
+                unsettled = []
+            self._in_flight.popleft()
+            self._in_flight_records -= batch.records
+            if unsettled:
+                # Submit nothing new; the batches behind it settle first (their events of the keys given up are
+                # held back), then each batch's unsettled events are emitted again, in offset order.
+                self._recovering = True
+                retried = [(unsettled, batch.started)]
+                while self._in_flight:
+                    later = self._in_flight[0]
+                    if later.submission is not None:
+                        left = self._apply(await later.submission.settled(), later.messages)
+                        if left:
+                            retried.append((left, later.started))
+                        else:
+                            self._forget_records(later.messages)
+                    self._in_flight.popleft()
+                    self._in_flight_records -= later.records
+                self._on_progress(self)
+                for left, started in retried:
+                    if not await self._settle(left, started=started, attempt=1):
+                        return  # closing: the records stay uncommitted for the next owner
+                self._pipelined.resume(self)  # type: ignore[union-attr]
+                self._recovering = False
+            self._forget_records(batch.messages)
+            self._on_progress(self)
+            self._wakeup.set()
+
+    @staticmethod
+    def _forget_records(messages: list[_Message]) -> None:
+        for message in messages:
+            message.record = None
+
+    def _next_batch(self, limit: int | None = None) -> tuple[Sequence[KafkaRecord], list[_Message]]:
         """The oldest queued fetch, joined by the fetches queued behind it, up to `max_batch_records`.
 
         One `getmany(max_records=N)` brings N records for all partitions together, so a partition's
@@ -135,7 +258,7 @@ class PartitionFlow:
         batches by key (PutEvents: by session) then finds more events per key in each of them.
         """
         records, messages = self._queue.popleft()
-        limit = self._max_batch_records
+        limit = limit if limit and limit > 0 else self._max_batch_records
         if limit is None or not self._queue or len(records) + len(self._queue[0][0]) > limit:
             return records, messages
         records, messages = list(records), list(messages)
@@ -163,32 +286,34 @@ class PartitionFlow:
             message.decoded = True
         return True
 
-    async def _settle(self, messages: list[_Message]) -> None:
+    @staticmethod
+    def _apply(report: EmitReport, pending: list[_Message]) -> list[_Message]:
+        """Settle what `report` settled of the messages whose events and rejections were emitted (in order);
+        the messages still unsettled."""
+        any_retry = Outcome.RETRY in report.outcomes
+        position = 0
+        for message in pending:
+            if any_retry:
+                outcomes = report.outcomes[position:position + len(message.events)]
+                position += len(message.events)
+                message.events = [e for e, o in zip(message.events, outcomes, strict=True) if o is Outcome.RETRY]
+            else:  # the common case: every event settled
+                message.events = ()
+            if not report.dead_letter_failed:
+                message.rejections = ()  # recorded in the dead letter: settled
+        return [m for m in pending if not m.settled] if any_retry or report.dead_letter_failed else []
+
+    async def _settle(self, messages: list[_Message], *, started: float | None = None, attempt: int = 0) -> bool:
         """Emit until every message settled; RETRY outcomes are emitted again after a backoff, and
-        dead-lettered once the retry budget is spent."""
+        dead-lettered once the retry budget is spent (counted from `started`, `attempt` emits made already).
+        False when the flow closed first (the records stay uncommitted)."""
         pending = [m for m in messages if not m.settled]
-        attempt, started = 0, time.monotonic()
+        started = time.monotonic() if started is None else started
         while pending:
-            events = [event for message in pending for event in message.events]
-            rejections = [rejection for message in pending for rejection in message.rejections]
-            report = await self._emit(events, rejections)
-            any_retry = Outcome.RETRY in report.outcomes
-            position = 0
-            for message in pending:
-                if any_retry:
-                    outcomes = report.outcomes[position:position + len(message.events)]
-                    position += len(message.events)
-                    message.events = [e for e, o in zip(message.events, outcomes, strict=True) if o is Outcome.RETRY]
-                else:  # the common case: every event settled
-                    message.events = ()
-                if not report.dead_letter_failed:
-                    message.rejections = ()  # recorded in the dead letter: settled
-            pending = [m for m in pending if not m.settled]
-            if pending:
-                attempt += 1
+            if attempt:  # emitted before and left unsettled
                 delay = self._retry.backoff_secs(attempt)
                 if self._closing.is_set():
-                    return  # revoked or stopping: the records stay uncommitted for the next owner
+                    return False  # revoked or stopping: the records stay uncommitted for the next owner
                 if not self._retry.in_time(time.monotonic() - started, delay):
                     pending = await self._dead_letter(pending, attempt, time.monotonic() - started)
                     if not pending:
@@ -196,10 +321,14 @@ class PartitionFlow:
                 self._on_progress(self)  # what did settle may be committed meanwhile
                 log.info("kafka %s: %d records unsettled; redeliver in %.2fs", self.name, len(pending), delay)
                 if await self._sleep_or_close(delay):
-                    return  # revoked or stopping: the records stay uncommitted for the next owner
-        for message in messages:
-            message.record = None
+                    return False  # revoked or stopping: the records stay uncommitted for the next owner
+            events = [event for message in pending for event in message.events]
+            rejections = [rejection for message in pending for rejection in message.rejections]
+            pending = self._apply(await self._emit(events, rejections), pending)
+            attempt += 1
+        self._forget_records(messages)
         self._on_progress(self)
+        return True
 
     async def _dead_letter(self, pending: list[_Message], attempts: int, elapsed_secs: float) -> list[_Message]:
         """Dead-letter each record whose events still end RETRY, whole (its payload as received, so that

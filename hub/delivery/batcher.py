@@ -155,6 +155,29 @@ class PartitionedBatcher(Generic[T]):
             self._has_space.set()
         return batch
 
+    def remove(self, key: Hashable, which: Callable[[T], bool]) -> list[T]:
+        """Take the items of `key`'s queue for which `which` is true out of the batcher, in order."""
+        queue = self._queues.get(key)
+        if not queue:
+            return []
+        kept: deque[_Pending[T]] = deque()
+        removed: list[T] = []
+        for pending in queue:
+            if which(pending.item):
+                removed.append(pending.item)
+                self._queued_bytes[key] -= pending.size
+            else:
+                kept.append(pending)
+        if removed:
+            self._pending -= len(removed)
+            if kept:
+                self._queues[key] = kept
+            else:
+                del self._queues[key], self._queued_bytes[key]
+            if self._pending < self.max_pending:
+                self._has_space.set()
+        return removed
+
     def release(self, key: Hashable) -> None:
         """The partition's batch settled: its next batch may go."""
         self._busy.discard(key)

@@ -30,6 +30,8 @@ class Settlement:
 
 
 DELIVERED = Settlement(Outcome.DELIVERED)
+# A chained unit of a partition key whose earlier unit of the same chain settled RETRY: sent, it would overtake it.
+HELD_BACK = Settlement(Outcome.RETRY, "held_back", "an earlier unit of the same partition key was not delivered")
 
 
 class Ticket:
@@ -37,13 +39,20 @@ class Ticket:
 
     The pipeline awaits one ticket per runner and micro-batch instead of a future per event: futures,
     their callbacks and the awaits of each cost more than the batching itself.
+
+    The members of tickets of one `chain` (a source's ordered stream, e.g. a Kafka partition that pipelines
+    its micro-batches) never overtake a unit of their partition key and chain that settled RETRY: once the
+    runner gives one up, the chain's members queued or submitted under that key settle RETRY too
+    (`HELD_BACK`) until `DestinationRunner.resume(chain)`, so that the source redelivers them in their order.
     """
 
-    __slots__ = ("settlements", "delivered", "_unsettled", "_done")
+    __slots__ = ("settlements", "delivered", "retry", "chain", "_unsettled", "_done")
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, chain: object = None):
         self.settlements: list[Settlement | None] = [None] * size
         self.delivered = True  # every member settled DELIVERED so far
+        self.retry = False  # some member settled RETRY
+        self.chain = chain
         self._unsettled = size
         self._done: asyncio.Future[list[Settlement]] = asyncio.get_running_loop().create_future()
         if not size:
@@ -56,6 +65,7 @@ class Ticket:
         self.settlements[index] = settlement
         if settlement.outcome is not Outcome.DELIVERED:
             self.delivered = False
+            self.retry = self.retry or settlement.outcome is Outcome.RETRY
         self._unsettled -= 1
         if not self._unsettled and not self._done.done():  # done: the emit waiting for it was cancelled
             self._done.set_result(self.settlements)  # type: ignore[arg-type]
@@ -68,6 +78,7 @@ class _One:
     """The ticket of a single `submit`: settles a future of its own."""
 
     __slots__ = ("future",)
+    chain = None
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Settlement] = asyncio.get_running_loop().create_future()
@@ -81,6 +92,7 @@ class _Many:
     """The ticket of a `submit_all`: member `index` settles its own future."""
 
     __slots__ = ("ones",)
+    chain = None
 
     def __init__(self, ones: list[_One]):
         self.ones = ones
@@ -121,6 +133,7 @@ class DestinationRunner:
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._held: set[tuple[object, object]] = set()  # (partition key, chain) holding back (Ticket)
         # Why sends fail right now (no credentials, engine unreachable, unknown tracker): /readyz says it.
         # Throttling is not a failure of the hub's setup; the next delivered batch clears it.
         self.failing: str | None = None
@@ -146,18 +159,25 @@ class DestinationRunner:
         await self._queue(events, _Many(ones))
         return [one.future for one in ones]
 
-    async def submit_batch(self, events: Sequence[Event]) -> Ticket:
+    async def submit_batch(self, events: Sequence[Event], *, chain: object = None) -> Ticket:
         """Queue a micro-batch, in order (waiting for room under backpressure); await the ticket for its
-        settlements, one per event in order."""
-        ticket = Ticket(len(events))
+        settlements, one per event in order. `chain`: see Ticket."""
+        ticket = Ticket(len(events), chain)
         await self._queue(events, ticket)
         return ticket
+
+    def resume(self, chain: object) -> None:
+        """`chain` redelivered what was held back: its units of every partition key go out again."""
+        self._held = {held for held in self._held if held[1] is not chain}
 
     async def _queue(self, events: Sequence[Event], ticket: Ticket | _Many) -> None:
         partition_key = self.destination.partition_key
         batcher = self._batcher
+        chain, held = ticket.chain, self._held
         for index, event in enumerate(events):
-            if batcher.pending < batcher.max_pending:  # room: no coroutine per event
+            if held and chain is not None and (partition_key(event), chain) in held:
+                ticket.settle(index, HELD_BACK)
+            elif batcher.pending < batcher.max_pending:  # room: no coroutine per event
                 batcher.put_nowait(partition_key(event), (event, ticket, index))
             else:
                 await batcher.put(partition_key(event), (event, ticket, index))
@@ -180,16 +200,29 @@ class DestinationRunner:
             task.add_done_callback(self._in_flight.discard)
 
     async def _deliver(self, key: object, batch: list[_Item]) -> None:
+        gave_up = True
         try:
-            await self._send(batch, started=time.monotonic(), attempts=0)
+            gave_up = await self._send(batch, started=time.monotonic(), attempts=0)
         except Exception as err:  # a bug must not strand tickets: leave them unsettled for redelivery
             log.exception("destination %s: unexpected failure", self.name)
             self._settle(batch, Settlement(Outcome.RETRY, "internal_error", repr(err)))
         finally:
+            if gave_up:
+                self._hold_back(key, batch)
             self._batcher.release(key)
             self._slots.release()
 
-    async def _send(self, items: Sequence[_Item], *, started: float, attempts: int) -> None:
+    def _hold_back(self, key: object, given_up: list[_Item]) -> None:
+        """Hold back the chains of a batch given up under `key`: their later units of that key (Ticket)."""
+        chains = {ticket.chain for _, ticket, _ in given_up if ticket.chain is not None}
+        if chains:
+            self._held.update((key, chain) for chain in chains)
+            held = self._batcher.remove(key, lambda item: item[1].chain in chains)
+            if held:
+                self._settle(held, HELD_BACK)
+
+    async def _send(self, items: Sequence[_Item], *, started: float, attempts: int) -> bool:
+        """Send until every item settled; True when some of them settled RETRY (given up)."""
         pending = list(items)
         while pending:
             attempts += 1
@@ -201,13 +234,12 @@ class DestinationRunner:
             except RejectedError as err:
                 if len(pending) == 1:
                     self._settle(pending, Settlement(Outcome.REJECTED, err.reason, err.message, attempts))
-                    return
+                    return False
                 # The service rejected the request without naming the member: bisect so one bad
                 # record does not sink the others; halves go in order to keep partition order.
                 middle = len(pending) // 2
-                await self._send(pending[:middle], started=started, attempts=attempts)
-                await self._send(pending[middle:], started=started, attempts=attempts)
-                return
+                first = await self._send(pending[:middle], started=started, attempts=attempts)
+                return await self._send(pending[middle:], started=started, attempts=attempts) or first
             except PartialFailure as failure:
                 for index, rejected in failure.rejected.items():
                     self._settle(
@@ -218,7 +250,7 @@ class DestinationRunner:
                     DELIVERED,
                 )
                 if not failure.retry:
-                    return
+                    return False
                 pending = [pending[i] for i in sorted(failure.retry)]
                 error = next(iter(failure.retry.values()))
             except RetryableError as err:
@@ -228,11 +260,12 @@ class DestinationRunner:
                     self._limiter.on_success()
                 self.failing = None
                 self._settle(pending, DELIVERED)
-                return
+                return False
             if not await self._back_off(error, attempts, started):
                 self._settle(pending, Settlement(Outcome.RETRY, "retries_exhausted", str(error), attempts))
                 telemetry.SEND_GIVEUPS.labels(self.name).inc(len(pending))
-                return
+                return True
+        return False
 
     async def _back_off(self, error: RetryableError, attempts: int, started: float) -> bool:
         """Sleep before the next attempt; False when the retry budget is spent."""

@@ -326,3 +326,73 @@ async def test_close_releases_the_schema_registry_client_even_if_run_never_start
     registry_client = source._registry._client
     await source.close()
     assert registry_client.is_closed
+
+
+# ---- pipelining (the hub's Pipeline: submit, then settle) ---------------------------------------
+
+async def pipeline_with(destination):
+    from hub.delivery.dead_letter import DeadLetter
+    from hub.delivery.runner import DestinationRunner
+    from hub.pipeline import Pipeline
+    from tests.unit.hub.fakes import ListSink
+
+    runner = DestinationRunner(destination, destination.config.batch_policy(), FAST_BACKOFF)
+    await runner.start()
+    return Pipeline([], [runner], DeadLetter(ListSink(), FAST_BACKOFF)), runner
+
+
+async def test_a_pipelining_emit_gets_the_next_batches_before_the_first_settled_within_the_record_window():
+    from tests.unit.hub.fakes import RecordingDestination
+
+    gate = asyncio.Event()
+
+    class Gated(RecordingDestination):
+        async def send(self, batch):
+            await gate.wait()
+            await super().send(batch)
+
+    destination = Gated()
+    pipeline, runner = await pipeline_with(destination)
+    positions: list[int | None] = []
+    flow = PartitionFlow("t-0", pipeline, RecordDecoder("k", "segment"),
+                         lambda f: positions.append(f.commit_position()), FAST_BACKOFF, max_batch_records=3)
+    flow.start()
+    for offset in range(5):
+        flow.add([Record(offset, encoded(track(f"m{offset}")))])
+        await asyncio.sleep(0.01)
+    # Three records in flight (the window), none settled: the rest waits for room.
+    assert flow._in_flight_records == 3 and flow.commit_position() is None
+    gate.set()
+    await until(lambda: flow.commit_position() == 5)
+    await flow.stop(1)
+    await runner.close()
+    assert destination.delivered == [f"m{i}" for i in range(5)]
+
+
+async def test_pipelined_batches_given_up_are_emitted_again_in_offset_order_and_none_overtakes():
+    from hub.errors import RetryableError
+    from tests.unit.hub.fakes import RecordingDestination
+
+    failures = {"left": 2}
+
+    def script(batch, call):  # the first batch's sends fail until the runner gives it up (3 attempts)
+        if "m0" in {e.message_id for e in batch} and failures["left"] > 0:
+            failures["left"] -= 1
+            return RetryableError("503")
+        return None
+
+    destination = RecordingDestination(script)
+    pipeline, runner = await pipeline_with(destination)
+    runner.retry = RetryPolicy(base_delay_secs=0.02, max_delay_secs=0.02, max_attempts=2)
+    flow = PartitionFlow("t-0", pipeline, RecordDecoder("k", "segment"), lambda f: None, FAST_BACKOFF,
+                         max_batch_records=10)
+    flow.start()
+    for offset in range(4):  # one user: one partition key, one batch at a time at the destination
+        flow.add([Record(offset, encoded(track(f"m{offset}")))])
+        await asyncio.sleep(0.005)
+    await until(lambda: flow.commit_position() == 4)
+    await flow.stop(1)
+    await runner.close()
+    # Given up once (two sends), then redelivered: every event once, in offset order.
+    assert sum("m0" in batch for batch in destination.batches) == 3 and failures["left"] == 0
+    assert destination.delivered == ["m0", "m1", "m2", "m3"]

@@ -113,3 +113,41 @@ async def test_submit_all_queues_in_order_and_waits_for_room_under_backpressure(
     assert [s.outcome for s in settlements] == [Outcome.DELIVERED] * 25
     assert destination.delivered == [f"m{i}" for i in range(25)]
     assert max(len(b) for b in destination.batches) <= 3  # never more than max_pending were queued
+
+
+async def test_a_chain_never_overtakes_a_unit_of_its_key_given_up_until_it_resumes():
+    # Both sends of the first batch (key x) fail: "x0" is given up.
+    failing = {"x0"}
+    destination = RecordingDestination(
+        lambda batch, call: RetryableError("503") if failing & {e.message_id for e in batch} else None,
+        key=lambda e: e.user_id)
+    runner = DestinationRunner(destination, destination.config.batch_policy(),
+                               RetryPolicy(base_delay_secs=0.01, max_delay_secs=0.01, max_attempts=2))
+    chain = object()
+    await runner.start()
+    first = await runner.submit_batch([event("x0", user="x")], chain=chain)
+    await until(lambda: destination.calls == 1)  # in flight, backing off
+    second = await runner.submit_batch([event("x1", user="x"), event("y1", user="y")], chain=chain)
+    assert [s.outcome for s in await asyncio.wait_for(first, 5)] == [Outcome.RETRY] and first.retry
+    # Queued behind it under key x: held back (RETRY), never sent; key y goes on.
+    assert [s.reason for s in await asyncio.wait_for(second, 5)] == ["held_back", None]
+    # Submitted later: held back too, but only in its chain.
+    later = await runner.submit_batch([event("x2", user="x")], chain=chain)
+    other_chain = await runner.submit_batch([event("x3", user="x")], chain=object())
+    assert [s.reason for s in await asyncio.wait_for(later, 5)] == ["held_back"]
+    assert (await asyncio.wait_for(other_chain, 5))[0].outcome is Outcome.DELIVERED
+    runner.resume(chain)  # the source redelivers, in order
+    failing.clear()
+    again = await runner.submit_batch([event("x0", user="x"), event("x1", user="x"), event("x2", user="x")],
+                                      chain=chain)
+    assert all(s.outcome is Outcome.DELIVERED for s in await asyncio.wait_for(again, 5))
+    await runner.close()
+    assert [m for m in destination.delivered if m.startswith("x")] == ["x3", "x0", "x1", "x2"]
+
+
+async def until(condition, timeout_secs: float = 2.0) -> None:
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(wait(), timeout_secs)
