@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 # The reason code of a record dead-lettered because it still ended RETRY when the retry budget was spent.
 RETRIES_EXHAUSTED = "retries_exhausted"
+# Pipelined, a micro-batch holds at most this share of `max_batch_records` (a larger fetch is split): the next
+# one can then be submitted while the first is in flight, whatever the size of the fetches.
+PIPELINED_BATCH_SHARE = 4
 
 
 class _Message:
@@ -159,13 +162,14 @@ class PartitionFlow:
         """Whether an in-flight batch has events ending RETRY (or they are being emitted again)."""
         return self._recovering or any(b.submission is not None and b.submission.retry_seen for b in self._in_flight)
 
-    def _room(self) -> int:
-        """Records the next micro-batch may hold next to those in flight (with none in flight, one fetch at least)."""
-        return (self._max_batch_records or 0) - self._in_flight_records
+    def _pipelined_batch_records(self) -> int:
+        return max(1, (self._max_batch_records or 0) // PIPELINED_BATCH_SHARE)
 
     def _submittable(self) -> bool:
+        """A batch may go: records are queued, nothing in flight has RETRY events, and there is room for one."""
         return (bool(self._queue) and not self._blocked()
-                and (not self._in_flight or len(self._queue[0][0]) <= self._room()))
+                and (not self._in_flight or (self._max_batch_records or 0) - self._in_flight_records
+                     >= self._pipelined_batch_records()))
 
     async def _wait(self, ready: Callable[[], bool]) -> bool:
         """Wait until `ready()`; False when the flow is closing."""
@@ -178,7 +182,7 @@ class PartitionFlow:
         settler = asyncio.create_task(self._settle_in_order(), name=f"kafka-settle:{self.name}")
         try:
             while await self._wait(self._submittable):
-                records, messages = self._next_batch(self._room())
+                records, messages = self._next_batch(self._pipelined_batch_records(), split=True)
                 self._in_flight_records += len(records)  # its room is taken while it decodes
                 # Decoding may wait (Avro schemas): an in-flight batch may have had RETRY events meanwhile.
                 if not await self._decode(records, messages) or not await self._wait(lambda: not self._blocked()):
@@ -249,8 +253,10 @@ class PartitionFlow:
         for message in messages:
             message.record = None
 
-    def _next_batch(self, limit: int | None = None) -> tuple[Sequence[KafkaRecord], list[_Message]]:
-        """The oldest queued fetch, joined by the fetches queued behind it, up to `max_batch_records`.
+    def _next_batch(self, limit: int | None = None, *, split: bool = False
+                    ) -> tuple[Sequence[KafkaRecord], list[_Message]]:
+        """The oldest queued fetch, joined by the fetches queued behind it, up to `limit` (default:
+        `max_batch_records`); `split`: the oldest fetch, if larger, is cut at `limit` and its rest stays queued.
 
         One `getmany(max_records=N)` brings N records for all partitions together, so a partition's
         share is a fraction of N; and fetching goes on while a micro-batch settles. Emitting what queued
@@ -258,7 +264,10 @@ class PartitionFlow:
         batches by key (PutEvents: by session) then finds more events per key in each of them.
         """
         records, messages = self._queue.popleft()
-        limit = limit if limit and limit > 0 else self._max_batch_records
+        limit = limit or self._max_batch_records
+        if split and limit is not None and len(records) > limit:
+            self._queue.appendleft((records[limit:], messages[limit:]))
+            return records[:limit], messages[:limit]
         if limit is None or not self._queue or len(records) + len(self._queue[0][0]) > limit:
             return records, messages
         records, messages = list(records), list(messages)

@@ -193,8 +193,14 @@ class DestinationRunner:
 
     async def _dispatch(self) -> None:
         while True:
-            key, batch = await self._batcher.next_batch()
+            # A free slot first, then the batch: while every slot is busy, a partition key's units keep
+            # queueing and its batch is cut as late as possible (fuller calls when the service sets the pace).
             await self._slots.acquire()
+            try:
+                key, batch = await self._batcher.next_batch()
+            except BaseException:
+                self._slots.release()
+                raise
             task = asyncio.create_task(self._deliver(key, batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
