@@ -1,4 +1,4 @@
-"""emit(): stages (identity) → route → each destination encodes its micro-batch → await settle → one Outcome per event."""
+"""submit() then settle (emit): stages → route → each destination encodes and queues its micro-batch → one Outcome each."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class Emission:
     """One micro-batch between `Pipeline.submit` and its settlement: what is known of its outcomes so far."""
 
     __slots__ = ("pipeline", "events", "rejections", "outcomes", "dead", "dead_roots", "all_rejections", "reasons",
-                 "encoded", "submitted", "stage_retry", "chain")
+                 "encoded", "stage_retry", "chain")
 
     def __init__(self, pipeline: Pipeline, events: Sequence[Event], rejections: Sequence[Rejection], *,
                  chain: object):
@@ -101,15 +101,14 @@ class Emission:
         self.dead_roots: list[int | None] = [None] * len(self.dead)
         self.all_rejections = list(rejections)
         self.reasons: dict[int, str] = {}  # input index → why it was first rejected (for the tap)
-        self.encoded: list[tuple[DestinationRunner, list[tuple[int, Event, Any]]]] = []
-        self.submitted: list[tuple[DestinationRunner, list[tuple[int, Event, Any]], Ticket]] = []
+        self.encoded: list[_Encoded] = []
         self.stage_retry = False
 
     @property
     def retry_seen(self) -> bool:
         """Whether some input already ended RETRY (a stage failed, or a destination gave a unit up): a source
         that keeps order submits nothing more behind it until it settled."""
-        return self.stage_retry or any(ticket.retry for _, _, ticket in self.submitted)
+        return self.stage_retry or any(e.ticket is not None and e.ticket.retry for e in self.encoded)
 
     def _mark(self, root: int, outcome: Outcome) -> None:
         if _SEVERITY[outcome] > _SEVERITY[self.outcomes[root]]:
@@ -129,19 +128,22 @@ class Emission:
         for source_id, count in received.items():
             telemetry.EVENTS_IN.labels(source_id).inc(count)
 
-        current: list[tuple[int, Event]] = list(enumerate(events))
+        # Parallel lists (input index, event) through the stages: no tuple per event and stage.
+        roots: list[int] = list(range(len(events)))
+        current: list[Event] = list(events)
         for stage in pipeline.stages:
             try:
-                results = await stage.apply([event for _, event in current])
+                results = await stage.apply(current)
             except RetryableError as err:  # e.g. the identity store is unreachable: nothing here settled
                 log.warning("stage %s: %s; the source will redeliver", type(stage).__name__, err)
-                for root, _ in current:
+                for root in roots:
                     self._mark(root, Outcome.RETRY)
                 self.stage_retry = bool(current)
-                current = []
+                roots, current = [], []
                 break
-            following: list[tuple[int, Event]] = []
-            for (root, event), result in zip(current, results, strict=True):
+            next_roots: list[int] = []
+            following: list[Event] = []
+            for root, event, result in zip(roots, current, results, strict=True):
                 if isinstance(result, Rejection):
                     self._reject(root, result, DeadLetterRecord.of(result, event=event))
                     continue
@@ -149,57 +151,67 @@ class Emission:
                     if isinstance(child, Rejection):
                         self._reject(root, child, DeadLetterRecord.of(child, event=event))
                     else:
-                        following.append((root, child))
-            current = following
+                        next_roots.append(root)
+                        following.append(child)
+            roots, current = next_roots, following
 
-        routed: dict[DestinationRunner, list[tuple[int, Event]]] = {runner: [] for runner in pipeline.runners}
-        for root, event in current:
+        routed: dict[DestinationRunner, tuple[list[int], list[Event]]] = {
+            runner: ([], []) for runner in pipeline.runners}
+        for root, event in zip(roots, current):
             targets = [runner for runner in pipeline.runners if runner.destination.accepts(event)]
             if not targets:
                 telemetry.EVENTS_SKIPPED.labels("no_destination").inc()
             for runner in targets:
-                routed[runner].append((root, event))
+                member_roots, members = routed[runner]
+                member_roots.append(root)
+                members.append(event)
 
         # Each destination encodes its micro-batch in one call; what it cannot encode is rejected here,
         # before anything is sent. An input two destinations refuse alike is dead-lettered once.
         refused: set[tuple[str, str]] = set()
-        for runner, members in routed.items():
+        for runner, (member_roots, members) in routed.items():
             if not members:
                 continue
-            units: list[tuple[int, Event, Any]] = []
-            results = _encode_guarded(runner, [event for _, event in members])
-            for (root, event), result in zip(members, results, strict=True):
+            encoded = _Encoded(runner)
+            results = _encode_guarded(runner, members)
+            for root, event, result in zip(member_roots, members, results, strict=True):
                 for unit in [result] if isinstance(result, Rejection) else result:
                     if not isinstance(unit, Rejection):
-                        units.append((root, event, unit))
+                        encoded.roots.append(root)
+                        encoded.events.append(event)
+                        encoded.units.append(unit)
                     elif (unit.source.message_id, unit.reason) not in refused:
                         refused.add((unit.source.message_id, unit.reason))
                         self._reject(root, unit, DeadLetterRecord.of(unit, event=event, destination=runner.name))
                     else:
                         self._mark(root, Outcome.REJECTED)
-            self.encoded.append((runner, units))
+            self.encoded.append(encoded)
 
         # Everything is submitted before anything is awaited: destinations work in parallel. One ticket per
         # runner and micro-batch, awaited once: no future, coroutine or callback per unit.
-        for runner, units in self.encoded:
-            if units:
-                ticket = await runner.submit_batch([unit for _, _, unit in units], chain=self.chain)
-                self.submitted.append((runner, units, ticket))
+        for encoded in self.encoded:
+            if encoded.units:
+                encoded.ticket = await encoded.runner.submit_batch(encoded.units, chain=self.chain)
 
     async def settled(self) -> EmitReport:
         """Wait until every input settled: delivered, rejected with its dead-letter record written, or RETRY."""
         pipeline, outcomes = self.pipeline, self.outcomes
         observer = pipeline.observer
         observed: list[tuple[Destination, list[tuple[int, Any]]]] = []
-        for runner, units, ticket in self.submitted:
+        for encoded in self.encoded:
+            ticket = encoded.ticket
+            if ticket is None:
+                continue
+            runner = encoded.runner
             settlements = await ticket
             observe = observer is not None and observer.wants(runner.destination)
             if ticket.delivered:  # the common case: nothing to mark, only what to observe
                 if observe:
-                    observed.append((runner.destination, [(root, unit) for root, _, unit in units]))
+                    observed.append((runner.destination, list(zip(encoded.roots, encoded.units))))
                 continue
             delivered: list[tuple[int, Any]] = []
-            for (root, event, unit), settlement in zip(units, settlements, strict=True):
+            for root, event, unit, settlement in zip(encoded.roots, encoded.events, encoded.units, settlements,
+                                                     strict=True):
                 if settlement.outcome is Outcome.DELIVERED:
                     if observe:
                         delivered.append((root, unit))
@@ -237,11 +249,24 @@ class Emission:
                 observer.observe(destination, settled)  # type: ignore[union-attr]
         if pipeline.tap is not None:
             children: dict[int, list[Any]] = defaultdict(list)
-            for _, units in self.encoded:
-                for root, _, unit in units:
+            for encoded in self.encoded:
+                for root, unit in zip(encoded.roots, encoded.units):
                     children[root].append(unit)
             pipeline.tap(self.events, self.rejections, report.outcomes, self.reasons, children)
         return report
+
+
+class _Encoded:
+    """What one destination encoded of a micro-batch: per unit its input index, event and unit; then its ticket."""
+
+    __slots__ = ("runner", "roots", "events", "units", "ticket")
+
+    def __init__(self, runner: DestinationRunner):
+        self.runner = runner
+        self.roots: list[int] = []
+        self.events: list[Event] = []
+        self.units: list[Any] = []
+        self.ticket: Ticket | None = None
 
 
 def _encode_guarded(runner: DestinationRunner, events: list[Event]) -> Sequence[Any]:

@@ -100,24 +100,25 @@ class RecordDecoder:
         return events
 
     def decode(self, record: KafkaRecord) -> tuple[list[Event], list[Rejection]]:
-        origin = self.origin(record)
         if record.value is None:  # a tombstone (compacted topics): nothing happened, nothing to send
             return [], []
         received_at = record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else None
         try:
             if self.format == "avro":
                 payload = self._avro(record.value)
-                return self._dialect(self.avro_dialect, payload, origin, received_at)
+                return self._dialect(self.avro_dialect, payload, record, received_at)
             if self.format == "native":
-                return [native.decode(record.value, origin)], []
+                return [native.decode(record.value, self.origin(record))], []
             try:
                 payload = decode_json(record.value)
             except InvalidJson as err:
                 raise RejectedError("invalid_json", f"value is not valid JSON: {err}") from None
-            return self._dialect(self.format, payload, origin, received_at)
+            return self._dialect(self.format, payload, record, received_at)
         except RejectedError as err:
-            return [], [Rejection(source=origin, reason=err.reason, message=err.message, raw=readable(record.value))]
+            return [], [Rejection(source=self.origin(record), reason=err.reason, message=err.message,
+                                  raw=readable(record.value))]
         except Exception as err:  # a decoder bug must not stop the partition: dead-letter, keep going
+            origin = self.origin(record)
             log.exception("source %s: cannot decode %s", self.source_id, origin.message_id)
             return [], [Rejection(source=origin, reason="decode_failed", message=repr(err), raw=readable(record.value))]
 
@@ -138,26 +139,28 @@ class RecordDecoder:
         return avro.decode(body, writer, self.local_schema)
 
     def _dialect(
-        self, dialect: Dialect, payload: Any, origin: SourceRef, received_at: float | None
+        self, dialect: Dialect, payload: Any, record: KafkaRecord, received_at: float | None
     ) -> tuple[list[Event], list[Rejection]]:
+        if dialect == "segment":
+            return self._segment(payload, record, received_at)
+        origin = self.origin(record)
         if dialect == "native":
             return [native.decode(payload, origin)], []
-        if dialect == "mparticle":
-            batches = payload if isinstance(payload, list) else [payload]
-            events, rejections = [], []
-            for batch in batches:
-                decoded, rejected = mparticle.decode_batch(
-                    batch, source_id=self.source_id, received_at=received_at,
-                    user_id_identity=self.mparticle_user_id_identity,
-                )
-                events += decoded
-                rejections += [r for _, r in rejected]
-            return _located(events, origin), _located(rejections, origin)
-        return self._segment(payload, origin, received_at)
+        batches = payload if isinstance(payload, list) else [payload]  # mparticle
+        events, rejections = [], []
+        for batch in batches:
+            decoded, rejected = mparticle.decode_batch(
+                batch, source_id=self.source_id, received_at=received_at,
+                user_id_identity=self.mparticle_user_id_identity,
+            )
+            events += decoded
+            rejections += [r for _, r in rejected]
+        return _located(events, origin), _located(rejections, origin)
 
     def _segment(
-        self, payload: Any, origin: SourceRef, received_at: float | None
+        self, payload: Any, record: KafkaRecord, received_at: float | None
     ) -> tuple[list[Event], list[Rejection]]:
+        """The record's Segment message(s); its origin (a SourceRef) is built only for a rejection."""
         batch = payload.get("batch") if isinstance(payload, dict) else None
         messages = batch if isinstance(batch, list) else [payload]
         context = payload.get("context") if batch is not None and isinstance(payload.get("context"), dict) else None
@@ -166,9 +169,10 @@ class RecordDecoder:
             try:
                 event = segment.decode_message(
                     message, source_id=self.source_id, batch_context=context, received_at=received_at,
-                    partition=origin.partition, offset=origin.offset,
+                    partition=record.partition, offset=record.offset,
                 )
             except RejectedError as err:
+                origin = self.origin(record)
                 given = message.get("messageId") if isinstance(message, dict) else None
                 message_id = given if isinstance(given, str) and given else f"{origin.message_id}:{index}"
                 source = msgspec.structs.replace(origin, message_id=message_id)

@@ -69,15 +69,22 @@ class PartitionedBatcher(Generic[T]):
             await self._has_space.wait()
         self.put_nowait(key, item)
 
-    def put_nowait(self, key: Hashable, item: T) -> None:
-        size = self._size_of(item)
+    def now(self) -> float:
+        """The batcher's clock (what `put_nowait`'s `now` is read from)."""
+        return self._clock()
+
+    def put_nowait(self, key: Hashable, item: T, now: float | None = None) -> None:
+        """Queue an item now (`now`: the clock's reading, when the caller queues many at once)."""
+        size = self._size_of(item) if self.max_bytes is not None else 0  # sizes count only against max_bytes
+        if now is None:
+            now = self._clock()
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = deque()
             self._queued_bytes[key] = 0
         if not queue:
-            heapq.heappush(self._deadlines, (self._clock() + self.max_wait_secs, next(self._seq), key))
-        queue.append(_Pending(item, size, self._clock()))
+            heapq.heappush(self._deadlines, (now + self.max_wait_secs, next(self._seq), key))
+        queue.append(_Pending(item, size, now))
         queued_bytes = self._queued_bytes[key] = self._queued_bytes[key] + size
         self._pending += 1
         crossed_bytes = self.max_bytes is not None and queued_bytes - size < self.max_bytes <= queued_bytes

@@ -174,11 +174,12 @@ class DestinationRunner:
         partition_key = self.destination.partition_key
         batcher = self._batcher
         chain, held = ticket.chain, self._held
+        now = batcher.now()  # one clock reading for the micro-batch: its units are queued together
         for index, event in enumerate(events):
             if held and chain is not None and (partition_key(event), chain) in held:
                 ticket.settle(index, HELD_BACK)
             elif batcher.pending < batcher.max_pending:  # room: no coroutine per event
-                batcher.put_nowait(partition_key(event), (event, ticket, index))
+                batcher.put_nowait(partition_key(event), (event, ticket, index), now)
             else:
                 await batcher.put(partition_key(event), (event, ticket, index))
 
