@@ -1,4 +1,4 @@
-"""submit() then settle (emit): stages → route → each destination encodes and queues its micro-batch → one Outcome each."""
+"""submit() then settle (emit): stages → route → each destination encodes and queues its micro-batch → Outcomes."""
 
 from __future__ import annotations
 
