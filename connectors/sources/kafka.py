@@ -66,8 +66,9 @@ class KafkaSourceConfig(SourceConfig, KafkaConnection):
     # 137 at 5000, for a stream whose floor is 123: the quota (1000 calls/s) then carries 30% more events.
     max_batch_records: int = Field(
         5000, ge=1,
-        description="Most records per micro-batch handed to the pipeline. Larger ones put more of a session's "
-                    "events into each PutEvents call (fewer calls against the quota); smaller ones commit sooner.",
+        description="Most records of a partition handed to the pipeline and not yet settled, in micro-batches of "
+                    "a quarter of it submitted one behind the other. More puts more of a session's events into "
+                    "each PutEvents call (fewer calls against the quota); fewer commit sooner.",
     )
     max_held_records_per_partition: int = Field(
         10_000, ge=1, description="Fetched but uncommitted records per partition before it is paused (backpressure)."
@@ -105,7 +106,10 @@ class KafkaSourceConfig(SourceConfig, KafkaConnection):
 
 
 class KafkaSource(Source):
-    """Kafka consumer group source; `emit` settles each partition's micro-batch before its offset is committed."""
+    """Kafka consumer group source; a partition's offset is committed once its micro-batches up to it settled.
+
+    With the hub's pipeline (a PipelinedEmit) each partition submits its next micro-batches before the
+    earlier ones settled (connectors/sources/kafka_partitions.py); with a plain Emit, one at a time."""
 
     Config = KafkaSourceConfig
     config: KafkaSourceConfig
