@@ -89,8 +89,8 @@ def build_app(hub: Hub, *, bound_host: str | None = None, config_path: str | Non
         # Kafka → PutEvents hub's CPU (bench/streaming_throughput.py). Events hold no cycles; refcounting
         # frees them, so collecting less often only delays the rare cyclic garbage. The micro-batches a Kafka
         # partition keeps in flight (pipelined, up to max_batch_records) live long enough to be promoted: a
-        # middle-generation collection every 10 young ones walked them again and again, ~15% of the hub's CPU
-        # (gc.callbacks, timed); every 100, ~3%. Each such walk costs what is alive, so pauses stay as short.
+        # middle-generation collection every 10 young ones walked them again and again: with the full ones, 12%
+        # of the hub's CPU (gc.callbacks, timed); every 100, 5%. Each walk costs what is alive: no longer pauses.
         previous_threshold = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, previous_threshold[2])
         try:
