@@ -361,6 +361,8 @@ async def test_a_pipelining_emit_gets_the_next_batches_before_the_first_settled_
         flow.add([Record(offset, encoded(track(f"m{offset}")))])
         await asyncio.sleep(0.01)
     # Three records in flight (the window), none settled: the rest waits for room.
+    await until(lambda: flow._in_flight_records == 3)
+    await asyncio.sleep(0.02)
     assert flow._in_flight_records == 3 and flow.commit_position() is None
     gate.set()
     await until(lambda: flow.commit_position() == 5)
@@ -396,3 +398,30 @@ async def test_pipelined_batches_given_up_are_emitted_again_in_offset_order_and_
     # Given up once (two sends), then redelivered: every event once, in offset order.
     assert sum("m0" in batch for batch in destination.batches) == 3 and failures["left"] == 0
     assert destination.delivered == ["m0", "m1", "m2", "m3"]
+
+
+async def test_a_pipelined_flow_stopped_with_batches_in_flight_commits_only_what_settled():
+    from tests.unit.hub.fakes import RecordingDestination
+
+    gate = asyncio.Event()
+
+    class Gated(RecordingDestination):  # "held" is never delivered while the flow is stopped
+        async def send(self, batch):
+            if "held" in {e.message_id for e in batch}:
+                await gate.wait()
+            await super().send(batch)
+
+    destination = Gated(key=lambda e: e.message_id)
+    pipeline, runner = await pipeline_with(destination)
+    flow = PartitionFlow("t-0", pipeline, RecordDecoder("k", "segment"), lambda f: None, FAST_BACKOFF,
+                         max_batch_records=8)
+    flow.start()
+    flow.add([Record(0, encoded(track("ok0"))), Record(1, encoded(track("ok1")))])
+    await until(lambda: flow.commit_position() == 2)
+    flow.add([Record(2, encoded(track("held"))), Record(3, encoded(track("ok3")))])
+    flow.add([Record(4, encoded(track("ok4")))])
+    await until(lambda: {"ok3", "ok4"} <= set(destination.delivered))
+    await asyncio.wait_for(flow.stop(0.05), 1)  # the revoke grace bounds the wait
+    assert flow.commit_position() == 2  # never past the unsettled record
+    gate.set()
+    await runner.close()

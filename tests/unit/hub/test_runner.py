@@ -126,7 +126,7 @@ async def test_a_chain_never_overtakes_a_unit_of_its_key_given_up_until_it_resum
     chain = object()
     await runner.start()
     first = await runner.submit_batch([event("x0", user="x")], chain=chain)
-    await until(lambda: destination.calls == 1)  # in flight, backing off
+    await until(lambda: destination.calls >= 1)  # in flight, backing off (or given up already: alike)
     second = await runner.submit_batch([event("x1", user="x"), event("y1", user="y")], chain=chain)
     assert [s.outcome for s in await asyncio.wait_for(first, 5)] == [Outcome.RETRY] and first.retry
     # Queued behind it under key x: held back (RETRY), never sent; key y goes on.
