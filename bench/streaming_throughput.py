@@ -48,22 +48,23 @@ shares after: identity 10% → 6%, JSON parse 5%, mapping + validation 6%, Segme
 last change, which takes the message's objects without msgspec's key re-check: −11% per message on this stream). What is left of the 40 µs target is mostly outside these stages: the PutEvents call ~22% (socket send,
 SigV4, body encoding), the Kafka source's own bookkeeping, the runner and the event loop.
 
-Pipelined partitions (same round, branch `stream`; the machine's load average 3–5 from other benches, so main and
-this change were run back to back and the figures vary by run): each partition now submits micro-batches of a
-quarter of max_batch_records behind each other, up to max_batch_records in flight, settlements taken in order (a
-session's clicks in the next micro-batch fill the call its last ones wait in); the runner takes a free slot before
-it cuts a batch; a middle-generation GC every 100 young ones. Calls per 1000 events 133–134 (1.09x the floor) on
-main → 126–127 (1.02–1.03x) in four runs. Under the limiter 3,041 / 5,149 / 3,688 events/s on main against 6,635 /
-5,217 / 7,147 on this change, and 7,904 in a quieter minute: 987 calls/s, 0.97x the most the quota allows on this
-stream, so the run under the limiter is quota-bound, no longer cycle-bound. Hub CPU 97 / 81 / 100 µs per event on
-main → 81 / 76 / 84 (GC, timed with gc.callbacks: 12% of the hub's CPU before the threshold change, 5% after).
-Lifted, the ratio fell (1.13–1.94x on main, where the run under the limiter was slow, → 0.7–1.6x) because both
-runs are now bound by the same thing: hub (~80 µs per event) and local_personalize (350–650 µs a call, 45–60
-µs per event) share 2 cores with the other benches, about 14,000 events/s at best on an idle machine, 1.7x the
-quota's 8,100; 4x needs the hub near 25 µs per event and a cheaper local_personalize. py-spy shares after (lifted):
-identity 9.5% (Redis 4%), Segment decode 8.6%, JSON parse 6%, mapping + validation 9%, the Kafka flow and decode
-loop 12% (half of it GC pauses taken on its lines), aiokafka 4%, pipeline 6.5%, runner + batcher 6.6%, the
-PutEvents call 10% (HTTP 2.5%, body 4%, SigV4 2%), asyncio 8%, the socket write 3.4%, select 4%.
+Pipelined partitions (same round, branch `stream`): each partition submits micro-batches of a quarter of
+max_batch_records one behind the other, up to max_batch_records in flight, settlements taken in order (a session's
+clicks in the next micro-batch fill the call its last ones wait in, and no settle-wait paces the partition); the
+runner takes a free slot before it cuts a batch; a middle-generation GC every 100 young ones. Three full-size pairs,
+main then this change in the same minutes, load average 4–5.7 from other benches (so CPU figures swing by run):
+calls per 1000 events 133 / 133 / 134 (1.09x the floor) → 126 / 127 / 127 (1.02–1.03x); events/s under the
+limiter 5,149 / 3,688 / 3,199 → 5,217 / 7,147 / 4,955; lifted 5,920 / 4,177 / 3,403 → 8,119 / 4,809 / 5,488; hub
+CPU 81 / 100 / 102 → 81 / 76 / 104 µs per event, no change beyond the noise (GC, timed with gc.callbacks in an 80k
+run: 12% of the hub's CPU before the threshold change, 5% after). In a quieter minute (80k events) the run under
+the limiter made 987 calls/s, 7,904 events/s = 0.97x the most the quota allows on this stream: quota-bound, no
+longer cycle-bound. So the lifted/limited ratio (1.06–1.15x on main → 0.7–1.6x) now compares two runs bound by
+the same thing: the hub (~80 µs per event) and local_personalize (350–800 µs a call, 45–100 µs per event) share 2
+cores with the other benches, about 14,000 events/s at best on an idle machine, 1.7x the quota's 8,100; 4x needs
+the hub near 25 µs per event and a cheaper local_personalize. py-spy shares after (lifted, 80k events): identity
+9.5% (Redis 4%), Segment decode 8.6%, JSON parse 6%, mapping + validation 9%, the Kafka flow and decode loop 12%
+(half of it GC pauses taken on its lines), aiokafka 4%, pipeline 6.5%, runner + batcher 6.6%, the PutEvents call
+10% (HTTP 2.5%, body 4%, SigV4 2%), asyncio 8%, the socket write 3.4%, select 4%.
 """
 
 from __future__ import annotations
