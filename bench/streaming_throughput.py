@@ -51,14 +51,15 @@ SigV4, body encoding), the Kafka source's own bookkeeping, the runner and the ev
 Pipelined partitions (same round, branch `stream`): each partition submits micro-batches of a quarter of
 max_batch_records one behind the other, up to max_batch_records in flight, settlements taken in order (a session's
 clicks in the next micro-batch fill the call its last ones wait in, and no settle-wait paces the partition); the
-runner takes a free slot before it cuts a batch; a middle-generation GC every 100 young ones. Three full-size pairs,
-main then this change in the same minutes, load average 4–5.7 from other benches (so CPU figures swing by run):
-calls per 1000 events 133 / 133 / 134 (1.09x the floor) → 126 / 127 / 127 (1.02–1.03x); events/s under the
-limiter 5,149 / 3,688 / 3,199 → 5,217 / 7,147 / 4,955; lifted 5,920 / 4,177 / 3,403 → 8,119 / 4,809 / 5,488; hub
-CPU 81 / 100 / 102 → 81 / 76 / 104 µs per event, no change beyond the noise (GC, timed with gc.callbacks in an 80k
-run: 12% of the hub's CPU before the threshold change, 5% after). In a quieter minute (80k events) the run under
+runner takes a free slot before it cuts a batch; a middle-generation GC every 100 young ones. Four full-size pairs,
+main then this change in the same minutes (the last on main with uvloop), load average 3–5.7 from other benches, so
+CPU figures swing by run: calls per 1000 events 133 / 133 / 134 / 133 (1.09x the floor) → 126 / 127 / 127 / 126
+(1.02–1.03x); events/s under the limiter 5,149 / 3,688 / 3,199 / 5,647 → 5,217 / 7,147 / 4,955 / 6,628; lifted
+5,920 / 4,177 / 3,403 / 5,458 → 8,119 / 4,809 / 5,488 / 5,432; hub CPU 81 / 100 / 102 / 99 → 81 / 76 / 104 / 80 µs
+per event, a gain of 0–20% within the noise (GC, timed with gc.callbacks in an 80k run: 12% of the hub's CPU
+before the threshold change, 5% after). In a quieter minute (80k events) the run under
 the limiter made 987 calls/s, 7,904 events/s = 0.97x the most the quota allows on this stream: quota-bound, no
-longer cycle-bound. So the lifted/limited ratio (1.06–1.15x on main → 0.7–1.6x) now compares two runs bound by
+longer cycle-bound. So the lifted/limited ratio (0.97–1.15x on main → 0.7–1.6x) now compares two runs bound by
 the same thing: the hub (~80 µs per event) and local_personalize (350–800 µs a call, 45–100 µs per event) share 2
 cores with the other benches, about 14,000 events/s at best on an idle machine, 1.7x the quota's 8,100; 4x needs
 the hub near 25 µs per event and a cheaper local_personalize. py-spy shares after (lifted, 80k events): identity
