@@ -51,12 +51,13 @@ SigV4, body encoding), the Kafka source's own bookkeeping, the runner and the ev
 Pipelined partitions (same round, branch `stream`): each partition submits micro-batches of a quarter of
 max_batch_records one behind the other, up to max_batch_records in flight, settlements taken in order (a session's
 clicks in the next micro-batch fill the call its last ones wait in, and no settle-wait paces the partition); the
-runner takes a free slot before it cuts a batch; a middle-generation GC every 100 young ones. Four full-size pairs,
-main then this change in the same minutes (the last on main with uvloop), load average 3–5.7 from other benches, so
-CPU figures swing by run: calls per 1000 events 133 / 133 / 134 / 133 (1.09x the floor) → 126 / 127 / 127 / 126
-(1.02–1.03x); events/s under the limiter 5,149 / 3,688 / 3,199 / 5,647 → 5,217 / 7,147 / 4,955 / 6,628; lifted
-5,920 / 4,177 / 3,403 / 5,458 → 8,119 / 4,809 / 5,488 / 5,432; hub CPU 81 / 100 / 102 / 99 → 81 / 76 / 104 / 80 µs
-per event, a gain of 0–20% within the noise (GC, timed with gc.callbacks in an 80k run: 12% of the hub's CPU
+runner takes a free slot before it cuts a batch; a middle-generation GC every 100 young ones. Five full-size pairs,
+main then this change in the same minutes (the last two on main with uvloop, the last with the per-event stages'
+changes on both sides), load average 2.3–5.7 from other benches, so CPU figures swing by run: calls per 1000 events
+133 / 133 / 134 / 133 / 133 (1.09x the floor) → 126 / 127 / 127 / 126 / 126 (1.02–1.03x); events/s under the
+limiter 5,149 / 3,688 / 3,199 / 5,647 / 6,705 → 5,217 / 7,147 / 4,955 / 6,628 / 6,902; lifted 5,920 / 4,177 / 3,403
+/ 5,458 / 6,926 → 8,119 / 4,809 / 5,488 / 5,432 / 6,790; hub CPU 81 / 100 / 102 / 99 / 88 → 81 / 76 / 104 / 80 / 80
+µs per event, a gain of 0–20% within the noise (GC, timed with gc.callbacks in an 80k run: 12% of the hub's CPU
 before the threshold change, 5% after). In a quieter minute (80k events) the run under
 the limiter made 987 calls/s, 7,904 events/s = 0.97x the most the quota allows on this stream: quota-bound, no
 longer cycle-bound. So the lifted/limited ratio (0.97–1.15x on main → 0.7–1.6x) now compares two runs bound by
