@@ -45,8 +45,9 @@ this change back to back, two runs): hub CPU 94.7 → 78.2 and 103.7 → 84.8 µ
 unchanged (133, floor 123). The largest part: identity's Redis calls went from a command per key (a GET per record
 loaded, an EVALSHA per record saved, each ~10 µs of redis-py Python) to one MGET and one script call per batch; py-spy
 shares after: identity 10% → 6%, JSON parse 5%, mapping + validation 6%, Segment decode ~10% (measured before its
-last change, which takes the message's objects without msgspec's key re-check: −11% per message on this stream). What is left of the 40 µs target is mostly outside these stages: the PutEvents call ~22% (socket send,
-SigV4, body encoding), the Kafka source's own bookkeeping, the runner and the event loop.
+last change, which takes the message's objects without msgspec's key re-check: −11% per message on this stream).
+What is left of the 40 µs target is mostly outside these stages: the PutEvents call ~22% (socket send, SigV4, body
+encoding), the Kafka source's own bookkeeping, the runner and the event loop.
 
 Pipelined partitions (same round, branch `stream`): each partition submits micro-batches of a quarter of
 max_batch_records one behind the other, up to max_batch_records in flight, settlements taken in order (a session's
