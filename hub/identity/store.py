@@ -108,7 +108,9 @@ class MemoryIdentityStore:
     def __init__(self, ttl_secs: float = 30 * 86400, *, clock: Callable[[], float] = time.monotonic):
         self.ttl_secs = ttl_secs
         self.clock = clock
-        self._rows: dict[str, tuple[int, bytes, float]] = {}
+        # (version, record, expires at): records are frozen structs, so the object itself is kept, not its
+        # encoding (a row may still hold bytes, decoded when read, as a test plants an unreadable one).
+        self._rows: dict[str, tuple[int, IdentityRecord | bytes, float]] = {}
         self._purge_at = 10_000
         self._active: dict[str, float] = {}  # userId → latest event time (epoch secs)
         self.round_trips = 0  # load/save calls, so tests can check batching
@@ -130,7 +132,7 @@ class MemoryIdentityStore:
             if (row[0] if row is not None else 0) != expected:
                 conflicts[key] = self._current(key)
             else:
-                self._rows[key] = (expected + 1, encode_record(record), expires_at)
+                self._rows[key] = (expected + 1, record, expires_at)
         if len(self._rows) > self._purge_at:  # drop expired rows now and then, so memory stays bounded
             self._rows = {k: row for k, row in self._rows.items() if row[2] > now}
             self._purge_at = max(2 * len(self._rows), 10_000)
@@ -149,7 +151,9 @@ class MemoryIdentityStore:
         if row is None:
             return Versioned(0, None)
         version, data, expires_at = row
-        return Versioned(version, None if expires_at <= self.clock() else decode_record(data, key))
+        if expires_at <= self.clock():
+            return Versioned(version, None)
+        return Versioned(version, data if isinstance(data, IdentityRecord) else decode_record(data, key))
 
     async def close(self) -> None:
         self._rows.clear()
@@ -200,6 +204,23 @@ class RecordCache:
         self._entries.move_to_end(key)
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    def put_saved(self, writes: Sequence[Write], refused: Mapping[str, Versioned]) -> None:
+        """`put` of what each write not `refused` stored: its record at version `expected + 1` (one call a batch)."""
+        if self.max_entries <= 0:
+            return
+        entries, versioned = self._entries, tuple.__new__  # tuple.__new__: a NamedTuple's own __new__ is ~3x slower
+        for key, expected, record in writes:
+            if key in refused:
+                continue
+            known = entries.get(key)
+            if known is not None:
+                if known.version > expected + 1:
+                    continue
+                entries.move_to_end(key)
+            entries[key] = versioned(Versioned, (expected + 1, record))
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
