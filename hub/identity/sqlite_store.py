@@ -97,6 +97,14 @@ class SqliteIdentityStore:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
             connection.execute("PRAGMA busy_timeout=5000")
+            # A checkpoint copies every page changed since the last one back into the file (and syncs it). A
+            # batch's records sit on as many pages as it has keys, so at the default (1000 pages) one ran
+            # every ~10 batches; at 10,000 (a WAL up to ~40 MB at 4 KiB pages) a page rewritten by several
+            # batches is copied once: the commit measured ~35 % cheaper (bench/stages.py). Durability is the
+            # same (WAL + NORMAL: a commit is in the WAL when COMMIT returns); only a restart after a crash
+            # replays a longer WAL. journal_size_limit cuts the file back to 64 MB after a checkpoint.
+            connection.execute("PRAGMA wal_autocheckpoint=10000")
+            connection.execute("PRAGMA journal_size_limit=67108864")
             connection.executescript(_SCHEMA)
             self._connection = connection
         return self._connection
