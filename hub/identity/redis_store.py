@@ -36,7 +36,9 @@ from hub.identity.store import (
 )
 from hub.redis_connection import async_client
 
-# KEYS the records; ARGV[1] TTL secs, then per key: expected version (0 = absent), "<version>|<json>".
+# KEYS the records; ARGV[1] TTL secs, then per key "<version>|<json>", written only if the stored version is
+# one less (0 = absent). One argument per write, not the expected version beside it: redis-py packs every
+# argument in Python (~1 µs each), the script reads the version it would write anyway.
 # Returns the refused keys only, as (index from 1, stored value or '' when absent) pairs in one flat list,
 # so the caller can recompute at once; the common answer, all written, is an empty list: nothing to parse.
 _COMPARE_AND_SET = """
@@ -45,11 +47,11 @@ for i, key in ipairs(KEYS) do
   local current = redis.call('GET', key)
   local version = 0
   if current then version = tonumber(string.match(current, '^(%d+)|')) or 0 end
-  if version ~= tonumber(ARGV[2 * i]) then
+  if version + 1 ~= tonumber(string.match(ARGV[i + 1], '^(%d+)|')) then
     refused[#refused + 1] = i
     refused[#refused + 1] = current or ''
   else
-    redis.call('SET', key, ARGV[2 * i + 1], 'EX', ARGV[1])
+    redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
   end
 end
 return refused
@@ -102,11 +104,10 @@ class RedisIdentityStore:
         """One pipeline: one script call for all the writes (if any), then (if any) the activity commands."""
         pipe = self._client.pipeline(transaction=False)
         if writes:
-            keys, arguments = [], [self.ttl_secs]
-            for key, expected, record in writes:
-                keys.append(storage_key(key, self.namespace))
-                arguments += (expected, b"%d|" % (expected + 1) + encode_record(record))
-            pipe.evalsha(sha, len(keys), *keys, *arguments)
+            namespace = self.namespace
+            keys = [storage_key(key, namespace) for key, _, _ in writes]
+            values = [b"%d|" % (expected + 1) + encode_record(record) for _, expected, record in writes]
+            pipe.evalsha(sha, len(keys), *keys, self.ttl_secs, *values)
         if active:
             pipe.zadd(self._active_key, dict(active), gt=True)  # GT: a late event never moves a user back
             pipe.expire(self._active_key, self.ttl_secs)  # a hub that stops writing leaves nothing behind
