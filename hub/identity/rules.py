@@ -138,24 +138,22 @@ class SessionRules:
     ) -> tuple[IdentityRecord, Session]:
         at, message_id = event.timestamp, event.source.message_id
         sessions = record.sessions
-        linked = record.user_at_time(at)
         if sessions:
-            current = sessions[0]
-            if current.opened_by == message_id:
-                return record, current  # redelivery of an opening event
-            for known in sessions:  # the current one again too: cheaper than slicing it off
+            for known in sessions:  # the current one too: a redelivered opening event finds its session
                 if known.opened_by == message_id:
                     return record, known
+            current = sessions[0]
             if at < current.start:
                 return record, _session_at(record, at)  # late or redelivered: state never moves back
             if current.ended and at <= current.last:
                 return record, current  # before the logout that closed it
-            bound = current.user or (linked if at >= record.user_at else None)
+            # The link at `at` only when the session has no user yet (the common case has one, or no link).
+            bound = current.user or (record.user_at_time(at) if record.links and at >= record.user_at else None)
             switched = explicit_user is not None and bound is not None and explicit_user != bound
             if not current.ended and not switched and at - current.last <= self.idle_timeout_secs:
                 return _touch(record, current, at, bound or explicit_user)
         session = Session(id=session_id_for(key, message_id), start=at, last=at, opened_by=message_id,
-                          user=explicit_user or linked)
+                          user=explicit_user or record.user_at_time(at))
         return _open(record, session), session
 
     def _source_session(
@@ -186,9 +184,10 @@ def _session_at(record: IdentityRecord, at: float) -> Session:
 
 def _touch(record: IdentityRecord, session: Session, at: float, user: str | None) -> tuple[IdentityRecord, Session]:
     """Continue the current session at `at`, bound to `user`; unchanged (no write) for a redelivery."""
-    if at <= session.last and user == session.user:
+    last = session.last
+    if at <= last and user == session.user:
         return record, session
-    touched = msgspec.structs.replace(session, last=max(session.last, at), user=user)
+    touched = msgspec.structs.replace(session, last=at if at > last else last, user=user)
     return msgspec.structs.replace(record, sessions=(touched, *record.sessions[1:])), touched
 
 

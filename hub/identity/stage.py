@@ -56,11 +56,11 @@ class IdentityStage:
 
     async def apply(self, events: list[Event]) -> list[StageResult]:
         results: list[StageResult] = [[event] for event in events]
-        keys: dict[int, str] = {}
-        plans: dict[int, tuple[str | None, str | None]] = {}  # index → (explicit user, source session)
+        # index → (explicit user, source session), for the events identity stitches (a list: indexed per event)
+        plans: list[tuple[str | None, str | None] | None] = [None] * len(events)
         by_key: dict[str, list[int]] = {}  # identity key → its events' indexes, in batch order
         logins: dict[int, str] = {}  # index → the anonymousId key of an event that also carries a userId
-        user_only: list[int] = []  # userId-only events that may continue the session of the user's login
+        user_only: dict[int, str] = {}  # userId-only events (→ key) that may continue the session of the user's login
         for index, event in enumerate(events):
             kind = event.kind
             if kind is not _INTERACTION and kind is not _IDENTIFY and kind is not _ALIAS:
@@ -87,36 +87,35 @@ class IdentityStage:
             elif user is not None:
                 key = identity_key("u", user)
                 if session is None:  # not events naming their own session (mParticle's session_uuid): it wins
-                    user_only.append(index)
+                    user_only[index] = key
             elif session is not None:
                 results[index] = [msgspec.structs.replace(event, user_id=None, session_id=session)]
                 continue
             else:
                 results[index] = _reject(event, "missing_identity", "userId or anonymousId: one is required")
                 continue
-            keys[index] = key
             plans[index] = (user, session)
             group = by_key.get(key)
             if group is None:
                 by_key[key] = [index]
             else:
                 group.append(index)
-        if not keys:
+        if not by_key:
             return results
         # One load for the batch's keys and the userId keys logins and userId-only events need.
         user_keys = {identity_key("u", plans[i][0]) for i in logins}  # type: ignore[arg-type]
         loaded = await self._load(sorted({*by_key, *user_keys}) if user_keys else sorted(by_key))
-        devices, borrowed = self._follow_logins(events, keys, plans, logins, user_only, loaded)
+        devices, borrowed = self._follow_logins(events, plans, logins, user_only, loaded)
         for key in devices:
             by_key.setdefault(key, [])  # device changes are saved even alone
         if borrowed:
             for index in borrowed:  # re-keyed to the device of the user's login: moved to that key's events
                 moved_from = by_key[identity_key("u", plans[index][0])]  # type: ignore[arg-type]
                 moved_from.remove(index)
-                by_key.setdefault(keys[index], []).append(index)
+                by_key.setdefault(user_only[index], []).append(index)
             for key in [key for key, indexes in by_key.items() if not indexes and key not in devices]:
                 del by_key[key]
-            for key in {keys[index] for index in borrowed}:
+            for key in {user_only[index] for index in borrowed}:
                 # Borrowed events come from another stream (the server's): merged with the device's by event
                 # time, the device's own first at equal times (a link made at an instant holds at that instant).
                 by_key[key].sort(key=lambda index: (events[index].timestamp, index in borrowed, index))
@@ -130,8 +129,8 @@ class IdentityStage:
 
     @staticmethod
     def _follow_logins(
-        events: list[Event], keys: dict[int, str], plans: dict[int, tuple[str | None, str | None]],
-        logins: dict[int, str], user_only: list[int], loaded: dict[str, Versioned],
+        events: list[Event], plans: list[tuple[str | None, str | None] | None],
+        logins: dict[int, str], user_only: dict[int, str], loaded: dict[str, Versioned],
     ) -> tuple[dict[str, IdentityRecord], set[int]]:
         """Re-key the `user_only` events to the device of the user's latest login before them (in place).
 
@@ -150,10 +149,10 @@ class IdentityStage:
             if updated is not record:
                 records[user_key] = changed[user_key] = updated
         for index in user_only:
-            record = records.get(keys[index], EMPTY)
+            record = records.get(user_only[index], EMPTY)
             if (device := record.device_at(events[index].timestamp)) is not None:
-                keys[index] = device
-        borrowed = {i for i in user_only if not keys[i].startswith("u:")}
+                user_only[index] = device
+        borrowed = {i for i, key in user_only.items() if not key.startswith("u:")}
         return changed, borrowed
 
     async def _load(self, keys: list[str]) -> dict[str, Versioned]:
@@ -167,7 +166,7 @@ class IdentityStage:
         return loaded
 
     async def _stitch(self, events: list[Event], by_key: dict[str, list[int]],
-                      plans: dict[int, tuple[str | None, str | None]], results: list[StageResult],
+                      plans: list[tuple[str | None, str | None] | None], results: list[StageResult],
                       devices: dict[str, IdentityRecord], borrowed: set[int],
                       loaded: dict[str, Versioned]) -> set[int]:
         """Apply the rules per key and save; returns the borrowed events the device did not take."""
