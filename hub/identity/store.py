@@ -214,10 +214,9 @@ class RecordCache:
             if key in refused:
                 continue
             known = entries.get(key)
-            if known is not None:
-                if known.version > expected + 1:
-                    continue
-                entries.move_to_end(key)
+            if known is not None and known.version > expected + 1:
+                continue
+            # Not moved to the end: `get_many` did that for the batch's keys a moment ago.
             entries[key] = versioned(Versioned, (expected + 1, record))
         while len(entries) > self.max_entries:
             entries.popitem(last=False)
