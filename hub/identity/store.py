@@ -121,18 +121,21 @@ class MemoryIdentityStore:
 
     async def save(self, writes: Sequence[Write], active: Mapping[str, float] | None = None) -> dict[str, Versioned]:
         self.round_trips += 1
-        for user, at in (active or {}).items():
-            if at > self._active.get(user, float("-inf")):
-                self._active[user] = at
+        if active:
+            known, never = self._active, float("-inf")
+            for user, at in active.items():
+                if at > known.get(user, never):
+                    known[user] = at
         conflicts: dict[str, Versioned] = {}
-        expires_at = self.clock() + self.ttl_secs
         now = self.clock()
+        expires_at = now + self.ttl_secs
+        rows = self._rows
         for key, expected, record in writes:
-            row = self._rows.get(key)
+            row = rows.get(key)
             if (row[0] if row is not None else 0) != expected:
                 conflicts[key] = self._current(key)
             else:
-                self._rows[key] = (expected + 1, record, expires_at)
+                rows[key] = (expected + 1, record, expires_at)
         if len(self._rows) > self._purge_at:  # drop expired rows now and then, so memory stays bounded
             self._rows = {k: row for k, row in self._rows.items() if row[2] > now}
             self._purge_at = max(2 * len(self._rows), 10_000)
