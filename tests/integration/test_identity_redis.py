@@ -11,7 +11,7 @@ import redis.asyncio as redis
 from hub.connector import Outcome
 from hub.delivery.dead_letter import DeadLetter
 from hub.errors import RetryableError
-from hub.identity import IdentityRecord, Write
+from hub.identity import IdentityRecord, Versioned, Write
 from hub.identity.redis_store import RedisIdentityStore
 from hub.pipeline import Pipeline
 from tests.fixtures.services import free_port
@@ -77,6 +77,16 @@ async def test_a_script_unknown_to_redis_is_loaded_again(make_store):
     store._script_sha = "0" * 40  # as after a Redis restart or SCRIPT FLUSH: NOSCRIPT
     assert await store.save([Write("k", 0, IdentityRecord(links=((1.0, "u1"),)))]) == {}
     assert (await store.load(["k"]))["k"].record == IdentityRecord(links=((1.0, "u1"),))
+
+
+async def test_one_save_writes_and_refuses_per_key_whatever_its_ids_hold(make_store):
+    # The script gets the batch's values in one newline-joined argument: ids with newlines stay inside JSON.
+    store = make_store()
+    odd = IdentityRecord(links=((1.0, "u\n1|2"),))
+    assert await store.save([Write("a:x\ny", 0, odd), Write("k", 0, IdentityRecord())]) == {}
+    refused = await store.save([Write("a:x\ny", 0, IdentityRecord()), Write("k", 1, odd), Write("new", 3, odd)])
+    assert refused == {"a:x\ny": Versioned(1, odd), "new": Versioned(0, None)}
+    assert await store.load(["a:x\ny", "k"]) == {"a:x\ny": Versioned(1, odd), "k": Versioned(2, odd)}
 
 
 async def test_an_unreachable_redis_is_retryable_and_the_pipeline_answers_retry():
