@@ -17,6 +17,15 @@ Figures (issue 12 round, 2-core machine shared with four other sessions; main an
 - identity over memory: 9.7–11.9 → 8.5–9.6 µs in the quieter runs (loops instead of generators in the rules,
   EventKind members bound once, the cache read per batch); over SQLite 28–32 → 24–29 µs, of which ~10 µs is
   SQLite's own commit (page writes to the WAL; page size, cache size and checkpoint interval changed nothing).
+- identity, second pass (three main/branch pairs back to back, 100k events, batches of 100; a busy machine):
+  memory 10.7–11.0 → 8.1–9.7 µs/event (6.1–7.6x → 5.8–6.7x the anchor), SQLite 27.3–34.3 → 24.9–31.4 µs
+  (18.9–23.6x → 17.3–22.1x), Redis 19.5–20.2 → 14.7–19.4 µs (11.1–14.0x → 10.6–13.2x; best pair 14.0x → 10.6x).
+  The memory store keeps the record objects (frozen) instead of encoding them, the cache takes a batch's saves in
+  one call, events are grouped by key in the first pass; SQLite checkpoints every 10,000 WAL pages instead of
+  1,000 (a page rewritten by several batches is copied once); the Redis script gets the batch's values in one
+  argument (redis-py packs each argument in Python, ~1 µs) and hiredis parses and packs in C. Left: the rules and
+  the stage (~5 µs in memory), SQLite's own UPDATE and commit (~4 + ~5 µs a changed record) and the hop to its
+  thread (~3 µs/event, ~300 µs a batch), redis-py's per-key arguments and the socket writes.
 - encoder (mapping + validation): 5.9–6.6 → 5.3–5.9 µs (paths' common case inline, no list per checked record).
 - Segment decode: 3.4–3.5 µs on both here (these messages carry integer times); on the streaming bench's messages
   (synthetic_shop.segment_stream, 933 bytes, ISO-8601 times) 5.08 → 4.50 µs, an ISO time 1,086 → 755 ns.
@@ -163,7 +172,8 @@ async def main() -> None:
     # not rescanned by every full garbage collection, as they would not be in a running hub.
     gc.collect()
     gc.freeze()
-    schemas = {t: load_schema(ROOT / "examples" / "schemas" / f"{t.lower()}.avsc", t) for t in (INTERACTIONS, ITEMS, USERS)}
+    schemas = {t: load_schema(ROOT / "examples" / "schemas" / f"{t.lower()}.avsc", t)
+               for t in (INTERACTIONS, ITEMS, USERS)}
 
     def line(name: str, secs: float, per: int = count) -> str:
         return f"  {name:44} {secs / per * 1e6:6.2f} µs/event  {secs / per / (loads_secs / count):5.2f}x the anchor"

@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
 from hub.errors import RetryableError

@@ -1,4 +1,4 @@
-"""The IdentityStore protocol (versioned compare-and-set of one record per key), its keys, codec, memory store and cache.
+"""The IdentityStore protocol (versioned compare-and-set of one record per key), keys, codec, memory store, cache.
 
 Every store offers the same two batched calls: `load(keys)` and `save(writes, active)`, where each write
 names the version it was computed from and is applied only if the stored version still matches
