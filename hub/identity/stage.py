@@ -67,7 +67,7 @@ class IdentityStage:
                 continue
             user, anonymous, session = event.user_id, event.anonymous_id, event.session_id
             # Mostly None (a session id nearly always, a user id often): cleaned only when present, inline
-            # (a call per id was a tenth of the stage).
+            # (this loop runs once per event).
             if user is not None and is_placeholder_id(user):
                 user = None
             if anonymous is not None and is_placeholder_id(anonymous):
