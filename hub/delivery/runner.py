@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Sequence
@@ -295,7 +296,6 @@ class DestinationRunner:
             ticket.settle(index, settlement)
         if settlement.outcome is Outcome.DELIVERED and items:
             now = time.time()
-            observe = self._lag.observe
-            for event, _, _ in items:
-                observe(max(0.0, now - event.timestamp))
+            for stamp, count in collections.Counter([event.timestamp for event, _, _ in items]).items():
+                telemetry.observe_many(self._lag, max(0.0, now - stamp), count)
             self._events_out.inc(len(items))

@@ -1,10 +1,12 @@
-"""RepeatFilter: an identical message is logged once per interval, then with the count held back."""
+"""RepeatFilter: an identical message is logged once per interval, then with the count held back; observe_many."""
 
 from __future__ import annotations
 
 import logging
 
-from hub.telemetry import RepeatFilter
+from prometheus_client import CollectorRegistry, Histogram
+
+from hub.telemetry import RepeatFilter, observe_many
 
 
 class Clock:
@@ -41,3 +43,19 @@ def test_different_messages_loggers_and_levels_are_not_folded():
     assert repeats.filter(record("engine unreachable", name="hub.other"))
     assert repeats.filter(record("engine unreachable", level=logging.WARNING))
     assert not repeats.filter(record("engine unreachable"))
+
+
+def test_observe_many_records_what_as_many_observe_calls_would():
+    buckets = (0.01, 0.1, 1, 10)
+    one, many = (Histogram(name, "lag", ["destination"], buckets=buckets, registry=CollectorRegistry())
+                 for name in ("one", "many"))
+    for amount, count in ((0.0, 3), (0.01, 2), (0.5, 4), (1.0, 1), (10.5, 2), (3.25, 1)):
+        for _ in range(count):
+            one.labels("d").observe(amount)
+        observe_many(many.labels("d"), amount, count)
+    assert samples(one, "one") == samples(many, "many")
+
+
+def samples(histogram: Histogram, name: str) -> list[tuple]:
+    return [(s.name.removeprefix(name), s.labels, s.value) for s in histogram.collect()[0].samples
+            if not s.name.endswith("_created")]
