@@ -35,19 +35,21 @@ def failed(reason: str) -> str:
 # separate arguments costs the client more than the whole script costs the server.
 # A state other than `sending` or `unknown` is an outcome: it clears the recipient's pending mark.
 # KEYS: ledger hash, run hash, sync hash, pending hash. ARGV: destination, ledger ttl, sync ttl,
-# JSON [recipient, state, …], JSON [recipient, digest, …], JSON [recipient, pending mark, …].
+# JSON [recipient, …] of the new states, the one state of them all (or "" when they differ), JSON [state, …]
+# (when they differ), JSON [recipient, digest, …], JSON [recipient, pending mark, …].
+# One state for a whole list is the common case (a chunk's `sent`): nothing decoded or indexed per recipient for it.
 _SETTLE = """
-local dest = ARGV[1]
-local states, synced, pending = cjson.decode(ARGV[4]), cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
-if #states > 0 then
+local dest, same = ARGV[1], ARGV[5]
+local recipients, synced, pending = cjson.decode(ARGV[4]), cjson.decode(ARGV[7]), cjson.decode(ARGV[8])
+if #recipients > 0 then
   -- One HMGET, one HSET, one HINCRBY per state and one HDEL for the whole list, not calls per recipient:
   -- an export settles a million recipients through here.
-  local recipients, cleared = {}, {}
-  for i = 1, #states, 2 do recipients[#recipients + 1] = states[i] end
+  local states = same == '' and cjson.decode(ARGV[6]) or nil
   local old = redis.call('HMGET', KEYS[1], unpack(recipients))
   local changed, counts, now = {}, {}, {}
   for j = 1, #recipients do
-    local recipient, new = recipients[j], states[2 * j]
+    local recipient, new = recipients[j], same
+    if states then new = states[j] end
     local was = now[recipient]
     if was == nil then was = old[j] end
     if was ~= new then
@@ -55,7 +57,6 @@ if #states > 0 then
       counts[new] = (counts[new] or 0) + 1
       if was then counts[was] = (counts[was] or 0) - 1 end
     end
-    if new ~= 'sending' and new ~= 'unknown' then cleared[#cleared + 1] = recipient end
   end
   for recipient, new in pairs(now) do
     changed[#changed + 1] = recipient
@@ -66,7 +67,15 @@ if #states > 0 then
     if count ~= 0 then redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. state, count) end
   end
   -- Destinations with an idempotency key never leave pending marks: no hash, nothing to clear.
-  if #cleared > 0 and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HDEL', KEYS[4], unpack(cleared)) end
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    local cleared = {}
+    for j = 1, #recipients do
+      local new = same
+      if states then new = states[j] end
+      if new ~= 'sending' and new ~= 'unknown' then cleared[#cleared + 1] = recipients[j] end
+    end
+    if #cleared > 0 then redis.call('HDEL', KEYS[4], unpack(cleared)) end
+  end
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 if #synced > 0 then
@@ -146,8 +155,11 @@ class Ledger:
         assert max(len(states), len(synced), len(pending)) <= MAX_RECIPIENTS_PER_CALL
         keys = [ledger_key(self.run_id, destination), run_key(self.run_id), sync_key(self.job, destination),
                 pending_key(self.job, destination)]
-        args = [destination, self.ttl_secs, self.sync_ttl_secs, *(orjson.dumps([x for pair in pairs for x in pair])
-                                                                  for pairs in (states, synced, pending))]
+        new = {state for _, state in states}
+        same = new.pop() if len(new) == 1 else ""
+        args = [destination, self.ttl_secs, self.sync_ttl_secs, orjson.dumps([k for k, _ in states]), same,
+                b"[]" if same else orjson.dumps([state for _, state in states]),
+                *(orjson.dumps([x for pair in pairs for x in pair]) for pairs in (synced, pending))]
         await self._settle(keys=keys, args=args)
 
     async def in_doubt(self, destination: str) -> dict[str, str | None]:
