@@ -36,6 +36,19 @@ skips httpx's Request. What is left per user: blake2b over ~1.4 KB (the digest f
 msgspec decoding of the line, random reads of a catalog larger than the CPU caches (the same in-process export
 costs ~25 % less with a 50-item catalog than with 5,000), the runner's per-row batching and metrics, aiohttp and
 uvloop per request, and outside the hub the stand-in (uvicorn) and redis (the ledger's Lua), ~11 us together.
+
+The next round (defaults, two pairs, the second branch first; load 1.8-4.5): main 61.4 / 50.6 us in all per user
+(export 48.3 / 39.6 s, redis 6.3 / 5.4 s for 1M users; bounds 43 % / 53 %) → 54.0 / 54.0 us (export 41.8 / 42.3 s,
+redis 6.0 / 5.7 s; bounds 49 % / 49 %), 148-150 MB either side: the pairs disagree, the machine's noise
+(±7 us per user between runs of one tree) is larger than this round's change, measured in isolation instead:
+the runner observed the delivery lag once per row (1.1-1.2 us per row, ~3 % of the export's CPU); a chunk's rows
+share one timestamp, now one histogram update per distinct timestamp with a count (0.10-0.18 us per row). The
+ledger's settle decoded a state per recipient; a list with one state (a chunk's `sent`) now passes it once: redis
+3.0-3.7 → 3.0-3.1 us per user for lookup-less settles (1000-user chunks, 400 of them; barely above noise).
+Where redis spends it (perf, lookup + settle per 1000 users): dictFind 24 %, dictSdsKeyCompare 11 %, dictRehash
+7 %, dictSdsHash 6 %: cache misses on hashes of a million fields (the run's ledger and the job's last-sync
+digests: six field accesses per user), the rest Lua and cjson. Cutting that needs fewer per-user fields, a
+change of what the ledger stores, not of how it is called.
 """
 
 from __future__ import annotations
