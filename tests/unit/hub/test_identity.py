@@ -86,6 +86,25 @@ async def test_sqlite_runs_in_wal_mode_and_opens_its_file_only_when_used(tmp_pat
     assert (key, version) == (storage_key("a:x"), 1) and key.startswith("hub:identity:")
 
 
+async def test_sqlite_makes_new_files_with_small_pages_and_keeps_the_pages_of_older_ones(tmp_path):
+    older = tmp_path / "older.sqlite3"
+    with sqlite3.connect(older) as db:  # a file made before: SQLite's default page size
+        db.execute("CREATE TABLE identity (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value BLOB NOT NULL, "
+                   "expires_at REAL NOT NULL)")
+        default_page_bytes = db.execute("PRAGMA page_size").fetchone()[0]
+    record = IdentityRecord(links=((1.0, "u1"),))
+    for path in (tmp_path / "new.sqlite3", older):
+        store = SqliteIdentityStore(path, ttl_secs=60)
+        await store.save([Write("a:x", 0, record)])
+        assert (await store.load(["a:x"]))["a:x"] == Versioned(1, record)
+        await store.close()
+    page_bytes = {}
+    for path in (tmp_path / "new.sqlite3", older):
+        with sqlite3.connect(path) as db:
+            page_bytes[path.name] = db.execute("PRAGMA page_size").fetchone()[0]
+    assert page_bytes == {"new.sqlite3": 1024, "older.sqlite3": default_page_bytes}
+
+
 async def test_compare_and_set_refuses_a_stale_version_and_returns_the_current(tmp_path):
     for store in (MemoryIdentityStore(), SqliteIdentityStore(tmp_path / "cas.sqlite3", ttl_secs=60)):
         record = IdentityRecord(links=((1.0, "u1"),))
