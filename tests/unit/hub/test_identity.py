@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
 import time
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from hub.errors import RetryableError
 from hub.events import EventKind
 from hub.identity import IdentityRecord, MemoryIdentityStore, Session, Versioned, Write
 from hub.identity.rules import MAX_LINKS, MAX_SESSIONS
@@ -103,6 +105,25 @@ async def test_sqlite_makes_new_files_with_small_pages_and_keeps_the_pages_of_ol
         with sqlite3.connect(path) as db:
             page_bytes[path.name] = db.execute("PRAGMA page_size").fetchone()[0]
     assert page_bytes == {"new.sqlite3": 1024, "older.sqlite3": default_page_bytes}
+
+
+async def test_sqlite_hands_errors_back_and_outlives_a_cancelled_caller(tmp_path):
+    store = SqliteIdentityStore(tmp_path / "thread.sqlite3", ttl_secs=60)
+    record = IdentityRecord(links=((1.0, "u1"),))
+
+    def fail() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(RetryableError, match="database is locked"):
+        await store._run(fail)
+    slow = asyncio.ensure_future(store._run(time.sleep, 0.05))
+    await asyncio.sleep(0.01)
+    slow.cancel()  # its call still runs; its outcome is dropped
+    await store.save([Write("a:x", 0, record)])
+    assert (await store.load(["a:x"]))["a:x"] == Versioned(1, record)
+    await store.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        await store.load(["a:x"])
 
 
 async def test_compare_and_set_refuses_a_stale_version_and_returns_the_current(tmp_path):
