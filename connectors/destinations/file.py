@@ -16,6 +16,7 @@ from connectors.formats.recommendations import RELATED_ITEMS, SEGMENT_AUDIENCE, 
 from hub.connector import BatchPolicy, Context, Destination, DestinationConfig, EncodeResult
 from hub.events import Event
 from hub.rows import ExportRow
+from hub.worker_thread import WorkerThread
 
 
 class FileDestinationConfig(DestinationConfig):
@@ -44,6 +45,7 @@ class FileDestination(Destination):
         self.encoding = EventEncoding(config.encoding, context)
         self._file: IO[bytes] | None = None
         self._lock = asyncio.Lock()
+        self._writer = WorkerThread(f"file-{config.id}")
         self._encoder = msgspec.json.Encoder()
 
     async def start(self) -> None:
@@ -62,7 +64,7 @@ class FileDestination(Destination):
         await self.start()
         data = self._encoder.encode_lines(records)  # one call for the batch: JSON Lines, each line ending in \n
         async with self._lock:  # one writer at a time keeps lines whole and in order
-            await asyncio.to_thread(self._write, data)
+            await self._writer.call(self._write, data)
 
     def _write(self, data: bytes) -> None:
         assert self._file is not None
@@ -72,7 +74,9 @@ class FileDestination(Destination):
             os.fsync(self._file.fileno())
 
     async def close(self) -> None:
-        async with self._lock:  # a write still running in its thread finishes first
+        async with self._lock:
             if self._file is not None:
-                self._file.close()
+                # On the writer's thread: after any write queued there, even one whose caller was cancelled.
+                await self._writer.call(self._file.close)
                 self._file = None
+            self._writer.stop()

@@ -1,27 +1,26 @@
 """SQLite identity store (the embedded default): stdlib sqlite3 on one worker thread, WAL, compare-and-set.
 
-All statements run on a single dedicated thread so the event loop never blocks on disk and the one
-connection is never shared between threads. A save is one IMMEDIATE transaction: each write is an UPDATE
-guarded by the expected version (or an INSERT that does nothing if the key appeared meanwhile), so two
-processes sharing the file get the same compare-and-set semantics as with Redis; the statements run
-batched (executemany), and rows are re-read only when the change count shows a write was refused.
+All statements run on a single dedicated thread (hub.worker_thread) so the event loop never blocks on disk
+and the one connection is never shared between threads; a load or a save is one call there per batch. A save
+is one IMMEDIATE transaction: each write is an UPDATE guarded by the expected version (or an INSERT that does
+nothing if the key appeared meanwhile), so two processes sharing the file get the same compare-and-set
+semantics as with Redis; the statements run batched (executemany), and rows are re-read only when the change
+count shows a write was refused. The stage saves only records that changed, and each save is committed before
+it returns, so no event is acknowledged before the record that stitched it is in the WAL.
 The activity index is a table `identity_active` (userId → latest event time) upserted in that same
 transaction and listed in userId order, a page per query.
 """
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from hub.errors import RetryableError
 from hub.identity.store import ACTIVE_USERS_PER_CHUNK, Versioned, Write, decode_record, encode_record, storage_key
+from hub.worker_thread import WorkerThread
 
 # A rowid table with no index on expires_at: every save rewrites expires_at, and an index on it would
 # double the pages each save dirties (measured ~35% slower); expired rows are swept by rowid range instead.
@@ -59,7 +58,7 @@ class SqliteIdentityStore:
         self.path = Path(path)
         self.ttl_secs = ttl_secs
         self.clock = clock
-        self._thread = _ConnectionThread()
+        self._thread = WorkerThread("identity-sqlite")  # the connection's only thread
         self._connection: sqlite3.Connection | None = None
         self._next_sweep = 0.0
         self._sweep_from = 0  # rowid the next sweep step starts after
@@ -195,54 +194,3 @@ class SqliteIdentityStore:
             self._connection.close()
             self._connection = None
 
-
-class _ConnectionThread:
-    """The one thread the connection lives on: each call is queued to it, and its outcome set on the caller's
-    future with `call_soon_threadsafe`. A store makes one or two calls a batch; `run_in_executor`'s
-    concurrent.futures plumbing (a Future with its lock and condition, chained to an asyncio one) cost 2-3x
-    the CPU of this per call (~70-90 against ~10-40 µs on uvloop, the loop `hub run` uses)."""
-
-    def __init__(self) -> None:
-        self._calls: queue.SimpleQueue = queue.SimpleQueue()  # (loop, future, function, args); None: stop
-        self._thread: threading.Thread | None = None  # started by the first call
-        self._stopped = False
-
-    def call(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
-        if self._stopped:
-            raise RuntimeError("identity store: used after close")
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name="identity-sqlite", daemon=True)
-            self._thread.start()
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._calls.put((loop, future, function, args))
-        return future
-
-    def stop(self) -> None:
-        """End the thread once the calls queued before have run (the last one closed the connection)."""
-        self._stopped = True
-        if self._thread is not None:
-            self._calls.put(None)
-            self._thread.join()
-
-    def _serve(self) -> None:
-        while (call := self._calls.get()) is not None:
-            loop, future, function, args = call
-            try:
-                settle, outcome = _set_result, function(*args)
-            except BaseException as err:  # handed to the caller, as an executor would
-                settle, outcome = _set_exception, err
-            try:
-                loop.call_soon_threadsafe(settle, future, outcome)
-            except RuntimeError:  # the loop has closed: no one is waiting for this outcome any more
-                pass
-
-
-def _set_result(future: asyncio.Future, result: Any) -> None:
-    if not future.done():  # the caller may have been cancelled meanwhile
-        future.set_result(result)
-
-
-def _set_exception(future: asyncio.Future, error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
