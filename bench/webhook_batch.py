@@ -24,9 +24,22 @@ destination 1-3; the rest in the runner, pipeline and HTTP stack (h11 + Starlett
 
 Issue 12, the per-event stages' round (decode, identity, mapping, validation; main and that change back to back,
 three runs, four other sessions on the machine): hub CPU 40.4 → 59.9, 45.7 → 41.2 and 46.5 → 50.0 µs per event, no
-difference this noise can show: on this path the changes add up to ~2–3 µs (bench/stages.py), and identity here is
-the embedded SQLite store, whose commit costs ~10 µs of CPU per event in its worker thread (page writes to the WAL). py-spy shares before: Segment
-decode 11%, JSON 10%, identity 15%, mapping + validation 9%, the rest the HTTP server, runner and file writes.
+difference this noise can show: on this path the changes add up to ~2–3 µs (bench/stages.py). py-spy shares before:
+Segment decode 11%, JSON 10%, identity 15%, mapping + validation 9%, the rest the HTTP server, runner and file writes.
+
+Issue 12, the webhook round (main and the change alternating, twice, 2 x 8 s each, load average ~6 on the 2 cores):
+hub CPU 32.6 → 33.3 and 41.3 → 30.2 µs per event, 0.166 → 0.227 and 0.088 → 0.195 of the anchor's events/s (anchor
+4.7-4.9 µs): within this noise. SQLite is not what this bench pays for: its 64 bodies are replayed, so after the
+first pass (9,900 records) every event is a redelivery that changes no record, and the measured rounds read the
+identity cache and never write (printed at the end); identity here is ~4.5 µs of cache reads and rules. Where the
+hub's CPU went (py-spy, before and after alike): JSON parse of the body 12-14%, HTTP stack (h11, uvicorn, Starlette,
+socket writes) 13-18%, identity stage 12-14%, Segment decode 10-12%, mapping + validation 10-12%, file destination
+8-10% (a third of it waking its writer thread), runner 8%, pipeline (tap, telemetry) 6-7%, request handling 6%,
+body read/inflate 4%, per-message size scan 2.5%. On fresh events (bench/stages.py, identity over SQLite) the
+round's SQLite changes (1 KiB pages on new files, a checkpoint per ~40 MB of WAL, one thread fed by a queue instead
+of run_in_executor: ~80 µs less CPU a call on uvloop) took 20.1 / 19.6 → 19.7 / 19.0 µs per event on asyncio and
+18.3 / 19.7 → 15.7 / 17.3 µs on uvloop, the loop `hub run` uses (of which ~8.5 µs is the save: UPDATE ~3, the WAL
+page writes at commit ~3, encoding ~1.5 per changed record).
 """
 
 from __future__ import annotations
@@ -321,8 +334,8 @@ def main() -> int:
     print(f"file destination holds {delivered:,} lines for {accepted:,} events the hub accepted")
     # The bodies are replayed: after the first pass over them every event is a redelivery, which changes no
     # identity record, so the measured rounds read the identity cache and never write to SQLite.
-    print(f"identity store holds {identity_records:,} records, all written in the first pass over the "
-          f"{DISTINCT_BODIES * EVENTS_PER_BATCH:,} distinct events (replays change none: no SQLite writes measured)")
+    print(f"identity store holds {identity_records:,} records: the keys of the {DISTINCT_BODIES * EVENTS_PER_BATCH:,} "
+          f"distinct events, written in their first pass (replayed, they change none: no SQLite write is measured)")
     return 0 if delivered else 1
 
 
