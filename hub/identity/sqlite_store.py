@@ -193,4 +193,3 @@ class SqliteIdentityStore:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
