@@ -27,9 +27,9 @@ three runs, four other sessions on the machine): hub CPU 40.4 → 59.9, 45.7 →
 difference this noise can show: on this path the changes add up to ~2–3 µs (bench/stages.py). py-spy shares before:
 Segment decode 11%, JSON 10%, identity 15%, mapping + validation 9%, the rest the HTTP server, runner and file writes.
 
-Issue 12, the webhook round (main and the change alternating, twice, 2 x 8 s each, load average ~6 on the 2 cores):
-hub CPU 32.6 → 33.3 and 41.3 → 30.2 µs per event, 0.166 → 0.227 and 0.088 → 0.195 of the anchor's events/s (anchor
-4.7-4.9 µs): within this noise. SQLite is not what this bench pays for: its 64 bodies are replayed, so after the
+Issue 12, the webhook round (main and the change back to back, three pairs of 2 x 8 s or 3 x 6 s, load average ~6
+on the 2 cores): hub CPU 32.6 → 33.3, 41.3 → 30.2 and 33.6 → 34.5 µs per event, 0.166 → 0.227, 0.088 → 0.195 and
+0.142 → 0.128 of the anchor's events/s (anchor 4.7-4.9 µs): no change this noise can show. SQLite is not what this bench pays for: its 64 bodies are replayed, so after the
 first pass (9,900 records) every event is a redelivery that changes no record, and the measured rounds read the
 identity cache and never write (printed at the end); identity here is ~4.5 µs of cache reads and rules. Where the
 hub's CPU went (py-spy, before and after alike): JSON parse of the body 12-14%, HTTP stack (h11, uvicorn, Starlette,
