@@ -64,10 +64,14 @@ class PartitionedBatcher(Generic[T]):
 
     async def put(self, key: Hashable, item: T) -> None:
         """Queue an item, waiting while the batcher is at `max_pending`."""
+        await self.wait_for_room()
+        self.put_nowait(key, item)
+
+    async def wait_for_room(self) -> None:
+        """Wait while the batcher is at `max_pending`."""
         while self._pending >= self.max_pending:
             self._has_space.clear()
             await self._has_space.wait()
-        self.put_nowait(key, item)
 
     def now(self) -> float:
         """The batcher's clock (what `put_nowait`'s `now` is read from)."""

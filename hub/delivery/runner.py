@@ -169,7 +169,8 @@ class DestinationRunner:
 
     def resume(self, chain: object) -> None:
         """`chain` redelivered what was held back: its units of every partition key go out again."""
-        self._held = {held for held in self._held if held[1] is not chain}
+        # In place: a `_queue` waiting for room holds this set.
+        self._held.difference_update([held for held in self._held if held[1] is chain])
 
     async def _queue(self, events: Sequence[Event], ticket: Ticket | _Many) -> None:
         partition_key = self.destination.partition_key
@@ -177,12 +178,15 @@ class DestinationRunner:
         chain, held = ticket.chain, self._held
         now = batcher.now()  # one clock reading for the micro-batch: its units are queued together
         for index, event in enumerate(events):
-            if held and chain is not None and (partition_key(event), chain) in held:
+            if batcher.pending >= batcher.max_pending:
+                # Waiting for room, before the held check: the key may be given up meanwhile.
+                await batcher.wait_for_room()
+                now = batcher.now()
+            key = partition_key(event)
+            if held and chain is not None and (key, chain) in held:
                 ticket.settle(index, HELD_BACK)
-            elif batcher.pending < batcher.max_pending:  # room: no coroutine per event
-                batcher.put_nowait(partition_key(event), (event, ticket, index), now)
             else:
-                await batcher.put(partition_key(event), (event, ticket, index))
+                batcher.put_nowait(key, (event, ticket, index), now)
 
     async def close(self) -> None:
         """Deliver what is queued, then stop and close the destination."""

@@ -151,3 +151,24 @@ async def until(condition, timeout_secs: float = 2.0) -> None:
             await asyncio.sleep(0.001)
 
     await asyncio.wait_for(wait(), timeout_secs)
+
+
+async def test_a_chained_unit_waiting_for_room_is_held_back_if_its_key_was_given_up_meanwhile():
+    # One slot and room for one queued unit: x1 waits for room while x0 is being given up.
+    destination = RecordingDestination(
+        lambda batch, call: RetryableError("503") if "x0" in {e.message_id for e in batch} else None,
+        key=lambda e: e.user_id, batch={"max_in_flight": 1})
+    runner = DestinationRunner(destination, destination.config.batch_policy(),
+                               RetryPolicy(base_delay_secs=0.05, max_delay_secs=0.05, max_attempts=2),
+                               max_pending=1)
+    chain = object()
+    await runner.start()
+    first = await runner.submit_batch([event("x0", user="x")], chain=chain)
+    await until(lambda: destination.calls >= 1)
+    submitting = asyncio.create_task(runner.submit_batch([event("y1", user="y"), event("x1", user="x")],
+                                                         chain=chain))
+    assert [s.outcome for s in await asyncio.wait_for(first, 5)] == [Outcome.RETRY]
+    second = await asyncio.wait_for(submitting, 5)
+    assert [s.reason for s in await asyncio.wait_for(second, 5)] == [None, "held_back"]
+    await runner.close()
+    assert "x1" not in destination.delivered
