@@ -226,7 +226,7 @@ class DestinationRunner:
 
     def _hold_back(self, key: object, given_up: list[_Item]) -> None:
         """Hold back the chains of a batch given up under `key`: their later units of that key (Ticket)."""
-        chains = {ticket.chain for _, ticket, _ in given_up if ticket.chain is not None}
+        chains = _chains(given_up)
         if chains:
             self._held.update((key, chain) for chain in chains)
             held = self._batcher.remove(key, lambda item: item[1].chain in chains)
@@ -250,8 +250,16 @@ class DestinationRunner:
                 # The service rejected the request without naming the member: bisect so one bad
                 # record does not sink the others; halves go in order to keep partition order.
                 middle = len(pending) // 2
-                first = await self._send(pending[:middle], started=started, attempts=attempts)
-                return await self._send(pending[middle:], started=started, attempts=attempts) or first
+                rest = pending[middle:]
+                if not await self._send(pending[:middle], started=started, attempts=attempts):
+                    return await self._send(rest, started=started, attempts=attempts)
+                # A unit given up: its chains' units of the second half would overtake it (Ticket).
+                chains = _chains(pending[:middle])
+                self._settle([item for item in rest if item[1].chain in chains], HELD_BACK)
+                rest = [item for item in rest if item[1].chain not in chains]
+                if rest:
+                    await self._send(rest, started=started, attempts=attempts)
+                return True
             except PartialFailure as failure:
                 for index, rejected in failure.rejected.items():
                     self._settle(
@@ -303,3 +311,8 @@ class DestinationRunner:
             for stamp, count in collections.Counter([event.timestamp for event, _, _ in items]).items():
                 telemetry.observe_many(self._lag, max(0.0, now - stamp), count)
             self._events_out.inc(len(items))
+
+
+def _chains(items: Sequence[_Item]) -> set[object]:
+    """The chains the items' tickets belong to (Ticket)."""
+    return {ticket.chain for _, ticket, _ in items if ticket.chain is not None}

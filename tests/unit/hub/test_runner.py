@@ -172,3 +172,21 @@ async def test_a_chained_unit_waiting_for_room_is_held_back_if_its_key_was_given
     assert [s.reason for s in await asyncio.wait_for(second, 5)] == [None, "held_back"]
     await runner.close()
     assert "x1" not in destination.delivered
+
+
+async def test_a_bisected_batch_sends_no_unit_of_a_chain_after_its_first_half_was_given_up():
+    def script(batch, call):
+        ids = [e.message_id for e in batch]
+        if len(ids) > 1:
+            return RejectedError("invalid_input", "bad member somewhere in the batch")
+        return RetryableError("503") if ids == ["x0"] else None  # x0 alone: never delivered
+
+    destination = RecordingDestination(script, key=lambda e: e.user_id, batch={"max_wait_secs": 0.05})
+    runner = DestinationRunner(destination, destination.config.batch_policy(),
+                               RetryPolicy(base_delay_secs=0.01, max_delay_secs=0.01, max_attempts=2))
+    chain = object()
+    await runner.start()
+    ticket = await runner.submit_batch([event("x0", user="x"), event("x1", user="x")], chain=chain)
+    assert [s.reason for s in await asyncio.wait_for(ticket, 5)] == ["retries_exhausted", "held_back"]
+    await runner.close()
+    assert "x1" not in destination.delivered
