@@ -176,14 +176,20 @@ class DestinationRunner:
         partition_key = self.destination.partition_key
         batcher = self._batcher
         chain, held = ticket.chain, self._held
+        retried: set[object] = set()  # keys of this ticket's members that already ended RETRY
         now = batcher.now()  # one clock reading for the micro-batch: its units are queued together
         for index, event in enumerate(events):
             if batcher.pending >= batcher.max_pending:
-                # Waiting for room, before the held check: the key may be given up meanwhile.
+                # Waiting for room, before the held check: the key may be given up meanwhile, or resumed while
+                # earlier members of it were held back: the later ones must not overtake those either.
                 await batcher.wait_for_room()
                 now = batcher.now()
+                if chain is not None and ticket.retry:  # type: ignore[union-attr]
+                    settled = ticket.settlements[:index]  # type: ignore[union-attr]
+                    retried = {partition_key(events[i]) for i, settlement in enumerate(settled)
+                               if settlement is not None and settlement.outcome is Outcome.RETRY}
             key = partition_key(event)
-            if held and chain is not None and (key, chain) in held:
+            if chain is not None and (held or retried) and ((key, chain) in held or key in retried):
                 ticket.settle(index, HELD_BACK)
             else:
                 batcher.put_nowait(key, (event, ticket, index), now)

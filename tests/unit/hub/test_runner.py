@@ -190,3 +190,31 @@ async def test_a_bisected_batch_sends_no_unit_of_a_chain_after_its_first_half_wa
     assert [s.reason for s in await asyncio.wait_for(ticket, 5)] == ["retries_exhausted", "held_back"]
     await runner.close()
     assert "x1" not in destination.delivered
+
+
+async def test_a_micro_batch_queued_across_a_resume_keeps_the_held_back_order_of_its_own_units():
+    gate = asyncio.Event()
+
+    class Gated(RecordingDestination):  # y's sends wait for the gate: x2 then waits for room
+        async def send(self, batch):
+            if any(e.user_id == "y" for e in batch):
+                await gate.wait()
+            await super().send(batch)
+
+    destination = Gated(lambda batch, call: RetryableError("503") if "x0" in {e.message_id for e in batch} else None,
+                        key=lambda e: e.user_id, batch={"max_in_flight": 1})
+    runner = DestinationRunner(destination, destination.config.batch_policy(),
+                               RetryPolicy(base_delay_secs=0.01, max_delay_secs=0.01, max_attempts=2), max_pending=1)
+    chain = object()
+    await runner.start()
+    first = await runner.submit_batch([event("x0", user="x")], chain=chain)
+    assert [s.outcome for s in await asyncio.wait_for(first, 5)] == [Outcome.RETRY]  # x held back from now
+    submitting = asyncio.create_task(runner.submit_batch(
+        [event("x1", user="x"), event("y1", user="y"), event("y2", user="y"), event("x2", user="x")], chain=chain))
+    await until(lambda: destination.calls >= 2 and runner._batcher.pending == 1)  # y1 sending, y2 queued, x2 waits
+    runner.resume(chain)  # the source redelivers from x0 (x1 was held back): x2 must not go before it
+    gate.set()
+    second = await asyncio.wait_for(submitting, 5)
+    assert [s.reason for s in await asyncio.wait_for(second, 5)] == ["held_back", None, None, "held_back"]
+    await runner.close()
+    assert "x2" not in destination.delivered
