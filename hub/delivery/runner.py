@@ -6,7 +6,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hub import telemetry
@@ -45,6 +45,8 @@ class Ticket:
     its micro-batches) never overtake a unit of their partition key and chain that settled RETRY: once the
     runner gives one up, the chain's members queued or submitted under that key settle RETRY too
     (`HELD_BACK`) until `DestinationRunner.resume(chain)`, so that the source redelivers them in their order.
+    Chained or not, a ticket's own later members of a key never overtake one of its members given up: they are
+    held back too (a source redelivering a micro-batch emits it as one ticket).
     """
 
     __slots__ = ("settlements", "delivered", "retry", "chain", "_unsettled", "_done")
@@ -184,12 +186,12 @@ class DestinationRunner:
                 # earlier members of it were held back: the later ones must not overtake those either.
                 await batcher.wait_for_room()
                 now = batcher.now()
-                if chain is not None and ticket.retry:  # type: ignore[union-attr]
-                    settled = ticket.settlements[:index]  # type: ignore[union-attr]
+                if type(ticket) is Ticket and ticket.retry:
+                    settled = ticket.settlements[:index]
                     retried = {partition_key(events[i]) for i, settlement in enumerate(settled)
                                if settlement is not None and settlement.outcome is Outcome.RETRY}
             key = partition_key(event)
-            if chain is not None and (held or retried) and ((key, chain) in held or key in retried):
+            if (held or retried) and (key in retried or (key, chain) in held):  # held: never (key, None)
                 ticket.settle(index, HELD_BACK)
             else:
                 batcher.put_nowait(key, (event, ticket, index), now)
@@ -231,13 +233,13 @@ class DestinationRunner:
             self._slots.release()
 
     def _hold_back(self, key: object, given_up: list[_Item]) -> None:
-        """Hold back the chains of a batch given up under `key`: their later units of that key (Ticket)."""
+        """Hold back the chains of a batch given up under `key`: their later units of that key (Ticket); and
+        the later units of that key of its micro-batches, chained or not."""
         chains = _chains(given_up)
-        if chains:
-            self._held.update((key, chain) for chain in chains)
-            held = self._batcher.remove(key, lambda item: item[1].chain in chains)
-            if held:
-                self._settle(held, HELD_BACK)
+        self._held.update((key, chain) for chain in chains)
+        held = self._batcher.remove(key, _followers(given_up, chains))
+        if held:
+            self._settle(held, HELD_BACK)
 
     async def _send(self, items: Sequence[_Item], *, started: float, attempts: int) -> bool:
         """Send until every item settled; True when some of them settled RETRY (given up)."""
@@ -259,10 +261,10 @@ class DestinationRunner:
                 rest = pending[middle:]
                 if not await self._send(pending[:middle], started=started, attempts=attempts):
                     return await self._send(rest, started=started, attempts=attempts)
-                # A unit given up: its chains' units of the second half would overtake it (Ticket).
-                chains = _chains(pending[:middle])
-                self._settle([item for item in rest if item[1].chain in chains], HELD_BACK)
-                rest = [item for item in rest if item[1].chain not in chains]
+                # A unit given up: its chains' and micro-batches' units of the second half would overtake it.
+                follows = _followers(pending[:middle], _chains(pending[:middle]))
+                self._settle([item for item in rest if follows(item)], HELD_BACK)
+                rest = [item for item in rest if not follows(item)]
                 if rest:
                     await self._send(rest, started=started, attempts=attempts)
                 return True
@@ -322,3 +324,9 @@ class DestinationRunner:
 def _chains(items: Sequence[_Item]) -> set[object]:
     """The chains the items' tickets belong to (Ticket)."""
     return {ticket.chain for _, ticket, _ in items if ticket.chain is not None}
+
+
+def _followers(given_up: Sequence[_Item], chains: set[object]) -> Callable[[_Item], bool]:
+    """Whether a unit of the key of `given_up` must not overtake it: one of its chains or micro-batches (Ticket)."""
+    tickets = {ticket for _, ticket, _ in given_up if type(ticket) is Ticket}
+    return lambda item: item[1].chain in chains or item[1] in tickets

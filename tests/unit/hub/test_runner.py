@@ -218,3 +218,17 @@ async def test_a_micro_batch_queued_across_a_resume_keeps_the_held_back_order_of
     assert [s.reason for s in await asyncio.wait_for(second, 5)] == ["held_back", None, None, "held_back"]
     await runner.close()
     assert "x2" not in destination.delivered
+
+
+async def test_a_micro_batch_never_sends_a_unit_after_its_own_earlier_unit_of_that_key_was_given_up():
+    # Unchained (a plain emit, e.g. a partition's redelivery): x0 and x1 go in calls of their own.
+    destination = RecordingDestination(
+        lambda batch, call: RetryableError("503") if "x0" in {e.message_id for e in batch} else None,
+        key=lambda e: e.user_id, batch={"max_events": 1})
+    runner = DestinationRunner(destination, destination.config.batch_policy(),
+                               RetryPolicy(base_delay_secs=0.01, max_delay_secs=0.01, max_attempts=2))
+    await runner.start()
+    ticket = await runner.submit_batch([event("x0", user="x"), event("y0", user="y"), event("x1", user="x")])
+    assert [s.reason for s in await asyncio.wait_for(ticket, 5)] == ["retries_exhausted", None, "held_back"]
+    await runner.close()
+    assert destination.delivered == ["y0"]
