@@ -327,6 +327,9 @@ def _chains(items: Sequence[_Item]) -> set[object]:
 
 
 def _followers(given_up: Sequence[_Item], chains: set[object]) -> Callable[[_Item], bool]:
-    """Whether a unit of the key of `given_up` must not overtake it: one of its chains or micro-batches (Ticket)."""
-    tickets = {ticket for _, ticket, _ in given_up if type(ticket) is Ticket}
+    """Whether a unit of the key of `given_up` must not overtake it: one of its chains, or of the micro-batches
+    that have a member of it that ended RETRY (Ticket)."""
+    tickets = {ticket for _, ticket, index in given_up
+               if type(ticket) is Ticket and (settlement := ticket.settlements[index]) is not None
+               and settlement.outcome is Outcome.RETRY}
     return lambda item: item[1].chain in chains or item[1] in tickets

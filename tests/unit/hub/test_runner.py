@@ -232,3 +232,31 @@ async def test_a_micro_batch_never_sends_a_unit_after_its_own_earlier_unit_of_th
     assert [s.reason for s in await asyncio.wait_for(ticket, 5)] == ["retries_exhausted", None, "held_back"]
     await runner.close()
     assert destination.delivered == ["y0"]
+
+
+async def test_a_micro_batch_whose_units_of_a_key_were_delivered_is_not_held_back_by_anothers_given_up():
+    gate = asyncio.Event()
+
+    def script(batch, call):  # x1 is never delivered; the rest of its call is
+        ids = [e.message_id for e in batch]
+        return PartialFailure(retry={ids.index("x1"): RetryableError("503")}) if "x1" in ids else None
+
+    class Gated(RecordingDestination):  # x0 is sent alone; x1 and x2 are then sent together
+        async def send(self, batch):
+            await gate.wait()
+            await super().send(batch)
+
+    destination = Gated(script, key=lambda e: e.user_id, batch={"max_events": 2})
+    runner = DestinationRunner(destination, destination.config.batch_policy(),
+                               RetryPolicy(base_delay_secs=0.01, max_delay_secs=0.01, max_attempts=2))
+    await runner.start()
+    first = await runner.submit_batch([event("x0", user="x")])
+    await until(lambda: runner._batcher.pending == 0)  # x0 in flight
+    theirs = await runner.submit_batch([event("x1", user="x")])
+    ours = await runner.submit_batch([event("x2", user="x"), event("x3", user="x")])  # x3 queued behind
+    gate.set()
+    assert [s.outcome for s in await asyncio.wait_for(first, 5)] == [Outcome.DELIVERED]
+    assert [s.reason for s in await asyncio.wait_for(theirs, 5)] == ["retries_exhausted"]
+    # x2 was delivered with x1, which was given up: x3 follows x2, not x1 (another micro-batch).
+    assert [s.outcome for s in await asyncio.wait_for(ours, 5)] == [Outcome.DELIVERED, Outcome.DELIVERED]
+    await runner.close()
