@@ -10,6 +10,7 @@ tests/unit/connectors/test_sigv4.py proves the headers equal botocore's for the 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 from typing import Any
@@ -30,7 +31,7 @@ class JsonPostSigner:
     whatever freezes botocore's signing time freezes this one's too.
     """
 
-    __slots__ = ("host", "_region", "_service", "_paths", "_key")
+    __slots__ = ("host", "_region", "_service", "_paths", "_key", "_stamp")
 
     def __init__(self, endpoint_url: str, *, region: str, service: str):
         self.host = botocore.auth._host_from_url(endpoint_url)  # lower-case, default port dropped, as botocore
@@ -38,6 +39,8 @@ class JsonPostSigner:
         self._service = service
         self._paths: dict[str, str] = {}  # request path → its canonical (normalised, quoted) form
         self._key: tuple[str, str, bytes] | None = None  # (secret key, yyyymmdd, signing key)
+        # (the clock's reading to the second, its X-Amz-Date): strftime cost more than the signature's HMAC
+        self._stamp: tuple[datetime.datetime | None, str] = (None, "")
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         cached = self._key
@@ -48,6 +51,13 @@ class JsonPostSigner:
             key = _hmac(key, part)
         self._key = (secret, day, key)
         return key
+
+    def _timestamp(self, now: datetime.datetime) -> str:
+        """X-Amz-Date for `now`, formatted once per second."""
+        second = now.replace(microsecond=0)
+        if self._stamp[0] != second:
+            self._stamp = (second, second.strftime(botocore.auth.SIGV4_TIMESTAMP))
+        return self._stamp[1]
 
     def _canonical_path(self, url: str) -> str:
         path = self._paths.get(url)
@@ -60,7 +70,7 @@ class JsonPostSigner:
 
         In botocore's order: Content-Type, X-Amz-Date, X-Amz-Security-Token (if any), Authorization.
         """
-        stamp = botocore.auth.get_current_datetime().strftime(botocore.auth.SIGV4_TIMESTAMP)
+        stamp = self._timestamp(botocore.auth.get_current_datetime())
         day = stamp[:8]
         token = credentials.token
         headers = {"Content-Type": CONTENT_TYPE, "X-Amz-Date": stamp}
@@ -79,12 +89,12 @@ class JsonPostSigner:
         scope = f"{day}/{self._region}/{self._service}/aws4_request"
         string_to_sign = (f"{ALGORITHM}\n{stamp}\n{scope}\n"
                           f"{hashlib.sha256(canonical_request.encode()).hexdigest()}")
-        signature = hmac.new(self._signing_key(credentials.secret_key, day), string_to_sign.encode(),
-                             hashlib.sha256).hexdigest()
+        signature = hmac.digest(self._signing_key(credentials.secret_key, day), string_to_sign.encode(),
+                                "sha256").hex()
         headers["Authorization"] = (f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
                                     f"SignedHeaders={signed}, Signature={signature}")
         return headers
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode(), "sha256")

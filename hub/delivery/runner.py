@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -316,8 +315,7 @@ class DestinationRunner:
             ticket.settle(index, settlement)
         if settlement.outcome is Outcome.DELIVERED and items:
             now = time.time()
-            for stamp, count in collections.Counter([event.timestamp for event, _, _ in items]).items():
-                telemetry.observe_many(self._lag, max(0.0, now - stamp), count)
+            telemetry.observe_all(self._lag, [max(0.0, now - event.timestamp) for event, _, _ in items])
             self._events_out.inc(len(items))
 
 

@@ -6,7 +6,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from hub.telemetry import RepeatFilter, observe_many
+from hub.telemetry import RepeatFilter, observe_all, observe_many
 
 
 class Clock:
@@ -54,6 +54,18 @@ def test_observe_many_records_what_as_many_observe_calls_would():
             one.labels("d").observe(amount)
         observe_many(many.labels("d"), amount, count)
     assert samples(one, "one") == samples(many, "many")
+
+
+def test_observe_all_records_what_one_observe_call_per_amount_would():
+    buckets = (0.01, 0.1, 1, 10)
+    one, all_ = (Histogram(name, "lag", ["destination"], buckets=buckets, registry=CollectorRegistry())
+                 for name in ("one", "all"))
+    amounts = [0.0, 0.0, 0.01, 0.5, 0.5, 1.0, 10.5, 3.25, 0.099]
+    for amount in amounts:
+        one.labels("d").observe(amount)
+    observe_all(all_.labels("d"), amounts)
+    observe_all(all_.labels("d"), [])
+    assert samples(one, "one") == samples(all_, "all")
 
 
 def samples(histogram: Histogram, name: str) -> list[tuple]:
