@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, Protocol
 
 from hub import telemetry
@@ -25,6 +26,7 @@ class DeliveryObserver(Protocol):
     def observe(self, destination: Destination, units: list[Any]) -> None: ...
 
 
+_source_id = attrgetter("source.source_id")  # counted in C: a generator's frame per event cost more
 _SEVERITY = {Outcome.DELIVERED: 0, Outcome.REJECTED: 1, Outcome.RETRY: 2}
 
 
@@ -123,8 +125,8 @@ class Emission:
 
     async def submit(self) -> None:
         pipeline, events, rejections = self.pipeline, self.events, self.rejections
-        received = Counter(e.source.source_id for e in events)
-        received.update(r.source.source_id for r in rejections)
+        received = Counter(map(_source_id, events))
+        received.update(map(_source_id, rejections))
         for source_id, count in received.items():
             telemetry.EVENTS_IN.labels(source_id).inc(count)
 

@@ -8,17 +8,15 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class _Pending(Generic[T]):
-    item: T
-    size: int
-    added: float
+# A queued item as (item, its size, when it was added): a plain tuple, as a class's __init__ per queued event
+# cost a Python call more than the tuple.
+_Pending = tuple[T, int, float]
+_SIZE, _ADDED = 1, 2
 
 
 class PartitionedBatcher(Generic[T]):
@@ -88,7 +86,7 @@ class PartitionedBatcher(Generic[T]):
             self._queued_bytes[key] = 0
         if not queue:
             heapq.heappush(self._deadlines, (now + self.max_wait_secs, next(self._seq), key))
-        queue.append(_Pending(item, size, now))
+        queue.append((item, size, now))
         queued_bytes = self._queued_bytes[key] = self._queued_bytes[key] + size
         self._pending += 1
         crossed_bytes = self.max_bytes is not None and queued_bytes - size < self.max_bytes <= queued_bytes
@@ -139,7 +137,7 @@ class PartitionedBatcher(Generic[T]):
             queue = self._queues.get(key)
             if not queue or key in self._busy:
                 continue  # stale, or rescheduled by release()
-            due = queue[0].added + self.max_wait_secs
+            due = queue[0][_ADDED] + self.max_wait_secs
             if due > now:  # the item this entry was for already left in an earlier batch
                 heapq.heappush(self._deadlines, (due, next(self._seq), key))
                 continue
@@ -151,11 +149,10 @@ class PartitionedBatcher(Generic[T]):
         batch: list[T] = []
         taken_bytes = 0
         while queue and len(batch) < self.max_items:
-            size = queue[0].size
+            size = queue[0][_SIZE]
             if batch and self.max_bytes is not None and taken_bytes + size > self.max_bytes:
                 break
-            pending = queue.popleft()
-            batch.append(pending.item)
+            batch.append(queue.popleft()[0])
             taken_bytes += size
         self._queued_bytes[key] -= taken_bytes
         self._pending -= len(batch)
@@ -174,9 +171,10 @@ class PartitionedBatcher(Generic[T]):
         kept: deque[_Pending[T]] = deque()
         removed: list[T] = []
         for pending in queue:
-            if which(pending.item):
-                removed.append(pending.item)
-                self._queued_bytes[key] -= pending.size
+            item, size, _ = pending
+            if which(item):
+                removed.append(item)
+                self._queued_bytes[key] -= size
             else:
                 kept.append(pending)
         if removed:
@@ -194,7 +192,7 @@ class PartitionedBatcher(Generic[T]):
         self._busy.discard(key)
         queue = self._queues.get(key)
         if queue:
-            heapq.heappush(self._deadlines, (queue[0].added + self.max_wait_secs, next(self._seq), key))
+            heapq.heappush(self._deadlines, (queue[0][_ADDED] + self.max_wait_secs, next(self._seq), key))
             if self._is_full(key):
                 self._full.append(key)
         self._changed.set()
