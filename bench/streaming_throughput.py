@@ -81,9 +81,11 @@ three pairs: 67.6 / 64.1 / 69.9 → 58.6 / 60.5 / 62.2 µs; peak RSS 340 → 420
 left no garbage in cycles), the delivery-lag histogram observed per bucket for a whole PutEvents batch (it was a
 lock per event), SigV4's date formatted once a second and its HMACs one-shot, the body through json's C encoder
 without its Python layers, readiness in Redis as one script call per batch (a HINCRBY per user before), batcher
-entries as tuples. Two pairs, main → this change: hub CPU under the limiter 76.2 → 63.6 and 75.3 → 67.5 µs per event
-(−10 to −17%), lifted 69.7 → 59.7 and 70.7 → 62.6 (−11 to −14%); events/s 6,935 → 7,708 and 5,429 → 7,882, lifted
-7,699 → 8,293 and 6,980 → 7,092; calls per 1000 127 / 126 → 126 / 126 (floor 123: 1.02x). 40 µs is not met: what is
+entries as tuples. Three pairs, main → this change: hub CPU under the limiter 76.2 / 75.3 / 67.5 → 63.6 / 67.5 / 64.7
+µs per event (mean −11%), lifted 69.7 / 70.7 / 75.1 → 59.7 / 62.6 / 55.9 (mean −17%); events/s 6,935 / 5,429 / 7,641
+→ 7,708 / 7,882 / 7,500, lifted 7,699 / 6,980 / 6,376 → 8,293 / 7,092 / 8,380 (0.9-1.1x the limited run: local_personalize
+and the other sessions share the cores); calls per 1000 127 / 126 / 127 → 126 / 126 / 127 (floor 123, 1.02-1.03x).
+40 µs is not met: what is
 left is spread over ~30 Python functions per event (no one above 9%) and per-call costs that are syscalls and C
 (the socket write, the event loop, json's encoder, hashes). Cython (3.3, pure-Python mode, no annotations) on
 segment.py, kafka_decode.py, events.py and ids.py took the Kafka decode from 8.5 to 7.0 µs per record in process
