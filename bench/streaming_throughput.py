@@ -83,8 +83,8 @@ lock per event), SigV4's date formatted once a second and its HMACs one-shot, th
 without its Python layers, readiness in Redis as one script call per batch (a HINCRBY per user before), batcher
 entries as tuples. Three pairs, main → this change: hub CPU under the limiter 76.2 / 75.3 / 67.5 → 63.6 / 67.5 / 64.7
 µs per event (mean −11%), lifted 69.7 / 70.7 / 75.1 → 59.7 / 62.6 / 55.9 (mean −17%); events/s 6,935 / 5,429 / 7,641
-→ 7,708 / 7,882 / 7,500, lifted 7,699 / 6,980 / 6,376 → 8,293 / 7,092 / 8,380 (0.9-1.1x the limited run: local_personalize
-and the other sessions share the cores); calls per 1000 127 / 126 / 127 → 126 / 126 / 127 (floor 123, 1.02-1.03x).
+→ 7,708 / 7,882 / 7,500, lifted 7,699 / 6,980 / 6,376 → 8,293 / 7,092 / 8,380 (0.9-1.1x the limited run:
+local_personalize and the other sessions share the cores); calls per 1000 127 / 126 / 127 → 126 / 126 / 127 (floor 123, 1.02-1.03x).
 40 µs is not met: what is
 left is spread over ~30 Python functions per event (no one above 9%) and per-call costs that are syscalls and C
 (the socket write, the event loop, json's encoder, hashes). Cython (3.3, pure-Python mode, no annotations) on
