@@ -77,18 +77,17 @@ PutEvents call ~17 (HTTP 5.3 of which the socket write 2.4, body 2.8, SigV4 2.7,
 destination 1.3), readiness 1.8, console tap 0.9, metrics 0.8, event loop 5.5 + asyncio 1.6; over all of it the young
 GC collections (gc.callbacks, timed: ~10% of the CPU, as a micro-batch's objects were walked and promoted while in
 flight). Changed: young collections every 1,000,000 net allocations instead of 10,000 (A/B on this branch, lifted,
-three pairs: 67.6 / 64.1 / 69.9 → 58.6 / 60.5 / 62.2 µs; peak RSS 340 → 420-430 MiB, the same at 200,000; the run
+100k/100k/200k events: 67.6 / 64.1 / 69.9 → 58.6 / 60.5 / 62.2 µs; peak RSS 340 → 420-430 MiB, the same at 200,000; the run
 left no garbage in cycles), the delivery-lag histogram observed per bucket for a whole PutEvents batch (it was a
 lock per event), SigV4's date formatted once a second and its HMACs one-shot, the body through json's C encoder
 without its Python layers, readiness in Redis as one script call per batch (a HINCRBY per user before), batcher
 entries as tuples. Three pairs, main → this change: hub CPU under the limiter 76.2 / 75.3 / 67.5 → 63.6 / 67.5 / 64.7
 µs per event (mean −11%), lifted 69.7 / 70.7 / 75.1 → 59.7 / 62.6 / 55.9 (mean −17%); events/s 6,935 / 5,429 / 7,641
 → 7,708 / 7,882 / 7,500, lifted 7,699 / 6,980 / 6,376 → 8,293 / 7,092 / 8,380 (0.9-1.1x the limited run:
-local_personalize and the other sessions share the cores); calls per 1000 127 / 126 / 127 → 126 / 126 / 127 (floor 123, 1.02-1.03x).
-40 µs is not met: what is
-left is spread over ~30 Python functions per event (no one above 9%) and per-call costs that are syscalls and C
-(the socket write, the event loop, json's encoder, hashes). Cython (3.3, pure-Python mode, no annotations) on
-segment.py, kafka_decode.py, events.py and ids.py took the Kafka decode from 8.5 to 7.0 µs per record in process
+local_personalize and the other sessions share the cores); calls per 1000 127 / 126 / 127 → 126 / 126 / 127
+(floor 123, 1.02-1.03x). 40 µs is not met: what is left is spread over ~30 Python functions per event (no one
+above 9%) and per-call costs that are syscalls and C (the socket write, the event loop, json's encoder, hashes).
+Cython (3.3, pure-Python mode, no annotations) on segment.py, kafka_decode.py, hub/events.py and hub/ids.py took the Kafka decode from 8.5 to 7.0 µs per record in process
 (−17%; the Python part −27%, msgspec's parse unchanged): compiled, every Python-level part of the hub at that rate
 would save ~12 µs per event, to ~50. Reaching 40 takes fewer objects per event (aiokafka's record, _Message, the JSON
 tree, the lean struct and three dict copies, Event and SourceRef, PersonalizeRecord and its dict, the wire copy,
