@@ -69,29 +69,29 @@ the hub near 25 µs per event and a cheaper local_personalize. py-spy shares aft
 (half of it GC pauses taken on its lines), aiokafka 4%, pipeline 6.5%, runner + batcher 6.6%, the PutEvents call
 10% (HTTP 2.5%, body 4%, SigV4 2%), asyncio 8%, the socket write 3.4%, select 4%.
 
-Issue 12, the hub's own overhead (branch `stream`; machine loaded 3-7 by other sessions; main and this change back
-to back). Where a lifted run's 71.7 µs per event went on main (py-spy, 250 Hz): Kafka decode 14.5 µs (JSON parse 6.1,
+Issue 12, the hub's own overhead (branch `stream`; machine loaded 3-7 by other sessions; main and this change back to
+back). Where a lifted run's 71.7 µs per event went on main (py-spy, 250 Hz): Kafka decode 14.5 µs (JSON parse 6.1,
 Segment decode 5.4, the decoder's own loop 3.0), aiokafka 4.0, identity 5.8, mapping + validation 5.9, the partition
 flow 5.1 (of which 4.0 is freeing a settled micro-batch's objects), pipeline + runner submit 2.8, batcher 3.1, the
 PutEvents call ~17 (HTTP 5.3 of which the socket write 2.4, body 2.8, SigV4 2.7, runner send/settle/dispatch 5,
-destination 1.3), readiness 1.8, console tap 0.9, metrics 0.8, event loop 5.5 + asyncio 1.6; over all of it the young
-GC collections (gc.callbacks, timed: ~10% of the CPU, as a micro-batch's objects were walked and promoted while in
-flight). Changed: young collections every 1,000,000 net allocations instead of 10,000 (A/B on this branch, lifted,
-100k/100k/200k events: 67.6 / 64.1 / 69.9 → 58.6 / 60.5 / 62.2 µs; peak RSS 340 → 420-430 MiB, the same at 200,000; the run
-left no garbage in cycles), the delivery-lag histogram observed per bucket for a whole PutEvents batch (it was a
-lock per event), SigV4's date formatted once a second and its HMACs one-shot, the body through json's C encoder
-without its Python layers, readiness in Redis as one script call per batch (a HINCRBY per user before), batcher
-entries as tuples. Three pairs, main → this change: hub CPU under the limiter 76.2 / 75.3 / 67.5 → 63.6 / 67.5 / 64.7
-µs per event (mean −11%), lifted 69.7 / 70.7 / 75.1 → 59.7 / 62.6 / 55.9 (mean −17%); events/s 6,935 / 5,429 / 7,641
-→ 7,708 / 7,882 / 7,500, lifted 7,699 / 6,980 / 6,376 → 8,293 / 7,092 / 8,380 (0.9-1.1x the limited run:
-local_personalize and the other sessions share the cores); calls per 1000 127 / 126 / 127 → 126 / 126 / 127
-(floor 123, 1.02-1.03x). 40 µs is not met: what is left is spread over ~30 Python functions per event (no one
-above 9%) and per-call costs that are syscalls and C (the socket write, the event loop, json's encoder, hashes).
-Cython (3.3, pure-Python mode, no annotations) on segment.py, kafka_decode.py, hub/events.py and hub/ids.py took the Kafka decode from 8.5 to 7.0 µs per record in process
-(−17%; the Python part −27%, msgspec's parse unchanged): compiled, every Python-level part of the hub at that rate
-would save ~12 µs per event, to ~50. Reaching 40 takes fewer objects per event (aiokafka's record, _Message, the JSON
-tree, the lean struct and three dict copies, Event and SourceRef, PersonalizeRecord and its dict, the wire copy,
-the batcher entry): a micro-batch carried as columns from the fetch to the request body.
+destination 1.3), readiness 1.8, console tap 0.9, metrics 0.8, event loop 5.5 + asyncio 1.6; over all of it the young GC
+collections (gc.callbacks, timed: ~10% of the CPU, as a micro-batch's objects were walked and promoted while in flight).
+Changed: young collections every 1,000,000 net allocations instead of 10,000 (A/B on this branch, lifted, 100k/100k/200k
+events: 67.6 / 64.1 / 69.9 → 58.6 / 60.5 / 62.2 µs; peak RSS 340 → 420-430 MiB, the same at 200,000; the run left no
+garbage in cycles), the delivery-lag histogram observed per bucket for a whole PutEvents batch (it was a lock per
+event), SigV4's date formatted once a second and its HMACs one-shot, the body through json's C encoder without its
+Python layers, readiness in Redis as one script call per batch (a HINCRBY per user before), batcher entries as tuples.
+Three pairs, main → this change: hub CPU under the limiter 76.2 / 75.3 / 67.5 → 63.6 / 67.5 / 64.7 µs per event (mean
+−11%), lifted 69.7 / 70.7 / 75.1 → 59.7 / 62.6 / 55.9 (mean −17%); events/s 6,935 / 5,429 / 7,641 → 7,708 / 7,882 /
+7,500, lifted 7,699 / 6,980 / 6,376 → 8,293 / 7,092 / 8,380 (0.9-1.1x the limited run: local_personalize and the other
+sessions share the cores); calls per 1000 127 / 126 / 127 → 126 / 126 / 127 (floor 123, 1.02-1.03x). 40 µs is not met:
+what is left is spread over ~30 Python functions per event (no one above 9%) and per-call costs that are syscalls and C
+(the socket write, the event loop, json's encoder, hashes). Cython (3.3, pure-Python mode, no annotations) on
+segment.py, kafka_decode.py, hub/events.py and hub/ids.py took the Kafka decode from 8.5 to 7.0 µs per record in process
+(−17%; the Python part −27%, msgspec's parse unchanged): compiled, every Python-level part of the hub at that rate would
+save ~12 µs per event, to ~50. Reaching 40 takes fewer objects per event (aiokafka's record, _Message, the JSON tree,
+the lean struct and three dict copies, Event and SourceRef, PersonalizeRecord and its dict, the wire copy, the batcher
+entry): a micro-batch carried as columns from the fetch to the request body.
 """
 
 from __future__ import annotations
