@@ -29,18 +29,10 @@ DELIVERY_LAG = Histogram(
 )
 
 
-def observe_many(histogram: Histogram, amount: float, count: int) -> None:
-    """`count` observations of one amount, as `count` calls of `observe` would record them but with one lock
-    per value: an export's rows share a timestamp. Uses prometheus_client's Histogram internals (pinned < 1)."""
-    histogram._raise_if_not_observable()
-    histogram._sum.inc(amount * count)
-    histogram._buckets[bisect_left(histogram._upper_bounds, amount)].inc(count)  # the first bound >= amount
-
-
 def observe_all(histogram: Histogram, amounts: list[float]) -> None:
     """One observation of each amount, as as many `observe` calls would record them, with one lock per bucket
     touched: a delivered PutEvents batch's lags differ event by event, and a lock per event cost more than the
-    rest of settling it. Uses prometheus_client's Histogram internals (pinned < 1), as `observe_many`."""
+    rest of settling it. Uses prometheus_client's Histogram internals (pinned < 1)."""
     histogram._raise_if_not_observable()
     bounds = histogram._upper_bounds
     per_bucket: dict[int, int] = {}

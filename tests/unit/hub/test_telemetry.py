@@ -1,4 +1,4 @@
-"""RepeatFilter: an identical message is logged once per interval, then with the count held back; observe_many."""
+"""RepeatFilter: an identical message is logged once per interval, then with the count held back; observe_all."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from hub.telemetry import RepeatFilter, observe_all, observe_many
+from hub.telemetry import RepeatFilter, observe_all
 
 
 class Clock:
@@ -43,17 +43,6 @@ def test_different_messages_loggers_and_levels_are_not_folded():
     assert repeats.filter(record("engine unreachable", name="hub.other"))
     assert repeats.filter(record("engine unreachable", level=logging.WARNING))
     assert not repeats.filter(record("engine unreachable"))
-
-
-def test_observe_many_records_what_as_many_observe_calls_would():
-    buckets = (0.01, 0.1, 1, 10)
-    one, many = (Histogram(name, "lag", ["destination"], buckets=buckets, registry=CollectorRegistry())
-                 for name in ("one", "many"))
-    for amount, count in ((0.0, 3), (0.01, 2), (0.5, 4), (1.0, 1), (10.5, 2), (3.25, 1)):
-        for _ in range(count):
-            one.labels("d").observe(amount)
-        observe_many(many.labels("d"), amount, count)
-    assert samples(one, "one") == samples(many, "many")
 
 
 def test_observe_all_records_what_one_observe_call_per_amount_would():
