@@ -93,6 +93,10 @@ class PartitionFlow:
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pipelined = emit if isinstance(emit, PipelinedEmit) else None
+        # What the runners hold back this flow's later units by (Ticket.chain): a token, not the flow itself,
+        # because a unit given up after `stop` (revoked mid-retry) holds its chain back for good, and the flow
+        # would be kept with its whole record window.
+        self._chain = object()
         self._in_flight: deque[_InFlight] = deque()
         self._in_flight_records = 0
         self._settled = asyncio.Event()  # an in-flight batch settled, or one was submitted
@@ -143,7 +147,7 @@ class PartitionFlow:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             if self._pipelined is not None:
-                self._pipelined.resume(self)  # nothing of this flow is held back any more
+                self._pipelined.resume(self._chain)  # nothing of this flow is held back any more
 
     async def _run(self) -> None:
         if self._pipelined is not None:
@@ -193,7 +197,7 @@ class PartitionFlow:
                 if pending:
                     events = [event for message in pending for event in message.events]
                     rejections = [rejection for message in pending for rejection in message.rejections]
-                    submission = await pipelined.submit(events, rejections, chain=self)
+                    submission = await pipelined.submit(events, rejections, chain=self._chain)
                 self._in_flight.append(_InFlight(pending, submission, started, len(records)))
                 self._settled.set()
                 for message in messages:
@@ -242,7 +246,7 @@ class PartitionFlow:
                 for left, started in retried:
                     if not await self._settle(left, started=started, attempt=1):
                         return  # closing: the records stay uncommitted for the next owner
-                self._pipelined.resume(self)  # type: ignore[union-attr]
+                self._pipelined.resume(self._chain)  # type: ignore[union-attr]
                 self._recovering = False
             self._forget_records(batch.messages)
             self._on_progress(self)

@@ -425,3 +425,27 @@ async def test_a_pipelined_flow_stopped_with_batches_in_flight_commits_only_what
     assert flow.commit_position() == 2  # never past the unsettled record
     gate.set()
     await runner.close()
+
+
+async def test_a_unit_given_up_after_its_flow_stopped_does_not_keep_the_flow_alive():
+    import gc
+    import weakref
+
+    from hub.errors import RetryableError
+    from tests.unit.hub.fakes import RecordingDestination
+
+    destination = RecordingDestination(lambda batch, calls: RetryableError("503"))
+    pipeline, runner = await pipeline_with(destination)
+    runner.retry = RetryPolicy(base_delay_secs=0.5, max_delay_secs=0.5, max_attempts=2)  # gives up well after the stop
+    flow = PartitionFlow("t-0", pipeline, RecordDecoder("k", "segment"), lambda f: None, FAST_BACKOFF,
+                         max_batch_records=8)
+    flow.start()
+    flow.add([Record(0, encoded(track("m0")))])
+    await until(lambda: destination.calls >= 1)
+    await flow.stop(0.05)  # revoked while m0 is still being retried
+    await until(lambda: runner._held)  # m0 given up after the stop: its key is held back for good
+    stopped = weakref.ref(flow)
+    del flow
+    gc.collect()
+    assert stopped() is None  # the runner holds a token, not the flow and its record window
+    await runner.close()
