@@ -184,6 +184,7 @@ class PartitionFlow:
 
     async def _run_pipelined(self, pipelined: PipelinedEmit) -> None:
         settler = asyncio.create_task(self._settle_in_order(), name=f"kafka-settle:{self.name}")
+        settler.add_done_callback(self._report_settler_failure)
         try:
             while await self._wait(self._submittable):
                 records, messages = self._next_batch(self._pipelined_batch_records(), split=True)
@@ -210,6 +211,13 @@ class PartitionFlow:
                 await settler  # the batches in flight settle (the stop's grace bounds it)
             finally:
                 settler.cancel()
+
+    def _report_settler_failure(self, settler: asyncio.Task[None]) -> None:
+        # A bug there stalls the partition (nothing settles, so nothing more is submitted or committed): say so
+        # now, not at the stop that collects the exception.
+        if not settler.cancelled() and settler.exception() is not None:
+            log.error("kafka %s: settling failed; the partition is stalled until it is reassigned", self.name,
+                      exc_info=settler.exception())
 
     async def _settle_in_order(self) -> None:
         """Take the in-flight batches' settlements oldest first; emit again what one left unsettled."""

@@ -449,3 +449,22 @@ async def test_a_unit_given_up_after_its_flow_stopped_does_not_keep_the_flow_ali
     gc.collect()
     assert stopped() is None  # the runner holds a token, not the flow and its record window
     await runner.close()
+
+
+async def test_a_failing_settler_is_logged_when_it_fails_not_at_the_stop(caplog):
+    from tests.unit.hub.fakes import RecordingDestination
+
+    pipeline, runner = await pipeline_with(RecordingDestination())
+    flow = PartitionFlow("t-0", pipeline, RecordDecoder("k", "segment"), lambda f: None, FAST_BACKOFF,
+                         max_batch_records=8)
+
+    def broken(settlements, messages):
+        raise RuntimeError("a bug")
+
+    flow._apply = broken
+    flow.start()
+    flow.add([Record(0, encoded(track("m0")))])
+    await until(lambda: "settling failed" in caplog.text)
+    assert flow.commit_position() is None  # stalled, nothing committed past the record
+    await flow.stop(0.05)
+    await runner.close()
