@@ -434,15 +434,24 @@ async def test_a_unit_given_up_after_its_flow_stopped_does_not_keep_the_flow_ali
     from hub.errors import RetryableError
     from tests.unit.hub.fakes import RecordingDestination
 
-    destination = RecordingDestination(lambda batch, calls: RetryableError("503"))
+    stopped_flow = asyncio.Event()
+
+    class FailingAfterTheStop(RecordingDestination):  # the second (last) attempt fails once the flow stopped
+        async def send(self, batch):
+            if self.calls >= 1:
+                await stopped_flow.wait()
+            await super().send(batch)
+
+    destination = FailingAfterTheStop(lambda batch, calls: RetryableError("503"))
     pipeline, runner = await pipeline_with(destination)
-    runner.retry = RetryPolicy(base_delay_secs=0.5, max_delay_secs=0.5, max_attempts=2)  # gives up well after the stop
+    runner.retry = RetryPolicy(base_delay_secs=0.001, max_delay_secs=0.001, max_attempts=2)
     flow = PartitionFlow("t-0", pipeline, RecordDecoder("k", "segment"), lambda f: None, FAST_BACKOFF,
                          max_batch_records=8)
     flow.start()
     flow.add([Record(0, encoded(track("m0")))])
     await until(lambda: destination.calls >= 1)
     await flow.stop(0.05)  # revoked while m0 is still being retried
+    stopped_flow.set()
     await until(lambda: runner._held)  # m0 given up after the stop: its key is held back for good
     stopped = weakref.ref(flow)
     del flow
