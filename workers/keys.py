@@ -31,12 +31,14 @@ def index_key(job: str) -> str:
 
 
 def ledger_key(run_id: str, destination: str) -> str:
-    """Hash: recipient → delivery state, for one run and destination."""
+    """Hash: recipient → delivery state, for one run and destination, but for the states kept with the last
+    sync (`sent` with its digest, `unchanged`: workers/ledger.py)."""
     return f"{PREFIX}:ledger:{run_id}:{destination}"
 
 
 def sync_key(job: str, destination: str) -> str:
-    """Hash: recipient → digest of what the destination last received successfully from this job."""
+    """Hash: recipient → "<digest>:<state>:<run id>": the digest of what the destination last received
+    successfully from this job, and the run that sent it or found it unchanged."""
     return f"{PREFIX}:sync:{job}:{destination}"
 
 

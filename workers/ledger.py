@@ -29,6 +29,25 @@ def failed(reason: str) -> str:
     return f"failed:{reason}"
 
 
+# Where a state lives: `sent` with its digest and `unchanged` (what nearly every recipient ends in) live in the
+# job's last-sync hash as "<digest>:<state>:<run id>", one field per recipient that the lookup reads anyway;
+# the run's ledger hash keeps only the rest (`sending`, `unknown`, failures, and `sent` without a digest), and
+# a state found there wins. Before, every recipient also had a field in the run's ledger: with a million
+# recipients that was five lookups in two hashes of a million fields per user, the larger half of Redis's
+# time (bench/braze_export.py). A last-sync value without a run ("<digest>", older layout) is an earlier
+# run's; a run's ledger from before holds every state in its ledger hash, which still wins: both read as
+# they were.
+_THIS_RUNS = """
+local function this_runs(value, sent_mark, unchanged_mark)
+  local colon = string.find(value, ':', 1, true)
+  if not colon then return value, false end
+  local tail = string.sub(value, colon)
+  local digest = string.sub(value, 1, colon - 1)
+  if tail == sent_mark then return digest, 'sent' end
+  if tail == unchanged_mark then return digest, 'unchanged' end
+  return digest, false
+end
+"""
 # Moves recipients to new states and keeps the run's per-state counters exact: a counter changes only
 # when a state does, so a task that runs twice counts nothing twice. Optionally records sync digests.
 # Lists travel as one JSON argument each (cjson is built into Redis's Lua): packing thousands of
@@ -36,33 +55,58 @@ def failed(reason: str) -> str:
 # A state other than `sending` or `unknown` is an outcome: it clears the recipient's pending mark.
 # KEYS: ledger hash, run hash, sync hash, pending hash. ARGV: destination, ledger ttl, sync ttl,
 # JSON [recipient, …] of the new states, the one state of them all (or "" when they differ), JSON [state, …]
-# (when they differ), JSON [recipient, digest, …], JSON [recipient, pending mark, …].
+# (when they differ), JSON [recipient, digest, …] delivered in this run, JSON [recipient, pending mark, …], run id.
 # One state for a whole list is the common case (a chunk's `sent`): nothing decoded or indexed per recipient for it.
-_SETTLE = """
+_SETTLE = _THIS_RUNS + """
 local dest, same = ARGV[1], ARGV[5]
 local recipients, synced, pending = cjson.decode(ARGV[4]), cjson.decode(ARGV[7]), cjson.decode(ARGV[8])
+local sent_mark, unchanged_mark = ':sent:' .. ARGV[9], ':unchanged:' .. ARGV[9]
+local delivered, sync_writes = {}, {}
+for j = 1, #synced, 2 do delivered[synced[j]] = synced[j + 1] end
 if #recipients > 0 then
-  -- One HMGET, one HSET, one HINCRBY per state and one HDEL for the whole list, not calls per recipient:
-  -- an export settles a million recipients through here.
+  -- One HMGET per hash, one HSET, one HINCRBY per state and one HDEL for the whole list, not calls per
+  -- recipient: an export settles a million recipients through here.
   local states = same == '' and cjson.decode(ARGV[6]) or nil
   local old = redis.call('HMGET', KEYS[1], unpack(recipients))
-  local changed, counts, now = {}, {}, {}
+  local last = redis.call('HMGET', KEYS[3], unpack(recipients))
+  local now, first, counts = {}, {}, {}
   for j = 1, #recipients do
     local recipient, new = recipients[j], same
     if states then new = states[j] end
     local was = now[recipient]
-    if was == nil then was = old[j] end
+    if was == nil then
+      first[recipient] = j
+      was = old[j]
+      if not was and last[j] then
+        local _, this_run = this_runs(last[j], sent_mark, unchanged_mark)
+        was = this_run
+      end
+    end
     if was ~= new then
       now[recipient] = new
       counts[new] = (counts[new] or 0) + 1
       if was then counts[was] = (counts[was] or 0) - 1 end
     end
   end
+  local ledger_writes, ledger_deletes = {}, {}
   for recipient, new in pairs(now) do
-    changed[#changed + 1] = recipient
-    changed[#changed + 1] = new
+    local j = first[recipient]
+    -- `sent` goes with its digest below; `unchanged` keeps the digest the last sync holds
+    local with_digest = new == 'sent' and delivered[recipient] ~= nil
+    if new == 'unchanged' and last[j] then
+      sync_writes[#sync_writes + 1] = recipient
+      sync_writes[#sync_writes + 1] = this_runs(last[j], sent_mark, unchanged_mark) .. unchanged_mark
+      with_digest = true
+    end
+    if not with_digest then
+      ledger_writes[#ledger_writes + 1] = recipient
+      ledger_writes[#ledger_writes + 1] = new
+    elseif old[j] then
+      ledger_deletes[#ledger_deletes + 1] = recipient
+    end
   end
-  if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
+  if #ledger_writes > 0 then redis.call('HSET', KEYS[1], unpack(ledger_writes)) end
+  if #ledger_deletes > 0 then redis.call('HDEL', KEYS[1], unpack(ledger_deletes)) end
   for state, count in pairs(counts) do
     if count ~= 0 then redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. state, count) end
   end
@@ -78,8 +122,13 @@ if #recipients > 0 then
   end
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-if #synced > 0 then
-  redis.call('HSET', KEYS[3], unpack(synced))
+-- Every digest delivered in this run, whether or not its state changed now (a resync after a crash).
+if #sync_writes > 0 or #synced > 0 then
+  for j = 1, #synced, 2 do
+    sync_writes[#sync_writes + 1] = synced[j]
+    sync_writes[#sync_writes + 1] = synced[j + 1] .. sent_mark
+  end
+  redis.call('HSET', KEYS[3], unpack(sync_writes))
   redis.call('EXPIRE', KEYS[3], ARGV[3])
 end
 if #pending > 0 then
@@ -87,12 +136,26 @@ if #pending > 0 then
   redis.call('EXPIRE', KEYS[4], ARGV[3])
 end
 """
-# KEYS: (ledger hash, sync hash, pending hash) per destination. ARGV: JSON [recipient, …]. Returns JSON
+# KEYS: (ledger hash, sync hash, pending hash) per destination. ARGV: JSON [recipient, …], run id. Returns JSON
 # [[state or false, …], [digest or false, …], [pending mark or false, …], …] in KEYS order.
-_LOOKUP = """
+_LOOKUP = _THIS_RUNS + """
 local recipients = cjson.decode(ARGV[1])
+local sent_mark, unchanged_mark = ':sent:' .. ARGV[2], ':unchanged:' .. ARGV[2]
 local found = {}
-for i = 1, #KEYS do found[i] = redis.call('HMGET', KEYS[i], unpack(recipients)) end
+for i = 1, #KEYS, 3 do
+  local states = redis.call('HMGET', KEYS[i], unpack(recipients))
+  local digests = redis.call('HMGET', KEYS[i + 1], unpack(recipients))
+  for j = 1, #recipients do
+    if digests[j] then
+      local digest, state = this_runs(digests[j], sent_mark, unchanged_mark)
+      digests[j] = digest
+      if not states[j] then states[j] = state end
+    end
+  end
+  found[#found + 1] = states
+  found[#found + 1] = digests
+  found[#found + 1] = redis.call('HMGET', KEYS[i + 2], unpack(recipients))
+end
 return cjson.encode(found)
 """
 MAX_RECIPIENTS_PER_CALL = 2000  # Lua's unpack takes ~8000 values: keep every call well below
@@ -137,7 +200,7 @@ class Ledger:
         for destination in destinations:
             keys += (ledger_key(self.run_id, destination), sync_key(self.job, destination),
                      pending_key(self.job, destination))
-        found = orjson.loads(await self._lookup(keys=keys, args=[orjson.dumps(recipients)]))
+        found = orjson.loads(await self._lookup(keys=keys, args=[orjson.dumps(recipients), self.run_id]))
         return {d: ([v or None for v in found[3 * i]], [v or None for v in found[3 * i + 1]],
                     [v or None for v in found[3 * i + 2]]) for i, d in enumerate(destinations)}
 
@@ -148,8 +211,8 @@ class Ledger:
         synced: Sequence[tuple[str, str]] = (),
         pending: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Record new states (recipient, state), for delivered ones their digests as the last sync, and
-        pending marks (recipient, `pending_mark`) of sends about to begin."""
+        """Record new states (recipient, state), the digests (recipient, digest) this run delivered as the
+        last sync, and pending marks (recipient, `pending_mark`) of sends about to begin."""
         if not states and not synced and not pending:
             return
         assert max(len(states), len(synced), len(pending)) <= MAX_RECIPIENTS_PER_CALL
@@ -159,7 +222,7 @@ class Ledger:
         same = new.pop() if len(new) == 1 else ""
         args = [destination, self.ttl_secs, self.sync_ttl_secs, orjson.dumps([k for k, _ in states]), same,
                 b"[]" if same else orjson.dumps([state for _, state in states]),
-                *(orjson.dumps([x for pair in pairs for x in pair]) for pairs in (synced, pending))]
+                *(orjson.dumps([x for pair in pairs for x in pair]) for pairs in (synced, pending)), self.run_id]
         await self._settle(keys=keys, args=args)
 
     async def in_doubt(self, destination: str) -> dict[str, str | None]:
