@@ -10,7 +10,7 @@ import redis.asyncio
 
 from tests.integration.workers_support import isolated_redis_url
 from workers.keys import ledger_key, run_key, sync_key
-from workers.ledger import SENDING, SENT, UNKNOWN, Ledger, failed
+from workers.ledger import SENDING, SENT, UNCHANGED, UNKNOWN, Ledger, failed
 from workers.runs import RunState, Runs
 from workers.slices import ShardLock, SliceBusy
 
@@ -127,5 +127,43 @@ async def test_resolving_a_finished_runs_unknowns_reconsiders_it_and_a_failed_ru
             ledger = Ledger(client, run_id, "job", ttl_secs=60, sync_ttl_secs=60)
             await ledger.resolve("email", await ledger.in_doubt("email"), arrived=True)
         assert runs.reconsider("r5") is RunState.SUCCEEDED and runs.reconsider("r6") is RunState.FAILED
+    finally:
+        await client.aclose()
+
+
+async def test_this_runs_sent_and_unchanged_live_with_the_last_sync_and_count_once(url):
+    client = redis.asyncio.Redis.from_url(url)
+    ledger = Ledger(client, "run-7", "job", ttl_secs=60, sync_ttl_secs=120)
+    try:
+        await client.hset(sync_key("job", "braze"), mapping={"u2": "d2:sent:run-6"})  # an earlier run's
+        for _ in range(2):  # a task that runs twice
+            await ledger.settle("braze", [("u1", SENT), ("u2", UNCHANGED)], [("u1", "d1")])
+        assert not await client.exists(ledger_key("run-7", "braze"))  # nothing left for the run's ledger hash
+        counters = {k.decode(): int(v) for k, v in (await client.hgetall(run_key("run-7"))).items()}
+        assert counters == {"dest|braze|sent": 1, "dest|braze|unchanged": 1}
+        assert (await ledger.lookup(["braze"], ["u1", "u2"]))["braze"] == ([SENT, UNCHANGED], ["d1", "d2"], [None] * 2)
+        later = Ledger(client, "run-8", "job", ttl_secs=60, sync_ttl_secs=120)
+        assert (await later.lookup(["braze"], ["u1", "u2"]))["braze"] == ([None, None], ["d1", "d2"], [None] * 2)
+        await ledger.settle("braze", [("u1", failed("http_400"))])  # a state of the run's ledger hash wins
+        assert (await ledger.lookup(["braze"], ["u1"]))["braze"] == (["failed:http_400"], ["d1"], [None])
+    finally:
+        await client.aclose()
+
+
+async def test_a_ledger_and_last_sync_digests_written_before_the_combined_layout_read_as_they_were(url):
+    client = redis.asyncio.Redis.from_url(url)
+    ledger = Ledger(client, "run-9", "job-old", ttl_secs=60, sync_ttl_secs=120)
+    try:
+        # The layout before: every state in the run's ledger hash, bare digests in the job's last-sync hash.
+        await client.hset(ledger_key("run-9", "braze"), mapping={"u1": SENT, "u2": SENDING})
+        await client.hset(sync_key("job-old", "braze"), mapping={"u1": "d1", "u3": "d3"})
+        await client.hset(run_key("run-9"), mapping={"dest|braze|sent": 1, "dest|braze|sending": 1})
+        found = await ledger.lookup(["braze"], ["u1", "u2", "u3"])
+        assert found["braze"] == ([SENT, SENDING, None], ["d1", None, "d3"], [None] * 3)
+        await ledger.settle("braze", [("u1", SENT), ("u2", SENT), ("u3", UNCHANGED)], [("u1", "d1"), ("u2", "d2")])
+        counters = {k.decode(): int(v) for k, v in (await client.hgetall(run_key("run-9"))).items()}
+        assert counters == {"dest|braze|sent": 2, "dest|braze|sending": 0, "dest|braze|unchanged": 1}
+        found = await ledger.lookup(["braze"], ["u1", "u2", "u3"])
+        assert found["braze"] == ([SENT, SENT, UNCHANGED], ["d1", "d2", "d3"], [None] * 3)
     finally:
         await client.aclose()
