@@ -8,6 +8,14 @@ ledger first, so nothing is sent twice (docs/reference/idempotency.md#per-destin
 A send begun also leaves a per-job *pending mark* (digest and run id) that only a settled outcome
 clears: a later run of the job (a new run id, so a new ledger) finds it and does not send the same
 content again blindly; it asks the destination, or records `unknown` for `hub jobs resolve` to decide.
+
+Where a state is kept: `sent` with its digest and `unchanged` (what nearly every recipient ends in) in the
+job's last-sync hash, as "<digest>:<state>:<run id>" in the one field per recipient that the lookup reads
+anyway; the run's ledger hash keeps the rest (`sending`, `unknown`, failures, `sent` without a digest), and
+a state found there wins. Before, every recipient had a field in the run's ledger as well: five field
+accesses per user in two hashes of a million fields, the larger half of Redis's time in a large export
+(bench/braze_export.py). What the layout before left behind reads as it was: a last-sync value without a
+run ("<digest>") is an earlier run's, and a run begun before keeps its states in its ledger hash, which wins.
 """
 
 from __future__ import annotations
@@ -29,16 +37,8 @@ def failed(reason: str) -> str:
     return f"failed:{reason}"
 
 
-# Where a state lives: `sent` with its digest and `unchanged` (what nearly every recipient ends in) live in the
-# job's last-sync hash as "<digest>:<state>:<run id>", one field per recipient that the lookup reads anyway;
-# the run's ledger hash keeps only the rest (`sending`, `unknown`, failures, and `sent` without a digest), and
-# a state found there wins. Before, every recipient also had a field in the run's ledger: with a million
-# recipients that was five lookups in two hashes of a million fields per user, the larger half of Redis's
-# time (bench/braze_export.py). A last-sync value without a run ("<digest>", older layout) is an earlier
-# run's; a run's ledger from before holds every state in its ledger hash, which still wins: both read as
-# they were.
 # The digest in a last-sync value and this run's state in it (false: an earlier run's, or a bare digest).
-# Compared in place, without cutting strings: the lookup and the settle read a million of these.
+# The state is compared in place, not cut out: the lookup and the settle read a million of these.
 _READ_SYNC = """
 local function read_sync(value, sent_mark, unchanged_mark)
   local colon = string.find(value, ':', 1, true)
@@ -63,7 +63,7 @@ _SETTLE = _READ_SYNC + """
 local dest, same = ARGV[1], ARGV[5]
 local recipients, synced, pending = cjson.decode(ARGV[4]), cjson.decode(ARGV[7]), cjson.decode(ARGV[8])
 local sent_mark, unchanged_mark = ':sent:' .. ARGV[9], ':unchanged:' .. ARGV[9]
-local delivered, sync_writes = {}, {}
+local delivered = {}
 for j = 1, #synced, 2 do delivered[synced[j]] = synced[j + 1] end
 if #recipients > 0 then
   -- One HMGET per hash, one HSET, one HINCRBY per state and one HDEL for the whole list, not calls per
@@ -89,7 +89,7 @@ if #recipients > 0 then
       if was then counts[was] = (counts[was] or 0) - 1 end
     end
   end
-  local ledger_writes, ledger_deletes = {}, {}
+  local ledger_writes, ledger_deletes, sync_writes = {}, {}, {}
   for j = 1, #recipients do  -- each changed recipient once, at its first place (old[j], last[j] are its)
     local recipient = recipients[j]
     local new = now[recipient]
@@ -112,6 +112,10 @@ if #recipients > 0 then
   end
   if #ledger_writes > 0 then redis.call('HSET', KEYS[1], unpack(ledger_writes)) end
   if #ledger_deletes > 0 then redis.call('HDEL', KEYS[1], unpack(ledger_deletes)) end
+  if #sync_writes > 0 then
+    redis.call('HSET', KEYS[3], unpack(sync_writes))
+    redis.call('EXPIRE', KEYS[3], ARGV[3])
+  end
   for state, count in pairs(counts) do
     if count ~= 0 then redis.call('HINCRBY', KEYS[2], 'dest|' .. dest .. '|' .. state, count) end
   end
@@ -128,12 +132,9 @@ if #recipients > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 -- Every digest delivered in this run, whether or not its state changed now (a resync after a crash).
-if #sync_writes > 0 or #synced > 0 then
-  for j = 1, #synced, 2 do
-    sync_writes[#sync_writes + 1] = synced[j]
-    sync_writes[#sync_writes + 1] = synced[j + 1] .. sent_mark
-  end
-  redis.call('HSET', KEYS[3], unpack(sync_writes))
+if #synced > 0 then
+  for j = 2, #synced, 2 do synced[j] = synced[j] .. sent_mark end
+  redis.call('HSET', KEYS[3], unpack(synced))
   redis.call('EXPIRE', KEYS[3], ARGV[3])
 end
 if #pending > 0 then
