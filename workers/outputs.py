@@ -19,7 +19,7 @@ SAMPLE_CHARS = 300  # a malformed line is quoted in the report up to this length
 # bounded so a catalog of millions costs at most ~40 MB more.
 MAX_MERGED_ITEMS = 50_000
 # What follows a user's items in the digest's encoding when there is no users list: email None, attributes {}.
-_NO_CONTACT_TAIL = b",null,{}]"
+_NO_CONTACT_TAIL = b"],null,{}]"
 
 
 class _Output(msgspec.Struct):
@@ -60,8 +60,12 @@ def digest_of(*parts: Any) -> str:
     return _digest(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS))
 
 
-def _digest(encoded: bytes) -> str:
-    return hashlib.blake2b(encoded, digest_size=12).hexdigest()
+def _digest(*encoded: bytes | memoryview) -> str:
+    """The digest of the pieces' concatenation, hashed piece by piece: a user's items are not copied to wrap them."""
+    digest = hashlib.blake2b(digest_size=12)
+    for piece in encoded:
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def _digest_part(entry: dict[str, Any], scored: bool) -> bytes | None:
@@ -178,16 +182,16 @@ class Decorator:
         if self.recipe is not Recipe.USER_RECOMMENDATIONS:
             items = copied_items(entries, scores)
             record = {"itemId": key, "items": items, "job": self.job, "runId": self.run_id}
-            digest = _digest(b"[" + items_encoded + b"]") if items_encoded else digest_of(items)
+            digest = _digest(b"[[", items_encoded, b"]]") if items_encoded is not None else digest_of(items)
             return Decorated(key, record, digest, 0)
         email, attributes = _contact(contact)
         if items_encoded is None:
             digest = digest_of(copied_items(entries, scores), email, attributes)
         elif email is None and type(attributes) is dict and not attributes:
-            digest = _digest(b"[" + items_encoded + _NO_CONTACT_TAIL)
+            digest = _digest(b"[[", items_encoded, _NO_CONTACT_TAIL)
         else:  # digest_of's encoding of (items, email, attributes), the items spliced in
-            digest = _digest(b"".join((b"[", items_encoded, b",", orjson.dumps(email), b",",
-                                       orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS), b"]")))
+            digest = _digest(b"[[", items_encoded, b"],", orjson.dumps(email), b",",
+                             orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS), b"]")
         if self.views_only:
             view = catalog_view(key, email or None, self.job, self.run_id, item_ids, entries, scores, attributes)
             if view is not None:
@@ -225,9 +229,10 @@ _Prepared = tuple[dict[str, Any], bytes | None]
 _ENTRY, _PART = itemgetter(0), itemgetter(1)
 
 
-def _items_encoding(found: list[_Prepared], scores: list[float] | None) -> bytes | None:
-    """`digest_of`'s encoding of the items as a JSON array, from their prepared parts and the scores; None
-    when an item has none (not kept, or `_digest_part` refused)."""
+def _items_encoding(found: list[_Prepared], scores: list[float] | None) -> memoryview | None:
+    """`digest_of`'s encoding of the items as the inside of a JSON array (no brackets: the digest hashes them
+    around it), from their prepared parts and the scores; None when an item has none (not kept, or
+    `_digest_part` refused)."""
     parts = list(map(_PART, found))
     if None in parts:
         return None
@@ -235,7 +240,7 @@ def _items_encoding(found: list[_Prepared], scores: list[float] | None) -> bytes
     if scores is not None:
         # A float's JSON has no comma: the list's encoding splits into each score's, as orjson writes it.
         joined %= tuple(orjson.dumps(scores)[1:-1].split(b","))
-    return b"[" + joined[:-1] + b"]"
+    return memoryview(joined)[:-1]  # each part ends with ","
 
 
 def _contact(contact: dict[str, Any] | None) -> tuple[Any, Any]:

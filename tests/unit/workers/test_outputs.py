@@ -118,6 +118,18 @@ def test_digests_spliced_from_prepared_items_are_digest_of_the_items(scored, con
     assert all(part is not None for _, part in decorator._prepared[scored].values())  # spliced, not re-encoded
 
 
+
+@pytest.mark.parametrize("scored", [True, False])
+def test_related_items_digests_spliced_from_prepared_items_are_digest_of_the_items(scored):
+    # The same splicing for an item's related items: digest_of(items) exactly, the items wrapped once more.
+    decorator = Decorator(Recipe.RELATED_ITEMS, "weekly", "weekly-1", CATALOG, False)
+    output = {"recommendedItems": ["i2", "i1"], **({"scores": [0.5, 1e-9]} if scored else {})}
+    raw = json.dumps({"input": {"itemId": "i0"}, "output": output}).encode()
+    result = decorator.decorate(*decorator.read(raw), raw)
+    items = [{"itemId": i, **({"score": s} if scored else {}), **CATALOG[i]}
+             for i, s in zip(output["recommendedItems"], output.get("scores", [None, None]))]
+    assert result.digest == digest_of(items)
+
 def test_views_only_records_leave_the_items_to_the_view_which_copies_them_once_asked():
     full = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", CATALOG, False)
     lean = Decorator(Recipe.USER_RECOMMENDATIONS, "weekly", "weekly-1", CATALOG, False, views_only=True)
