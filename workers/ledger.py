@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import orjson
 import redis.asyncio
 
-from workers.keys import ledger_key, pending_key, run_key, sync_key
+from workers.keys import index_key, ledger_key, pending_key, run_key, sync_key
 
 SENDING, SENT, UNCHANGED, UNKNOWN = "sending", "sent", "unchanged", "unknown"
 RESOLVED_UNSENT = "failed:resolved_unsent"  # an operator said an unknown send never arrived
@@ -243,13 +243,27 @@ class Ledger:
 
     async def resolve(self, destination: str, in_doubt: dict[str, str | None], *, arrived: bool) -> None:
         """An operator's word on sends in doubt: `sent` (its digest becomes the last sync) or never arrived
-        (`failed:resolved_unsent`: the next run sends it)."""
+        (`failed:resolved_unsent`: the next run sends it). A pending mark of a later run is left alone."""
         items = list(in_doubt.items())
+        later = await self._later_runs({parsed[1] for mark in in_doubt.values() if (parsed := parse_pending(mark))})
         for i in range(0, len(items), MAX_RECIPIENTS_PER_CALL):
             part = items[i:i + MAX_RECIPIENTS_PER_CALL]
+            # A later run's mark is that run's own send in doubt (of its content): not what arrived or not
+            # here. It stays for that run's resolve (the settle clears marks: it is set again).
+            theirs = [(k, mark) for k, mark in part if (parsed := parse_pending(mark)) and parsed[1] in later]
+            ours = [(k, parsed[0]) for k, mark in part if (parsed := parse_pending(mark)) and parsed[1] not in later]
             if arrived:
-                synced = [(k, parsed[0]) for k, mark in part if (parsed := parse_pending(mark))]
-                await self.settle(destination, [(k, SENT) for k, _ in part], synced)
+                await self.settle(destination, [(k, SENT) for k, _ in part], ours, theirs)
             else:
-                await self.settle(destination, [(k, RESOLVED_UNSENT) for k, _ in part])
+                await self.settle(destination, [(k, RESOLVED_UNSENT) for k, _ in part], pending=theirs)
 
+    async def _later_runs(self, run_ids: set[str]) -> set[str]:
+        """Those of `run_ids` created after this run, by the job's run index (a run gone from it is older)."""
+        others = sorted(run_ids - {self.run_id})
+        if not others:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id in (self.run_id, *others):
+                pipe.zscore(index_key(self.job), run_id)
+            mine, *created = await pipe.execute()
+        return {r for r, at in zip(others, created, strict=True) if mine is not None and at is not None and at > mine}

@@ -167,3 +167,35 @@ async def test_a_ledger_and_last_sync_digests_written_before_the_combined_layout
         assert found["braze"] == ([SENT, SENT, UNCHANGED], ["d1", "d2", "d3"], [None] * 3)
     finally:
         await client.aclose()
+
+
+async def test_resolving_an_older_run_leaves_a_later_runs_send_in_doubt_as_it_was(url):
+    client = redis.asyncio.Redis.from_url(url)
+    runs = Runs(redis.Redis.from_url(url), ttl_secs=60)
+    older = Ledger(client, "run-10", "job-10", ttl_secs=60, sync_ttl_secs=120)
+    newer = Ledger(client, "run-11", "job-10", ttl_secs=60, sync_ttl_secs=120)
+    try:
+        for run_id in ("run-10", "run-11"):
+            runs.create(run_id, "job-10", "inference")
+            time.sleep(0.01)
+        for outcome in (True, False):
+            # The older run's send to u1 is in doubt; the newer run sent other content, in doubt too.
+            await older.settle("email", [("u1", SENDING)], pending=[("u1", "d1:run-10")])
+            await older.settle("email", [("u1", UNKNOWN)])
+            await newer.settle("email", [("u1", SENDING)], pending=[("u1", "d2:run-11")])
+            await newer.settle("email", [("u1", UNKNOWN)])
+            await older.resolve("email", await older.in_doubt("email"), arrived=outcome)
+            later = Ledger(client, "run-12", "job-10", ttl_secs=60, sync_ttl_secs=120)
+            # Not d2 as the last sync (no one said it arrived), and the newer run's mark still there: the next
+            # run neither skips d2 as unchanged nor sends it again blindly.
+            assert (await later.lookup(["email"], ["u1"]))["email"] == ([None], [None], ["d2:run-11"])
+            assert await newer.in_doubt("email") == {"u1": "d2:run-11"}
+            await client.delete(ledger_key("run-10", "email"), ledger_key("run-11", "email"))
+        # The newer run found the older run's mark for the very content it had (and recorded `unknown`): its
+        # resolve is about that send.
+        await older.settle("email", [("u2", SENDING)], pending=[("u2", "d3:run-10")])
+        await newer.settle("email", [("u2", UNKNOWN)])
+        await newer.resolve("email", await newer.in_doubt("email"), arrived=True)
+        assert (await later.lookup(["email"], ["u2"]))["email"] == ([None], ["d3"], [None])
+    finally:
+        await client.aclose()
