@@ -168,8 +168,9 @@ def submit(run_id: str) -> None:
                      solution_version_arn=version, solution_version_source=version_source, submitted_at=time.time())
 
 
-def _earlier_run_exporting(job: BatchJobConfig, run_id: str, created_at: float) -> str | None:
-    """An older run of the same job that is still exporting, if any (the last few runs are checked).
+def _other_run_exporting(job: BatchJobConfig, run_id: str) -> str | None:
+    """Another run of the same job that is still exporting, if any (the last few runs are checked): an older
+    one, or a newer one whose batch job ended first.
 
     One whose heartbeat is older than `workers.run_lease_secs` was abandoned (a worker killed and its
     task lost, an eager `hub jobs run` killed): it is failed with that reason, not waited for. Its
@@ -179,7 +180,7 @@ def _earlier_run_exporting(job: BatchJobConfig, run_id: str, created_at: float) 
     lease = context.hub_config().workers.run_lease_secs
     for other in runs().recent(job.name, 5):
         record = runs().get(other) if other != run_id else {}
-        if record.get("state") != RunState.EXPORTING.value or float(record.get("created_at", 0)) >= created_at:
+        if record.get("state") != RunState.EXPORTING.value:
             continue
         silent_secs = time.time() - Runs.last_beat(record)
         if silent_secs <= lease:
@@ -218,14 +219,15 @@ def poll(run_id: str) -> Wait | None:
         if time.time() - float(run.get("submitted_at", time.time())) > workers.max_wait_secs:
             raise RunFailed(f"batch job {run['batch_job_name']} still {status} after {workers.max_wait_secs:.0f}s")
         return Wait(workers.poll_interval_secs)
-    earlier = _earlier_run_exporting(job, run_id, float(run["created_at"]))
-    if earlier:
-        # Two runs of a job exporting at once would each send a user whose items changed: one at a time.
+    exporting = _other_run_exporting(job, run_id)
+    if exporting:
+        # Two runs of a job exporting at once would each send a user whose items changed, and each overwrites
+        # the other's sent and unchanged in the job's last-sync hash (workers/ledger.py): one at a time.
         waiting_since = float(run.get("waiting_since") or time.time())
         if time.time() - waiting_since > workers.max_wait_secs:  # alive but not finishing: never wait forever
-            raise RunFailed(f"waited {time.time() - waiting_since:.0f}s (workers.max_wait_secs) for run {earlier} "
+            raise RunFailed(f"waited {time.time() - waiting_since:.0f}s (workers.max_wait_secs) for run {exporting} "
                             "of this job to finish exporting; it still is")
-        runs().update(run_id, waiting_for=earlier, waiting_since=waiting_since)
+        runs().update(run_id, waiting_for=exporting, waiting_since=waiting_since)
         return Wait(workers.poll_interval_secs)
     # Output: "<input file name>.out" in the output folder (docs/reference/personalize-api.md#batch-inference-jobs).
     output_uri = run["output_folder"] + run["input_uri"].rsplit("/", 1)[-1] + ".out"

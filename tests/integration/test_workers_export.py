@@ -132,3 +132,26 @@ def test_a_run_waits_for_an_earlier_run_of_its_job_to_finish_exporting(shop, con
     assert steps.runs().get(later)["waiting_for"] == f"{name}-1" and steps.poll(later) is not None
     steps.runs().update(f"{name}-1", state="succeeded")
     assert steps.poll(later) is None and steps.runs().get(later)["state"] == "exporting"
+
+
+def test_an_earlier_run_whose_batch_job_ends_late_waits_for_a_later_run_exporting(
+        shop, configure_jobs, aws_endpoint_url, aws_region, unique_name, tmp_path):
+    s3 = s3_client(aws_endpoint_url, aws_region)
+    users_uri, catalog_uri = write_campaign_inputs(s3, shop.bucket, shop, 5, prefix=unique_name("overtaken"))
+    name = unique_name("overtaken").replace("-", "_")
+    configure_jobs([job_config(name, shop, users_uri, catalog_uri,
+                               [{"type": "file", "id": "f", "path": str(tmp_path / "out.jsonl")}])])
+    earlier = f"{name}-1"
+    steps.start(name, earlier)
+    steps.prepare(earlier)
+    steps.submit(earlier)
+    steps.start(name, f"{name}-2")
+    steps.runs().update(f"{name}-2", state="exporting")  # its batch job ended first
+    # Two exports of a job at once: each run keeps its sent and unchanged in the job's last-sync field, which the
+    # other overwrites, so a slice of one redone after a crash would find nothing sent (workers/ledger.py).
+    deadline = time.monotonic() + 60
+    while steps.runs().get(earlier).get("waiting_for") is None:
+        assert isinstance(steps.poll(earlier), steps.Wait) and time.monotonic() < deadline
+    assert steps.runs().get(earlier)["waiting_for"] == f"{name}-2"
+    steps.runs().update(f"{name}-2", state="succeeded")
+    assert steps.poll(earlier) is None and steps.runs().get(earlier)["state"] == "exporting"
