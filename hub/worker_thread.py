@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,9 @@ class WorkerThread:
             # was not acknowledged is redelivered, as after a kill).
             self._thread = threading.Thread(target=self._serve, args=(self._calls,), name=self.name, daemon=True)
             self._thread.start()
+            # Never stopped (a destination left unclosed): the thread ends once this object is collected, as an
+            # executor's do, instead of one idle thread per forgotten resource in a long-lived worker.
+            weakref.finalize(self, self._calls.put, None)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._calls.put((loop, future, function, args))

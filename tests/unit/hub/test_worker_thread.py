@@ -47,3 +47,15 @@ async def test_a_forked_child_gets_a_thread_of_its_own():
 
 async def _pid_of(worker: WorkerThread) -> int:
     return await worker.call(os.getpid)
+
+
+async def test_a_worker_thread_never_stopped_ends_once_it_is_collected():
+    import gc
+
+    worker = WorkerThread("forgotten")
+    assert await worker.call(lambda: 1) == 1
+    thread = worker._thread
+    del worker
+    gc.collect()
+    thread.join(2)
+    assert not thread.is_alive()
