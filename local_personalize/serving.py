@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,9 @@ class LiveModels:
         self.campaigns: dict[str, LiveCampaign] = {}
         self._loading: dict[str, asyncio.Future[LiveModel]] = {}
         self._held: dict[str, list[tuple[int, Ingested]]] = {}
+        # Versions a campaign is being activated on, and how many: not released meanwhile. Released between its
+        # load and the activation resuming, a version would serve that campaign without PutEvents folded in.
+        self._activating: Counter[str] = Counter()
 
     async def version(self, version_arn: str) -> LiveModel:
         """The live model of a version, loading it once however many campaigns ask."""
@@ -182,7 +186,12 @@ class LiveModels:
 
     async def activate(self, campaign: dict[str, Any]) -> LiveCampaign:
         """Serve a campaign from its (possibly shared) live model."""
-        live = await self.version(campaign["solutionVersionArn"])
+        version_arn = campaign["solutionVersionArn"]
+        self._activating[version_arn] += 1
+        try:
+            live = await self.version(version_arn)
+        finally:
+            self._activating -= Counter({version_arn: 1})  # drops it at zero
         if live.model.recipe_type == RecipeType.USER_SEGMENTATION:
             raise ValueError(f"{live.model.recipe_name} cannot back a campaign")
         config = campaign.get("campaignConfig") or {}
@@ -199,6 +208,6 @@ class LiveModels:
         self._release_unused()
 
     def _release_unused(self) -> None:
-        used = {campaign.live.version_arn for campaign in self.campaigns.values()}
+        used = {campaign.live.version_arn for campaign in self.campaigns.values()} | self._activating.keys()
         for version_arn in [arn for arn in self.versions if arn not in used]:
             del self.versions[version_arn]
