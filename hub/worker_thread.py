@@ -23,10 +23,13 @@ class WorkerThread:
         self.name = name
         self._calls: queue.SimpleQueue = queue.SimpleQueue()  # (loop, future, function, args); None: stop
         self._thread: threading.Thread | None = None  # started by the first call after construction or `stop`
+        self._end: weakref.finalize | None = None  # asks the thread to end, once: by `stop`, or when collected
 
     def call(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
         """`function(*args)` on the thread; await the returned future for its result or exception."""
         if self._thread is None or not self._thread.is_alive():  # not alive: e.g. this is a forked child
+            if self._end is not None:
+                self._end.detach()  # a forked child's copy of the parent's thread: nothing to end
             self._calls = queue.SimpleQueue()  # a fresh one: a fork may have copied one mid-use
             # A daemon, as an executor's threads are not: a process that never stopped it still exits (what
             # was not acknowledged is redelivered, as after a kill).
@@ -34,7 +37,7 @@ class WorkerThread:
             self._thread.start()
             # Never stopped (a destination left unclosed): the thread ends once this object is collected, as an
             # executor's do, instead of one idle thread per forgotten resource in a long-lived worker.
-            weakref.finalize(self, self._calls.put, None)
+            self._end = weakref.finalize(self, self._calls.put, None)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._calls.put((loop, future, function, args))
@@ -43,7 +46,7 @@ class WorkerThread:
     def stop(self) -> None:
         """End the thread once the calls made before have run (a later call starts another)."""
         if self._thread is not None:
-            self._calls.put(None)
+            self._end()  # type: ignore[misc]  # set with the thread
             self._thread.join()
             self._thread = None
 

@@ -16,7 +16,7 @@ T = TypeVar("T")
 # A queued item as (item, its size, when it was added): a plain tuple, as a class's __init__ per queued event
 # cost a Python call more than the tuple.
 _Pending = tuple[T, int, float]
-_SIZE, _ADDED = 1, 2
+_ITEM, _SIZE, _ADDED = 0, 1, 2
 
 
 class PartitionedBatcher(Generic[T]):
@@ -152,7 +152,7 @@ class PartitionedBatcher(Generic[T]):
             size = queue[0][_SIZE]
             if batch and self.max_bytes is not None and taken_bytes + size > self.max_bytes:
                 break
-            batch.append(queue.popleft()[0])
+            batch.append(queue.popleft()[_ITEM])
             taken_bytes += size
         self._queued_bytes[key] -= taken_bytes
         self._pending -= len(batch)

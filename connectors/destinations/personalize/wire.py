@@ -13,10 +13,10 @@ tests/unit/connectors/personalize/test_personalize_wire.py proves the requests a
 from __future__ import annotations
 
 import json
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 import math
 from collections.abc import Mapping
 from http import HTTPStatus
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 from urllib.parse import urlsplit
 
