@@ -197,6 +197,25 @@ async def test_nothing_is_committed_while_delivery_fails_and_a_restart_delivers_
     assert sum((await committed_offsets(kafka_bootstrap, group, topic, 2)).values()) == 200
 
 
+async def test_fetch_limits_below_one_record_still_deliver_every_record_in_order(kafka_bootstrap, unique_name, tmp_path):
+    # Kafka returns a first record batch whole even when it is larger than the fetch limits: no partition stalls.
+    topic, group = unique_name("small-fetch"), unique_name("group")
+    await create_topic(kafka_bootstrap, topic, partitions=2)
+    values = [json.dumps(track(f"f{i}", user=f"u{i % 5}", padding="x" * 1500)).encode() for i in range(200)]
+    await produce(kafka_bootstrap, topic, values, keys=[f"u{i % 5}".encode() for i in range(200)])
+    hub = hub_for(kafka_source(kafka_bootstrap, topic, group, fetch_max_bytes=1024, max_partition_fetch_bytes=1024),
+                  tmp_path)
+    await hub.start()
+    try:
+        await wait_until(lambda: len(read_jsonl(tmp_path / "out.jsonl")) >= 200, DELIVERY_TIMEOUT_SECS, "200 events")
+    finally:
+        await hub.stop()
+    ids = delivered_ids(tmp_path / "out.jsonl")
+    assert sorted(ids) == sorted(f"f{i}" for i in range(200))
+    for user in range(5):  # one key, one partition: in the order produced
+        assert [i for i in ids if int(i[1:]) % 5 == user] == [f"f{i}" for i in range(user, 200, 5)]
+
+
 def _retried(hub: Hub) -> bool:
     return any(sample.value >= 1 for metric in telemetry.SEND_GIVEUPS.collect() for sample in metric.samples
                if sample.labels.get("destination") == "down")

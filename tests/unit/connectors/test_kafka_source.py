@@ -304,6 +304,19 @@ def test_security_settings_become_aiokafka_options_and_sasl_needs_credentials():
         kafka_config(security_protocol="SASL_PLAINTEXT")
 
 
+async def test_fetch_limits_reach_the_consumer_smaller_than_kafkas_defaults():
+    from connectors.sources.kafka import KafkaSource
+    from hub.connector import Context
+
+    for fields, expected in (({}, (1_048_576, 262_144)),
+                             ({"fetch_max_bytes": 4096, "max_partition_fetch_bytes": 2048}, (4096, 2048))):
+        consumer = KafkaSource(kafka_config(**fields), Context())._new_consumer()  # never started: no broker needed
+        try:
+            assert (consumer._fetch_max_bytes, consumer._max_partition_fetch_bytes) == expected
+        finally:
+            await consumer.stop()
+
+
 def test_avro_settings_are_checked_with_the_config(tmp_path):
     from hub.errors import ConfigError
 
