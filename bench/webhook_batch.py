@@ -59,6 +59,7 @@ from pathlib import Path
 
 import orjson
 
+import _profile_split as profile_split
 from _http_load import LoadResult, ServerProcess, run_load
 
 EVENTS_PER_BATCH = 100
@@ -336,6 +337,9 @@ def main() -> int:
     # identity record, so the measured rounds read the identity cache and never write to SQLite.
     print(f"identity store holds {identity_records:,} records: the keys of the {DISTINCT_BODIES * EVENTS_PER_BATCH:,} "
           f"distinct events, written in their first pass (replayed, they change none: no SQLite write is measured)")
+    if args.py_spy is not None:  # sampled over the plain and the gzip rounds alike
+        print()
+        print(profile_split.report(args.py_spy, (h.server_cpu_secs + g.server_cpu_secs) / (h.counted + g.counted) * 1e6))
     return 0 if delivered else 1
 
 
