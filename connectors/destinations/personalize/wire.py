@@ -98,6 +98,8 @@ def encode_body(operation: str, params: Mapping[str, Any]) -> bytes:
     """
     if operation == "PutEvents":
         params = {**params, "eventList": [_event_wire(e) for e in params["eventList"]]}
+    if c_make_encoder is None:  # an interpreter without json's C accelerator (PyPy): the same text, slower
+        return _JSON_DEFAULTS.encode(params).encode("utf-8")
     return "".join(c_make_encoder({}, _JSON_DEFAULTS.default, encode_basestring_ascii, None, ": ", ", ", False,
                                  False, True)(params, 0)).encode("utf-8")
 

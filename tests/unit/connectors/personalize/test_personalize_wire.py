@@ -103,6 +103,15 @@ async def test_lean_requests_equal_what_plain_botocore_prepares(aws, aws_env, fr
         assert headers[name] == (value.decode() if isinstance(value, bytes) else value)
 
 
+@pytest.mark.parametrize(("operation", "params"), CALLS, ids=[f"{o}-{i}" for i, (o, _) in enumerate(CALLS)])
+def test_bodies_are_the_same_without_jsons_c_encoder(monkeypatch, operation, params):
+    from connectors.destinations.personalize import wire
+
+    accelerated = encode_body(operation, params)
+    monkeypatch.setattr(wire, "c_make_encoder", None)  # as on an interpreter without json's C accelerator
+    assert encode_body(operation, params) == accelerated
+
+
 @given(st.one_of(
     st.floats(min_value=0, max_value=4e9, allow_nan=False),
     st.integers(0, 4_000_000_000),
