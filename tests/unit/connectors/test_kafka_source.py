@@ -308,7 +308,7 @@ async def test_fetch_limits_reach_the_consumer_smaller_than_kafkas_defaults():
     from connectors.sources.kafka import KafkaSource
     from hub.connector import Context
 
-    for fields, expected in (({}, (1_048_576, 262_144)),
+    for fields, expected in (({}, (2_097_152, 524_288)),
                              ({"fetch_max_bytes": 4096, "max_partition_fetch_bytes": 2048}, (4096, 2048))):
         consumer = KafkaSource(kafka_config(**fields), Context())._new_consumer()  # never started: no broker needed
         try:
