@@ -98,7 +98,8 @@ so only same-run ratios and the split count). `--py-spy` now prints where the CP
 under the limiter at 74.7 µs: the hub's own code 57 µs (Kafka flow and record loop 11.9, the Personalize body and call
 8.6, Segment decode with its JSON parse 8.5, HTTP client and SigV4 6.1, identity 5.8, mapping + validation 5.2,
 runner + batcher 4.1, pipeline 4.1), what it runs on 18 µs (uvloop 7.0, asyncio's streams and timeouts 4.2, aiokafka
-3.3). Sampled with `--native`, C reached from the hub's lines is about a quarter of all the CPU: msgspec 8.6%, json's
+3.3). Sampled with `--native` (blocking: the hub ran 4x slower, so indicative), C reached from the hub's lines is
+about a quarter of all the CPU: msgspec 8.6%, json's
 encoder 5.5%, socket syscalls 6.4%, OpenSSL hashes 2.9%. Lifted, 8,736 events/s against local_personalize's own
 13,932 on the same cores: 4x the limited run (~32,000) is past what the server takes here. Kafka fetch answers are now
 capped at 2 MiB (512 KiB a partition): peak RSS 410-430 → 285 MiB, CPU per record unchanged.

@@ -42,8 +42,8 @@ of run_in_executor: ~80 µs less CPU a call on uvloop) took 20.1 / 19.6 → 19.7
 page writes at commit ~3, encoding ~1.5 per changed record).
 
 Issue 12, closing round (`--py-spy` prints the split, bench/_profile_split.py): 27.6 µs per event, 0.132 of the anchor.
-The hub's own code is 92% of it: Segment decode with the body's JSON parse 6.8 µs, runner + batcher 5.3 (most of it
-freeing a delivered batch's events: each holds its message's parsed tree), identity 4.1, events/ids/worker thread 3.4,
+The hub's own code is 92% of it: Segment decode with the body's JSON parse 6.8 µs, runner + batcher 5.3 (most of it sampled on
+the dispatcher's line that takes the next batch, where the last one is released), identity 4.1, events/ids/worker thread 3.4,
 request handling 2.2, mapping + validation 1.7, Personalize encoding 1.4, pipeline 1.2, file writes 1.0; the HTTP
 server 1.3 and the loop 0.6.
 """
