@@ -79,6 +79,19 @@ class Submission(Protocol):
         """Wait until every input settled, as `emit` does; the acknowledgement."""
 
 
+class Chain:
+    """A source's ordered stream of micro-batches, e.g. one Kafka partition's (`PipelinedEmit.submit`'s `chain`).
+
+    `ended` once the source stopped it (revoked, shutting down): nothing more is submitted on it, so a unit of it
+    given up afterwards holds nothing back (hub.delivery.runner.Ticket), and nothing of it is kept for good.
+    """
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = False
+
+
 @runtime_checkable
 class PipelinedEmit(Protocol):
     """An Emit that can also be taken in two halves: `submit` returns once the micro-batch is queued, in

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from connectors.sources.kafka_decode import KafkaRecord, RecordDecoder, readable
-from hub.connector import Emit, EmitReport, Outcome, PipelinedEmit, Submission
+from hub.connector import Chain, Emit, EmitReport, Outcome, PipelinedEmit, Submission
 from hub.delivery.retry import RetryPolicy
 from hub.errors import RetryableError
 from hub.events import Event, Rejection
@@ -93,10 +93,9 @@ class PartitionFlow:
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pipelined = emit if isinstance(emit, PipelinedEmit) else None
-        # What the runners hold back this flow's later units by (Ticket.chain): a token, not the flow itself,
-        # because a unit given up after `stop` (revoked mid-retry) holds its chain back for good, and the flow
-        # would be kept with its whole record window.
-        self._chain = object()
+        # What the runners hold back this flow's later units by (Ticket.chain): a token, not the flow itself, which
+        # a unit still in a runner after `stop` (revoked mid-retry) would keep alive with its whole record window.
+        self._chain = Chain()
         self._in_flight: deque[_InFlight] = deque()
         self._in_flight_records = 0
         self._settled = asyncio.Event()  # an in-flight batch settled, or one was submitted
@@ -147,6 +146,7 @@ class PartitionFlow:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             if self._pipelined is not None:
+                self._chain.ended = True  # a unit of it given up from now on holds nothing back
                 self._pipelined.resume(self._chain)  # nothing of this flow is held back any more
 
     async def _run(self) -> None:

@@ -43,7 +43,8 @@ class Ticket:
     The members of tickets of one `chain` (a source's ordered stream, e.g. a Kafka partition that pipelines
     its micro-batches) never overtake a unit of their partition key and chain that settled RETRY: once the
     runner gives one up, the chain's members queued or submitted under that key settle RETRY too
-    (`HELD_BACK`) until `DestinationRunner.resume(chain)`, so that the source redelivers them in their order.
+    (`HELD_BACK`) until `DestinationRunner.resume(chain)`, so that the source redelivers them in their order; a chain
+    that ended (hub.connector.Chain) submits nothing more, so a unit of it given up then holds no later submission back.
     Chained or not, a ticket's own later members of a key never overtake one of its members given up: they are
     held back too (a source redelivering a micro-batch emits it as one ticket).
     """
@@ -235,7 +236,8 @@ class DestinationRunner:
         """Hold back the chains of a batch given up under `key`: their later units of that key (Ticket); and
         the later units of that key of its micro-batches, chained or not."""
         chains = _chains(given_up)
-        self._held.update((key, chain) for chain in chains)
+        # An ended chain (hub.connector.Chain) submits nothing more: a pair for it would only stay for good.
+        self._held.update((key, chain) for chain in chains if not getattr(chain, "ended", False))
         held = self._batcher.remove(key, _followers(given_up, chains))
         if held:
             self._settle(held, HELD_BACK)
