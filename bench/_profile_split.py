@@ -46,13 +46,13 @@ LIBRARIES = (
     ("botocore/", "botocore"),
     ("aiobotocore/", "botocore"),
 )
-NATIVE = (  # (file or library in the frame, name prefix or "", category): only in --native profiles
+NATIVE = (  # (file or library in the frame, name prefixes (none: any name), category): only in --native profiles
     ("libc.so", ("write", "read", "writev", "send", "recv", "epoll", "getpid"), "syscalls"),
-    ("gcmodule.c", "", "garbage collection"),
-    ("msgspec/", "", "msgspec (C)"),
-    ("_json.c", "", "json encoder (C)"),
-    ("_hashopenssl", "", "hashing (OpenSSL)"),
-    ("libcrypto", "", "hashing (OpenSSL)"),
+    ("gcmodule.c", (), "garbage collection"),
+    ("msgspec/", (), "msgspec (C)"),
+    ("_json.c", (), "json encoder (C)"),
+    ("_hashopenssl", (), "hashing (OpenSSL)"),
+    ("libcrypto", (), "hashing (OpenSSL)"),
 )
 EVENT_LOOP = "event loop (uvloop)"
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^():]*)(?::\d+)?\)$")

@@ -23,6 +23,11 @@ def url(redis_url):
     return isolated_redis_url(redis_url, REDIS_DB)
 
 
+async def run_counters(client: redis.asyncio.Redis, run_id: str) -> dict[str, int]:
+    """A run's counters hash as names → numbers."""
+    return {k.decode(): int(v) for k, v in (await client.hgetall(run_key(run_id))).items()}
+
+
 async def test_settle_keeps_counters_exact_when_repeated(url):
     client = redis.asyncio.Redis.from_url(url)
     ledger = Ledger(client, "run-1", "job", ttl_secs=60, sync_ttl_secs=120)
@@ -31,7 +36,7 @@ async def test_settle_keeps_counters_exact_when_repeated(url):
         await ledger.settle("braze", [("u1", SENT), ("u2", failed("http_400")), ("ü3", SENT)],
                             [("u1", "d1"), ("ü3", "d3")])
         await ledger.settle("braze", [("u1", SENT), ("u2", failed("http_400"))], [("u1", "d1")])  # a repeat
-        counters = {k.decode(): int(v) for k, v in (await client.hgetall(run_key("run-1"))).items()}
+        counters = await run_counters(client, "run-1")
         assert counters == {"dest|braze|sending": 0, "dest|braze|sent": 2, "dest|braze|failed:http_400": 1}
         found = await ledger.lookup(["braze", "email"], ["u1", "u2", "ü3", "u4"])
         assert found["braze"] == ([SENT, "failed:http_400", SENT, None], ["d1", None, "d3", None], [None] * 4)
@@ -139,7 +144,7 @@ async def test_this_runs_sent_and_unchanged_live_with_the_last_sync_and_count_on
         for _ in range(2):  # a task that runs twice
             await ledger.settle("braze", [("u1", SENT), ("u2", UNCHANGED)], [("u1", "d1")])
         assert not await client.exists(ledger_key("run-7", "braze"))  # nothing left for the run's ledger hash
-        counters = {k.decode(): int(v) for k, v in (await client.hgetall(run_key("run-7"))).items()}
+        counters = await run_counters(client, "run-7")
         assert counters == {"dest|braze|sent": 1, "dest|braze|unchanged": 1}
         assert (await ledger.lookup(["braze"], ["u1", "u2"]))["braze"] == ([SENT, UNCHANGED], ["d1", "d2"], [None] * 2)
         later = Ledger(client, "run-8", "job", ttl_secs=60, sync_ttl_secs=120)
@@ -161,7 +166,7 @@ async def test_a_ledger_and_last_sync_digests_written_before_the_combined_layout
         found = await ledger.lookup(["braze"], ["u1", "u2", "u3"])
         assert found["braze"] == ([SENT, SENDING, None], ["d1", None, "d3"], [None] * 3)
         await ledger.settle("braze", [("u1", SENT), ("u2", SENT), ("u3", UNCHANGED)], [("u1", "d1"), ("u2", "d2")])
-        counters = {k.decode(): int(v) for k, v in (await client.hgetall(run_key("run-9"))).items()}
+        counters = await run_counters(client, "run-9")
         assert counters == {"dest|braze|sent": 2, "dest|braze|sending": 0, "dest|braze|unchanged": 1}
         found = await ledger.lookup(["braze"], ["u1", "u2", "u3"])
         assert found["braze"] == ([SENT, SENT, UNCHANGED], ["d1", "d2", "d3"], [None] * 3)
